@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m bench store`` (and more to come). They print figures; they assert nothing."""

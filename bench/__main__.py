@@ -1,0 +1,21 @@
+"""``python -m bench NAME``: run one benchmark and print its figures."""
+
+from __future__ import annotations
+
+import typer
+
+from bench import store
+
+app = typer.Typer(
+    help="CloudSweep benchmarks: print figures for docs/benchmarks.md.", no_args_is_help=True
+)
+app.command("store")(store.run)
+
+
+@app.callback()
+def _group() -> None:
+    """Keep subcommands even while there is only one."""
+
+
+if __name__ == "__main__":
+    app()

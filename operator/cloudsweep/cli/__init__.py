@@ -1,0 +1,58 @@
+"""The ``cloudsweep`` command line: a thin front door over the engine, like the kopf handlers.
+
+Exit codes: 0 success (for scans: no waste found), 3 a scan found waste, 1 an error with a message
+saying what to fix, 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from cloudsweep import __version__, domain
+from cloudsweep.cli import db, output
+from cloudsweep.store import database
+
+EXIT_ERROR = 1
+EXIT_WASTE_FOUND = 3
+
+app = typer.Typer(
+    name="cloudsweep",
+    help="Find, price and safely remove AWS waste.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+
+
+def _version(value: bool) -> None:
+    if value:
+        output.console.print(f"cloudsweep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+# Errors that are the user's to fix: print the message, not a traceback.
+_EXPECTED = (domain.InvalidInput, database.SchemaOutOfDate)
+
+
+def main() -> None:
+    try:
+        app()
+    except _EXPECTED as error:
+        output.errors.print(f"[red]error:[/red] {error}")
+        sys.exit(EXIT_ERROR)

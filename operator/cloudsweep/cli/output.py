@@ -1,0 +1,87 @@
+"""Render rows for people (a rich table, the default) or programs (JSON, CSV); used by every command."""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+errors = Console(stderr=True)
+
+
+class OutputFormat(enum.StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(_plain(payload), indent=2, ensure_ascii=False) + "\n")
+
+
+def render(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    columns: Sequence[str],
+    fmt: OutputFormat,
+    title: str | None = None,
+    footer: Mapping[str, str] | None = None,
+    right_aligned: Sequence[str] = (),
+) -> None:
+    if fmt is OutputFormat.JSON:
+        print_json(list(rows))
+        return
+    if fmt is OutputFormat.CSV:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: _plain(row.get(key)) for key in columns})
+        sys.stdout.write(buffer.getvalue())
+        return
+    table = Table(title=title, show_footer=footer is not None, header_style="bold")
+    for column in columns:
+        table.add_column(
+            column.upper().replace("_", " "),
+            justify="right" if column in right_aligned else "left",
+            footer=(footer or {}).get(column, ""),
+            overflow="fold",
+        )
+    for row in rows:
+        table.add_row(*(_cell(row.get(column)) for column in columns))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    return str(value)

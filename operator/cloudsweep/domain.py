@@ -1,0 +1,216 @@
+"""Domain values shared by every layer: identifiers, enums, findings.
+
+Imported by the detectors (which produce findings), the store (which persists them), the scanner and
+the front doors. Nothing here talks to AWS, a database or Kubernetes.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
+
+ACCOUNT_ID_RE = re.compile(r"^[0-9]{12}$")
+ROLE_ARN_RE = re.compile(
+    r"^arn:(?P<partition>aws|aws-cn|aws-us-gov):iam::(?P<account>[0-9]{12}):role/(?P<path>[\w+=,.@/-]{1,512})$"
+)
+CENTS = Decimal("0.01")
+
+
+class InvalidInput(ValueError):
+    """Input from a user or a custom resource is wrong; the message says what and how to fix it."""
+
+
+def validate_account_id(value: object) -> str:
+    """Return an AWS account ID as a 12-digit string, refusing anything else.
+
+    YAML reads an unquoted account ID as a number and drops leading zeros, so an int is refused
+    explicitly with advice rather than converted.
+    """
+    if not isinstance(value, str):
+        raise InvalidInput(
+            f"account ID {value!r} must be a string of exactly 12 digits; quote it in YAML "
+            '(accountId: "012345678901") so leading zeros are kept'
+        )
+    if not ACCOUNT_ID_RE.fullmatch(value):
+        raise InvalidInput(f"account ID {value!r} must be exactly 12 digits")
+    return value
+
+
+def role_arn_account(role_arn: str) -> str:
+    """Return the account ID inside an IAM role ARN, or raise InvalidInput naming the problem."""
+    match = ROLE_ARN_RE.fullmatch(role_arn)
+    if match is None:
+        raise InvalidInput(
+            f"role ARN {role_arn!r} is not an IAM role ARN "
+            "(expected arn:aws:iam::<12-digit account>:role/<name>)"
+        )
+    return match.group("account")
+
+
+def validate_role_for_account(role_arn: str, account_id: str) -> None:
+    """Refuse a role ARN that belongs to another account than the one declared."""
+    arn_account = role_arn_account(role_arn)
+    if arn_account != account_id:
+        raise InvalidInput(
+            f"role ARN {role_arn!r} belongs to account {arn_account}, not to the declared "
+            f"account {account_id}; use a role in account {account_id}"
+        )
+
+
+AccountId = Annotated[str, AfterValidator(validate_account_id)]
+
+
+def money(value: Decimal | int | str) -> Decimal:
+    """Round to cents, half up, as invoices do."""
+    return Decimal(value).quantize(CENTS, rounding=ROUND_HALF_UP)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RiskLevel(enum.StrEnum):
+    """How bad it would be to remove the resource if the finding were wrong."""
+
+    SAFE = "safe"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return list(RiskLevel).index(self)
+
+
+class CleanupStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CLEANING = "cleaning"
+    CLEANED = "cleaned"
+    FAILED = "failed"
+
+
+class ScanType(enum.StrEnum):
+    """Full scans close items they do not see again; incremental and manual ones never do.
+
+    full: every enabled region and every detector; items of the account not seen are marked gone.
+    incremental: the regions or detectors asked for only; nothing is marked gone.
+    manual: a full scan requested by a person (CLI, run-now annotation); closes items like full.
+    """
+
+    FULL = "full"
+    INCREMENTAL = "incremental"
+    MANUAL = "manual"
+
+    @property
+    def closes_unseen(self) -> bool:
+        return self is not ScanType.INCREMENTAL
+
+
+class ScanStatus(enum.StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    PARTIAL = "partial"  # some regions failed; the others' findings are stored
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ConnectionStatus(enum.StrEnum):
+    PENDING = "pending"
+    CONNECTED = "connected"
+    FAILED = "failed"
+
+
+class PlanType(enum.StrEnum):
+    FREE = "free"
+    STARTER = "starter"
+    PRO = "pro"
+    ENTERPRISE = "enterprise"
+
+
+class UserRole(enum.StrEnum):
+    ADMIN = "admin"
+    MEMBER = "member"
+    VIEWER = "viewer"
+
+
+class ActionType(enum.StrEnum):
+    DELETE = "delete"
+    STOP = "stop"
+    RESIZE = "resize"
+    DETACH = "detach"
+    RELEASE = "release"
+    ARCHIVE = "archive"
+    ROLLBACK = "rollback"
+
+
+class ExecutionMethod(enum.StrEnum):
+    MANUAL = "manual"
+    AUTOMATED = "automated"
+    SCHEDULED = "scheduled"
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyCheck:
+    """One check a finding passed or failed, e.g. ``protection-tag``, ``recently-created``."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One wasted resource as a detector sees it; the store keys it by account, region, type, id."""
+
+    resource_type: str
+    resource_id: str
+    region: str
+    monthly_cost: Decimal
+    confidence: int
+    risk: RiskLevel
+    resource_arn: str | None = None
+    availability_zone: str | None = None
+    evidence: tuple[str, ...] = ()
+    safety_checks: tuple[SafetyCheck, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+    created_at: datetime | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.confidence <= 100:
+            raise ValueError(
+                f"confidence {self.confidence} of {self.resource_id} is outside 1..100"
+            )
+        if not isinstance(self.monthly_cost, Decimal):
+            raise TypeError(f"monthly_cost of {self.resource_id} must be a Decimal")
+        if self.created_at is not None and self.created_at.tzinfo is None:
+            raise ValueError(f"created_at of {self.resource_id} must be timezone-aware")
+
+    @property
+    def annual_cost(self) -> Decimal:
+        return money(self.monthly_cost * 12)
+
+    @property
+    def safety_checks_passed(self) -> bool:
+        return all(check.passed for check in self.safety_checks)
+
+    def resource_details(self) -> dict[str, Any]:
+        """The JSON stored in ``waste_items.resource_details``: why this is waste, and the facts."""
+        return {
+            "evidence": list(self.evidence),
+            "safety_checks": [
+                {"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.safety_checks
+            ],
+            "tags": dict(self.tags),
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            **dict(self.details),
+        }

@@ -1,0 +1,27 @@
+"""Persistence: PostgreSQL through SQLAlchemy. The only package that imports SQLAlchemy or psycopg.
+
+The engine and the front doors use ``Store``; ``database.open_database`` says which server.
+"""
+
+from cloudsweep.store.api import BATCH_SIZE, Store
+from cloudsweep.store.findings import FindingFilter
+from cloudsweep.store.records import (
+    AccountRecord,
+    OrganizationRecord,
+    RetentionReport,
+    ScanRecord,
+    UpsertResult,
+    WasteItemRecord,
+)
+
+__all__ = [
+    "BATCH_SIZE",
+    "AccountRecord",
+    "FindingFilter",
+    "OrganizationRecord",
+    "RetentionReport",
+    "ScanRecord",
+    "Store",
+    "UpsertResult",
+    "WasteItemRecord",
+]

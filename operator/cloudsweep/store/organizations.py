@@ -1,0 +1,60 @@
+"""Tenants: one organization per Kubernetes namespace (or per CLI ``--org``); used via ``Store``."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from cloudsweep.domain import InvalidInput
+from cloudsweep.store.models import Organization
+from cloudsweep.store.records import OrganizationRecord
+
+# A Kubernetes namespace name (RFC 1123 label): what tenants are named by.
+SLUG_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _record(row: Organization) -> OrganizationRecord:
+    return OrganizationRecord(
+        id=row.id,
+        slug=row.slug,
+        name=row.name,
+        plan_type=row.plan_type,
+        monthly_scan_limit=row.monthly_scan_limit,
+        auto_cleanup_enabled=row.auto_cleanup_enabled,
+    )
+
+
+def ensure(
+    session: Session, slug: str, *, name: str | None = None, namespace_uid: str | None = None
+) -> OrganizationRecord:
+    """Create the organization for ``slug`` or return the existing one; safe under concurrency."""
+    if not SLUG_RE.fullmatch(slug):
+        raise InvalidInput(
+            f"organization slug {slug!r} must be a Kubernetes namespace name "
+            "(lower-case letters, digits and '-', at most 63 characters)"
+        )
+    statement = (
+        insert(Organization)
+        .values(slug=slug, name=name or slug, namespace_uid=namespace_uid)
+        .on_conflict_do_nothing(index_elements=["slug"])
+    )
+    session.execute(statement)
+    row = session.execute(sa.select(Organization).where(Organization.slug == slug)).scalar_one()
+    if namespace_uid and row.namespace_uid not in (None, namespace_uid):
+        raise InvalidInput(
+            f"namespace {slug!r} was recreated (UID {namespace_uid}, recorded {row.namespace_uid}); "
+            "an administrator must retire the old organization before it is reused"
+        )
+    if namespace_uid and row.namespace_uid is None:
+        row.namespace_uid = namespace_uid
+    return _record(row)
+
+
+def get(session: Session, slug: str) -> OrganizationRecord | None:
+    row = session.execute(
+        sa.select(Organization).where(Organization.slug == slug)
+    ).scalar_one_or_none()
+    return _record(row) if row else None

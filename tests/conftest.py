@@ -1,0 +1,113 @@
+"""Fixtures that start real servers, shared by every test module.
+
+- ``moto_endpoint``: a moto server over HTTP (``ThreadedMotoServer``), reset before each test.
+- ``database_url``: a fresh PostgreSQL database per test, cloned from a migrated template on one
+  embedded server (pgserver) per session, or on ``CLOUDSWEEP_TEST_DATABASE_URL``'s server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# moto reads these when its EC2 backend loads; without them every account gets hundreds of public
+# AMIs and snapshots, which drown the worlds the tests build.
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+# Never let a test reach real AWS with someone's credentials.
+for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    os.environ.pop(_name, None)
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+os.environ["AWS_CONFIG_FILE"] = os.devnull
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+
+from moto.server import ThreadedMotoServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def _moto_server() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_endpoint(_moto_server: str) -> str:
+    """The URL of a moto server whose state was reset for this test."""
+    request = urllib.request.Request(f"{_moto_server}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    return _moto_server
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+_TEMPLATE = "cloudsweep_test_template"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """A URL to the ``postgres`` database of a real server (embedded unless configured)."""
+    configured = os.environ.get("CLOUDSWEEP_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    from cloudsweep.store import embedded
+
+    with tempfile.TemporaryDirectory(prefix="cloudsweep-pg-") as data_dir:
+        server = embedded.start(Path(data_dir))
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def _template_database(pg_server_url: str) -> str:
+    from cloudsweep.store import admin, migrate
+
+    admin.recreate_database(pg_server_url, _TEMPLATE)
+    template_url = admin.database_url(pg_server_url, _TEMPLATE)
+    migrate.upgrade(template_url)
+    admin.dispose_all()
+    return _TEMPLATE
+
+
+@pytest.fixture
+def database_url(pg_server_url: str, _template_database: str) -> Iterator[str]:
+    """A migrated, empty database of its own for this test."""
+    from cloudsweep.store import admin
+
+    name = f"cloudsweep_test_{os.getpid()}_{next(_counter)}"
+    admin.create_database(pg_server_url, name, template=_template_database)
+    try:
+        yield admin.database_url(pg_server_url, name)
+    finally:
+        admin.dispose_all()
+        admin.drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+def empty_database_url(pg_server_url: str) -> Iterator[str]:
+    """An empty database with no schema at all, for migration tests."""
+    from cloudsweep.store import admin
+
+    name = f"cloudsweep_empty_{os.getpid()}_{next(_counter)}"
+    admin.create_database(pg_server_url, name)
+    try:
+        yield admin.database_url(pg_server_url, name)
+    finally:
+        admin.dispose_all()
+        admin.drop_database(pg_server_url, name)

@@ -1,0 +1,176 @@
+"""Scan runs and the bulk upsert of findings: idempotent, batched, closing what is gone."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from cloudsweep import domain
+from cloudsweep.store import BATCH_SIZE, FindingFilter, Store
+from cloudsweep.store.engine import get_engine
+
+from .conftest import T0, finding
+
+
+def _count(url: str, sql: str) -> int:
+    with get_engine(url).connect() as conn:
+        return int(conn.execute(sa.text(sql)).scalar_one())
+
+
+def test_upsert_is_idempotent_and_keeps_one_row_per_resource(store: Store, make_account) -> None:
+    account = make_account()
+    scan = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    batch = [finding(f"vol-{i}") for i in range(5)]
+    first = store.upsert_findings(scan, batch)
+    again = store.upsert_findings(scan, batch)
+    assert (first.inserted, first.updated) == (5, 0)
+    assert (again.inserted, again.updated) == (0, 5)
+    assert _count(store.url, "SELECT count(*) FROM waste_items") == 5
+    # One observation per item per scan, however often the scan re-sends it.
+    assert _count(store.url, "SELECT count(*) FROM waste_item_observations") == 5
+
+
+def test_a_later_scan_updates_cost_and_adds_history(store: Store, make_account) -> None:
+    account = make_account()
+    first = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.upsert_findings(first, [finding("vol-1", cost="10.00")])
+    second = store.open_scan(
+        account.id,
+        scan_type=domain.ScanType.FULL,
+        regions=["us-east-1"],
+        started_at=T0 + timedelta(days=1),
+    )
+    store.upsert_findings(second, [finding("vol-1", cost="12.50")])
+    [item] = store.findings(FindingFilter("team-a"))
+    assert item.monthly_cost == Decimal("12.50")
+    assert item.annual_cost == Decimal("150.00")
+    assert item.resource_details["evidence"] == ["unattached since 2026-01-01"]
+    assert _count(store.url, "SELECT count(*) FROM waste_item_observations") == 2
+
+
+def test_duplicates_inside_one_batch_keep_the_last(store: Store, make_account) -> None:
+    account = make_account()
+    scan = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    result = store.upsert_findings(
+        scan, [finding("vol-1", cost="1.00"), finding("vol-1", cost="2.00")]
+    )
+    assert result.total == 1
+    [item] = store.findings(FindingFilter("team-a"))
+    assert item.monthly_cost == Decimal("2.00")
+
+
+def test_more_than_one_batch(store: Store, make_account) -> None:
+    account = make_account()
+    scan = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    count = BATCH_SIZE * 2 + 7
+    result = store.upsert_findings(scan, [finding(f"vol-{i:05d}") for i in range(count)])
+    assert result.inserted == count
+    assert _count(store.url, "SELECT count(*) FROM waste_items") == count
+
+
+def test_close_scan_computes_totals_from_what_it_saw(store: Store, make_account) -> None:
+    account = make_account()
+    scan = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.upsert_findings(scan, [finding("vol-1", cost="10.00"), finding("vol-2", cost="2.55")])
+    closed = store.close_scan(
+        scan,
+        status=domain.ScanStatus.COMPLETED,
+        completed_at=T0 + timedelta(seconds=3.5),
+        resources_scanned=40,
+    )
+    assert closed.status == "completed"
+    assert closed.total_waste_items_found == 2
+    assert closed.total_monthly_waste_cost == Decimal("12.55")
+    assert closed.total_annual_waste_cost == Decimal("150.60")
+    assert closed.duration_seconds == Decimal("3.500")
+    assert (
+        store.account(account.organization_id, account.account_id).last_scan_at
+        == closed.completed_at
+    )
+
+
+def test_items_not_seen_by_a_full_scan_are_marked_gone_only_in_scanned_regions(
+    store: Store, make_account
+) -> None:
+    account = make_account()
+    first = store.open_scan(
+        account.id,
+        scan_type=domain.ScanType.FULL,
+        regions=["us-east-1", "eu-west-1"],
+        started_at=T0,
+    )
+    store.upsert_findings(
+        first, [finding("vol-1"), finding("vol-2"), finding("vol-eu", region="eu-west-1")]
+    )
+    second = store.open_scan(
+        account.id,
+        scan_type=domain.ScanType.FULL,
+        regions=["us-east-1"],
+        started_at=T0 + timedelta(hours=1),
+    )
+    store.upsert_findings(second, [finding("vol-1")])
+    # eu-west-1 failed in the second scan: only us-east-1 is closed.
+    closed = store.close_unseen(
+        second, regions=["us-east-1"], resource_types=["ebs-volume"], now=T0 + timedelta(hours=1)
+    )
+    assert closed == 1
+    current = {item.resource_id for item in store.findings(FindingFilter("team-a"))}
+    assert current == {"vol-1", "vol-eu"}
+    everything = store.findings(FindingFilter("team-a", include_gone=True))
+    assert {i.resource_id for i in everything if i.gone_at is not None} == {"vol-2"}
+
+    # Seen again later: it is open again.
+    third = store.open_scan(
+        account.id,
+        scan_type=domain.ScanType.FULL,
+        regions=["us-east-1"],
+        started_at=T0 + timedelta(hours=2),
+    )
+    store.upsert_findings(third, [finding("vol-2")])
+    assert "vol-2" in {item.resource_id for item in store.findings(FindingFilter("team-a"))}
+
+
+def test_filters(store: Store, make_account) -> None:
+    account = make_account()
+    scan = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.upsert_findings(
+        scan,
+        [
+            finding("vol-1", cost="50.00"),
+            finding("vol-2", cost="1.00"),
+            finding("eipalloc-1", cost="3.65", resource_type="elastic-ip", region="eu-west-1"),
+        ],
+    )
+    assert [i.resource_id for i in store.findings(FindingFilter("team-a"))] == [
+        "vol-1",
+        "eipalloc-1",
+        "vol-2",
+    ]
+    assert [
+        i.resource_id for i in store.findings(FindingFilter("team-a", min_monthly_cost=Decimal(2)))
+    ] == [
+        "vol-1",
+        "eipalloc-1",
+    ]
+    assert [i.resource_id for i in store.findings(FindingFilter("team-a", region="eu-west-1"))] == [
+        "eipalloc-1"
+    ]
+    assert [
+        i.resource_id for i in store.findings(FindingFilter("team-a", resource_type="elastic-ip"))
+    ] == ["eipalloc-1"]
+    assert store.findings(FindingFilter("team-a", account_id="999999999999")) == []
+    assert len(store.findings(FindingFilter("team-a", cleanup_status="pending"))) == 3

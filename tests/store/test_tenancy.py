@@ -1,0 +1,58 @@
+"""One organization's queries never return another's rows, even for the same AWS account."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloudsweep import domain
+from cloudsweep.store import FindingFilter, Store
+
+from .conftest import T0, finding
+
+
+def test_same_account_in_two_organizations_stays_apart(store: Store, make_account) -> None:
+    a = make_account("team-a", "111111111111")
+    b = make_account("team-b", "111111111111")
+    assert a.id != b.id
+    scan_a = store.open_scan(
+        a.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    scan_b = store.open_scan(
+        b.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.upsert_findings(scan_a, [finding("vol-shared", cost="5.00"), finding("vol-a")])
+    store.upsert_findings(scan_b, [finding("vol-shared", cost="7.00")])
+
+    seen_a = {
+        (i.organization_slug, i.resource_id, i.monthly_cost)
+        for i in store.findings(FindingFilter("team-a"))
+    }
+    seen_b = {
+        (i.organization_slug, i.resource_id, i.monthly_cost)
+        for i in store.findings(FindingFilter("team-b"))
+    }
+    assert {slug for slug, _, _ in seen_a} == {"team-a"}
+    assert {slug for slug, _, _ in seen_b} == {"team-b"}
+    assert ("team-b", "vol-shared", 7) in {(s, r, c) for s, r, c in seen_b}
+    assert len(seen_b) == 1
+    assert store.findings(FindingFilter("team-c")) == []
+    assert [acc.account_id for acc in store.accounts(b.organization_id)] == ["111111111111"]
+
+    # Closing unseen items in one organization leaves the other's alone.
+    later = store.open_scan(
+        b.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.close_unseen(later, regions=["us-east-1"], resource_types=["ebs-volume"], now=T0)
+    assert len(store.findings(FindingFilter("team-a"))) == 2
+
+
+def test_organization_slug_is_a_namespace_name(store: Store) -> None:
+    with pytest.raises(domain.InvalidInput, match="Kubernetes namespace name"):
+        store.ensure_organization("Team_A")
+
+
+def test_ensure_organization_is_idempotent_and_notices_recreated_namespaces(store: Store) -> None:
+    first = store.ensure_organization("team-a", namespace_uid="uid-1")
+    assert store.ensure_organization("team-a", namespace_uid="uid-1").id == first.id
+    with pytest.raises(domain.InvalidInput, match="recreated"):
+        store.ensure_organization("team-a", namespace_uid="uid-2")
