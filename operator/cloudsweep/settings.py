@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         description="Send every AWS call to this endpoint (a moto server in tests and the demo). "
         "AWS_ENDPOINT_URL is honoured too.",
     )
+    price_catalog: Path | None = Field(
+        default=None,
+        description="A price catalog JSON to use instead of the bundled one "
+        "(`cloudsweep pricing refresh` writes one under data_dir).",
+    )
     scan_concurrency: int = Field(
         default=8, ge=1, le=64, description="Regions x detectors at once."
     )

@@ -1,1 +1,40 @@
-"""The only door to AWS: sessions, error classification, call recording (only boto3 importer)."""
+"""The only door to AWS: sessions into scanned accounts, error classification, call recording.
+
+Called by the scan run (``scanning``), the detectors (through their ``RegionContext``) and the
+cleanup actions. This package is the only place that imports boto3 or botocore.
+"""
+
+from cloudsweep.aws.errors import (
+    AssumeRoleFailed,
+    AwsError,
+    ErrorKind,
+    IdentityMismatch,
+    classify,
+    translated,
+)
+from cloudsweep.aws.recorder import CallRecord, CallRecorder
+from cloudsweep.aws.session import (
+    AccountSession,
+    CallerIdentity,
+    Purpose,
+    client_config,
+    connect,
+    endpoint_url,
+)
+
+__all__ = [
+    "AccountSession",
+    "AssumeRoleFailed",
+    "AwsError",
+    "CallRecord",
+    "CallRecorder",
+    "CallerIdentity",
+    "ErrorKind",
+    "IdentityMismatch",
+    "Purpose",
+    "classify",
+    "client_config",
+    "connect",
+    "endpoint_url",
+    "translated",
+]

@@ -11,12 +11,11 @@ import sys
 
 import typer
 
-from cloudsweep import __version__, domain
-from cloudsweep.cli import db, output
+from cloudsweep import __version__, aws, domain, scanning
+from cloudsweep.cli import db, findings, output, pricing, scan
 from cloudsweep.store import database
 
-EXIT_ERROR = 1
-EXIT_WASTE_FOUND = 3
+EXIT_ERROR = scan.EXIT_ERROR
 
 app = typer.Typer(
     name="cloudsweep",
@@ -25,6 +24,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(pricing.app, name="pricing")
+app.command()(scan.scan)
+app.command()(findings.findings)
 
 
 def _version(value: bool) -> None:
@@ -47,7 +49,7 @@ def _root(
 
 
 # Errors that are the user's to fix: print the message, not a traceback.
-_EXPECTED = (domain.InvalidInput, database.SchemaOutOfDate)
+_EXPECTED = (domain.InvalidInput, database.SchemaOutOfDate, aws.AwsError, scanning.ScanRefused)
 
 
 def main() -> None:

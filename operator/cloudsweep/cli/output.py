@@ -6,6 +6,7 @@ import csv
 import enum
 import io
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -16,7 +17,15 @@ from uuid import UUID
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+
+def _width() -> int | None:
+    """The terminal's width; 160 when writing to a pipe or file, where rich would assume 80."""
+    if os.environ.get("COLUMNS"):
+        return None
+    return None if sys.stdout.isatty() else 160
+
+
+console = Console(width=_width())
 errors = Console(stderr=True)
 
 
@@ -52,7 +61,9 @@ def render(
     title: str | None = None,
     footer: Mapping[str, str] | None = None,
     right_aligned: Sequence[str] = (),
+    wrap: Sequence[str] = (),
 ) -> None:
+    """Rows as a table (columns not in ``wrap`` never wrap), JSON or CSV."""
     if fmt is OutputFormat.JSON:
         print_json(list(rows))
         return
@@ -70,7 +81,9 @@ def render(
             column.upper().replace("_", " "),
             justify="right" if column in right_aligned else "left",
             footer=(footer or {}).get(column, ""),
-            overflow="fold",
+            no_wrap=column not in wrap,
+            overflow="fold" if column in wrap else "ellipsis",
+            ratio=1 if column in wrap else None,
         )
     for row in rows:
         table.add_row(*(_cell(row.get(column)) for column in columns))

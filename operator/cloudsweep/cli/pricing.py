@@ -1,0 +1,72 @@
+"""``cloudsweep pricing``: show the price catalog in use, rebuild it from the AWS Price List API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cloudsweep.aws import pricing_api
+from cloudsweep.aws.base import base_session, pricing_client
+from cloudsweep.cli import output
+from cloudsweep.pricing import active, refresh_catalog, write_catalog
+from cloudsweep.settings import get_settings
+
+app = typer.Typer(help="The price catalog that findings are priced with.", no_args_is_help=True)
+
+
+@app.command()
+def show(
+    fmt: Annotated[output.OutputFormat, typer.Option("--output", "-o")] = output.OutputFormat.TABLE,
+) -> None:
+    """Show the catalog in use: version, source, and how each region's figures were obtained."""
+    settings = get_settings()
+    path = active.active_catalog_path(settings)
+    catalog = active.active_catalog(settings)
+    rows = [
+        {"region": region, "basis": catalog.basis(region)} for region in sorted(catalog.regions)
+    ]
+    if fmt is output.OutputFormat.JSON:
+        output.print_json(
+            {
+                "file": str(path) if path else "bundled",
+                "version": catalog.version,
+                "source": catalog.source,
+                "regions": rows,
+            }
+        )
+        return
+    output.console.print(
+        f"catalog: {path or 'bundled with CloudSweep'}\nversion: {catalog.version}\nsource: {catalog.source}"
+    )
+    output.render(rows, columns=["region", "basis"], fmt=fmt)
+
+
+@app.command()
+def refresh(
+    destination: Annotated[
+        Path | None,
+        typer.Option("--to", help="Where to write (default: the data dir, used from then on)."),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="AWS profile with pricing:GetProducts.")
+    ] = None,
+) -> None:
+    """Rebuild the catalog from the AWS Price List API (pricing:GetProducts)."""
+    settings = get_settings()
+    client = pricing_client(base_session(profile), settings.aws_endpoint_url)
+    price_lists: list[str] = []
+    with output.errors.status("reading the AWS Price List API...") as status:
+        for service_code, filters in pricing_api.REFRESH_QUERIES:
+            status.update(f"reading {service_code} prices ({len(price_lists)} products so far)...")
+            price_lists.extend(
+                pricing_api.iter_price_lists(client, service_code, [dict(f) for f in filters])
+            )
+    version = datetime.now(UTC).date().isoformat()
+    document = refresh_catalog(price_lists, version=version)
+    target = destination or active.refreshed_catalog_path(settings)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_catalog(document, target)
+    output.console.print(f"wrote catalog {version} ({len(price_lists)} products) to {target}")

@@ -1,0 +1,280 @@
+"""``cloudsweep scan``: scan one AWS account once (or the emulated demo account) and show the waste."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cloudsweep import aws, detectors, domain, scanning
+from cloudsweep.aws.base import base_session, static_session
+from cloudsweep.cli import output
+from cloudsweep.settings import Settings, get_settings
+from cloudsweep.store import FindingFilter, Store, WasteItemRecord, database
+
+EXIT_ERROR = 1
+EXIT_WASTE_FOUND = 3
+DEMO_ORGANIZATION = "demo"
+
+FINDING_COLUMNS = [
+    "monthly_cost",
+    "resource_type",
+    "resource_id",
+    "region",
+    "confidence",
+    "risk",
+    "safe_to_clean",
+    "why",
+]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The account to scan and how to reach it."""
+
+    organization: str
+    account_id: str
+    role_arn: str
+    external_id: str | None
+    regions: tuple[str, ...]
+    session_factory: scanning.SessionFactory
+    settings: Settings
+
+
+@contextlib.contextmanager
+def _demo_target(settings: Settings, regions: Sequence[str] | None) -> Iterator[Target]:
+    """A local moto server seeded with sample waste; stopped when the scan is done."""
+    from cloudsweep.aws import demo_world, emulator
+
+    with output.errors.status("starting the local emulated AWS and seeding sample waste..."):
+        local = emulator.LocalAws()
+        local.start()
+        world = demo_world.seed_demo_world(
+            local.endpoint_url, regions=tuple(regions or ("us-east-1", "eu-west-1"))
+        )
+    output.errors.print(
+        f"demo: emulated AWS at {local.endpoint_url}, account {world.account_id}, "
+        f"{len(world.resources)} resources in {', '.join(world.regions)} "
+        f"(seeded in {world.seconds:.1f} s)"
+    )
+    try:
+        yield Target(
+            organization=DEMO_ORGANIZATION,
+            account_id=world.account_id,
+            role_arn=world.scanner_role_arn,
+            external_id=world.external_id,
+            regions=tuple(world.regions),
+            session_factory=functools.partial(
+                aws.AccountSession,
+                base_session=static_session(emulator.ACCESS_KEY_ID, emulator.SECRET_ACCESS_KEY),
+            ),
+            settings=settings.model_copy(update={"aws_endpoint_url": local.endpoint_url}),
+        )
+    finally:
+        local.stop()
+
+
+def _real_target(
+    settings: Settings,
+    *,
+    organization: str,
+    role_arn: str | None,
+    external_id: str | None,
+    regions: Sequence[str] | None,
+    profile: str | None,
+) -> Target:
+    if not role_arn:
+        raise domain.InvalidInput(
+            "name the account's role with --role-arn arn:aws:iam::<account>:role/<name> "
+            "(and --external-id), or try CloudSweep with --demo"
+        )
+    account_id = domain.role_arn_account(role_arn)
+    return Target(
+        organization=organization,
+        account_id=account_id,
+        role_arn=role_arn,
+        external_id=external_id,
+        regions=tuple(regions or ("us-east-1", "us-west-2")),
+        session_factory=functools.partial(aws.AccountSession, base_session=base_session(profile)),
+        settings=settings,
+    )
+
+
+def finding_row(item: WasteItemRecord) -> dict[str, Any]:
+    details = item.resource_details
+    failed = [c["name"] for c in details.get("safety_checks", []) if not c.get("passed")]
+    evidence = details.get("evidence") or []
+    return {
+        "monthly_cost": item.monthly_cost,
+        "annual_cost": item.annual_cost,
+        "resource_type": item.resource_type,
+        "resource_id": item.resource_id,
+        "resource_arn": item.resource_arn,
+        "account_id": item.account_id,
+        "region": item.region,
+        "availability_zone": item.availability_zone,
+        "confidence": item.confidence_score,
+        "risk": item.risk_level,
+        "safe_to_clean": "yes" if item.safety_checks_passed else "no: " + ", ".join(failed),
+        "cleanup_status": item.cleanup_status,
+        "why": evidence[0] if evidence else "",
+        "evidence": evidence,
+        "safety_checks": details.get("safety_checks", []),
+        "discovered_at": item.discovered_at,
+        "last_seen_at": item.last_seen_at,
+    }
+
+
+def show_findings(items: Sequence[WasteItemRecord], fmt: output.OutputFormat, title: str) -> None:
+    rows = [finding_row(item) for item in items]
+    total = sum((item.monthly_cost for item in items), Decimal("0.00"))
+    if fmt is output.OutputFormat.TABLE:
+        output.render(
+            rows,
+            columns=FINDING_COLUMNS,
+            fmt=fmt,
+            title=title,
+            footer={"monthly_cost": f"{total:,.2f}", "resource_id": f"{len(rows)} items"},
+            right_aligned=["monthly_cost", "confidence"],
+            wrap=["why", "safe_to_clean"],
+        )
+        output.console.print(
+            f"Total waste: [bold]{total:,.2f} USD/month[/bold] ({total * 12:,.2f} USD/year) "
+            f"in {len(rows)} items."
+        )
+    else:
+        output.render(
+            rows, columns=[*FINDING_COLUMNS, "annual_cost", "resource_arn", "account_id"], fmt=fmt
+        )
+
+
+def scan(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Scan a local emulated AWS seeded with sample waste.")
+    ] = False,
+    role_arn: Annotated[
+        str | None, typer.Option("--role-arn", help="The scanned account's IAM role.")
+    ] = None,
+    external_id: Annotated[
+        str | None,
+        typer.Option("--external-id", help="The ExternalId the role's trust policy requires."),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="AWS profile for CloudSweep's own credentials.")
+    ] = None,
+    regions: Annotated[
+        str | None,
+        typer.Option("--regions", help="Comma-separated regions (default: the account's)."),
+    ] = None,
+    organization: Annotated[
+        str, typer.Option("--org", help="The organization (tenant) the account belongs to.")
+    ] = "default",
+    scan_type: Annotated[
+        domain.ScanType,
+        typer.Option("--type", help="full, incremental (closes nothing) or manual."),
+    ] = domain.ScanType.MANUAL,
+    only: Annotated[
+        str | None,
+        typer.Option(
+            "--detectors", help=f"Comma-separated resource types ({', '.join(detectors.names())})."
+        ),
+    ] = None,
+    fmt: Annotated[
+        output.OutputFormat, typer.Option("--output", "-o", help="table, json or csv")
+    ] = (output.OutputFormat.TABLE),
+) -> None:
+    """Scan an AWS account for waste, store the findings, and print them sorted by monthly cost.
+
+    Exit status: 0 no waste, 3 waste found, 1 error (including a scan that failed in some region).
+    """
+    settings = get_settings()
+    region_list = [r.strip() for r in regions.split(",") if r.strip()] if regions else None
+    detector_list = [d.strip() for d in only.split(",") if d.strip()] if only else None
+    for name in detector_list or []:
+        detectors.get(name)  # an unknown name is refused before anything starts
+    handle = database.open_database(settings)
+    try:
+        with contextlib.ExitStack() as stack:
+            if demo:
+                target = stack.enter_context(_demo_target(settings, region_list))
+            else:
+                target = _real_target(
+                    settings,
+                    organization=organization,
+                    role_arn=role_arn,
+                    external_id=external_id,
+                    regions=region_list,
+                    profile=profile,
+                )
+            code = _scan_target(Store(handle.url), target, scan_type, detector_list, fmt)
+    finally:
+        handle.close()
+    raise typer.Exit(code)
+
+
+def _scan_target(
+    store: Store,
+    target: Target,
+    scan_type: domain.ScanType,
+    detector_list: list[str] | None,
+    fmt: output.OutputFormat,
+) -> int:
+    org = store.ensure_organization(target.organization)
+    account = store.register_account(
+        org.id,
+        account_id=target.account_id,
+        role_arn=target.role_arn,
+        external_id=target.external_id,
+        regions=target.regions,
+    )
+    options = scanning.ScanOptions(scan_type=scan_type, detectors=detector_list)
+    with Progress(
+        TextColumn("[bold]scanning[/bold] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=output.errors,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(
+            f"account {account.account_id} in {', '.join(account.regions)}", total=None
+        )
+
+        def on_progress(event: scanning.ScanProgress) -> None:
+            bar.update(task, completed=event.done, total=event.total)
+
+        outcome = scanning.run_scan(
+            store,
+            account,
+            options,
+            settings=target.settings,
+            session_factory=target.session_factory,
+            progress=on_progress,
+        )
+    store.refresh_views()
+    run = outcome.scan
+    if outcome.error:
+        output.errors.print(
+            f"[red]error:[/red] scan of account {account.account_id} failed: {outcome.error}"
+        )
+        return EXIT_ERROR
+    items = store.findings(FindingFilter(target.organization, account_id=account.account_id))
+    show_findings(items, fmt, title=f"Waste in account {account.account_id}")
+    output.errors.print(
+        f"scan {run.id} {run.status} in {run.duration_seconds} s: {run.total_resources_scanned} "
+        f"resources listed, {outcome.api_calls} AWS calls, {run.total_waste_items_found} waste items"
+    )
+    for failed in outcome.failed_tasks:
+        output.errors.print(
+            f"[yellow]warning:[/yellow] {failed.detector} in {failed.region} failed ({failed.error_kind}): "
+            f"{failed.error}; its items were neither found nor closed"
+        )
+    if outcome.failed_tasks:
+        return EXIT_ERROR
+    return EXIT_WASTE_FOUND if items else 0

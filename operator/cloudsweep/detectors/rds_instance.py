@@ -1,0 +1,227 @@
+"""Stopped RDS instances (still billed for storage) and instances nobody connects to.
+
+Registered in ``detectors/__init__.py``; run by the scan run for each account and region.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from cloudsweep.aws import errors
+from cloudsweep.detectors import base, register
+from cloudsweep.detectors.context import RegionContext
+from cloudsweep.domain import Finding, RiskLevel, SafetyCheck, money
+
+if TYPE_CHECKING:
+    from mypy_boto3_rds.type_defs import DBInstanceTypeDef
+
+_DAY = 86400
+
+
+class RdsInstanceParameters(base.DetectorParameters):
+    lookback_days: int = Field(
+        default=14,
+        ge=1,
+        le=63,
+        description="Days of CloudWatch DatabaseConnections to look at for idle instances.",
+    )
+
+
+@register
+class RdsInstanceDetector(base.Detector[RdsInstanceParameters]):
+    """RDS instances that are stopped, or available with no connections over a look-back window.
+
+    Example ScanSchedule entry::
+
+        detectors:
+          rds-instance: {lookback_days: 30}
+
+    Idle detection reads CloudWatch ``AWS/RDS DatabaseConnections`` (daily Maximum) over
+    ``lookback_days``, only for instances at least that old (a younger one has no full history).
+    Aurora cluster members are skipped: storage and stop/start belong to the cluster.
+
+    Scoring:
+
+    - stopped: confidence 75 (people stop databases on purpose, and AWS starts them again after
+      7 days); cost is storage only (instance hours are not billed while stopped).
+    - available with datapoints whose maximum is 0: confidence 85, cost instance + storage.
+    - available with no datapoint at all: confidence 40 and a failed ``metrics-present`` check,
+      because missing metrics look the same as an idle database.
+    - risk MEDIUM (a database holds data; cleanup takes a final snapshot); HIGH with a protection
+      tag or deletion protection; a failed ``referenced-by`` check when read replicas replicate
+      from the instance.
+    """
+
+    name = "rds-instance"
+    resource_type = "rds-instance"
+    permissions = ("rds:DescribeDBInstances", "cloudwatch:GetMetricStatistics")
+    Parameters = RdsInstanceParameters
+
+    def detect(self, ctx: RegionContext, params: RdsInstanceParameters) -> Iterator[Finding]:
+        for db in ctx.inventory.db_instances():
+            if db.get("DBClusterIdentifier") or db.get("Engine", "").startswith("aurora"):
+                continue
+            status = db.get("DBInstanceStatus")
+            if status == "stopped":
+                yield self._finding(
+                    ctx,
+                    params,
+                    db,
+                    stopped=True,
+                    evidence=[
+                        "status stopped: storage is still billed, and AWS starts a stopped instance "
+                        "again after 7 days",
+                    ],
+                    checks=[],
+                    score=75,
+                )
+            elif status == "available":
+                found = self._idle(ctx, params, db)
+                if found is not None:
+                    evidence, checks, score = found
+                    yield self._finding(
+                        ctx,
+                        params,
+                        db,
+                        stopped=False,
+                        evidence=evidence,
+                        checks=checks,
+                        score=score,
+                    )
+
+    def _idle(
+        self, ctx: RegionContext, params: RdsInstanceParameters, db: DBInstanceTypeDef
+    ) -> tuple[list[str], list[SafetyCheck], float] | None:
+        age = base.age_days(db.get("InstanceCreateTime"), ctx.now)
+        if age is None or age < params.lookback_days:
+            return None
+        identifier = db["DBInstanceIdentifier"]
+        with errors.translated("cloudwatch", "GetMetricStatistics", ctx.region):
+            response = ctx.client("cloudwatch").get_metric_statistics(
+                Namespace="AWS/RDS",
+                MetricName="DatabaseConnections",
+                Dimensions=[{"Name": "DBInstanceIdentifier", "Value": identifier}],
+                StartTime=ctx.now - timedelta(days=params.lookback_days),
+                EndTime=ctx.now,
+                Period=_DAY,
+                Statistics=["Maximum"],
+            )
+        points = response.get("Datapoints", [])
+        window = f"{params.lookback_days} days"
+        if not points:
+            return (
+                [f"no DatabaseConnections datapoints in {window}: idle, or metrics missing"],
+                [SafetyCheck("metrics-present", False, f"no CloudWatch datapoints in {window}")],
+                40.0,
+            )
+        peak = max(Decimal(str(p.get("Maximum", 0))) for p in points)
+        if peak > 0:
+            return None
+        return (
+            [f"0 connections in {window} ({len(points)} daily datapoints, maximum 0)"],
+            [SafetyCheck("metrics-present", True, f"{len(points)} datapoints in {window}")],
+            85.0,
+        )
+
+    def _finding(
+        self,
+        ctx: RegionContext,
+        params: RdsInstanceParameters,
+        db: DBInstanceTypeDef,
+        *,
+        stopped: bool,
+        evidence: list[str],
+        checks: list[SafetyCheck],
+        score: float,
+    ) -> Finding:
+        identifier = db["DBInstanceIdentifier"]
+        tags = base.tag_map(db.get("TagList"))
+        created = db.get("InstanceCreateTime")
+        replicas = db.get("ReadReplicaDBInstanceIdentifiers", [])
+        deletion_protection = bool(db.get("DeletionProtection"))
+        all_checks = (
+            base.protection_check(tags, params.protection_tags),
+            base.age_check(created, ctx.now, params.min_age_days),
+            SafetyCheck(
+                "deletion-protection",
+                not deletion_protection,
+                "deletion protection is on" if deletion_protection else "deletion protection off",
+            ),
+            SafetyCheck(
+                base.REFERENCE_CHECK,
+                not replicas,
+                f"read replicas replicate from it: {', '.join(replicas)}"
+                if replicas
+                else "no read replica replicates from it",
+            ),
+            *checks,
+        )
+        age = base.age_days(created, ctx.now)
+        if age is None or age < params.min_age_days:
+            score = min(score, 30)
+        risk = base.risk_from(all_checks, RiskLevel.MEDIUM)
+        if deletion_protection:
+            risk = RiskLevel.HIGH
+
+        instance_class = db.get("DBInstanceClass", "")
+        engine = db.get("Engine", "")
+        multi_az = bool(db.get("MultiAZ"))
+        storage_type = db.get("StorageType", "gp2")
+        size = db.get("AllocatedStorage", 0)
+        iops = db.get("Iops") if storage_type in ("io1", "io2", "gp3") else None
+        throughput = db.get("StorageThroughput") if storage_type == "gp3" else None
+        storage, unknown_storage = base.priced(
+            ctx.prices.rds_storage_monthly,
+            ctx.region,
+            storage_type,
+            size,
+            iops,
+            throughput,
+            multi_az,
+            engine,
+        )
+        compute, unknown_compute = (
+            (money(0), None)
+            if stopped
+            else base.priced(
+                ctx.prices.rds_instance_monthly, ctx.region, instance_class, engine, multi_az
+            )
+        )
+        cost = money(storage + compute)
+        unknown = "; ".join(u for u in (unknown_storage, unknown_compute) if u) or None
+        inputs: dict[str, Any] = {
+            "instance_class": instance_class,
+            "engine": engine,
+            "multi_az": multi_az,
+            "storage_type": storage_type,
+            "allocated_storage_gib": size,
+            "iops": iops,
+            "throughput_mibps": throughput,
+            "storage_monthly": str(money(storage)),
+            "instance_monthly": str(money(compute)),
+        }
+        what = "storage only (stopped)" if stopped else "instance and storage"
+        return Finding(
+            resource_type=self.resource_type,
+            resource_id=identifier,
+            region=ctx.region,
+            monthly_cost=cost,
+            confidence=base.confidence(score),
+            risk=risk,
+            resource_arn=db.get("DBInstanceArn") or ctx.arn("rds", f"db:{identifier}"),
+            availability_zone=None if multi_az else db.get("AvailabilityZone"),
+            evidence=(*evidence, base.cost_evidence(cost, unknown, f"{what},")),
+            safety_checks=all_checks,
+            tags=tags,
+            created_at=created,
+            details={
+                "status": db.get("DBInstanceStatus"),
+                "stopped": stopped,
+                **base.pricing_details(ctx, cost, unknown, **inputs),
+            },
+        )

@@ -1,0 +1,289 @@
+"""Turn parsed Price List products into a catalog document, and write it.
+
+Called by ``pricing.refresh`` (``cloudsweep pricing refresh``) and by tests that build a catalog
+from the recorded offer file. The document has exactly the shape ``pricing.catalog`` loads, so a
+refreshed catalog replaces the bundled one without a conversion step.
+
+Products are recognised by their usage type without the region prefix (``EBS:VolumeUsage.gp3``,
+``RDS:Multi-AZ-GP3-Storage``...), which is the most stable key across offer versions; anything
+not recognised (data transfer, reserved-only products, Outposts, Local Zones) is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from pathlib import Path
+
+from cloudsweep.pricing import catalog
+from cloudsweep.pricing.offers import LOCATION_TO_REGION, OfferProduct
+
+# The Price List bills only gp3 performance above what the volume includes; the included part is
+# documented on the EBS pricing page, not in the offer, so it is added here.
+EBS_GP3_FREE_IOPS = 3000
+EBS_GP3_FREE_THROUGHPUT_MIBPS = 125
+
+# io2 provisioned IOPS are three usage types, one per marginal tier.
+_IO2_TIERS: Mapping[str, int | None] = {
+    "EBS:VolumeP-IOPS.io2": 32000,
+    "EBS:VolumeP-IOPS.io2.tier2": 64000,
+    "EBS:VolumeP-IOPS.io2.tier3": None,
+}
+_EBS_IOPS: Mapping[str, str] = {"EBS:VolumeP-IOPS.gp3": "gp3", "EBS:VolumeP-IOPS.piops": "io1"}
+_EBS_THROUGHPUT: Mapping[str, str] = {"EBS:VolumeP-Throughput.gp3": "gp3"}
+_SNAPSHOTS: Mapping[str, str] = {
+    "EBS:SnapshotUsage": "standard",
+    "EBS:SnapshotArchiveStorage": "archive",
+}
+# Idle and in-use public IPv4 addresses cost the same; in-use wins if both are present.
+_PUBLIC_IPV4 = ("PublicIPv4:InUseAddress", "PublicIPv4:IdleAddress")
+_LOAD_BALANCERS: Mapping[str, str] = {
+    "Load Balancer-Application": "application",
+    "Load Balancer-Network": "network",
+    "Load Balancer-Gateway": "gateway",
+    "Load Balancer": "classic",
+}
+_RDS_INSTANCE_USAGE = re.compile(r"^(?P<usage>InstanceUsage|Multi-AZUsage):(?P<cls>db\.[\w.]+)$")
+_RDS_DEPLOYMENTS: Mapping[str, str] = {
+    "Single-AZ": catalog.SINGLE_AZ,
+    "Multi-AZ": catalog.MULTI_AZ,
+}
+_RDS_STORAGE_USAGE = re.compile(r"^RDS:(?P<multi>Multi-AZ-)?(?P<kind>[\w-]+)$")
+# RDS storage usage kinds -> (StorageType, which rate).
+_RDS_STORAGE_KINDS: Mapping[str, tuple[str, str]] = {
+    "GP2-Storage": ("gp2", "gb_month"),
+    "GP3-Storage": ("gp3", "gb_month"),
+    "GP3-PIOPS": ("gp3", "iops_month"),
+    "GP3-Throughput": ("gp3", "throughput_mibps_month"),
+    "PIOPS-Storage": ("io1", "gb_month"),
+    "PIOPS": ("io1", "iops_month"),
+    "PIOPS-Storage-IO2": ("io2", "gb_month"),
+    "PIOPS-IO2": ("io2", "iops_month"),
+    "StorageUsage": ("standard", "gb_month"),
+}
+# Storage types that bill every provisioned IOPS: kept only with their IOPS rate.
+_IOPS_BILLED = frozenset({"io1", "io2"})
+_REGION_NAMES = {code: name for name, code in LOCATION_TO_REGION.items()}
+
+DEFAULT_SOURCE = (
+    "AWS Price List API, on-demand USD list prices, built by `cloudsweep pricing refresh` "
+    "(pricing.build) on {version}"
+)
+
+
+def decimal_text(value: Decimal) -> str:
+    """A price as the catalog stores it: plain notation, no trailing zeros (``0.0800`` -> ``0.08``)."""
+    return format(value.normalize(), "f")
+
+
+class _RegionAccumulator:
+    """The prices seen for one region, before they are checked for completeness."""
+
+    def __init__(self, code: str, location: str) -> None:
+        self.code = code
+        self.location = location
+        self.volume_gb: dict[str, Decimal] = {}
+        self.volume_iops: dict[str, dict[int | None, Decimal]] = {}
+        self.volume_throughput: dict[str, Decimal] = {}
+        self.snapshots: dict[str, Decimal] = {}
+        self.public_ipv4: dict[str, Decimal] = {}
+        self.load_balancers: dict[str, Decimal] = {}
+        self.rds_instances: dict[str, dict[str, dict[str, Decimal]]] = {}
+        self.rds_storage: dict[str, dict[str, dict[str, Decimal]]] = {}
+
+    def add(self, product: OfferProduct, usd: Decimal) -> bool:
+        """Record the product's price if it is one the catalog keeps; say whether it was."""
+        kind = product.usage_kind
+        family = product.product_family
+        if kind.startswith("EBS:VolumeUsage") and product.attr("volumeApiName"):
+            self.volume_gb[product.attr("volumeApiName")] = usd
+        elif kind in _EBS_IOPS:
+            self.volume_iops.setdefault(_EBS_IOPS[kind], {})[None] = usd
+        elif kind in _IO2_TIERS:
+            self.volume_iops.setdefault("io2", {})[_IO2_TIERS[kind]] = usd
+        elif kind in _EBS_THROUGHPUT:
+            self.volume_throughput[_EBS_THROUGHPUT[kind]] = usd
+        elif kind in _SNAPSHOTS:
+            self.snapshots[_SNAPSHOTS[kind]] = usd
+        elif kind in _PUBLIC_IPV4:
+            self.public_ipv4[kind] = usd
+        elif kind.endswith("LoadBalancerUsage") and family in _LOAD_BALANCERS:
+            self.load_balancers[_LOAD_BALANCERS[family]] = usd
+        elif family == "Database Instance":
+            return self._add_rds_instance(product, kind, usd)
+        elif family in ("Database Storage", "Provisioned IOPS", "Provisioned Throughput"):
+            return self._add_rds_storage(kind, usd)
+        else:
+            return False
+        return True
+
+    def _add_rds_instance(self, product: OfferProduct, kind: str, usd: Decimal) -> bool:
+        match = _RDS_INSTANCE_USAGE.match(kind)
+        engine = product.attr("databaseEngine")
+        deployment = _RDS_DEPLOYMENTS.get(product.attr("deploymentOption"))
+        license_model = product.attr("licenseModel", "No license required")
+        # Licensed engines are skipped: their price depends on edition and license model.
+        if (
+            match is None
+            or deployment is None
+            or engine not in catalog.RDS_ENGINES.values()
+            or license_model != "No license required"
+        ):
+            return False
+        by_class = self.rds_instances.setdefault(engine, {})
+        by_class.setdefault(match.group("cls"), {})[deployment] = usd
+        return True
+
+    def _add_rds_storage(self, kind: str, usd: Decimal) -> bool:
+        match = _RDS_STORAGE_USAGE.match(kind)
+        if match is None or match.group("kind") not in _RDS_STORAGE_KINDS:
+            return False
+        storage_type, rate = _RDS_STORAGE_KINDS[match.group("kind")]
+        deployment = catalog.MULTI_AZ if match.group("multi") else catalog.SINGLE_AZ
+        self.rds_storage.setdefault(storage_type, {}).setdefault(deployment, {})[rate] = usd
+        return True
+
+    def document(self, basis: str) -> catalog.RegionDoc:
+        volumes: dict[str, catalog.VolumePriceDoc] = {}
+        for volume_type, gb_month in sorted(self.volume_gb.items()):
+            volume: catalog.VolumePriceDoc = {"gb_month": decimal_text(gb_month)}
+            tiers = self.volume_iops.get(volume_type)
+            if volume_type in _IOPS_BILLED and not tiers:
+                continue  # the storage price alone would under-state it: better unknown
+            if tiers:
+                # Open-ended last: sorted by bound with None (no bound) at the end.
+                ordered = sorted(tiers.items(), key=lambda t: (t[0] is None, t[0] or 0))
+                volume["iops_tiers"] = [
+                    {"up_to": up_to, "usd": decimal_text(usd)} for up_to, usd in ordered
+                ]
+            if volume_type == "gp3":
+                volume["free_iops"] = EBS_GP3_FREE_IOPS
+            if volume_type in self.volume_throughput:
+                volume["throughput_mibps_month"] = decimal_text(self.volume_throughput[volume_type])
+                volume["free_throughput_mibps"] = EBS_GP3_FREE_THROUGHPUT_MIBPS
+            volumes[volume_type] = volume
+        region: catalog.RegionDoc = {
+            "location": self.location,
+            "basis": basis,
+            "ebs_volumes": volumes,
+            "ebs_snapshots": {t: decimal_text(p) for t, p in sorted(self.snapshots.items())},
+            "load_balancers_hourly": {
+                lb: decimal_text(p) for lb, p in sorted(self.load_balancers.items())
+            },
+            "rds_instances": {
+                engine: {
+                    cls: {dep: decimal_text(p) for dep, p in sorted(deps.items())}
+                    for cls, deps in sorted(classes.items(), key=lambda c: _class_order(c[0]))
+                }
+                for engine, classes in sorted(self.rds_instances.items())
+            },
+            "rds_storage": {
+                storage: {
+                    dep: _rds_volume(rates)
+                    for dep, rates in sorted(deps.items())
+                    if "gb_month" in rates
+                    and (storage not in _IOPS_BILLED or "iops_month" in rates)
+                }
+                for storage, deps in sorted(self.rds_storage.items())
+            },
+        }
+        for usage in _PUBLIC_IPV4:
+            if usage in self.public_ipv4:
+                region["public_ipv4_hourly"] = decimal_text(self.public_ipv4[usage])
+                break
+        return region
+
+
+def _rds_volume(rates: Mapping[str, Decimal]) -> catalog.VolumePriceDoc:
+    volume: catalog.VolumePriceDoc = {"gb_month": decimal_text(rates["gb_month"])}
+    if "iops_month" in rates:
+        volume["iops_tiers"] = [{"up_to": None, "usd": decimal_text(rates["iops_month"])}]
+    if "throughput_mibps_month" in rates:
+        volume["throughput_mibps_month"] = decimal_text(rates["throughput_mibps_month"])
+    return volume
+
+
+_SIZE_ORDER = ["micro", "small", "medium", "large", "xlarge"]
+
+
+def _class_order(instance_class: str) -> tuple[str, int, str]:
+    """Sort ``db.m5.large`` before ``db.m5.2xlarge`` so the file reads like the pricing page."""
+    family, _, size = instance_class.rpartition(".")
+    if size in _SIZE_ORDER:
+        return (family, _SIZE_ORDER.index(size), size)
+    multiple = re.match(r"^(\d+)xlarge$", size)
+    return (family, 100 + int(multiple.group(1)) if multiple else 10_000, size)
+
+
+def build_catalog(
+    products: Iterable[OfferProduct],
+    *,
+    version: str,
+    source: str | None = None,
+    basis: str = "published",
+) -> catalog.CatalogDoc:
+    """Build a catalog document from Price List products (any mix of services and regions).
+
+    Only on-demand, per-region products with a USD price are kept. A region appears when at least
+    one of its prices was recognised; lookups of what is missing raise ``UnknownPrice``.
+    """
+    regions: dict[str, _RegionAccumulator] = {}
+    for product in products:
+        code = product.region_code
+        usd = product.first_usd
+        # Outposts, Local Zones and Wavelength share region codes but not region prices.
+        location_type = product.attr("locationType", "AWS Region")
+        if code is None or usd is None or location_type != "AWS Region":
+            continue
+        location = product.attr("location") or _REGION_NAMES.get(code, code)
+        accumulator = regions.get(code)
+        if accumulator is None:
+            accumulator = regions[code] = _RegionAccumulator(code, location)
+        accumulator.add(product, usd)
+    return {
+        "schema_version": catalog.SCHEMA_VERSION,
+        "version": version,
+        "source": source or DEFAULT_SOURCE.format(version=version),
+        "currency": "USD",
+        "hours_per_month": decimal_text(catalog.HOURS_PER_MONTH),
+        "regions": {code: regions[code].document(basis) for code in sorted(regions)},
+    }
+
+
+def dumps_catalog(doc: catalog.CatalogDoc | Mapping[str, object]) -> str:
+    """Serialise a catalog document; one region per top-level block keeps diffs reviewable."""
+    return json.dumps(doc, indent=1, ensure_ascii=False, default=_no_floats) + "\n"
+
+
+def _no_floats(value: object) -> str:
+    if isinstance(value, Decimal):
+        return decimal_text(value)
+    raise TypeError(f"catalog values must be strings, ints or Decimals, not {type(value).__name__}")
+
+
+def write_catalog(doc: catalog.CatalogDoc | Mapping[str, object], path: str | Path) -> Path:
+    """Validate ``doc`` and write it to ``path`` atomically (a reader never sees half a file)."""
+    target = Path(path)
+    text = dumps_catalog(doc)
+    # Refuse to write what load_catalog would refuse to read.
+    catalog.catalog_from_document(json.loads(text, parse_float=Decimal), origin=str(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # mkstemp creates the file owner-only; a catalog is package data that every user reads.
+    mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        Path(temporary).chmod(mode)
+        Path(temporary).replace(target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    catalog.load_catalog.cache_clear()
+    return target

@@ -1,0 +1,292 @@
+"""A scan run: one account, its regions x the registered detectors, concurrently, into the store.
+
+Called by the ``cloudsweep scan`` command and the ScanSchedule handler. Each region gets one
+``Inventory`` shared by its detectors, so volumes, snapshots and images are listed once per region
+however many detectors read them. Findings stream to the store in batches as detector tasks finish.
+
+A region or detector that fails (throttled past retries, region not enabled, access denied) fails
+that (region, detector) only: the run ends ``partial`` with the errors in its metadata, and items
+there are not closed, so a failure never reads as "no waste". Credentials that cannot be assumed, or
+that belong to another account, fail the whole run before any call beyond STS.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from cloudsweep import aws, detectors, domain
+from cloudsweep.detectors import Detector, RegionContext
+from cloudsweep.pricing import PriceCatalog
+from cloudsweep.pricing.active import active_catalog
+from cloudsweep.settings import Settings, get_settings
+from cloudsweep.store import BATCH_SIZE, AccountRecord, ScanRecord, Store
+
+log = logging.getLogger(__name__)
+
+
+class ScanRefused(domain.InvalidInput):
+    """The scan cannot start (bad parameters, unknown detector, no regions); nothing was called."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """What one detector did in one region."""
+
+    region: str
+    detector: str
+    findings: int = 0
+    error_kind: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOutcome:
+    scan: ScanRecord
+    tasks: tuple[TaskOutcome, ...]
+    api_calls: int
+    error: str | None = None
+
+    @property
+    def failed_tasks(self) -> list[TaskOutcome]:
+        return [task for task in self.tasks if not task.ok]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanProgress:
+    """Sent to the progress callback after every detector task: ``done`` of ``total``."""
+
+    done: int
+    total: int
+    task: TaskOutcome
+
+
+@dataclass
+class ScanOptions:
+    scan_type: domain.ScanType = domain.ScanType.MANUAL
+    regions: Sequence[str] | None = None  # None: the account's regions
+    detectors: Sequence[str] | None = None  # None: every registered detector
+    parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    concurrency: int | None = None
+    page_size: int | None = None
+    created_by: Any = None
+
+
+SessionFactory = Callable[..., aws.AccountSession]
+
+
+def _selected_detectors(options: ScanOptions) -> list[tuple[Detector[Any], Any]]:
+    """Detectors with validated parameters; any bad input refuses the scan before AWS is called."""
+    names = list(options.detectors) if options.detectors else detectors.names()
+    unknown_params = set(options.parameters) - set(names)
+    if unknown_params:
+        raise ScanRefused(
+            f"parameters given for {', '.join(sorted(unknown_params))}, which this scan does not run; "
+            f"known resource types: {', '.join(detectors.names())}"
+        )
+    selected = []
+    for name in names:
+        detector = detectors.get(name)()
+        try:
+            params = detector.parameters(options.parameters.get(name))
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'parameters'}: {e['msg']}"
+                for e in error.errors()
+            )
+            raise ScanRefused(f"parameters of {name}: {problems}") from None
+        selected.append((detector, params))
+    return selected
+
+
+def run_scan(
+    store: Store,
+    account: AccountRecord,
+    options: ScanOptions | None = None,
+    *,
+    settings: Settings | None = None,
+    prices: PriceCatalog | None = None,
+    session_factory: SessionFactory = aws.AccountSession,
+    recorder: aws.CallRecorder | None = None,
+    progress: Callable[[ScanProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    now: Callable[[], datetime] = domain.utcnow,
+) -> ScanOutcome:
+    """Scan ``account`` and record the run; returns the closed run and what each task did."""
+    options = options or ScanOptions()
+    settings = settings or get_settings()
+    selected = _selected_detectors(options)
+    regions = list(dict.fromkeys(options.regions or account.regions))
+    if not regions:
+        raise ScanRefused(f"account {account.account_id} has no regions to scan")
+    concurrency = options.concurrency or settings.scan_concurrency
+    prices = prices or active_catalog(settings)
+    recorder = recorder or aws.CallRecorder()
+    permissions = sorted({p for detector, _ in selected for p in detector.permissions})
+
+    scan = store.open_scan(
+        account.id,
+        scan_type=options.scan_type,
+        regions=regions,
+        started_at=now(),
+        created_by=options.created_by,
+    )
+    session = session_factory(
+        account.account_id,
+        account.role_arn,
+        external_id=account.external_id,
+        purpose=aws.Purpose.SCAN,
+        scan_permissions=permissions,
+        settings=settings,
+        recorder=recorder,
+        concurrency=concurrency,
+    )
+    try:
+        session.verify()
+    except aws.AwsError as error:
+        store.set_connection(account.id, domain.ConnectionStatus.FAILED, str(error))
+        closed = store.close_scan(
+            scan,
+            status=domain.ScanStatus.FAILED,
+            completed_at=now(),
+            resources_scanned=0,
+            error_message=str(error),
+            metadata={"error_kind": error.kind.value, "api_calls": len(recorder.records)},
+        )
+        return ScanOutcome(scan=closed, tasks=(), api_calls=len(recorder.records), error=str(error))
+    store.set_connection(account.id, domain.ConnectionStatus.CONNECTED)
+
+    contexts = {
+        region: RegionContext.for_session(
+            session, region, prices, now=scan.started_at, page_size=options.page_size
+        )
+        for region in regions
+    }
+    outcomes: list[TaskOutcome] = []
+    buffer: list[domain.Finding] = []
+    total = len(regions) * len(selected)
+    cancelled = False
+
+    def run_task(region: str, detector: Detector[Any], params: Any) -> list[domain.Finding]:
+        return list(detector.detect(contexts[region], params))
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="scan") as pool:
+        pending: dict[Future[list[domain.Finding]], tuple[str, str]] = {
+            pool.submit(run_task, region, detector, params): (region, detector.name)
+            for region in regions
+            for detector, params in selected
+        }
+        while pending:
+            done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            if cancel is not None and cancel.is_set() and not cancelled:
+                cancelled = True
+                for future in pending:
+                    future.cancel()
+            for future in done:
+                region, name = pending.pop(future)
+                if future.cancelled():
+                    continue
+                outcome = _task_outcome(future, region, name, buffer)
+                outcomes.append(outcome)
+                if progress is not None:
+                    progress(ScanProgress(done=len(outcomes), total=total, task=outcome))
+                if len(buffer) >= BATCH_SIZE:
+                    store.upsert_findings(scan, buffer, seen_at=now())
+                    buffer.clear()
+    if buffer:
+        store.upsert_findings(scan, buffer, seen_at=now())
+
+    return _finish(
+        store, scan, outcomes, contexts, selected, regions, recorder, options, cancelled, now()
+    )
+
+
+def _task_outcome(
+    future: Future[list[domain.Finding]], region: str, name: str, buffer: list[domain.Finding]
+) -> TaskOutcome:
+    try:
+        found = future.result()
+    except aws.AwsError as error:
+        log.warning("%s in %s failed: %s", name, region, error)
+        return TaskOutcome(region, name, error_kind=error.kind.value, error=str(error))
+    except Exception as error:  # a detector bug must not take the other regions down with it
+        log.exception("%s in %s raised", name, region)
+        return TaskOutcome(
+            region, name, error_kind="internal", error=f"{type(error).__name__}: {error}"
+        )
+    buffer.extend(found)
+    return TaskOutcome(region, name, findings=len(found))
+
+
+def _finish(
+    store: Store,
+    scan: ScanRecord,
+    outcomes: list[TaskOutcome],
+    contexts: Mapping[str, RegionContext],
+    selected: Sequence[tuple[Detector[Any], Any]],
+    regions: Sequence[str],
+    recorder: aws.CallRecorder,
+    options: ScanOptions,
+    cancelled: bool,
+    finished_at: datetime,
+) -> ScanOutcome:
+    resource_type_of = {detector.name: detector.resource_type for detector, _ in selected}
+    if options.scan_type.closes_unseen and not cancelled:
+        for region in regions:
+            completed = [
+                resource_type_of[o.detector] for o in outcomes if o.region == region and o.ok
+            ]
+            if completed:
+                store.close_unseen(
+                    scan, regions=[region], resource_types=completed, now=finished_at
+                )
+
+    failed = [o for o in outcomes if not o.ok]
+    if cancelled:
+        status = domain.ScanStatus.CANCELLED
+    elif not failed:
+        status = domain.ScanStatus.COMPLETED
+    elif len(failed) == len(outcomes):
+        status = domain.ScanStatus.FAILED
+    else:
+        status = domain.ScanStatus.PARTIAL
+    errors_by_region: dict[str, dict[str, dict[str, str | None]]] = {}
+    for outcome in failed:
+        errors_by_region.setdefault(outcome.region, {})[outcome.detector] = {
+            "kind": outcome.error_kind,
+            "error": outcome.error,
+        }
+    listings = {region: ctx.inventory.listings() for region, ctx in contexts.items()}
+    resources_scanned = sum(sum(counts.values()) for counts in listings.values())
+    error_message = None
+    if failed:
+        error_message = "; ".join(f"{o.detector} in {o.region}: {o.error}" for o in failed[:5])
+        if len(failed) > 5:
+            error_message += f"; and {len(failed) - 5} more"
+    closed = store.close_scan(
+        scan,
+        status=status,
+        completed_at=finished_at,
+        resources_scanned=resources_scanned,
+        error_message=error_message,
+        metadata={
+            "detectors": [detector.name for detector, _ in selected],
+            "regions_failed": sorted(errors_by_region),
+            "errors": errors_by_region,
+            "listings": listings,
+            "api_calls": len(recorder.records),
+            "catalog_version": getattr(next(iter(contexts.values())).prices, "version", None),
+        },
+    )
+    return ScanOutcome(scan=closed, tasks=tuple(outcomes), api_calls=len(recorder.records))

@@ -1,0 +1,333 @@
+"""The seeded worlds hold what they promise, in the declared account only, as AWS describes them."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from cloudsweep.aws import demo_world, emulator
+from cloudsweep.aws.demo_world import Verdict
+
+ACCOUNT = "210987654321"
+OTHER_ACCOUNT = "999999999999"
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+class Clients:
+    """boto3 clients of one account, through the demo's scanner role (with its external ID)."""
+
+    def __init__(self, endpoint_url: str, account_id: str, role: str = "CloudSweepScanner"):
+        sts = boto3.client(
+            "sts",
+            endpoint_url=endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=emulator.ACCESS_KEY_ID,
+            aws_secret_access_key=emulator.SECRET_ACCESS_KEY,
+        )
+        credentials = sts.assume_role(
+            RoleArn=f"arn:aws:iam::{account_id}:role/{role}",
+            RoleSessionName="cloudsweep-test",
+            ExternalId=demo_world.DEMO_EXTERNAL_ID,
+        )["Credentials"]
+        self._session = boto3.session.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+        self._endpoint_url = endpoint_url
+
+    def __call__(self, service: str, region: str = "us-east-1") -> Any:
+        return self._session.client(service, region_name=region, endpoint_url=self._endpoint_url)
+
+
+@pytest.fixture
+def world(moto_endpoint: str) -> demo_world.DemoWorld:
+    return demo_world.seed_demo_world(moto_endpoint, account_id=ACCOUNT, now=NOW)
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, world: demo_world.DemoWorld) -> Clients:
+    return Clients(moto_endpoint, ACCOUNT)
+
+
+def test_world_covers_two_regions_with_each_kind_and_verdict(world: demo_world.DemoWorld) -> None:
+    assert world.account_id == ACCOUNT
+    assert world.regions == ("us-east-1", "eu-west-1")
+    assert world.backdated  # the fixture's server runs in this process
+    assert world.scanner_role_arn == f"arn:aws:iam::{ACCOUNT}:role/CloudSweepScanner"
+    for region in world.regions:
+        for kind, categories in {
+            "ebs-volume": {"unattached", "attached", "protected", "recent"},
+            "ebs-snapshot": {"orphaned", "ami-referenced", "source-exists"},
+            "elastic-ip": {"unassociated", "associated", "protected"},
+            "load-balancer": {"no-targets", "serving", "no-target-groups"},
+            "classic-load-balancer": {"no-instances", "serving"},
+            "rds-instance": {"stopped", "idle", "busy"},
+        }.items():
+            found = {r.category for r in world.select(kind=kind, region=region)}
+            assert found == categories, (region, kind)
+        assert {r.verdict for r in world.select(region=region)} == set(Verdict)
+    ids = [r.resource_id for r in world.resources]
+    assert len(ids) == len(set(ids))
+
+
+def test_volumes_are_as_declared(world: demo_world.DemoWorld, aws: Clients) -> None:
+    for region in world.regions:
+        volumes = {v["VolumeId"]: v for v in aws("ec2", region).describe_volumes()["Volumes"]}
+        assert set(volumes) == world.ids(kind="ebs-volume", region=region)
+        categories = world.categories("ebs-volume")
+        for volume_id in world.ids(kind="ebs-volume", region=region, category="unattached"):
+            assert volumes[volume_id]["State"] == "available"
+            assert not volumes[volume_id]["Attachments"]
+        for volume_id in world.ids(kind="ebs-volume", region=region, category="attached"):
+            assert volumes[volume_id]["State"] == "in-use"
+            assert volumes[volume_id]["Attachments"][0]["InstanceId"].startswith("i-")
+        (protected,) = world.ids(kind="ebs-volume", region=region, category="protected")
+        assert {"Key": "cloudsweep.io/protect", "Value": "true"} in volumes[protected]["Tags"]
+        assert not volumes[protected]["Attachments"]
+        assert categories["recent"] & set(volumes)
+
+        unattached = [volumes[i] for i in categories["unattached"] if i in volumes]
+        assert {v["VolumeType"] for v in unattached} >= {"gp2", "gp3", "io1", "io2", "st1"}
+        gp3 = next(v for v in unattached if v["VolumeType"] == "gp3")
+        assert gp3["Iops"] > 3000 and gp3["Throughput"] > 125
+        assert len({v["Size"] for v in unattached}) > 3
+
+        # Ages are real in AWS's answers, not only in the world's record.
+        for record in world.select(kind="ebs-volume", region=region):
+            assert volumes[record.resource_id]["CreateTime"] == record.created_at
+            tags = {t["Key"]: t["Value"] for t in volumes[record.resource_id]["Tags"]}
+            assert {"Name", "team", "env"} <= set(tags)
+        (recent,) = world.select(kind="ebs-volume", region=region, category="recent")
+        assert NOW - recent.created_at < timedelta(days=1)
+        for old in world.select(kind="ebs-volume", region=region, verdict=Verdict.WASTE):
+            assert NOW - old.created_at >= timedelta(days=30)
+
+
+def test_snapshots_are_orphaned_ami_referenced_or_of_live_volumes(
+    world: demo_world.DemoWorld, aws: Clients
+) -> None:
+    for region in world.regions:
+        ec2 = aws("ec2", region)
+        snapshots = {
+            s["SnapshotId"]: s for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+        }
+        assert set(snapshots) == world.ids(kind="ebs-snapshot", region=region)
+        volumes = {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
+        images = ec2.describe_images(Owners=["self"])["Images"]
+        ami_snapshots = {
+            m["Ebs"]["SnapshotId"] for image in images for m in image["BlockDeviceMappings"]
+        }
+        assert world.ids(kind="ebs-snapshot", region=region, category="ami-referenced") == (
+            ami_snapshots
+        )
+        orphaned = world.ids(kind="ebs-snapshot", region=region, category="orphaned")
+        assert len(orphaned) == 2
+        for snapshot_id in orphaned:
+            assert snapshots[snapshot_id]["VolumeId"] not in volumes
+            assert snapshot_id not in ami_snapshots
+        for snapshot_id in world.ids(kind="ebs-snapshot", region=region, category="source-exists"):
+            assert snapshots[snapshot_id]["VolumeId"] in volumes
+        for record in world.select(kind="ebs-snapshot", region=region, category="orphaned"):
+            assert snapshots[record.resource_id]["StartTime"] == record.created_at
+            assert NOW - record.created_at > timedelta(days=90)
+
+
+def test_elastic_ips_are_as_declared(world: demo_world.DemoWorld, aws: Clients) -> None:
+    for region in world.regions:
+        addresses = {
+            a["AllocationId"]: a for a in aws("ec2", region).describe_addresses()["Addresses"]
+        }
+        assert set(addresses) == world.ids(kind="elastic-ip", region=region)
+        for allocation in world.ids(kind="elastic-ip", region=region, category="unassociated"):
+            assert "AssociationId" not in addresses[allocation]
+        (associated,) = world.ids(kind="elastic-ip", region=region, category="associated")
+        assert addresses[associated]["InstanceId"].startswith("i-")
+        (protected,) = world.ids(kind="elastic-ip", region=region, category="protected")
+        assert {"Key": "do-not-delete", "Value": "true"} in addresses[protected]["Tags"]
+        assert "AssociationId" not in addresses[protected]
+
+
+def test_load_balancers_are_idle_or_serving(world: demo_world.DemoWorld, aws: Clients) -> None:
+    for region in world.regions:
+        elbv2 = aws("elbv2", region)
+        balancers = {
+            b["LoadBalancerArn"]: b for b in elbv2.describe_load_balancers()["LoadBalancers"]
+        }
+        assert set(balancers) == world.ids(kind="load-balancer", region=region)
+
+        def groups_of(arn: str, elbv2: Any = elbv2) -> list[Any]:
+            # moto answers TargetGroupNotFound for a balancer without target groups, where AWS
+            # answers an empty list; both mean "none".
+            try:
+                return list(elbv2.describe_target_groups(LoadBalancerArn=arn)["TargetGroups"])
+            except elbv2.exceptions.TargetGroupNotFoundException:
+                return []
+
+        def registered(arn: str, elbv2: Any = elbv2) -> list[str]:
+            groups = groups_of(arn, elbv2)
+            return [
+                d["Target"]["Id"]
+                for g in groups
+                for d in elbv2.describe_target_health(TargetGroupArn=g["TargetGroupArn"])[
+                    "TargetHealthDescriptions"
+                ]
+            ]
+
+        (idle,) = world.ids(kind="load-balancer", region=region, category="no-targets")
+        assert balancers[idle]["Type"] == "application"
+        assert groups_of(idle)
+        assert registered(idle) == []
+        (busy,) = world.ids(kind="load-balancer", region=region, category="serving")
+        assert len(registered(busy)) == 1
+        (nlb,) = world.ids(kind="load-balancer", region=region, category="no-target-groups")
+        assert balancers[nlb]["Type"] == "network"
+        assert groups_of(nlb) == []
+
+        classic = {
+            d["LoadBalancerName"]: d
+            for d in aws("elb", region).describe_load_balancers()["LoadBalancerDescriptions"]
+        }
+        assert set(classic) == world.ids(kind="classic-load-balancer", region=region)
+        (empty,) = world.ids(kind="classic-load-balancer", region=region, category="no-instances")
+        assert classic[empty]["Instances"] == []
+        (serving,) = world.ids(kind="classic-load-balancer", region=region, category="serving")
+        assert len(classic[serving]["Instances"]) == 1
+
+
+def test_databases_are_stopped_idle_or_busy(world: demo_world.DemoWorld, aws: Clients) -> None:
+    for region in world.regions:
+        instances = {
+            d["DBInstanceIdentifier"]: d
+            for d in aws("rds", region).describe_db_instances()["DBInstances"]
+        }
+        assert set(instances) == world.ids(kind="rds-instance", region=region)
+        (stopped,) = world.ids(kind="rds-instance", region=region, category="stopped")
+        assert instances[stopped]["DBInstanceStatus"] == "stopped"
+        cloudwatch = aws("cloudwatch", region)
+        for category, busy in (("idle", False), ("busy", True)):
+            (identifier,) = world.ids(kind="rds-instance", region=region, category=category)
+            assert instances[identifier]["DBInstanceStatus"] == "available"
+            points = cloudwatch.get_metric_statistics(
+                Namespace="AWS/RDS",
+                MetricName="DatabaseConnections",
+                Dimensions=[{"Name": "DBInstanceIdentifier", "Value": identifier}],
+                StartTime=NOW - timedelta(days=14),
+                EndTime=NOW,
+                Period=86400,
+                Statistics=["Maximum"],
+            )["Datapoints"]
+            assert len(points) >= 13
+            assert (max(p["Maximum"] for p in points) > 0) is busy
+
+
+def test_only_the_declared_account_is_touched(
+    moto_endpoint: str, world: demo_world.DemoWorld
+) -> None:
+    default = {
+        "endpoint_url": moto_endpoint,
+        "aws_access_key_id": emulator.ACCESS_KEY_ID,
+        "aws_secret_access_key": emulator.SECRET_ACCESS_KEY,
+    }
+    other = Clients(moto_endpoint, OTHER_ACCOUNT)
+    for region in world.regions:
+        for ec2 in (boto3.client("ec2", region_name=region, **default), other("ec2", region)):
+            assert ec2.describe_volumes()["Volumes"] == []
+            assert ec2.describe_addresses()["Addresses"] == []
+            assert ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []
+        rds = other("rds", region)
+        assert rds.describe_db_instances()["DBInstances"] == []
+        assert other("elbv2", region).describe_load_balancers()["LoadBalancers"] == []
+    assert world.select(region="us-west-2") == ()
+
+
+def test_seeding_the_default_account_and_custom_regions(moto_endpoint: str) -> None:
+    world = demo_world.seed_demo_world(
+        moto_endpoint, regions=("us-west-2", "ap-southeast-2", "eu-central-1")
+    )
+    assert world.account_id == "123456789012"
+    assert {r.region for r in world.resources} == {"us-west-2", "ap-southeast-2", "eu-central-1"}
+    aws = Clients(moto_endpoint, "123456789012")
+    assert len(aws("ec2", "ap-southeast-2").describe_volumes()["Volumes"]) == len(
+        world.ids(kind="ebs-volume", region="ap-southeast-2")
+    )
+    # A second seeding of the same account (here: a bulk world) reuses the roles.
+    summary = demo_world.seed_bulk_world(moto_endpoint, resources=30, regions=("us-west-2",))
+    assert summary.total == 30
+
+
+@pytest.mark.parametrize("resources", [300, 7])
+def test_bulk_world_has_the_counts_it_claims(moto_endpoint: str, resources: int) -> None:
+    summary = demo_world.seed_bulk_world(moto_endpoint, resources=resources, account_id=ACCOUNT)
+    assert summary.total == resources
+    assert summary.regions == ("us-east-1", "us-west-2", "eu-west-1")
+    assert summary.backdated
+    aws = Clients(moto_endpoint, ACCOUNT)
+    for region in summary.regions:
+        ec2 = aws("ec2", region)
+        volumes = ec2.describe_volumes()["Volumes"]
+        snapshots = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+        addresses = ec2.describe_addresses()["Addresses"]
+        images = ec2.describe_images(Owners=["self"])["Images"]
+        running = [
+            i
+            for r in ec2.describe_instances(
+                Filters=[{"Name": "instance-state-name", "Values": ["running", "pending"]}]
+            )["Reservations"]
+            for i in r["Instances"]
+        ]
+        actual = {
+            "ebs-volume": len(volumes),
+            "ebs-snapshot": len(snapshots),
+            "elastic-ip": len(addresses),
+            "ami": len(images),
+            "ec2-instance": len(running),
+        }
+        claimed = {kind: summary.counts.get((region, kind), 0) for kind in actual}
+        assert claimed == actual, region
+
+        volume_ids = {v["VolumeId"] for v in volumes}
+        ami_snapshots = {m["Ebs"]["SnapshotId"] for i in images for m in i["BlockDeviceMappings"]}
+        waste = {
+            "ebs-volume": sum(1 for v in volumes if v["State"] == "available"),
+            "ebs-snapshot": sum(
+                1
+                for s in snapshots
+                if s["VolumeId"] not in volume_ids and s["SnapshotId"] not in ami_snapshots
+            ),
+            "elastic-ip": sum(1 for a in addresses if "AssociationId" not in a),
+        }
+        assert waste == {kind: summary.waste.get((region, kind), 0) for kind in waste}, region
+        if resources >= 100:
+            assert all(n > 0 for n in actual.values())
+            assert all(n > 0 for n in waste.values())
+            # Ages are spread back in time, so minimum-age rules still find waste.
+            oldest = min(v["CreateTime"] for v in volumes if v["State"] == "available")
+            assert datetime.now(UTC) - oldest > timedelta(days=100)
+
+    assert summary.count("ebs-volume") == sum(
+        summary.count("ebs-volume", region) for region in summary.regions
+    )
+
+
+def test_minimum_list_calls_pages_each_listing_in_each_region(moto_endpoint: str) -> None:
+    summary = demo_world.seed_bulk_world(
+        moto_endpoint, resources=300, regions=("us-east-1", "eu-west-1")
+    )
+    sizes: dict[str, int | None] = {"ebs-volume": 10, "elastic-ip": None, "rds-instance": 100}
+    expected = sum(
+        math.ceil(summary.counts[(region, "ebs-volume")] / 10) + 1 + 1 for region in summary.regions
+    )
+    assert summary.minimum_list_calls(sizes) == expected
+    # With AWS's largest pages, every listing of a 300-resource world fits in one call.
+    assert summary.minimum_list_calls() == len(summary.regions) * len(demo_world.MAX_PAGE_SIZES)
+    assert summary.api_calls < summary.total  # batched, not one call per resource
+
+
+def test_bulk_world_refuses_a_negative_size(moto_endpoint: str) -> None:
+    with pytest.raises(ValueError, match="zero or more"):
+        demo_world.seed_bulk_world(moto_endpoint, resources=-1)

@@ -1,0 +1,266 @@
+"""AccountSession against moto over HTTP.
+
+moto's default mode does not check trust policies, ExternalIds or whether a role exists: any
+AssumeRole succeeds and returns credentials that moto maps to the role's account. So these tests
+prove what CloudSweep *sends* (ExternalId, session name, session policy; recorded at botocore's
+event layer) and what it does with STS's answers. The refusals STS would give (AccessDenied, an
+identity of another account) are injected with botocore event handlers on the session, as
+SAFETY-TESTS.md prescribes, not by editing application code. moto's IAM access-control mode
+(INITIAL_NO_AUTH_ACTION_COUNT) is process-wide for the shared server and is not used here.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from types import SimpleNamespace
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+
+from cloudsweep import aws
+from cloudsweep.domain import InvalidInput
+from cloudsweep.settings import Settings
+
+ACCOUNT = "111111111111"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/cloudsweep-scan"
+EXTERNAL_ID = "org-acme-5d1e"
+REGION = "eu-west-1"
+
+
+def _session(endpoint, recorder, **kwargs):
+    kwargs.setdefault("external_id", EXTERNAL_ID)
+    kwargs.setdefault("settings", Settings(aws_endpoint_url=endpoint))
+    return aws.AccountSession(
+        ACCOUNT, kwargs.pop("role_arn", ROLE_ARN), recorder=recorder, **kwargs
+    )
+
+
+@pytest.fixture
+def recorder():
+    return aws.CallRecorder()
+
+
+def test_assumes_the_role_with_external_id_and_read_only_policy(moto_endpoint, recorder):
+    session = _session(moto_endpoint, recorder)
+
+    identity = session.verify()
+
+    assert identity.account == ACCOUNT
+    assert identity.arn.startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/cloudsweep-scan/")
+    (assume,) = recorder.calls(operation="AssumeRole")
+    assert assume.caller_account is None  # made with the base credentials
+    assert assume.params["RoleArn"] == ROLE_ARN
+    assert assume.params["ExternalId"] == EXTERNAL_ID
+    assert assume.params["RoleSessionName"] == f"cloudsweep-{ACCOUNT}-scan"
+    assert assume.params["PolicyArns"] == [{"arn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}]
+    (whoami,) = recorder.calls(operation="GetCallerIdentity")
+    assert whoami.caller_account == ACCOUNT
+    assert [r.operation for r in recorder.records] == ["AssumeRole", "GetCallerIdentity"]
+
+
+def test_sees_the_resources_of_the_declared_account_only(moto_endpoint, recorder):
+    default_ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=moto_endpoint)
+    default_ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=1)  # moto's default account
+    session = _session(moto_endpoint, recorder)
+    ec2 = session.client("ec2", REGION)
+    mine = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=2)["VolumeId"]
+
+    listed = [v["VolumeId"] for v in session.client("ec2", REGION).describe_volumes()["Volumes"]]
+
+    assert listed == [mine]
+    assert session.client("ec2", REGION) is ec2  # cached, shared
+    assert ec2.meta.endpoint_url == moto_endpoint
+    assert {r.caller_account for r in recorder.calls(service="ec2")} == {ACCOUNT}
+
+
+def test_inline_session_policy_from_permissions(moto_endpoint, recorder):
+    session = _session(
+        moto_endpoint, recorder, scan_permissions=("ec2:DescribeVolumes", "rds:DescribeDBInstances")
+    )
+    session.verify()
+
+    (assume,) = recorder.calls(operation="AssumeRole")
+    assert "PolicyArns" not in assume.params
+    policy = json.loads(assume.params["Policy"])
+    (statement,) = policy["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == [
+        "ec2:DescribeVolumes",
+        "rds:DescribeDBInstances",
+        "sts:GetCallerIdentity",
+    ]
+
+
+def test_cleanup_session_has_no_session_policy(moto_endpoint, recorder):
+    session = _session(moto_endpoint, recorder, purpose=aws.Purpose.CLEANUP)
+    session.verify()
+
+    (assume,) = recorder.calls(operation="AssumeRole")
+    assert assume.params["RoleSessionName"] == f"cloudsweep-{ACCOUNT}-cleanup"
+    assert "PolicyArns" not in assume.params and "Policy" not in assume.params
+
+
+def test_role_of_another_account_is_refused_before_any_call(moto_endpoint, recorder):
+    with pytest.raises(InvalidInput, match="belongs to account 222222222222"):
+        _session(moto_endpoint, recorder, role_arn="arn:aws:iam::222222222222:role/cloudsweep")
+    assert recorder.records == []
+
+
+def _fake_identity(account):
+    def handler(**_):
+        http = SimpleNamespace(status_code=200, headers={})
+        return http, {
+            "Account": account,
+            "Arn": f"arn:aws:sts::{account}:assumed-role/cloudsweep-scan/x",
+            "UserId": "AROAFAKE:x",
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+        }
+
+    return handler
+
+
+def test_identity_of_another_account_is_refused_before_any_other_call(moto_endpoint, recorder):
+    """STS's answer is replaced by a before-call handler: moto always answers the role's account."""
+    session = _session(moto_endpoint, recorder)
+    session.events.register("before-call.sts.GetCallerIdentity", _fake_identity("999999999999"))
+
+    with pytest.raises(aws.IdentityMismatch) as caught:
+        session.client("ec2", REGION)
+    with pytest.raises(aws.IdentityMismatch):
+        session.client("rds", REGION)  # stays refused
+
+    message = str(caught.value)
+    assert "999999999999" in message and ACCOUNT in message and "refusing" in message
+    assert {r.service for r in recorder.records} == {"sts"}
+    assert [r.operation for r in recorder.records] == ["AssumeRole", "GetCallerIdentity"]
+
+
+def _deny(code, message):
+    def handler(**_):
+        raise ClientError({"Error": {"Code": code, "Message": message}}, "AssumeRole")
+
+    return handler
+
+
+def test_denied_assume_role_is_a_clear_error(moto_endpoint, recorder):
+    base = boto3.Session(region_name="us-east-1")
+    base.events.register(
+        "before-call.sts.AssumeRole",
+        _deny("AccessDenied", "not authorized to perform: sts:AssumeRole"),
+    )
+    session = _session(moto_endpoint, recorder, base_session=base)
+
+    with pytest.raises(aws.AssumeRoleFailed) as caught:
+        session.client("ec2", REGION)
+
+    error = caught.value
+    assert error.kind is aws.ErrorKind.ACCESS_DENIED
+    assert error.role_arn == ROLE_ARN
+    message = str(error)
+    assert message.startswith(f"cannot assume role {ROLE_ARN}: access denied")
+    assert "ExternalId" in message and "trust policy" in message
+    assert "Traceback" not in message
+    assert recorder.count(service="ec2") == 0
+    assert recorder.count(operation="GetCallerIdentity") == 0
+
+
+def test_invalid_base_credentials_are_named(moto_endpoint, recorder):
+    base = boto3.Session(region_name="us-east-1")
+    base.events.register(
+        "before-call.sts.AssumeRole", _deny("InvalidClientTokenId", "token is not valid")
+    )
+    session = _session(moto_endpoint, recorder, base_session=base)
+
+    with pytest.raises(aws.AssumeRoleFailed, match="CloudSweep's own credentials"):
+        session.verify()
+
+
+def test_credentials_refresh_themselves_before_expiry(moto_endpoint, recorder):
+    """With 15-minute credentials, botocore's advisory refresh window (15 minutes before expiry)
+    is reached at once, so every use refreshes: proof that refresh goes through AssumeRole."""
+    session = _session(moto_endpoint, recorder, duration_seconds=900)
+    ec2 = session.client("ec2", REGION)
+    before = recorder.count(operation="AssumeRole")
+
+    ec2.describe_volumes()
+    ec2.describe_volumes()
+
+    assert recorder.count(operation="AssumeRole") > before
+    assert session.assume_role_count == recorder.count(operation="AssumeRole")
+    assert all(
+        r.params["ExternalId"] == EXTERNAL_ID for r in recorder.calls(operation="AssumeRole")
+    )
+
+
+def test_client_configuration(moto_endpoint, recorder):
+    settings = Settings(aws_endpoint_url=moto_endpoint, aws_max_attempts=4, scan_concurrency=32)
+    session = _session(moto_endpoint, recorder, settings=settings)
+    config = session.client("rds", REGION).meta.config
+
+    assert config.retries == {"mode": "standard", "total_max_attempts": 4}
+    assert config.max_pool_connections == 32
+    assert config.connect_timeout and config.read_timeout
+
+
+def test_aws_endpoint_url_environment_redirects_calls(moto_endpoint, recorder, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    session = _session(moto_endpoint, recorder, settings=Settings(aws_endpoint_url=None))
+
+    assert session.client("ec2", REGION).meta.endpoint_url == moto_endpoint
+
+
+def test_one_verification_and_one_client_across_threads(moto_endpoint, recorder):
+    session = _session(moto_endpoint, recorder)
+    clients = []
+
+    def use():
+        clients.append(session.client("ec2", REGION))
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len({id(c) for c in clients}) == 1
+    assert recorder.count(operation="GetCallerIdentity") == 1
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_):
+        yield self._body
+
+
+def test_throttling_is_retried_a_bounded_number_of_times(moto_endpoint, recorder):
+    """A before-send handler answers every attempt with RequestLimitExceeded: botocore's standard
+    mode retries (with jittered back-off) exactly up to aws_max_attempts, then we classify it."""
+    settings = Settings(aws_endpoint_url=moto_endpoint, aws_max_attempts=2)
+    session = _session(moto_endpoint, recorder, settings=settings)
+    ec2 = session.client("ec2", REGION)
+    attempts = []
+    body = (
+        b"<Response><Errors><Error><Code>RequestLimitExceeded</Code>"
+        b"<Message>Request limit exceeded.</Message></Error></Errors>"
+        b"<RequestID>r-1</RequestID></Response>"
+    )
+
+    def throttle(request, **_):
+        attempts.append(request.url)
+        return AWSResponse(request.url, 503, {}, _Raw(body))
+
+    ec2.meta.events.register("before-send.ec2.DescribeVolumes", throttle)
+
+    with pytest.raises(aws.AwsError) as caught, aws.translated("ec2", "DescribeVolumes", REGION):
+        ec2.describe_volumes()
+
+    assert caught.value.kind is aws.ErrorKind.THROTTLED
+    assert len(attempts) == 2
+    (call,) = recorder.calls(operation="DescribeVolumes")
+    assert call.outcome == "error" and call.error_code == "RequestLimitExceeded"
+    assert call.retries == 1

@@ -1,0 +1,102 @@
+"""The command line as a newcomer uses it: `cloudsweep scan --demo`, then `cloudsweep findings`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _cloudsweep(
+    *args: str, data_home: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CLOUDSWEEP_", "AWS_ENDPOINT"))
+    }
+    environment.update({"XDG_DATA_HOME": str(data_home), "COLUMNS": "200", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "cloudsweep.cli", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=180,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_home(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    home = tmp_path_factory.mktemp("xdg")
+    return home, _cloudsweep("scan", "--demo", data_home=home)
+
+
+def test_demo_scan_prints_findings_and_total_and_exits_3(demo_home) -> None:
+    home, result = demo_home
+    assert result.returncode == 3, result.stderr
+    assert "Total waste:" in result.stdout
+    assert "USD/month" in result.stdout
+    for resource_type in (
+        "ebs-volume",
+        "ebs-snapshot",
+        "elastic-ip",
+        "load-balancer",
+        "rds-instance",
+    ):
+        assert resource_type in result.stdout
+    assert "demo: emulated AWS at http://127.0.0.1:" in result.stderr
+    assert "completed" in result.stderr
+    assert (home / "cloudsweep" / "pgdata" / "PG_VERSION").is_file()
+
+
+def test_findings_after_the_demo_in_json_and_csv(demo_home) -> None:
+    home, _ = demo_home
+    as_json = _cloudsweep("findings", "--org", "demo", "-o", "json", data_home=home)
+    assert as_json.returncode == 0, as_json.stderr
+    items = json.loads(as_json.stdout)
+    assert items and items == sorted(items, key=lambda i: -float(i["monthly_cost"]))
+    assert {"resource_id", "monthly_cost", "evidence", "safety_checks", "region"} <= set(items[0])
+
+    cheap = _cloudsweep(
+        "findings", "--org", "demo", "--type", "elastic-ip", "-o", "csv", data_home=home
+    )
+    rows = list(csv.DictReader(io.StringIO(cheap.stdout)))
+    assert rows and {row["resource_type"] for row in rows} == {"elastic-ip"}
+
+    expensive = _cloudsweep(
+        "findings", "--org", "demo", "--min-cost", "100", "-o", "json", data_home=home
+    )
+    assert all(float(i["monthly_cost"]) >= 100 for i in json.loads(expensive.stdout))
+
+
+def test_bad_input_gets_a_clear_error_and_exit_1(tmp_path: Path) -> None:
+    result = _cloudsweep("findings", "--account", "12345", data_home=tmp_path)
+    assert result.returncode == 1
+    assert "exactly 12 digits" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    result = _cloudsweep("scan", "--detectors", "nat-gateway", "--demo", data_home=tmp_path)
+    assert result.returncode == 1
+    assert "unknown resource type 'nat-gateway'" in result.stderr
+
+    result = _cloudsweep("scan", data_home=tmp_path)
+    assert result.returncode == 1
+    assert "--role-arn" in result.stderr and "--demo" in result.stderr
+
+
+def test_pricing_show_is_honest_about_its_source(tmp_path: Path) -> None:
+    result = _cloudsweep("pricing", "show", "-o", "json", data_home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["file"] == "bundled"
+    assert shown["source"]
+    assert any(r["basis"] == "published" for r in shown["regions"])

@@ -1,0 +1,161 @@
+"""The load-balancer detector (ELBv2 and classic) against moto over HTTP."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from cloudsweep.detectors import load_balancer
+from cloudsweep.domain import RiskLevel, utcnow
+
+from .conftest import ACCOUNT, REGION, by_id, check
+
+DETECTOR = load_balancer.LoadBalancerDetector()
+
+
+def _network(ec2):
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    return vpc, subnets
+
+
+def _instance(ec2):
+    return ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)["Instances"][0][
+        "InstanceId"
+    ]
+
+
+def _alb(elbv2, subnets, name, lb_type="application", tags=None):
+    kwargs = {"Tags": [{"Key": k, "Value": v} for k, v in (tags or {}).items()]} if tags else {}
+    return elbv2.create_load_balancer(Name=name, Subnets=subnets, Type=lb_type, **kwargs)[
+        "LoadBalancers"
+    ][0]["LoadBalancerArn"]
+
+
+def _target_group(elbv2, vpc, lb_arn, name):
+    tg = elbv2.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"][
+        0
+    ]["TargetGroupArn"]
+    elbv2.create_listener(
+        LoadBalancerArn=lb_arn,
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}],
+    )
+    return tg
+
+
+def _rid(arn):
+    return arn.split(":loadbalancer/", 1)[1]
+
+
+def test_elbv2_idle_and_busy(seed, make_context):
+    ec2, elbv2 = seed("ec2"), seed("elbv2")
+    vpc, subnets = _network(ec2)
+    no_groups = _alb(elbv2, subnets, "no-groups")
+    empty = _alb(elbv2, subnets, "empty-group")
+    _target_group(elbv2, vpc, empty, "empty-tg")
+    healthy = _alb(elbv2, subnets, "healthy")
+    tg = _target_group(elbv2, vpc, healthy, "healthy-tg")
+    elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": _instance(ec2)}])
+    unhealthy = _alb(elbv2, subnets, "unhealthy")
+    tg = _target_group(elbv2, vpc, unhealthy, "unhealthy-tg")
+    stopped = _instance(ec2)
+    elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": stopped}])
+    ec2.stop_instances(InstanceIds=[stopped])  # moto reports its target as "unused"
+    network = _alb(elbv2, subnets, "nlb", lb_type="network")
+
+    findings = by_id(list(DETECTOR.detect(make_context(), DETECTOR.parameters())))
+
+    assert set(findings) == {_rid(no_groups), _rid(empty), _rid(unhealthy), _rid(network)}
+    idle = findings[_rid(no_groups)]
+    assert idle.resource_arn == no_groups
+    assert idle.confidence == 90 and idle.risk is RiskLevel.LOW
+    assert idle.safety_checks_passed
+    assert idle.monthly_cost == Decimal("16.43")  # 0.0225 USD/hour x 730 = 16.425
+    assert idle.details["lb_type"] == "application"
+    assert any("no target group" in e for e in idle.evidence)
+    assert any("no target registered" in e for e in findings[_rid(empty)].evidence)
+    sick = findings[_rid(unhealthy)]
+    assert sick.confidence == 60 and sick.risk is RiskLevel.MEDIUM
+    assert any("none of 1 registered targets is healthy" in e for e in sick.evidence)
+    assert findings[_rid(network)].details["lb_type"] == "network"
+    assert findings[_rid(network)].monthly_cost == Decimal("16.43")
+
+
+def test_protection_tag_and_deletion_protection_make_risk_high(seed, make_context):
+    ec2, elbv2 = seed("ec2"), seed("elbv2")
+    _, subnets = _network(ec2)
+    tagged = _alb(elbv2, subnets, "tagged", tags={"do-not-delete": "true"})
+    locked = _alb(elbv2, subnets, "locked")
+    elbv2.modify_load_balancer_attributes(
+        LoadBalancerArn=locked,
+        Attributes=[{"Key": "deletion_protection.enabled", "Value": "true"}],
+    )
+
+    findings = by_id(list(DETECTOR.detect(make_context(), DETECTOR.parameters())))
+
+    assert not check(findings[_rid(tagged)], "protection-tag")
+    assert findings[_rid(tagged)].risk is RiskLevel.HIGH
+    assert findings[_rid(tagged)].tags == {"do-not-delete": "true"}
+    assert not check(findings[_rid(locked)], "deletion-protection")
+    assert findings[_rid(locked)].risk is RiskLevel.HIGH
+
+
+def test_classic_without_instances_is_idle_with_in_service_is_not(seed, make_context):
+    ec2, elb = seed("ec2"), seed("elb")
+    listeners = [{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}]
+    zones = [f"{REGION}a"]
+    elb.create_load_balancer(
+        LoadBalancerName="lonely", Listeners=listeners, AvailabilityZones=zones
+    )
+    elb.create_load_balancer(LoadBalancerName="busy", Listeners=listeners, AvailabilityZones=zones)
+    elb.register_instances_with_load_balancer(
+        LoadBalancerName="busy", Instances=[{"InstanceId": _instance(ec2)}]
+    )
+
+    findings = by_id(list(DETECTOR.detect(make_context(), DETECTOR.parameters())))
+
+    assert set(findings) == {"lonely"}
+    lonely = findings["lonely"]
+    assert lonely.resource_arn == (
+        f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/lonely"
+    )
+    assert lonely.availability_zone == f"{REGION}a"
+    assert lonely.monthly_cost == Decimal("18.25")  # 0.025 USD/hour x 730
+    assert lonely.details["lb_type"] == "classic"
+    assert any("no instance is registered" in e for e in lonely.evidence)
+
+
+def test_new_load_balancer_fails_the_age_check(seed, make_context):
+    ec2, elbv2 = seed("ec2"), seed("elbv2")
+    _, subnets = _network(ec2)
+    _alb(elbv2, subnets, "fresh")
+
+    (finding,) = DETECTOR.detect(make_context(now=utcnow()), DETECTOR.parameters())
+
+    assert not check(finding, "recently-created")
+    assert finding.confidence == 30
+    assert finding.risk is RiskLevel.MEDIUM
+
+
+def test_listings_follow_every_page(seed, make_context, recorder):
+    ec2, elbv2, elb = seed("ec2"), seed("elbv2"), seed("elb")
+    _, subnets = _network(ec2)
+    arns = {_alb(elbv2, subnets, f"alb-{i}") for i in range(3)}
+    listeners = [{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}]
+    for i in range(3):
+        elb.create_load_balancer(
+            LoadBalancerName=f"clb-{i}", Listeners=listeners, AvailabilityZones=[f"{REGION}a"]
+        )
+
+    findings = list(DETECTOR.detect(make_context(page_size=1), DETECTOR.parameters()))
+
+    assert {f.resource_arn for f in findings} >= arns
+    assert len(findings) == 6
+    v2_calls = recorder.calls(service="elbv2", operation="DescribeLoadBalancers")
+    classic_calls = recorder.calls(service="elb", operation="DescribeLoadBalancers")
+    assert len(v2_calls) == 3 and len(classic_calls) == 3
+    assert all(c.params["PageSize"] == 1 for c in v2_calls + classic_calls)
+    # Tags are fetched in one batch per API, not once per load balancer.
+    assert recorder.count(service="elbv2", operation="DescribeTags") == 1
+    assert recorder.count(service="elb", operation="DescribeTags") == 1

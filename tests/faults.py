@@ -1,0 +1,122 @@
+"""AWS fault injection at the botocore event layer, as SAFETY-TESTS.md asks: no application code is
+edited, the moto server stays real, and a handler answers (or breaks) chosen calls.
+
+- ``before-send`` handlers return a synthetic HTTP response: botocore's retry logic sees it, so a
+  throttling answer is retried with back-off exactly as a real one would be.
+- ``after-call`` handlers raise after the call took effect in moto: a response lost on the way back.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ReadTimeoutError
+
+_SCOPE_RE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[^/]+)/")
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self._body
+
+
+def ec2_error_body(code: str, message: str) -> bytes:
+    return (
+        f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+        "<RequestID>injected</RequestID></Response>"
+    ).encode()
+
+
+def query_error_body(code: str, message: str, kind: str = "Sender") -> bytes:
+    """The error body of query-protocol services (ELB, ELBv2, RDS, STS, CloudWatch)."""
+    return (
+        f"<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message>"
+        "</Error><RequestId>injected</RequestId></ErrorResponse>"
+    ).encode()
+
+
+def request_region(request: Any) -> str | None:
+    """The region a signed request is for (its SigV4 credential scope): moto serves all regions
+    on one URL, so the URL does not tell."""
+    header = request.headers.get("Authorization", "")
+    if isinstance(header, bytes):
+        header = header.decode()
+    match = _SCOPE_RE.search(header)
+    return match.group("region") if match else None
+
+
+@dataclass
+class Injected:
+    """How often an injected fault fired (thread-safe)."""
+
+    hits: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hit(self) -> None:
+        with self.lock:
+            self.hits += 1
+
+
+def fail_with(
+    events: Any,
+    event: str,
+    *,
+    status: int,
+    body: bytes,
+    region: str | None = None,
+    times: int | None = None,
+) -> Injected:
+    """Answer ``event`` (e.g. ``before-send.ec2.DescribeVolumes``) with an error response, only in
+    ``region`` if given, the first ``times`` times if given (then the real server answers)."""
+    injected = Injected()
+
+    def handler(request: Any, **_: Any) -> AWSResponse | None:
+        if region is not None and request_region(request) != region:
+            return None
+        with injected.lock:
+            if times is not None and injected.hits >= times:
+                return None
+            injected.hits += 1
+        return AWSResponse(request.url, status, {}, _Raw(body))
+
+    events.register(event, handler)
+    return injected
+
+
+def throttle(events: Any, service: str, operation: str, **kwargs: Any) -> Injected:
+    body = (ec2_error_body if service == "ec2" else query_error_body)(
+        "RequestLimitExceeded" if service == "ec2" else "Throttling", "Rate exceeded"
+    )
+    return fail_with(events, f"before-send.{service}.{operation}", status=503, body=body, **kwargs)
+
+
+def lose_response(events: Any, service: str, operation: str, *, times: int = 1) -> Injected:
+    """Let the call take effect, then lose its response (a read time-out), ``times`` times."""
+    injected = Injected()
+
+    def handler(http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
+        with injected.lock:
+            if injected.hits >= times:
+                return
+            injected.hits += 1
+        raise ReadTimeoutError(endpoint_url="injected://lost-response")
+
+    events.register(f"after-call.{service}.{operation}", handler)
+    return injected
+
+
+def on_call(events: Any, service: str, operation: str, action: Callable[[], None]) -> None:
+    """Run ``action`` just before ``operation`` is sent (a crash or a clock jump at that moment)."""
+
+    def handler(**_: Any) -> None:
+        action()
+
+    events.register(f"before-call.{service}.{operation}", handler)

@@ -1,0 +1,323 @@
+"""Scan runs against a moto server over HTTP, into a real PostgreSQL.
+
+moto does not check trust policies or ExternalIds; identity faults are injected at the botocore
+event layer (see tests/faults.py) on the assumed-role session.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+
+from cloudsweep import aws, domain, scanning
+from cloudsweep.aws import demo_world
+from cloudsweep.settings import Settings
+from cloudsweep.store import AccountRecord, FindingFilter, Store
+
+from . import faults
+
+ORG = "team-a"
+
+
+@pytest.fixture
+def world(moto_endpoint: str) -> demo_world.DemoWorld:
+    return demo_world.seed_demo_world(moto_endpoint, regions=("us-east-1", "eu-west-1"))
+
+
+@pytest.fixture
+def settings(moto_endpoint: str) -> Settings:
+    # Two attempts keep injected throttling fast; the retry itself is tested in tests/aws.
+    return Settings(aws_endpoint_url=moto_endpoint, aws_max_attempts=2, scan_concurrency=4)
+
+
+@pytest.fixture
+def store(database_url: str) -> Store:
+    return Store(database_url)
+
+
+@pytest.fixture
+def account(store: Store, world: demo_world.DemoWorld) -> AccountRecord:
+    org = store.ensure_organization(ORG)
+    return store.register_account(
+        org.id,
+        account_id=world.account_id,
+        role_arn=world.scanner_role_arn,
+        external_id=world.external_id,
+        regions=list(world.regions),
+    )
+
+
+def _scan(
+    store: Store, account: AccountRecord, settings: Settings, **kwargs: Any
+) -> scanning.ScanOutcome:
+    recorder = kwargs.pop("recorder", None) or aws.CallRecorder()
+    options = kwargs.pop("options", None)
+    return scanning.run_scan(
+        store, account, options, settings=settings, recorder=recorder, **kwargs
+    )
+
+
+def _with_session_hook(hook: Callable[[aws.AccountSession], None]) -> scanning.SessionFactory:
+    def factory(*args: Any, **kwargs: Any) -> aws.AccountSession:
+        session = aws.AccountSession(*args, **kwargs)
+        hook(session)
+        return session
+
+    return factory
+
+
+def _key(resource: demo_world.SeededResource) -> str:
+    """Findings key ELBv2 load balancers by their ARN's resource part (app/name/id)."""
+    if resource.kind == "load-balancer":
+        return resource.resource_id.split(":loadbalancer/", 1)[1]
+    return resource.resource_id
+
+
+def _current(store: Store) -> dict[str, Any]:
+    return {item.resource_id: item for item in store.findings(FindingFilter(ORG))}
+
+
+def test_scan_finds_the_waste_and_leaves_what_is_in_use(store, account, settings, world) -> None:
+    outcome = _scan(store, account, settings)
+
+    assert outcome.error is None
+    assert outcome.scan.status == "completed"
+    found = _current(store)
+    for resource in world.select(verdict=demo_world.Verdict.WASTE):
+        key = _key(resource)
+        assert key in found, f"missed waste {resource.kind} {resource.name}"
+        item = found[key]
+        assert item.safety_checks_passed, (
+            f"{resource.name}: {item.resource_details['safety_checks']}"
+        )
+        assert item.monthly_cost > 0
+    in_use = {_key(r) for r in world.select(verdict=demo_world.Verdict.IN_USE)}
+    assert not in_use & set(found), "resources in use were reported as waste"
+    # Protected and too-recent resources may be listed, but never as safe to clean.
+    for verdict in (demo_world.Verdict.PROTECTED, demo_world.Verdict.TOO_RECENT):
+        for resource in world.select(verdict=verdict):
+            if _key(resource) in found:
+                assert not found[_key(resource)].safety_checks_passed
+    run = outcome.scan
+    assert run.total_waste_items_found == len(found)
+    assert run.total_monthly_waste_cost == sum(i.monthly_cost for i in found.values())
+    assert run.total_resources_scanned > len(found)
+    assert set(run.metadata["regions_failed"]) == set()
+
+
+def test_scan_runs_under_a_read_only_session_policy_with_the_external_id(
+    store, account, settings, world
+) -> None:
+    recorder = aws.CallRecorder()
+    outcome = _scan(store, account, settings, recorder=recorder)
+
+    (assume,) = recorder.calls(operation="AssumeRole")
+    assert assume.params["ExternalId"] == world.external_id
+    assert assume.params["RoleSessionName"] == f"cloudsweep-{world.account_id}-scan"
+    assert (
+        '"Effect": "Allow"' in assume.params["Policy"]
+        or '"Effect":"Allow"' in assume.params["Policy"]
+    )
+    assert "ec2:DeleteVolume" not in assume.params["Policy"]
+    assert recorder.mutating() == []
+    assert {c.caller_account for c in recorder.records if c.operation != "AssumeRole"} == {
+        world.account_id
+    }
+    assert outcome.api_calls == len(recorder.records)
+
+
+def test_listings_are_shared_by_detectors_in_a_region(store, account, settings) -> None:
+    recorder = aws.CallRecorder()
+    _scan(store, account, settings, recorder=recorder)
+    # ebs-volume and ebs-snapshot both read volumes and snapshots: one listing each per region.
+    for operation in ("DescribeVolumes", "DescribeSnapshots", "DescribeImages"):
+        for region in ("us-east-1", "eu-west-1"):
+            assert recorder.count(operation=operation, region=region) == 1, operation
+
+
+def test_rescan_is_idempotent(store, account, settings) -> None:
+    first = _scan(store, account, settings)
+    before = _current(store)
+    second = _scan(store, account, settings)
+    after = _current(store)
+
+    assert second.scan.status == "completed"
+    assert set(before) == set(after)
+    assert {k: v.monthly_cost for k, v in before.items()} == {
+        k: v.monthly_cost for k, v in after.items()
+    }
+    assert second.scan.total_waste_items_found == first.scan.total_waste_items_found
+    assert all(item.id == before[key].id for key, item in after.items())
+
+
+def test_resources_removed_in_aws_are_closed_by_the_next_full_scan_only(
+    store, account, settings, world, moto_endpoint
+) -> None:
+    _scan(store, account, settings)
+    volume = world.select(kind="ebs-volume", verdict=demo_world.Verdict.WASTE, region="us-east-1")[
+        0
+    ]
+    ec2 = _seeder_client(moto_endpoint, world, "ec2", "us-east-1")
+    ec2.delete_volume(VolumeId=volume.resource_id)
+
+    incremental = scanning.ScanOptions(scan_type=domain.ScanType.INCREMENTAL)
+    _scan(store, account, settings, options=incremental)
+    assert volume.resource_id in _current(store), "an incremental scan closed an item"
+
+    _scan(store, account, settings, options=scanning.ScanOptions(scan_type=domain.ScanType.FULL))
+    assert volume.resource_id not in _current(store)
+    gone = {i.resource_id: i for i in store.findings(FindingFilter(ORG, include_gone=True))}
+    assert gone[volume.resource_id].gone_at is not None
+
+
+def test_a_throttled_region_fails_alone_and_closes_nothing(store, account, settings, world) -> None:
+    _scan(store, account, settings)  # a clean first scan: both regions have open items
+    before = _current(store)
+    injected: list[faults.Injected] = []
+
+    def hook(session: aws.AccountSession) -> None:
+        injected.append(
+            faults.throttle(session.events, "ec2", "DescribeVolumes", region="eu-west-1")
+        )
+
+    recorder = aws.CallRecorder()
+    outcome = _scan(
+        store,
+        account,
+        settings,
+        recorder=recorder,
+        session_factory=_with_session_hook(hook),
+        options=scanning.ScanOptions(scan_type=domain.ScanType.FULL),
+    )
+
+    assert outcome.scan.status == "partial"
+    failed = {(t.region, t.detector) for t in outcome.failed_tasks}
+    # Both EBS detectors read the one (failed) volume listing of eu-west-1; nothing else failed.
+    assert failed == {("eu-west-1", "ebs-volume"), ("eu-west-1", "ebs-snapshot")}
+    assert {t.error_kind for t in outcome.failed_tasks} == {"throttled"}
+    assert outcome.scan.metadata["regions_failed"] == ["eu-west-1"]
+    assert (
+        "throttl" in (outcome.scan.error_message or "").lower()
+        or "limit" in (outcome.scan.error_message or "").lower()
+    )
+    # Attempts were bounded: two per listing (settings.aws_max_attempts), not a loop.
+    assert injected[0].hits == 2
+    assert recorder.mutating() == []
+    # Nothing in the failed region was closed; everything else still there too.
+    assert set(_current(store)) == set(before)
+
+
+def test_declared_account_differing_from_caller_identity_is_refused_before_any_other_call(
+    store, account, settings
+) -> None:
+    def hook(session: aws.AccountSession) -> None:
+        faults.fail_with(
+            session.events,
+            "before-send.sts.GetCallerIdentity",
+            status=200,
+            body=(
+                b"<GetCallerIdentityResponse><GetCallerIdentityResult>"
+                b"<Arn>arn:aws:sts::999999999999:assumed-role/x/y</Arn><UserId>AROA:y</UserId>"
+                b"<Account>999999999999</Account></GetCallerIdentityResult>"
+                b"<ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>"
+                b"</GetCallerIdentityResponse>"
+            ),
+        )
+
+    recorder = aws.CallRecorder()
+    outcome = _scan(
+        store, account, settings, recorder=recorder, session_factory=_with_session_hook(hook)
+    )
+
+    assert outcome.scan.status == "failed"
+    assert "999999999999" in (outcome.error or "")
+    assert {c.service for c in recorder.records} == {"sts"}
+    stored = store.account(account.organization_id, account.account_id)
+    assert stored is not None and stored.connection_status == "failed"
+    assert _current(store) == {}
+
+
+def test_access_denied_on_assume_role_names_the_role_and_fix(store, account, settings) -> None:
+    recorder = aws.CallRecorder()
+
+    class DeniedBase:
+        """The operator's own session, whose STS answers AccessDenied (moto never does)."""
+
+    def factory(*args: Any, **kwargs: Any) -> aws.AccountSession:
+        base = boto3.Session()
+        faults.fail_with(
+            base.events,
+            "before-send.sts.AssumeRole",
+            status=403,
+            body=faults.query_error_body(
+                "AccessDenied", "not authorized to perform sts:AssumeRole"
+            ),
+        )
+        return aws.AccountSession(*args, base_session=base, **kwargs)
+
+    outcome = _scan(store, account, settings, recorder=recorder, session_factory=factory)
+
+    assert outcome.scan.status == "failed"
+    assert account.role_arn in (outcome.error or "")
+    assert "ExternalId" in (outcome.error or "")
+    assert {c.operation for c in recorder.records} <= {"AssumeRole"}
+
+
+def test_bad_parameters_are_refused_before_anything_happens(store, account, settings) -> None:
+    recorder = aws.CallRecorder()
+    options = scanning.ScanOptions(parameters={"ebs-volume": {"min_age_days": -1, "bogus": 1}})
+    with pytest.raises(scanning.ScanRefused, match="ebs-volume") as refused:
+        _scan(store, account, settings, recorder=recorder, options=options)
+    assert "bogus" in str(refused.value) and "min_age_days" in str(refused.value)
+    with pytest.raises(domain.InvalidInput, match="unknown resource type 'nat-gateway'"):
+        _scan(store, account, settings, options=scanning.ScanOptions(detectors=["nat-gateway"]))
+    assert recorder.records == []
+    assert store.latest_scan(account.id) is None
+
+
+def test_detector_parameters_are_applied(store, account, settings) -> None:
+    # With a 400-day minimum age every EBS volume counts as recent: none is safe to clean.
+    options = scanning.ScanOptions(
+        detectors=["ebs-volume"], parameters={"ebs-volume": {"min_age_days": 400}}
+    )
+    _scan(store, account, settings, options=options)
+    items = _current(store)
+    assert items and all(not i.safety_checks_passed for i in items.values())
+    assert {i.resource_type for i in items.values()} == {"ebs-volume"}
+
+
+def test_a_cancelled_scan_is_recorded_as_cancelled(store, account, settings) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    outcome = _scan(store, account, settings, cancel=cancel)
+    assert outcome.scan.status in ("cancelled", "completed")  # tasks may all finish first
+    if outcome.scan.status == "cancelled":
+        assert store.latest_scan(account.id).status == "cancelled"  # type: ignore[union-attr]
+
+
+def test_progress_reports_every_task(store, account, settings) -> None:
+    events: list[scanning.ScanProgress] = []
+    _scan(store, account, settings, progress=events.append)
+    assert [e.done for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].done == events[-1].total == 2 * 5
+
+
+def _seeder_client(endpoint: str, world: demo_world.DemoWorld, service: str, region: str) -> Any:
+    """A client in the world's account (through the seeder role), to change AWS behind the scan."""
+    sts = boto3.client("sts", region_name=region, endpoint_url=endpoint)
+    creds = sts.assume_role(
+        RoleArn=f"arn:aws:iam::{world.account_id}:role/cloudsweep-demo-seeder",
+        RoleSessionName="test",
+    )["Credentials"]
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=endpoint,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
