@@ -53,6 +53,19 @@ def moto_endpoint(_moto_server: str) -> str:
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 
+
+@pytest.fixture
+def data_home() -> Iterator[Path]:
+    """A short directory outside pytest's temp root for an embedded PostgreSQL's files.
+
+    As root, pgserver runs PostgreSQL as a separate user and opens the parent directories for it;
+    pytest resets its own root to 0700 when another session starts, and its deep paths come close
+    to the 107-byte limit of the server's unix socket path.
+    """
+    with tempfile.TemporaryDirectory(prefix="cs-") as directory:
+        yield Path(directory)
+
+
 _TEMPLATE = "cloudsweep_test_template"
 _counter = itertools.count()
 

@@ -152,6 +152,21 @@ class ActionType(enum.StrEnum):
     ROLLBACK = "rollback"
 
 
+class AttemptStatus(enum.StrEnum):
+    """One cleanup attempt in the ledger: the intent (started), then exactly one outcome."""
+
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REFUSED = "refused"  # re-checked in AWS and no longer waste, or no longer allowed
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
 class ExecutionMethod(enum.StrEnum):
     MANUAL = "manual"
     AUTOMATED = "automated"

@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,11 +35,11 @@ def _cloudsweep(
 
 
 @pytest.fixture(scope="module")
-def demo_home(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    home = tmp_path_factory.mktemp("xdg")
-    return home, _cloudsweep("scan", "--demo", data_home=home)
+def demo_home() -> Iterator[tuple[Path, subprocess.CompletedProcess[str]]]:
+    # Outside pytest's temp root: see the data_home fixture in tests/conftest.py.
+    with tempfile.TemporaryDirectory(prefix="cs-") as directory:
+        home = Path(directory)
+        yield home, _cloudsweep("scan", "--demo", data_home=home)
 
 
 def test_demo_scan_prints_findings_and_total_and_exits_3(demo_home) -> None:
@@ -78,7 +80,8 @@ def test_findings_after_the_demo_in_json_and_csv(demo_home) -> None:
     assert all(float(i["monthly_cost"]) >= 100 for i in json.loads(expensive.stdout))
 
 
-def test_bad_input_gets_a_clear_error_and_exit_1(tmp_path: Path) -> None:
+def test_bad_input_gets_a_clear_error_and_exit_1(data_home: Path) -> None:
+    tmp_path = data_home
     result = _cloudsweep("findings", "--account", "12345", data_home=tmp_path)
     assert result.returncode == 1
     assert "exactly 12 digits" in result.stderr
@@ -93,7 +96,8 @@ def test_bad_input_gets_a_clear_error_and_exit_1(tmp_path: Path) -> None:
     assert "--role-arn" in result.stderr and "--demo" in result.stderr
 
 
-def test_pricing_show_is_honest_about_its_source(tmp_path: Path) -> None:
+def test_pricing_show_is_honest_about_its_source(data_home: Path) -> None:
+    tmp_path = data_home
     result = _cloudsweep("pricing", "show", "-o", "json", data_home=tmp_path)
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)

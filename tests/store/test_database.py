@@ -26,7 +26,8 @@ def test_configured_url_behind_on_migrations_is_refused(
         database.open_database(settings)
 
 
-def test_embedded_database_is_started_migrated_and_reused(tmp_path: Path) -> None:
+def test_embedded_database_is_started_migrated_and_reused(data_home: Path) -> None:
+    tmp_path = data_home
     settings = Settings(database_url=None, data_dir=tmp_path / "cloudsweep")
     handle = database.open_database(settings)
     try:

@@ -83,3 +83,27 @@ def test_observations_table_is_partitioned_by_month(database_url: str) -> None:
             )
         ).scalar_one()
     assert strategy == "r"
+
+
+def test_ledger_migration_keeps_existing_audit_rows(empty_database_url: str) -> None:
+    migrate.upgrade(empty_database_url, "0001")
+    with get_engine(empty_database_url).begin() as conn:
+        conn.execute(
+            sa.text(
+                """
+                WITH o AS (INSERT INTO organizations (name, slug) VALUES ('a', 'a') RETURNING id),
+                a AS (INSERT INTO aws_accounts (organization_id, account_id, role_arn)
+                      SELECT id, '111111111111', 'arn:aws:iam::111111111111:role/r' FROM o RETURNING id),
+                w AS (INSERT INTO waste_items (aws_account_id, resource_type, resource_id, region,
+                      monthly_cost, annual_cost, confidence_score, risk_level, resource_details)
+                      SELECT id, 'ebs-volume', 'vol-1', 'us-east-1', 1, 12, 90, 'low', '{}' FROM a
+                      RETURNING id)
+                INSERT INTO cleanup_actions (waste_item_id, action_type, success)
+                SELECT id, 'delete', false FROM w
+                """
+            )
+        )
+    migrate.upgrade(empty_database_url)
+    with get_engine(empty_database_url).connect() as conn:
+        row = conn.execute(sa.text("SELECT action, status FROM cleanup_actions")).one()
+    assert tuple(row) == ("delete", "failed")

@@ -74,8 +74,8 @@ def test_retention_deletes_actions_after_24_months(store: Store, make_account) -
         for age in (30, 729, 731, 1000):
             conn.execute(
                 sa.text(
-                    "INSERT INTO cleanup_actions (waste_item_id, action_type, success, executed_at) "
-                    "VALUES (:w, 'delete', true, :t)"
+                    "INSERT INTO cleanup_actions (waste_item_id, action_type, action, status, success, "
+                    "executed_at) VALUES (:w, 'delete', 'delete', 'failed', false, :t)"
                 ),
                 {"w": item, "t": now - timedelta(days=age)},
             )

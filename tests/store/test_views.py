@@ -98,8 +98,10 @@ def test_savings_summary_counts_real_actions_per_month(store: Store, make_accoun
         ]:
             conn.execute(
                 sa.text(
-                    "INSERT INTO cleanup_actions (id, waste_item_id, action_type, dry_run, success, "
-                    "estimated_monthly_savings, actual_monthly_savings) VALUES (:id, :w, :a, :d, :s, :e, :e)"
+                    "INSERT INTO cleanup_actions (id, waste_item_id, action_type, action, status, dry_run, "
+                    "success, estimated_monthly_savings, actual_monthly_savings) "
+                    "VALUES (:id, :w, :a, :a, CASE WHEN :s THEN 'succeeded' ELSE 'failed' END, "
+                    ":d, :s, :e, :e)"
                 ),
                 {
                     "id": uuid.uuid4(),

@@ -295,17 +295,72 @@ class WasteItemObservation(Base):
     confidence_score: Mapped[int] = mapped_column(nullable=False)
 
 
+class CleanupRun(Base):
+    """One cleanup run: its mode, fixed when it starts, and the plan it recorded before acting."""
+
+    __tablename__ = "cleanup_runs"
+    __table_args__ = (
+        _enum_check("execution_method", domain.ExecutionMethod),
+        _enum_check("status", domain.RunStatus),
+        sa.Index("idx_cleanup_runs_org_started", "organization_id", sa.text("started_at DESC")),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    )
+    dry_run: Mapped[bool] = mapped_column(nullable=False)
+    execution_method: Mapped[str] = mapped_column(sa.String(20), nullable=False)
+    executed_by: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    status: Mapped[str] = mapped_column(sa.String(20), nullable=False, server_default="running")
+    policies: Mapped[list[dict[str, Any]]] = mapped_column(pg.JSONB, nullable=False)
+    # Counts per decision and the IDs of the items the run may act on (bounded by the caps).
+    plan: Mapped[dict[str, Any]] = mapped_column(pg.JSONB, nullable=False)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(pg.JSONB)
+    started_at: Mapped[datetime] = mapped_column(nullable=False, server_default=sa.func.now())
+    completed_at: Mapped[datetime | None] = mapped_column()
+
+
 class CleanupAction(Base):
-    """The audit trail: every cleanup attempt, dry run or real, success or failure."""
+    """The audit trail: every cleanup attempt, dry run or real, success or failure.
+
+    A real attempt is inserted with status ``started`` (the intent, committed before any AWS call),
+    then finished once with its outcome. The partial unique indexes below are the last line of the
+    exactly-once guarantee: however workers race, an item has at most one real attempt that is
+    under way or succeeded (and not rolled back), and an action at most one such rollback.
+    """
 
     __tablename__ = "cleanup_actions"
     __table_args__ = (
         _enum_check("action_type", domain.ActionType),
         _enum_check("execution_method", domain.ExecutionMethod),
+        _enum_check("status", domain.AttemptStatus),
         sa.Index("idx_cleanup_actions_waste_item", "waste_item_id"),
         sa.Index("idx_cleanup_actions_executed_by", "executed_by"),
         sa.Index("idx_cleanup_actions_success", "success"),
         sa.Index("idx_cleanup_actions_executed_at", "executed_at"),
+        sa.Index("idx_cleanup_actions_run", "run_id"),
+        sa.Index(
+            "uq_cleanup_actions_one_live_attempt",
+            "waste_item_id",
+            unique=True,
+            postgresql_where=sa.text(
+                "NOT dry_run AND NOT rollback_executed AND action_type <> 'rollback' AND status IN ('started', 'succeeded')"
+            ),
+        ),
+        sa.Index(
+            "uq_cleanup_actions_one_live_rollback",
+            "rollback_of",
+            unique=True,
+            postgresql_where=sa.text("NOT dry_run AND status IN ('started', 'succeeded')"),
+        ),
+        sa.Index(
+            "idx_cleanup_actions_started",
+            "waste_item_id",
+            postgresql_where=sa.text("status = 'started'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -332,6 +387,18 @@ class CleanupAction(Base):
     actual_monthly_savings: Mapped[Decimal | None] = mapped_column(_money(10))
     executed_at: Mapped[datetime] = mapped_column(nullable=False, server_default=sa.func.now())
     created_at: Mapped[datetime] = _created_at()
+    # Added for the ledger (migration 0002).
+    run_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("cleanup_runs.id", ondelete="SET NULL")
+    )
+    action: Mapped[str] = mapped_column(sa.String(50), nullable=False)  # registry name
+    status: Mapped[str] = mapped_column(sa.String(20), nullable=False)
+    policy_name: Mapped[str | None] = mapped_column(sa.String(255))
+    decision_reason: Mapped[str | None] = mapped_column(sa.Text)
+    completed_at: Mapped[datetime | None] = mapped_column()
+    rollback_of: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("cleanup_actions.id", ondelete="SET NULL")
+    )
 
 
 class CleanupPolicy(Base):
