@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import tempfile
 import urllib.request
@@ -29,6 +30,9 @@ os.environ["AWS_CONFIG_FILE"] = os.devnull
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 
 from moto.server import ThreadedMotoServer  # noqa: E402
+
+# One line per request from moto's web server drowns every failure report.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")

@@ -14,13 +14,17 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import BeforeValidator
 
 ACCOUNT_ID_RE = re.compile(r"^[0-9]{12}$")
 ROLE_ARN_RE = re.compile(
     r"^arn:(?P<partition>aws|aws-cn|aws-us-gov):iam::(?P<account>[0-9]{12}):role/(?P<path>[\w+=,.@/-]{1,512})$"
 )
 CENTS = Decimal("0.01")
+# Tag on everything a cleanup creates (the snapshot taken before a delete, restored resources),
+# valued with the cleanup action's ID: how a rerun finds its own earlier work, and how the scan
+# knows a snapshot is undo data rather than waste.
+CLEANUP_ACTION_TAG = "cloudsweep.io/action-id"
 
 
 class InvalidInput(ValueError):
@@ -64,7 +68,7 @@ def validate_role_for_account(role_arn: str, account_id: str) -> None:
         )
 
 
-AccountId = Annotated[str, AfterValidator(validate_account_id)]
+AccountId = Annotated[str, BeforeValidator(validate_account_id)]
 
 
 def money(value: Decimal | int | str) -> Decimal:

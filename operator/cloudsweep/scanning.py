@@ -251,6 +251,8 @@ def _finish(
                 store.close_unseen(
                     scan, regions=[region], resource_types=completed, now=finished_at
                 )
+        # Removals this scan confirmed (the resource is no longer there) now count as savings.
+        store.confirm_savings(scan.aws_account_id)
 
     failed = [o for o in outcomes if not o.ok]
     if cancelled:

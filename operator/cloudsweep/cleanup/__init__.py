@@ -82,3 +82,13 @@ __all__ = [
     "get",
     "register",
 ]
+
+
+# Imported for their side effect: each module registers its actions.
+from cloudsweep.cleanup import (  # noqa: E402, F401
+    ebs_snapshot,
+    ebs_volume,
+    elastic_ip,
+    load_balancer,
+    rds_instance,
+)

@@ -32,11 +32,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from cloudsweep.domain import ActionType
+from cloudsweep.domain import CLEANUP_ACTION_TAG, ActionType
 
-# Tag put on everything a cleanup creates (snapshots before deletes, restored resources), with the
-# action's ID: how a rerun after a crash finds its own earlier work instead of repeating it.
-ACTION_TAG = "cloudsweep.io/action-id"
+ACTION_TAG = CLEANUP_ACTION_TAG
 
 
 class ActionParameters(BaseModel):

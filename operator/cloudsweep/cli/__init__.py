@@ -11,8 +11,8 @@ import sys
 
 import typer
 
-from cloudsweep import __version__, aws, domain, scanning
-from cloudsweep.cli import db, findings, output, pricing, scan
+from cloudsweep import __version__, aws, cleaning, domain, policies, scanning
+from cloudsweep.cli import cleanup, db, findings, output, pricing, scan
 from cloudsweep.store import database
 
 EXIT_ERROR = scan.EXIT_ERROR
@@ -27,6 +27,14 @@ app.add_typer(db.app, name="db")
 app.add_typer(pricing.app, name="pricing")
 app.command()(scan.scan)
 app.command()(findings.findings)
+for _command in (
+    cleanup.cleanup,
+    cleanup.approve,
+    cleanup.reject,
+    cleanup.actions,
+    cleanup.rollback,
+):
+    app.command()(_command)
 
 
 def _version(value: bool) -> None:
@@ -49,7 +57,14 @@ def _root(
 
 
 # Errors that are the user's to fix: print the message, not a traceback.
-_EXPECTED = (domain.InvalidInput, database.SchemaOutOfDate, aws.AwsError, scanning.ScanRefused)
+_EXPECTED = (
+    domain.InvalidInput,
+    database.SchemaOutOfDate,
+    aws.AwsError,
+    scanning.ScanRefused,
+    cleaning.CleanupRefused,
+    policies.PolicyError,
+)
 
 
 def main() -> None:

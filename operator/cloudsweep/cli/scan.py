@@ -111,6 +111,7 @@ def finding_row(item: WasteItemRecord) -> dict[str, Any]:
     failed = [c["name"] for c in details.get("safety_checks", []) if not c.get("passed")]
     evidence = details.get("evidence") or []
     return {
+        "id": str(item.id),
         "monthly_cost": item.monthly_cost,
         "annual_cost": item.annual_cost,
         "resource_type": item.resource_type,

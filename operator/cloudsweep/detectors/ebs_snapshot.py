@@ -12,7 +12,7 @@ from pydantic import Field
 from cloudsweep.aws.errors import AwsError
 from cloudsweep.detectors import base, register
 from cloudsweep.detectors.context import RegionContext
-from cloudsweep.domain import Finding, RiskLevel, SafetyCheck
+from cloudsweep.domain import CLEANUP_ACTION_TAG, Finding, RiskLevel, SafetyCheck
 
 _GIB = 1024**3
 _BACKUP_DESCRIPTION = "This snapshot is created by the AWS Backup service"
@@ -110,6 +110,17 @@ class EbsSnapshotDetector(base.Detector[EbsSnapshotParameters]):
                     f"({backup_error.message[:120]})",
                 ),
             ]
+            undo_of = tags.get(CLEANUP_ACTION_TAG)
+            if undo_of:
+                # Taken by a cleanup before it deleted a volume: it costs money, so it is listed,
+                # but it is the undo data of that action and no policy may remove it.
+                checks.append(
+                    SafetyCheck(
+                        "cleanup-undo-data",
+                        False,
+                        f"keeps the undo data of cleanup action {undo_of} (`cloudsweep rollback`)",
+                    )
+                )
             if orphaned and old:
                 score = 85.0
             elif orphaned:

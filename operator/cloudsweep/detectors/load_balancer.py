@@ -70,6 +70,7 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
             return
         groups = ctx.inventory.target_groups()
         idle: list[tuple[Any, list[str], bool]] = []
+        registered_by_arn: dict[str, int] = {}
         for lb in balancers:
             arn = lb["LoadBalancerArn"]
             mine = [g for g in groups if arn in g.get("LoadBalancerArns", [])]
@@ -87,6 +88,7 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
                 evidence = [f"no target registered in its target groups ({names})"]
             else:
                 evidence = [f"none of {registered} registered targets is healthy"]
+            registered_by_arn[arn] = registered
             idle.append((lb, evidence, registered > 0))
         if not idle:
             return
@@ -118,6 +120,8 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
                     "dns_name": lb.get("DNSName"),
                     "scheme": lb.get("Scheme"),
                     "state": lb.get("State", {}).get("Code"),
+                    # Cleanup's re-check refuses when more targets are registered than this.
+                    "registered_targets": registered_by_arn.get(arn, 0),
                     "target_groups": [
                         g["TargetGroupName"] for g in groups if arn in g.get("LoadBalancerArns", [])
                     ],
@@ -155,7 +159,11 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
                 evidence=evidence,
                 unhealthy_only=has_targets,
                 extra_checks=[],
-                details={"dns_name": lb.get("DNSName"), "scheme": lb.get("Scheme")},
+                details={
+                    "dns_name": lb.get("DNSName"),
+                    "scheme": lb.get("Scheme"),
+                    "registered_targets": len(lb.get("Instances", [])),
+                },
             )
 
     def _finding(

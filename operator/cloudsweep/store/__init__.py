@@ -3,8 +3,9 @@
 The engine and the front doors use ``Store``; ``database.open_database`` says which server.
 """
 
-from cloudsweep.store.api import BATCH_SIZE, Store
+from cloudsweep.store.api import BATCH_SIZE, ItemLock, Store
 from cloudsweep.store.findings import FindingFilter
+from cloudsweep.store.ledger import ActionRecord, Approval, Candidate, Intent
 from cloudsweep.store.records import (
     AccountRecord,
     OrganizationRecord,
@@ -17,7 +18,12 @@ from cloudsweep.store.records import (
 __all__ = [
     "BATCH_SIZE",
     "AccountRecord",
+    "ActionRecord",
+    "Approval",
+    "Candidate",
     "FindingFilter",
+    "Intent",
+    "ItemLock",
     "OrganizationRecord",
     "RetentionReport",
     "ScanRecord",

@@ -6,15 +6,26 @@ never import SQLAlchemy.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from cloudsweep import domain
-from cloudsweep.store import accounts, findings, migrate, organizations, retention, scans, views
+from cloudsweep.store import (
+    accounts,
+    findings,
+    ledger,
+    migrate,
+    organizations,
+    retention,
+    scans,
+    views,
+)
 from cloudsweep.store.engine import get_engine, session_scope
 from cloudsweep.store.models import Base
 from cloudsweep.store.records import (
@@ -27,6 +38,32 @@ from cloudsweep.store.records import (
 )
 
 BATCH_SIZE = 5_000
+log = logging.getLogger(__name__)
+
+
+class ItemLock:
+    """A session-level advisory lock on one waste item, held on a connection of its own.
+
+    It is how workers tell "under way" from "abandoned": PostgreSQL releases it when the holder's
+    connection ends (the process died, or the database restarted), so a started attempt whose lock
+    can be taken has no live worker and must be reconciled from AWS.
+    """
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self._connection = connection
+
+    def alive(self) -> bool:
+        """True while this process still holds the lock (checked before every destructive call)."""
+        try:
+            held = self._connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND pid = pg_backend_pid() AND granted"
+                )
+            ).scalar_one()
+        except sa.exc.SQLAlchemyError:
+            return False
+        return int(held) > 0
 
 
 class Store:
@@ -179,6 +216,133 @@ class Store:
     def findings(self, selection: findings.FindingFilter) -> list[WasteItemRecord]:
         with session_scope(self.url) as session:
             return findings.list_findings(session, selection)
+
+    # --- cleanup ledger -----------------------------------------------------------------------
+
+    def candidates(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        resource_type: str,
+        account_ids: Sequence[str] = (),
+        statuses: Sequence[str] = ledger.ACTIONABLE,
+    ) -> Iterator[ledger.Candidate]:
+        """Stream candidates inside one read-only transaction, so 100k items stay bounded."""
+        with session_scope(self.url) as session:
+            yield from ledger.iter_candidates(
+                session,
+                organization_id,
+                resource_type=resource_type,
+                account_ids=account_ids,
+                statuses=statuses,
+            )
+
+    def candidate(self, item_id: uuid.UUID) -> ledger.Candidate | None:
+        with session_scope(self.url) as session:
+            return ledger.candidate(session, item_id)
+
+    def ensure_user(self, organization_id: uuid.UUID, email: str) -> uuid.UUID:
+        with session_scope(self.url) as session:
+            return ledger.ensure_user(session, organization_id, email)
+
+    def decide_items(
+        self,
+        organization_id: uuid.UUID,
+        item_ids: Sequence[uuid.UUID],
+        *,
+        approve: bool,
+        approver_email: str,
+        now: datetime,
+        ttl: timedelta = timedelta(days=14),
+    ) -> list[uuid.UUID]:
+        with session_scope(self.url) as session:
+            return ledger.decide_items(
+                session,
+                organization_id,
+                item_ids,
+                approve=approve,
+                approver_email=approver_email,
+                now=now,
+                ttl=ttl,
+            )
+
+    def lapse_approval(self, item_id: uuid.UUID, reason: str, now: datetime) -> None:
+        with session_scope(self.url) as session:
+            ledger.lapse_approval(session, item_id, reason, now)
+
+    def open_cleanup_run(self, organization_id: uuid.UUID, **kwargs: Any) -> uuid.UUID:
+        with session_scope(self.url) as session:
+            return ledger.open_run(session, organization_id, **kwargs)
+
+    def close_cleanup_run(self, run_id: uuid.UUID, **kwargs: Any) -> None:
+        with session_scope(self.url) as session:
+            ledger.close_run(session, run_id, **kwargs)
+
+    def claim(
+        self, intent: ledger.Intent, *, allowed: Sequence[str], now: datetime
+    ) -> uuid.UUID | None:
+        """Record the intent and take the item (committed before any AWS call), or None."""
+        try:
+            with session_scope(self.url) as session:
+                return ledger.claim(session, intent, allowed=allowed, now=now)
+        except sa.exc.IntegrityError:
+            # Another worker recorded a live attempt between our check and insert.
+            return None
+
+    def start_rollback(self, intent: ledger.Intent, now: datetime) -> uuid.UUID | None:
+        try:
+            with session_scope(self.url) as session:
+                return ledger.start_rollback(session, intent, now)
+        except sa.exc.IntegrityError:
+            return None
+
+    def checkpoint(self, action_id: uuid.UUID, data: Mapping[str, Any]) -> None:
+        with session_scope(self.url) as session:
+            ledger.checkpoint(session, action_id, data)
+
+    def finish(self, action_id: uuid.UUID, **kwargs: Any) -> None:
+        with session_scope(self.url) as session:
+            ledger.finish(session, action_id, **kwargs)
+
+    def record_dry_run(self, intent: ledger.Intent, **kwargs: Any) -> uuid.UUID:
+        with session_scope(self.url) as session:
+            return ledger.record_dry_run(session, intent, **kwargs)
+
+    def interrupted_actions(self, organization_id: uuid.UUID) -> list[uuid.UUID]:
+        with session_scope(self.url) as session:
+            return ledger.interrupted(session, organization_id)
+
+    def action(self, action_id: uuid.UUID) -> ledger.ActionRecord | None:
+        with session_scope(self.url) as session:
+            return ledger.get_action(session, action_id)
+
+    def actions(self, organization_slug: str, **kwargs: Any) -> list[ledger.ActionRecord]:
+        with session_scope(self.url) as session:
+            return ledger.list_actions(session, organization_slug, **kwargs)
+
+    def confirm_savings(self, account_uuid: uuid.UUID) -> int:
+        with session_scope(self.url) as session:
+            return ledger.confirm_savings(session, account_uuid)
+
+    @contextlib.contextmanager
+    def item_lock(self, item_id: uuid.UUID) -> Iterator[ItemLock | None]:
+        """Try to take the item's advisory lock; yields None when another worker holds it."""
+        connection = get_engine(self.url).connect().execution_options(isolation_level="AUTOCOMMIT")
+        key = f"cloudsweep-item:{item_id}"
+        try:
+            taken = connection.execute(
+                sa.text("SELECT pg_try_advisory_lock(hashtextextended(:k, 0))"), {"k": key}
+            ).scalar_one()
+            yield ItemLock(connection) if taken else None
+        finally:
+            try:
+                connection.execute(sa.text("SELECT pg_advisory_unlock_all()"))
+                connection.close()
+            except sa.exc.SQLAlchemyError:
+                log.warning(
+                    "the connection holding the lock of item %s broke; discarding it", item_id
+                )
+                connection.invalidate()
 
     # --- maintenance ------------------------------------------------------------------------
 

@@ -1,0 +1,653 @@
+"""A cleanup run: evaluate policies, record the plan, then dry-run or act on each item exactly once.
+
+Called by ``cloudsweep cleanup`` / ``cloudsweep rollback`` and the CleanupPolicy handler. The
+actions (``cloudsweep.cleanup``) say how to remove one resource; this module decides when, and owns
+the safety invariants of DESIGN.md:
+
+1. An item is acted on only when a policy's decision is actionable (rules, safety checks, approval,
+   caps) and neither the run nor the policy is a dry run. The run's mode is fixed when it starts.
+2. Exactly once: a per-item advisory lock (released by PostgreSQL when its holder dies), a claim
+   under ``FOR UPDATE SKIP LOCKED`` that commits the intent before any AWS call, a partial unique
+   index allowing one live attempt per item, and idempotent action steps. Interrupted attempts
+   (an intent without an outcome, and no live lock) are reconciled from AWS by the next real run.
+3. ``prepare`` (undo data, e.g. a snapshot) runs and is checkpointed before ``execute``.
+4. Every attempt, dry run or real, success, failure or refusal, is a ``cleanup_actions`` row.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cloudsweep import aws, cleanup, domain
+from cloudsweep.cleanup import ActionContext, CleanupAction, CleanupItem
+from cloudsweep.policies import (
+    CleanupPolicy,
+    Decision,
+    DecisionKind,
+    Plan,
+    RunMode,
+    decide,
+    evaluate,
+)
+from cloudsweep.settings import Settings, get_settings
+from cloudsweep.store import Candidate, Intent, Store
+
+log = logging.getLogger(__name__)
+
+SessionFactory = Callable[..., aws.AccountSession]
+ACTIONABLE_STATUSES = (domain.CleanupStatus.PENDING.value, domain.CleanupStatus.APPROVED.value)
+
+
+class LostLock(RuntimeError):
+    """The database connection holding the item's lock is gone: stop before touching AWS."""
+
+
+class CleanupRefused(domain.InvalidInput):
+    """The run cannot start (unknown organization, no identity for a manual real run)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """What happened to one item in a run."""
+
+    item_id: uuid.UUID
+    resource_type: str
+    resource_id: str
+    region: str
+    account_id: str
+    policy: str
+    action: str
+    outcome: str  # dry-run-ok, dry-run-fail, succeeded, failed, refused, skipped, recovered
+    message: str
+    action_id: uuid.UUID | None = None
+    monthly_cost: Any = None
+
+
+@dataclass
+class RunReport:
+    run_id: uuid.UUID
+    dry_run: bool
+    plan: Plan
+    results: list[ItemResult] = field(default_factory=list)
+    interrupted_found: int = 0
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for r in self.results if r.outcome == outcome)
+
+
+@dataclass
+class CleanupOptions:
+    """How a run behaves; ``dry_run`` is read once, when the run starts."""
+
+    dry_run: bool = True
+    method: domain.ExecutionMethod = domain.ExecutionMethod.MANUAL
+    actor_email: str | None = None
+    settings: Settings | None = None
+    session_factory: SessionFactory = aws.AccountSession
+    recorder: aws.CallRecorder | None = None
+    now: Callable[[], datetime] = domain.utcnow
+    protection_tags: tuple[str, ...] = ("cloudsweep.io/protect", "do-not-delete")
+    # Called after each item (for progress bars and status updates).
+    progress: Callable[[ItemResult], None] | None = None
+
+
+def cleanup_item(candidate: Candidate) -> CleanupItem:
+    return CleanupItem(
+        waste_item_id=candidate.id,
+        account_id=candidate.account_id,
+        region=candidate.region,
+        resource_type=candidate.resource_type,
+        resource_id=candidate.resource_id,
+        resource_arn=candidate.resource_arn,
+        availability_zone=candidate.availability_zone,
+        monthly_cost=candidate.monthly_cost,
+        resource_details=candidate.resource_details,
+    )
+
+
+class _Sessions:
+    """One cleanup session per account for the run (not the scan's read-only sessions)."""
+
+    def __init__(self, options: CleanupOptions, settings: Settings) -> None:
+        self._options = options
+        self._settings = settings
+        self._sessions: dict[str, aws.AccountSession] = {}
+
+    def get(self, candidate: Candidate) -> aws.AccountSession:
+        session = self._sessions.get(candidate.account_id)
+        if session is None:
+            session = self._options.session_factory(
+                candidate.account_id,
+                candidate.role_arn,
+                external_id=candidate.external_id,
+                purpose=aws.Purpose.CLEANUP,
+                settings=self._settings,
+                recorder=self._options.recorder,
+            )
+            self._sessions[candidate.account_id] = session
+        return session
+
+
+def plan_cleanup(
+    store: Store,
+    organization_id: uuid.UUID,
+    policies: Sequence[CleanupPolicy],
+    *,
+    mode: RunMode,
+    now: datetime,
+    statuses: Sequence[str] = ACTIONABLE_STATUSES,
+) -> Plan:
+    """Decide every open finding the policies cover; nothing is written."""
+
+    def candidates_for(policy: CleanupPolicy) -> Iterator[Candidate]:
+        return store.candidates(
+            organization_id,
+            resource_type=policy.resource_type,
+            account_ids=policy.accounts,
+            statuses=statuses,
+        )
+
+    return evaluate(policies, candidates_for, mode=mode, now=now)
+
+
+def run_cleanup(
+    store: Store,
+    organization_slug: str,
+    policies: Sequence[CleanupPolicy],
+    options: CleanupOptions | None = None,
+) -> RunReport:
+    """Plan, record the plan, reconcile interrupted attempts (real runs), then act or dry-run."""
+    options = options or CleanupOptions()
+    dry_run = options.dry_run  # fixed for the whole run, whatever changes meanwhile
+    settings = options.settings or get_settings()
+    organization = store.organization(organization_slug)
+    if organization is None:
+        raise CleanupRefused(f"organization {organization_slug!r} has no findings; scan it first")
+    mode = (
+        RunMode.AUTOMATED if options.method is not domain.ExecutionMethod.MANUAL else RunMode.MANUAL
+    )
+    actor = None
+    if options.actor_email:
+        actor = store.ensure_user(organization.id, options.actor_email)
+    elif mode is RunMode.MANUAL and not dry_run:
+        raise CleanupRefused(
+            "a manual cleanup that acts needs the identity of who runs it (--as EMAIL)"
+        )
+
+    now = options.now()
+    plan = plan_cleanup(store, organization.id, policies, mode=mode, now=now)
+    run_id = store.open_cleanup_run(
+        organization.id,
+        dry_run=dry_run,
+        method=options.method,
+        executed_by=actor,
+        policies=[p.to_document() for p in policies],
+        plan=plan.document(),
+        now=now,
+    )
+    report = RunReport(run_id=run_id, dry_run=dry_run, plan=plan)
+    sessions = _Sessions(options, settings)
+    by_name = {p.name: p for p in policies}
+    try:
+        interrupted = store.interrupted_actions(organization.id)
+        report.interrupted_found = len(interrupted)
+        if not dry_run:
+            for action_id in interrupted:
+                result = _recover(store, action_id, by_name, sessions, options, mode, actor, run_id)
+                if result is not None:
+                    _report(report, result, options)
+        for decision in plan.decisions:
+            if decision.lapsed_approval and not dry_run:
+                store.lapse_approval(decision.candidate.id, decision.lapsed_approval, options.now())
+            if not decision.kind.actionable:
+                continue
+            item_dry_run = dry_run or decision.policy.dry_run
+            handler = _dry_run_item if item_dry_run else _act_on_item
+            result = handler(store, decision, sessions, options, actor, run_id)
+            _report(report, result, options)
+    except Exception:
+        store.close_cleanup_run(
+            run_id, status=domain.RunStatus.FAILED, summary=_summary(report), now=options.now()
+        )
+        raise
+    store.close_cleanup_run(
+        run_id, status=domain.RunStatus.COMPLETED, summary=_summary(report), now=options.now()
+    )
+    return report
+
+
+def _report(report: RunReport, result: ItemResult, options: CleanupOptions) -> None:
+    report.results.append(result)
+    if options.progress is not None:
+        options.progress(result)
+
+
+def _summary(report: RunReport) -> dict[str, Any]:
+    outcomes: dict[str, int] = {}
+    for result in report.results:
+        outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+    return {"outcomes": outcomes, "interrupted_found": report.interrupted_found}
+
+
+def _intent(
+    decision: Decision,
+    action: CleanupAction,
+    options: CleanupOptions,
+    actor: uuid.UUID | None,
+    run_id: uuid.UUID,
+    *,
+    dry_run: bool,
+) -> Intent:
+    item = decision.candidate
+    return Intent(
+        item_id=item.id,
+        run_id=run_id,
+        action=action.action,
+        action_type=action.action_type,
+        description=f"{action.action} {item.resource_type} {item.resource_id} in {item.region} "
+        f"of account {item.account_id}",
+        method=options.method,
+        executed_by=actor,
+        policy_name=decision.policy.name,
+        decision_reason=f"{decision.kind.value}: {decision.reason}",
+        rollback_possible=action.rollback_possible,
+        estimated_monthly_savings=action.estimated_monthly_savings(cleanup_item(item)),
+        dry_run=dry_run,
+    )
+
+
+def _context(
+    store: Store,
+    candidate: Candidate,
+    sessions: _Sessions,
+    options: CleanupOptions,
+    action_id: uuid.UUID,
+    *,
+    persist: bool,
+) -> ActionContext:
+    session = sessions.get(candidate)
+    region = candidate.region
+
+    def checkpoint(data: Mapping[str, Any]) -> None:
+        if persist:
+            store.checkpoint(action_id, data)
+
+    return ActionContext(
+        account_id=candidate.account_id,
+        region=region,
+        partition=session.partition,
+        action_id=action_id,
+        client=lambda service: session.client(service, region),
+        now=options.now,
+        checkpoint=checkpoint,
+        protection_tags=options.protection_tags,
+    )
+
+
+def _result(
+    decision: Decision, outcome: str, message: str, action_id: uuid.UUID | None
+) -> ItemResult:
+    item = decision.candidate
+    return ItemResult(
+        item_id=item.id,
+        resource_type=item.resource_type,
+        resource_id=item.resource_id,
+        region=item.region,
+        account_id=item.account_id,
+        policy=decision.policy.name,
+        action=decision.policy.action,
+        outcome=outcome,
+        message=message,
+        action_id=action_id,
+        monthly_cost=item.monthly_cost,
+    )
+
+
+def _dry_run_item(
+    store: Store,
+    decision: Decision,
+    sessions: _Sessions,
+    options: CleanupOptions,
+    actor: uuid.UUID | None,
+    run_id: uuid.UUID,
+) -> ItemResult:
+    action = cleanup.get(decision.policy.resource_type, decision.policy.action)()
+    params = action.parameters(decision.policy.parameters)
+    item = cleanup_item(decision.candidate)
+    intent = _intent(decision, action, options, actor, run_id, dry_run=True)
+    ctx = _context(store, decision.candidate, sessions, options, uuid.uuid4(), persist=False)
+    response: dict[str, Any]
+    try:
+        recheck = action.recheck(ctx, item)
+        if not recheck.still_waste:
+            would, message, response = (
+                False,
+                f"would refuse: {recheck.reason}",
+                {"recheck": dict(recheck.facts)},
+            )
+        else:
+            result = action.dry_run(ctx, item, params)
+            would, message = result.would_succeed, result.message
+            response = {"checked": list(result.calls), "recheck": dict(recheck.facts)}
+    except aws.AwsError as error:
+        would, message, response = (
+            False,
+            str(error),
+            {"error_kind": error.kind.value, "code": error.code},
+        )
+    action_id = store.record_dry_run(
+        intent, would_succeed=would, message=message, response=response, now=options.now()
+    )
+    return _result(decision, "dry-run-ok" if would else "dry-run-fail", message, action_id)
+
+
+def _act_on_item(
+    store: Store,
+    decision: Decision,
+    sessions: _Sessions,
+    options: CleanupOptions,
+    actor: uuid.UUID | None,
+    run_id: uuid.UUID,
+) -> ItemResult:
+    action = cleanup.get(decision.policy.resource_type, decision.policy.action)()
+    params = action.parameters(decision.policy.parameters)
+    item = cleanup_item(decision.candidate)
+    with store.item_lock(decision.candidate.id) as lock:
+        if lock is None:
+            return _result(decision, "skipped", "another worker is acting on this item", None)
+        intent = _intent(decision, action, options, actor, run_id, dry_run=False)
+        allowed = [domain.CleanupStatus.APPROVED.value]
+        if decision.kind is DecisionKind.RUN_AUTOMATICALLY or decision.candidate.approval is None:
+            allowed.append(domain.CleanupStatus.PENDING.value)
+        action_id = store.claim(intent, allowed=allowed, now=options.now())
+        if action_id is None:
+            return _result(
+                decision, "skipped", "the item changed state or was taken by another run", None
+            )
+        ctx = _context(store, decision.candidate, sessions, options, action_id, persist=True)
+        return _carry_out(store, decision, action, params, item, ctx, lock, action_id, recorded={})
+
+
+def _carry_out(
+    store: Store,
+    decision: Decision,
+    action: CleanupAction,
+    params: cleanup.ActionParameters,
+    item: CleanupItem,
+    ctx: ActionContext,
+    lock: Any,
+    action_id: uuid.UUID,
+    *,
+    recorded: Mapping[str, Any],
+) -> ItemResult:
+    """Re-check, prepare undo data, act, and record the one outcome of a started attempt."""
+    now = ctx.now
+    try:
+        if not lock.alive():
+            raise LostLock("lost the database before the re-check")
+        recheck = action.recheck(ctx, item)
+        if not recheck.still_waste:
+            store.finish(
+                action_id,
+                status=domain.AttemptStatus.REFUSED,
+                now=now(),
+                error=f"refused: {recheck.reason}",
+                response={"recheck": dict(recheck.facts)},
+                item_status=domain.CleanupStatus.PENDING,
+            )
+            return _result(decision, "refused", recheck.reason, action_id)
+        rollback_data = dict(action.prepare(ctx, item, params, recorded))
+        store.checkpoint(action_id, rollback_data)
+        if not lock.alive():
+            raise LostLock("lost the database before the destructive call")
+        outcome = action.execute(ctx, item, params, rollback_data)
+    except LostLock as error:
+        # No outcome can be written; the intent stays and the next real run reconciles it.
+        log.error("cleanup of %s stopped: %s", item.resource_id, error)
+        return _result(decision, "interrupted", str(error), action_id)
+    except aws.AwsError as error:
+        store.finish(
+            action_id,
+            status=domain.AttemptStatus.FAILED,
+            now=now(),
+            error=str(error),
+            response={"error_kind": error.kind.value, "code": error.code},
+            item_status=domain.CleanupStatus.FAILED,
+        )
+        return _result(decision, "failed", str(error), action_id)
+    except Exception as error:
+        log.exception("cleanup of %s raised", item.resource_id)
+        message = f"internal error: {type(error).__name__}: {error}"
+        store.finish(
+            action_id,
+            status=domain.AttemptStatus.FAILED,
+            now=now(),
+            error=message,
+            item_status=domain.CleanupStatus.FAILED,
+        )
+        return _result(decision, "failed", message, action_id)
+    note = outcome.note or (
+        "already done by an earlier attempt" if outcome.already_done else "done"
+    )
+    store.finish(
+        action_id,
+        status=domain.AttemptStatus.SUCCEEDED,
+        now=now(),
+        response={**dict(outcome.response), "already_done": outcome.already_done, "note": note},
+        rollback_data=rollback_data,
+        item_status=domain.CleanupStatus.CLEANED,
+    )
+    return _result(decision, "succeeded", note, action_id)
+
+
+def _recover(
+    store: Store,
+    action_id: uuid.UUID,
+    policies: Mapping[str, CleanupPolicy],
+    sessions: _Sessions,
+    options: CleanupOptions,
+    mode: RunMode,
+    actor: uuid.UUID | None,
+    run_id: uuid.UUID,
+) -> ItemResult | None:
+    """Reconcile an attempt whose worker died between its intent and its outcome."""
+    record = store.action(action_id)
+    if record is None or record.status != domain.AttemptStatus.STARTED.value:
+        return None
+    with store.item_lock(record.waste_item_id) as lock:
+        if lock is None:
+            return None  # its worker is alive and still at it
+        record = store.action(action_id)  # re-read under the lock
+        candidate = store.candidate(record.waste_item_id) if record else None
+        if (
+            record is None
+            or candidate is None
+            or record.status != domain.AttemptStatus.STARTED.value
+        ):
+            return None
+        action = cleanup.get(record.resource_type, record.action)()
+        policy = policies.get(record.policy_name or "")
+        ctx = _context(store, candidate, sessions, options, action_id, persist=True)
+        item = cleanup_item(candidate)
+        stand_in = policy or CleanupPolicy.model_construct(
+            name=record.policy_name or "?", action=record.action
+        )
+        try:
+            recheck = action.recheck(ctx, item)
+        except aws.AwsError as error:
+            return _result(
+                Decision(candidate, stand_in, DecisionKind.SKIP, ""),
+                "interrupted",
+                f"could not reconcile: {error}",
+                action_id,
+            )
+        if recheck.facts.get("gone"):
+            # The resource is absent after our recorded intent: the interrupted attempt did it.
+            store.finish(
+                action_id,
+                status=domain.AttemptStatus.SUCCEEDED,
+                now=options.now(),
+                response={
+                    "recovered": True,
+                    "note": "the resource was gone when the attempt was reconciled",
+                },
+                item_status=domain.CleanupStatus.CLEANED,
+            )
+            return _result(
+                Decision(candidate, stand_in, DecisionKind.SKIP, ""),
+                "recovered",
+                "completed by an interrupted attempt (the resource is gone)",
+                action_id,
+            )
+        decision = decide(policy, candidate, mode=mode, now=options.now()) if policy else None
+        if decision is None or not decision.kind.actionable or policy is None or policy.dry_run:
+            why = (
+                "its policy is not in this run"
+                if policy is None
+                else (
+                    "its policy is a dry run"
+                    if policy.dry_run
+                    else decision.reason
+                    if decision
+                    else ""
+                )
+            )
+            store.finish(
+                action_id,
+                status=domain.AttemptStatus.REFUSED,
+                now=options.now(),
+                error=f"interrupted, and no longer allowed: {why}",
+                response={"recovered": True, "rollback_data_kept": record.rollback_data or {}},
+                item_status=domain.CleanupStatus.PENDING,
+            )
+            return _result(
+                Decision(candidate, stand_in, DecisionKind.SKIP, why),
+                "refused",
+                f"interrupted; {why}",
+                action_id,
+            )
+        params = action.parameters(policy.parameters)
+        result = _carry_out(
+            store,
+            decision,
+            action,
+            params,
+            item,
+            ctx,
+            lock,
+            action_id,
+            recorded=record.rollback_data or {},
+        )
+        return ItemResult(
+            item_id=result.item_id,
+            resource_type=result.resource_type,
+            resource_id=result.resource_id,
+            region=result.region,
+            account_id=result.account_id,
+            policy=result.policy,
+            action=result.action,
+            outcome=result.outcome,
+            message=f"resumed an interrupted attempt: {result.message}",
+            action_id=result.action_id,
+            monthly_cost=result.monthly_cost,
+        )
+
+
+# --- rollback ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackResult:
+    action_id: uuid.UUID
+    rollback_id: uuid.UUID | None
+    outcome: str  # dry-run, succeeded, failed, refused
+    message: str
+    response: Mapping[str, Any] = field(default_factory=dict)
+
+
+def rollback(
+    store: Store,
+    organization_slug: str,
+    action_id: uuid.UUID,
+    options: CleanupOptions | None = None,
+) -> RollbackResult:
+    """Undo a successful real action from its rollback data, and record the rollback."""
+    options = options or CleanupOptions()
+    settings = options.settings or get_settings()
+    record = store.action(action_id)
+    if record is None or record.organization_slug != organization_slug:
+        raise CleanupRefused(f"no cleanup action {action_id} in organization {organization_slug!r}")
+    if record.dry_run or record.status != domain.AttemptStatus.SUCCEEDED.value:
+        raise CleanupRefused(
+            f"action {action_id} is a {'dry run' if record.dry_run else record.status} attempt: nothing to undo"
+        )
+    if record.action_type == domain.ActionType.ROLLBACK.value:
+        raise CleanupRefused(f"action {action_id} is itself a rollback")
+    action = cleanup.get(record.resource_type, record.action)()
+    if not record.rollback_possible or not action.rollback_possible:
+        raise CleanupRefused(
+            f"{record.resource_type} {record.action} cannot be undone: {action.rollback_note}"
+        )
+    if record.rollback_executed:
+        raise CleanupRefused(f"action {action_id} was already rolled back")
+    candidate = store.candidate(record.waste_item_id)
+    if candidate is None:
+        raise CleanupRefused(f"the finding of action {action_id} no longer exists")
+    sessions = _Sessions(options, settings)
+    if options.dry_run:
+        return RollbackResult(
+            action_id,
+            None,
+            "dry-run",
+            f"would {action.rollback_note}",
+            dict(record.rollback_data or {}),
+        )
+    organization = store.organization(organization_slug)
+    assert organization is not None
+    if not options.actor_email:
+        raise CleanupRefused("a rollback needs the identity of who runs it (--as EMAIL)")
+    actor = store.ensure_user(organization.id, options.actor_email)
+    intent = Intent(
+        item_id=record.waste_item_id,
+        run_id=None,
+        action=f"rollback-{record.action}",
+        action_type=domain.ActionType.ROLLBACK,
+        description=f"undo {record.action} of {record.resource_type} {record.resource_id}",
+        method=options.method,
+        executed_by=actor,
+        policy_name=record.policy_name,
+        decision_reason=f"rollback of {action_id} requested",
+        rollback_possible=False,
+        estimated_monthly_savings=None,
+        rollback_of=action_id,
+    )
+    rollback_id = store.start_rollback(intent, options.now())
+    if rollback_id is None:
+        raise CleanupRefused(f"a rollback of {action_id} is already under way or done")
+    ctx = _context(store, candidate, sessions, options, rollback_id, persist=True)
+    params = action.parameters({})
+    try:
+        outcome = action.rollback(ctx, record.rollback_data or {}, params)
+    except aws.AwsError as error:
+        store.finish(
+            rollback_id,
+            status=domain.AttemptStatus.FAILED,
+            now=options.now(),
+            error=str(error),
+            response={"error_kind": error.kind.value, "code": error.code},
+        )
+        return RollbackResult(action_id, rollback_id, "failed", str(error))
+    store.finish(
+        rollback_id,
+        status=domain.AttemptStatus.SUCCEEDED,
+        now=options.now(),
+        response={**dict(outcome.response), "note": outcome.note},
+    )
+    return RollbackResult(
+        action_id, rollback_id, "succeeded", outcome.note or "restored", dict(outcome.response)
+    )

@@ -1,0 +1,449 @@
+"""The ebs-volume cleanup actions (snapshot-and-delete, delete) against moto over HTTP.
+
+Faults (lost responses, throttling, refusals) are injected at the botocore event layer of the
+cleanup session's EC2 client (``tests/faults.py``); moto stays real. See ``ebs_helpers`` for how the
+account, the session and the items are built.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from cloudsweep import aws, cleanup
+from cloudsweep.cleanup import ACTION_TAG, ebs_volume
+from cloudsweep.domain import ActionType
+from tests import faults
+
+from .ebs_helpers import AZ, Harness, tag_dict
+
+SNAPSHOT_AND_DELETE = ebs_volume.SnapshotAndDeleteVolume()
+ROLLBACK_KEYS = {
+    "snapshot_id",
+    "volume_id",
+    "availability_zone",
+    "volume_type",
+    "size",
+    "iops",
+    "throughput",
+    "encrypted",
+    "kms_key_id",
+    "multi_attach",
+    "tags",
+}
+
+
+@pytest.fixture
+def h(moto_endpoint: str) -> Harness:
+    return Harness(moto_endpoint)
+
+
+def _prepared(h: Harness, volume_id: str):
+    item = h.item("ebs-volume", volume_id)
+    ctx = h.ctx()
+    params = h.params(SNAPSHOT_AND_DELETE)
+    data = SNAPSHOT_AND_DELETE.prepare(ctx, item, params, {})
+    return item, ctx, params, data
+
+
+def test_registered_with_their_contract():
+    assert cleanup.get("ebs-volume", "snapshot-and-delete") is ebs_volume.SnapshotAndDeleteVolume
+    # No plain delete: a volume's data can be kept (a snapshot), so a delete must keep it first.
+    assert cleanup.actions_for("ebs-volume") == ["snapshot-and-delete"]
+    assert SNAPSHOT_AND_DELETE.action_type is ActionType.DELETE
+    assert SNAPSHOT_AND_DELETE.rollback_possible is True
+    for needed in ("ec2:CreateSnapshot", "ec2:DeleteVolume", "ec2:CreateVolume", "ec2:CreateTags"):
+        assert needed in SNAPSHOT_AND_DELETE.permissions
+
+
+# --- recheck -----------------------------------------------------------------------------------
+
+
+def test_recheck_passes_for_an_unchanged_unattached_volume(h: Harness):
+    volume = h.volume(tags={"do-not-delete": "false", "team": "data"})
+    item = h.item("ebs-volume", volume)
+
+    result = SNAPSHOT_AND_DELETE.recheck(h.ctx(), item)
+
+    assert result.still_waste, result.reason
+    assert h.mutating() == []
+
+
+def test_recheck_refuses_a_volume_attached_again(h: Harness):
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    instance = h.instance()
+    h.ec2.attach_volume(VolumeId=volume, InstanceId=instance, Device="/dev/sdf")
+
+    result = SNAPSHOT_AND_DELETE.recheck(h.ctx(), item)
+
+    assert not result.still_waste
+    assert instance in result.reason
+    assert result.facts["attached_to"] == instance
+
+
+@pytest.mark.parametrize("key, value", [("cloudsweep.io/protect", "true"), ("Do-Not-Delete", "")])
+def test_recheck_refuses_a_volume_protected_since_the_scan(h: Harness, key: str, value: str):
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    h.ec2.create_tags(Resources=[volume], Tags=[{"Key": key, "Value": value}])
+
+    result = SNAPSHOT_AND_DELETE.recheck(h.ctx(), item)
+
+    assert not result.still_waste
+    assert f"protected by tag {key}" in result.reason
+
+
+def test_recheck_refuses_a_volume_changed_since_the_scan(h: Harness):
+    volume = h.volume(size=50)
+    item = h.item("ebs-volume", volume)
+    h.ec2.modify_volume(VolumeId=volume, Size=80)
+
+    result = SNAPSHOT_AND_DELETE.recheck(h.ctx(), item)
+
+    assert not result.still_waste
+    assert "changed since the scan" in result.reason
+    assert "size 50 -> 80" in result.reason
+
+
+def test_recheck_reports_a_deleted_volume_as_gone(h: Harness):
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    h.ec2.delete_volume(VolumeId=volume)
+
+    result = SNAPSHOT_AND_DELETE.recheck(h.ctx(), item)
+
+    assert not result.still_waste
+    assert result.reason == "volume no longer exists"
+    assert result.facts == {"gone": True}
+
+
+# --- dry run -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", [SNAPSHOT_AND_DELETE], ids=lambda a: a.action)
+def test_dry_run_changes_nothing_and_only_makes_dry_run_calls(h: Harness, action):
+    volume = h.volume(tags={"team": "data"})
+    item = h.item("ebs-volume", volume)
+    before = h.world()
+
+    result = action.dry_run(h.ctx(), item, h.params(action))
+
+    assert result.would_succeed, result.message
+    assert "ec2:DeleteVolume" in result.calls
+    assert h.world() == before
+    mutating = h.mutating()
+    assert mutating, "the dry run asked AWS nothing"
+    assert all(r.params.get("DryRun") is True for r in mutating)
+    assert {r.operation for r in mutating} == {c.removeprefix("ec2:") for c in result.calls}
+
+
+def test_dry_run_reports_a_refused_permission(h: Harness):
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    faults.fail_with(
+        h.events,
+        "before-send.ec2.DeleteVolume",
+        status=403,
+        body=faults.ec2_error_body("UnauthorizedOperation", "You are not authorized"),
+    )
+
+    result = SNAPSHOT_AND_DELETE.dry_run(h.ctx(), item, h.params(SNAPSHOT_AND_DELETE))
+
+    assert not result.would_succeed
+    assert "ec2:DeleteVolume would fail (UnauthorizedOperation)" in result.message
+    assert h.volume_exists(volume)
+
+
+# --- prepare and execute -----------------------------------------------------------------------
+
+
+def test_prepare_and_execute_snapshot_then_delete_exactly_the_volume(h: Harness):
+    volume = h.volume(
+        size=20,
+        volume_type="gp3",
+        tags={"team": "data", "Name": "scratch"},
+        Iops=4000,
+        Throughput=250,
+    )
+    bystander = h.volume()
+    item = h.item("ebs-volume", volume)
+    ctx = h.ctx()
+    params = h.params(SNAPSHOT_AND_DELETE)
+
+    data = SNAPSHOT_AND_DELETE.prepare(ctx, item, params, {})
+
+    assert set(data) == ROLLBACK_KEYS
+    assert data["volume_id"] == volume
+    assert (data["availability_zone"], data["volume_type"], data["size"]) == (AZ, "gp3", 20)
+    assert (data["iops"], data["throughput"]) == (4000, 250)
+    assert data["tags"] == {"team": "data", "Name": "scratch"}
+    assert h.checkpoints["snapshot_id"] == data["snapshot_id"]
+    (snapshot,) = h.snapshots_tagged(ACTION_TAG, str(ctx.action_id))
+    assert snapshot["SnapshotId"] == data["snapshot_id"]
+    assert snapshot["VolumeId"] == volume
+    assert tag_dict(snapshot["Tags"]) == {
+        "team": "data",
+        "Name": "scratch",
+        ACTION_TAG: str(ctx.action_id),
+        ebs_volume.SOURCE_VOLUME_TAG: volume,
+    }
+    assert h.volume_exists(volume), "prepare must not delete"
+
+    outcome = SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+
+    assert not outcome.already_done
+    assert outcome.response["SnapshotId"] == data["snapshot_id"]
+    assert not h.volume_exists(volume)
+    assert h.volume_exists(bystander)
+    assert len(h.snapshots_tagged(ACTION_TAG, str(ctx.action_id))) == 1
+    assert h.count("CreateSnapshot") == 1
+    assert h.count("DeleteVolume") == 1
+    assert [r.params for r in h.recorder.calls(operation="DeleteVolume")] == [{"VolumeId": volume}]
+
+
+def test_prepare_again_with_the_checkpoint_reuses_the_snapshot(h: Harness):
+    """A crash after the snapshot, before the delete: the rerun gets the checkpoint back."""
+    item, ctx, params, first = _prepared(h, h.volume())
+
+    again = SNAPSHOT_AND_DELETE.prepare(ctx, item, params, dict(h.checkpoints))
+
+    assert again == first
+    assert h.count("CreateSnapshot") == 1
+    assert len(h.snapshots_tagged(ACTION_TAG, str(ctx.action_id))) == 1
+
+
+def test_prepare_interrupted_before_the_checkpoint_finds_the_snapshot_by_its_tag(h: Harness):
+    """A crash between CreateSnapshot and the checkpoint: the ledger has nothing, the tag does."""
+    item, ctx, params, first = _prepared(h, h.volume())
+
+    again = SNAPSHOT_AND_DELETE.prepare(ctx, item, params, {})
+
+    assert again["snapshot_id"] == first["snapshot_id"]
+    assert h.count("CreateSnapshot") == 1
+    assert len(h.snapshots_tagged(ACTION_TAG, str(ctx.action_id))) == 1
+
+
+def test_prepare_of_another_action_takes_its_own_snapshot(h: Harness):
+    volume = h.volume()
+    item, _, params, first = _prepared(h, volume)
+
+    other = SNAPSHOT_AND_DELETE.prepare(h.ctx(checkpoints={}), item, params, {})
+
+    assert other["snapshot_id"] != first["snapshot_id"]
+
+
+def test_a_lost_delete_response_is_done_on_the_next_attempt_not_repeated(h: Harness):
+    volume = h.volume()
+    item, ctx, params, data = _prepared(h, volume)
+    lost = faults.lose_response(h.events, "ec2", "DeleteVolume")
+
+    with pytest.raises(aws.AwsError) as failed:
+        SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+    assert failed.value.kind is aws.ErrorKind.RECOVERABLE
+    assert lost.hits == 1
+    assert not h.volume_exists(volume), "the delete took effect; only its answer was lost"
+
+    outcome = SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+
+    assert outcome.already_done
+    deletes = h.recorder.calls(operation="DeleteVolume")
+    assert [r.error_code for r in deletes][1:] == ["InvalidVolume.NotFound"]
+    assert len(h.snapshots_tagged(ACTION_TAG, str(ctx.action_id))) == 1
+
+
+def test_sustained_throttling_fails_as_throttled_and_keeps_the_volume(h: Harness):
+    volume = h.volume()
+    item, ctx, params, data = _prepared(h, volume)
+    throttled = faults.throttle(h.events, "ec2", "DeleteVolume")
+
+    with pytest.raises(aws.AwsError) as failed:
+        SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+
+    assert failed.value.kind is aws.ErrorKind.THROTTLED
+    assert throttled.hits == 2  # aws_max_attempts: bounded
+    assert h.volume_exists(volume)
+
+
+def test_a_refused_delete_fails_with_aws_message(h: Harness):
+    volume = h.volume()
+    item, ctx, params, data = _prepared(h, volume)
+    faults.fail_with(
+        h.events,
+        "before-send.ec2.DeleteVolume",
+        status=400,
+        body=faults.ec2_error_body("IncorrectState", "The volume is being modified"),
+    )
+
+    with pytest.raises(aws.AwsError) as failed:
+        SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+
+    assert failed.value.kind is aws.ErrorKind.TERMINAL
+    assert failed.value.code == "IncorrectState"
+    assert "The volume is being modified" in str(failed.value)
+    assert h.volume_exists(volume)
+
+
+def test_a_volume_attached_after_prepare_is_not_deleted(h: Harness):
+    volume = h.volume()
+    item, ctx, params, data = _prepared(h, volume)
+    h.ec2.attach_volume(VolumeId=volume, InstanceId=h.instance(), Device="/dev/sdf")
+
+    with pytest.raises(aws.AwsError) as failed:
+        SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+
+    assert failed.value.code == "VolumeInUse"
+    assert h.volume_exists(volume)
+
+
+def test_execute_refuses_without_a_completed_snapshot(h: Harness):
+    volume = h.volume()
+    item, ctx, params, data = _prepared(h, volume)
+
+    with pytest.raises(ebs_volume.MissingRollbackData, match="no snapshot"):
+        SNAPSHOT_AND_DELETE.execute(ctx, item, params, {**data, "snapshot_id": None})
+    h.ec2.delete_snapshot(SnapshotId=data["snapshot_id"])
+    with pytest.raises(ebs_volume.MissingRollbackData, match="missing"):
+        SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+
+    assert h.count("DeleteVolume") == 0
+    assert h.volume_exists(volume)
+
+
+def test_a_snapshot_deleted_by_someone_after_the_checkpoint_is_taken_again(h: Harness):
+    volume = h.volume()
+    item, ctx, params, first = _prepared(h, volume)
+    h.ec2.delete_snapshot(SnapshotId=first["snapshot_id"])
+
+    again = SNAPSHOT_AND_DELETE.prepare(ctx, item, params, dict(h.checkpoints))
+
+    assert again["snapshot_id"] != first["snapshot_id"]
+    assert h.checkpoints["snapshot_id"] == again["snapshot_id"]
+
+
+# --- rollback ----------------------------------------------------------------------------------
+
+
+def test_rollback_recreates_the_volume_from_the_snapshot_once(h: Harness):
+    volume = h.volume(size=30, volume_type="gp3", tags={"team": "data"}, Iops=5000, Throughput=300)
+    item, ctx, params, data = _prepared(h, volume)
+    SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+    rollback_ctx = h.ctx(checkpoints={})
+
+    outcome = SNAPSHOT_AND_DELETE.rollback(rollback_ctx, data, params)
+
+    assert not outcome.already_done
+    restored_id = outcome.response["VolumeId"]
+    (restored,) = h.ec2.describe_volumes(VolumeIds=[restored_id])["Volumes"]
+    assert restored["State"] == "available"
+    assert restored["SnapshotId"] == data["snapshot_id"]
+    assert (restored["AvailabilityZone"], restored["VolumeType"], restored["Size"]) == (
+        AZ,
+        "gp3",
+        30,
+    )
+    assert (restored["Iops"], restored["Throughput"]) == (5000, 300)
+    assert tag_dict(restored["Tags"]) == {
+        "team": "data",
+        ACTION_TAG: str(rollback_ctx.action_id),
+        ebs_volume.RESTORED_FROM_TAG: data["snapshot_id"],
+    }
+
+    again = SNAPSHOT_AND_DELETE.rollback(rollback_ctx, data, params)
+
+    assert again.already_done
+    assert again.response["VolumeId"] == restored_id
+    assert h.count("CreateVolume") == 1
+
+
+def test_savings_subtract_the_kept_snapshot(h: Harness):
+    item = h.item("ebs-volume", h.volume(size=50))  # gp2: 5.00 USD/month in us-east-1
+
+    assert item.monthly_cost == Decimal("5.00")
+    # 50 GiB of standard snapshot at 0.05 USD: an upper bound for the snapshot
+    assert SNAPSHOT_AND_DELETE.estimated_monthly_savings(item) == Decimal("2.50")
+
+
+def test_action_ids_are_what_find_earlier_work(h: Harness):
+    """Two items, two actions: each finds only its own snapshot."""
+    a, b = h.volume(), h.volume()
+    ids = {}
+    for volume in (a, b):
+        action_id = uuid.uuid4()
+        data = SNAPSHOT_AND_DELETE.prepare(
+            h.ctx(action_id, checkpoints={}),
+            h.item("ebs-volume", volume),
+            h.params(SNAPSHOT_AND_DELETE),
+            {},
+        )
+        ids[volume] = (action_id, data["snapshot_id"])
+    for volume, (action_id, snapshot_id) in ids.items():
+        (found,) = h.snapshots_tagged(ACTION_TAG, str(action_id))
+        assert found["SnapshotId"] == snapshot_id and found["VolumeId"] == volume
+
+
+def _snapshot_state_seen_as(h: Harness, state: str) -> None:
+    """Make CreateSnapshot answer ``pending`` (as AWS does) and every DescribeSnapshots by ID
+    answer ``state``: moto completes snapshots at once."""
+    from urllib.parse import parse_qs
+
+    from botocore.awsrequest import AWSResponse
+
+    def handler(request, **_):
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
+        ids = parse_qs(body).get("SnapshotId.1")
+        if not ids:
+            return None
+        xml = (
+            '<DescribeSnapshotsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+            "<requestId>injected</requestId><snapshotSet><item>"
+            f"<snapshotId>{ids[0]}</snapshotId><status>{state}</status>"
+            "<statusMessage>injected</statusMessage></item></snapshotSet>"
+            "</DescribeSnapshotsResponse>"
+        ).encode()
+        return AWSResponse(request.url, 200, {}, faults._Raw(xml))
+
+    def created(parsed, **_):
+        parsed["State"] = "pending"
+
+    h.events.register("before-send.ec2.DescribeSnapshots", handler)
+    h.events.register("after-call.ec2.CreateSnapshot", created)
+
+
+@pytest.mark.parametrize(
+    "state, kind, code",
+    [
+        ("pending", aws.ErrorKind.RECOVERABLE, "WaiterTimedOut"),
+        ("error", aws.ErrorKind.TERMINAL, "WaiterFailed"),
+    ],
+)
+def test_a_snapshot_not_completed_stops_prepare_with_the_snapshot_checkpointed(
+    h: Harness, state: str, kind: aws.ErrorKind, code: str
+):
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    ctx = h.ctx()
+    _snapshot_state_seen_as(h, state)
+
+    with pytest.raises(aws.AwsError) as failed:
+        SNAPSHOT_AND_DELETE.prepare(ctx, item, h.params(SNAPSHOT_AND_DELETE), {})
+
+    assert (failed.value.kind, failed.value.code) == (kind, code)
+    (snapshot,) = h.snapshots_tagged(ACTION_TAG, str(ctx.action_id))
+    assert h.checkpoints["snapshot_id"] == snapshot["SnapshotId"]
+    assert h.volume_exists(volume)
+    assert h.count("DeleteVolume") == 0
+
+
+def test_prepare_after_the_volume_went_uses_the_ledger(h: Harness):
+    """A rerun of a finished action (prepare, execute, crash before the outcome was stored)."""
+    volume = h.volume()
+    item, ctx, params, data = _prepared(h, volume)
+    SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+
+    again = SNAPSHOT_AND_DELETE.prepare(ctx, item, params, dict(h.checkpoints))
+
+    assert again == data
+    assert h.count("CreateSnapshot") == 1

@@ -1,0 +1,628 @@
+"""The load-balancer ``delete`` action (ELBv2 and classic) against moto over HTTP.
+
+Findings come from the real detector; the action runs through a cleanup ``AccountSession`` whose
+calls are recorded. Faults are injected at the botocore event layer (``tests.faults``).
+
+Not testable on moto 5.2.5 (checked): moto deletes an ELBv2 load balancer whose
+``deletion_protection.enabled`` is true (AWS refuses with OperationNotPermitted), so that case is
+tested at the recheck and dry run only; moto keeps a deleted load balancer's ARN in its target
+groups' ``LoadBalancerArns``; Elastic IP subnet mappings of NLBs and gateway load balancers are
+not exercised.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from cloudsweep import aws
+from cloudsweep.cleanup import ACTION_TAG, get
+from cloudsweep.cleanup.load_balancer import DeleteLoadBalancer
+from cloudsweep.detectors.load_balancer import LoadBalancerDetector
+from tests import faults
+
+from .lb_rds_helpers import REGION, Harness, strip_volatile, tags_of
+
+DETECTOR = LoadBalancerDetector()
+ACTION = DeleteLoadBalancer()
+PARAMS = ACTION.parameters()
+# botocore names events by the hyphenated service ID, not the client name: a fault registered
+# under "elbv2" would never fire.
+ELBV2_EVENTS = "elastic-load-balancing-v2"
+ELB_EVENTS = "elastic-load-balancing"
+
+
+@pytest.fixture
+def h(moto_endpoint: str) -> Harness:
+    return Harness(moto_endpoint)
+
+
+def _world(h: Harness) -> dict[str, str]:
+    """An idle ALB with two listeners (HTTP, HTTPS with two certificates), rules, three target
+    groups (one of them holding a stopped instance), a security group, attributes and tags."""
+    ec2, elbv2, acm = h.seed("ec2"), h.seed("elbv2"), h.seed("acm")
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    sg = ec2.create_security_group(GroupName="promo-alb", Description="promo", VpcId=vpc)["GroupId"]
+    cert = acm.request_certificate(DomainName="promo.example.com")["CertificateArn"]
+    extra_cert = acm.request_certificate(DomainName="promo2.example.com")["CertificateArn"]
+    lb = elbv2.create_load_balancer(
+        Name="promo-alb",
+        Subnets=subnets,
+        SecurityGroups=[sg],
+        Scheme="internet-facing",
+        Tags=[{"Key": "team", "Value": "marketing"}, {"Key": "Name", "Value": "promo-alb"}],
+    )["LoadBalancers"][0]
+    arn = lb["LoadBalancerArn"]
+    elbv2.modify_load_balancer_attributes(
+        LoadBalancerArn=arn, Attributes=[{"Key": "idle_timeout.timeout_seconds", "Value": "120"}]
+    )
+
+    def group(name: str, port: int) -> str:
+        return elbv2.create_target_group(
+            Name=name,
+            Protocol="HTTP",
+            Port=port,
+            VpcId=vpc,
+            HealthCheckPath="/healthz",
+            Tags=[{"Key": "team", "Value": "marketing"}],
+        )["TargetGroups"][0]["TargetGroupArn"]
+
+    web, api, admin = group("promo-web", 80), group("promo-api", 8080), group("promo-admin", 9000)
+    elbv2.modify_target_group_attributes(
+        TargetGroupArn=api,
+        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "30"}],
+    )
+    instance = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)["Instances"][0][
+        "InstanceId"
+    ]
+    elbv2.register_targets(TargetGroupArn=api, Targets=[{"Id": instance, "Port": 8080}])
+    # moto reports the target of a stopped instance "unused": registered, not healthy. It must be
+    # running to be registered (as in AWS).
+    ec2.stop_instances(InstanceIds=[instance])
+    http = elbv2.create_listener(
+        LoadBalancerArn=arn,
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": web}],
+    )["Listeners"][0]["ListenerArn"]
+    elbv2.create_rule(
+        ListenerArn=http,
+        Priority=10,
+        Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}],
+        Actions=[{"Type": "forward", "TargetGroupArn": api}],
+        Tags=[{"Key": "rule", "Value": "api"}],
+    )
+    elbv2.create_rule(
+        ListenerArn=http,
+        Priority=5,
+        Conditions=[
+            {"Field": "host-header", "HostHeaderConfig": {"Values": ["admin.example.com"]}}
+        ],
+        Actions=[
+            {"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": admin}]}}
+        ],
+    )
+    https = elbv2.create_listener(
+        LoadBalancerArn=arn,
+        Protocol="HTTPS",
+        Port=443,
+        Certificates=[{"CertificateArn": cert}],
+        SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06",
+        DefaultActions=[
+            {
+                "Type": "fixed-response",
+                "FixedResponseConfig": {"StatusCode": "404", "ContentType": "text/plain"},
+            }
+        ],
+    )["Listeners"][0]["ListenerArn"]
+    elbv2.add_listener_certificates(
+        ListenerArn=https, Certificates=[{"CertificateArn": extra_cert}]
+    )
+    return {
+        "arn": arn,
+        "id": arn.split(":loadbalancer/", 1)[1],
+        "dns": lb["DNSName"],
+        "web": web,
+        "api": api,
+        "admin": admin,
+        "instance": instance,
+        "cert": cert,
+        "extra_cert": extra_cert,
+        "sg": sg,
+        "vpc": vpc,
+    }
+
+
+def _exists(h: Harness, arn: str) -> bool:
+    try:
+        h.seed("elbv2").describe_load_balancers(LoadBalancerArns=[arn])
+    except h.seed("elbv2").exceptions.LoadBalancerNotFoundException:
+        return False
+    return True
+
+
+def _snapshot(h: Harness, arn: str) -> dict[str, object]:
+    """Everything a describe says about the load balancer, to compare before and after."""
+    elbv2 = h.seed("elbv2")
+    listeners = elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]
+    return strip_volatile(
+        {
+            "lb": elbv2.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"],
+            "attributes": elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn),
+            "tags": elbv2.describe_tags(ResourceArns=[arn]),
+            "listeners": listeners,
+            "rules": [elbv2.describe_rules(ListenerArn=x["ListenerArn"]) for x in listeners],
+            "groups": elbv2.describe_target_groups(LoadBalancerArn=arn),
+        }
+    )
+
+
+def test_registered_once_under_its_key():
+    assert get("load-balancer", "delete") is DeleteLoadBalancer
+    assert "elasticloadbalancing:DeleteLoadBalancer" in ACTION.permissions
+    assert ACTION.rollback_possible
+
+
+def test_recheck_passes_for_the_idle_load_balancer(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+
+    result = ACTION.recheck(h.context(), item)
+
+    assert result.still_waste, result.reason
+    assert result.facts["registered_targets"] == 1 and result.facts["healthy_targets"] == 0
+    assert h.mutating() == []
+
+
+def test_recheck_refuses_when_a_target_is_registered_or_healthy_again(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    ec2 = h.seed("ec2")
+    fresh = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)["Instances"][0][
+        "InstanceId"
+    ]
+    h.seed("elbv2").register_targets(TargetGroupArn=w["web"], Targets=[{"Id": fresh}])
+
+    result = ACTION.recheck(h.context(), item)
+
+    assert not result.still_waste
+    assert "healthy" in result.reason
+
+
+def test_recheck_refuses_a_new_registration_even_if_unhealthy(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    ec2 = h.seed("ec2")
+    other = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)["Instances"][0][
+        "InstanceId"
+    ]
+    h.seed("elbv2").register_targets(TargetGroupArn=w["web"], Targets=[{"Id": other}])
+    ec2.stop_instances(InstanceIds=[other])
+
+    result = ACTION.recheck(h.context(), item)
+
+    assert not result.still_waste
+    assert "registered since the scan (2 now, 1 then)" in result.reason
+
+
+def test_recheck_refuses_a_protection_tag_added_since_the_scan(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    h.seed("elbv2").add_tags(
+        ResourceArns=[w["arn"]], Tags=[{"Key": "cloudsweep.io/protect", "Value": "true"}]
+    )
+
+    result = ACTION.recheck(h.context(), item)
+
+    assert not result.still_waste
+    assert "cloudsweep.io/protect" in result.reason
+
+
+def test_recheck_and_dry_run_refuse_deletion_protection(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    h.seed("elbv2").modify_load_balancer_attributes(
+        LoadBalancerArn=w["arn"],
+        Attributes=[{"Key": "deletion_protection.enabled", "Value": "true"}],
+    )
+
+    result = ACTION.recheck(h.context(), item)
+    dry = ACTION.dry_run(h.context(), item, PARAMS)
+
+    assert not result.still_waste
+    assert "deletion_protection.enabled" in result.reason
+    assert not dry.would_succeed and "deletion protection" in dry.message
+    assert h.mutating() == []
+
+
+def test_recheck_refuses_a_load_balancer_that_is_gone(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    h.seed("elbv2").delete_load_balancer(LoadBalancerArn=w["arn"])
+
+    result = ACTION.recheck(h.context(), item)
+
+    assert not result.still_waste and "no longer exists" in result.reason
+
+
+def test_dry_run_changes_nothing_and_lists_the_calls(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    before = _snapshot(h, w["arn"])
+
+    result = ACTION.dry_run(h.context(), item, PARAMS)
+
+    assert result.would_succeed, result.message
+    assert "elasticloadbalancing:DeleteLoadBalancer" in result.calls
+    assert h.mutating() == []
+    assert h.recorder.count(operation="DescribeLoadBalancers") >= 1
+    assert _snapshot(h, w["arn"]) == before
+
+
+def test_prepare_records_the_full_configuration(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+
+    data = ACTION.prepare(h.context(), item, PARAMS, {})
+
+    assert h.checkpoints == data  # checkpointed before returning
+    assert h.mutating() == []
+    assert data["kind"] == "elbv2" and data["config_complete"]
+    lb = data["load_balancer"]
+    assert lb["LoadBalancerArn"] == w["arn"] and lb["Type"] == "application"
+    assert lb["Scheme"] == "internet-facing" and lb["IpAddressType"] == "ipv4"
+    assert lb["SecurityGroups"] == [w["sg"]]
+    assert len(lb["AvailabilityZones"]) == 2 and all(z["SubnetId"] for z in lb["AvailabilityZones"])
+    assert isinstance(lb["CreatedTime"], str)  # JSON-ready
+    assert {"Key": "idle_timeout.timeout_seconds", "Value": "120"} in data["attributes"]
+    assert tags_of(data["tags"]) == {"team": "marketing", "Name": "promo-alb"}
+    listeners = {x["Port"]: x for x in data["listeners"]}
+    assert set(listeners) == {80, 443}
+    assert sorted(int(r["Priority"]) for r in listeners[80]["Rules"]) == [5, 10]
+    rules = {r["Priority"]: r for r in listeners[80]["Rules"]}
+    assert tags_of(rules["10"]["Tags"]) == {"rule": "api"}
+    assert {c["CertificateArn"]: c["IsDefault"] for c in listeners[443]["Certificates"]} == {
+        w["cert"]: True,
+        w["extra_cert"]: False,
+    }
+    groups = {g["TargetGroupArn"]: g for g in data["target_groups"]}
+    assert set(groups) == {w["web"], w["api"], w["admin"]}
+    assert groups[w["api"]]["Targets"] == [{"Id": w["instance"], "Port": 8080}]
+    assert groups[w["web"]]["HealthCheckPath"] == "/healthz"
+    assert {"Key": "deregistration_delay.timeout_seconds", "Value": "30"} in groups[w["api"]][
+        "Attributes"
+    ]
+    assert tags_of(groups[w["web"]]["Tags"]) == {"team": "marketing"}
+
+    # A rerun after a crash keeps what was recorded, even once the load balancer is gone.
+    h.seed("elbv2").delete_load_balancer(LoadBalancerArn=w["arn"])
+    assert ACTION.prepare(h.context(), item, PARAMS, data) == data
+
+
+def test_execute_deletes_and_keeps_the_target_groups(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+
+    outcome = ACTION.execute(ctx, item, PARAMS, data)
+
+    assert not outcome.already_done
+    assert not _exists(h, w["arn"])
+    assert h.mutating() == [("elbv2", "DeleteLoadBalancer")]
+    names = {g["TargetGroupName"] for g in h.seed("elbv2").describe_target_groups()["TargetGroups"]}
+    assert names == {"promo-web", "promo-api", "promo-admin"}
+    assert "target groups kept" in outcome.note
+
+
+def test_lost_response_then_retry_is_one_delete(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    # before the first client is made: botocore copies handlers into clients at creation
+    lost = faults.lose_response(h.session.events, ELBV2_EVENTS, "DeleteLoadBalancer")
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+
+    with pytest.raises(aws.AwsError):
+        ACTION.execute(ctx, item, PARAMS, data)
+    outcome = ACTION.execute(ctx, item, PARAMS, data)
+
+    assert lost.hits == 1
+    assert outcome.already_done
+    assert not _exists(h, w["arn"])
+    assert h.recorder.count(operation="DeleteLoadBalancer") == 1
+
+
+def test_throttling_past_retries_is_a_throttled_error_and_nothing_is_deleted(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    throttled = faults.throttle(h.session.events, ELBV2_EVENTS, "DeleteLoadBalancer")
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+
+    with pytest.raises(aws.AwsError) as raised:
+        ACTION.execute(ctx, item, PARAMS, data)
+
+    assert raised.value.kind is aws.ErrorKind.THROTTLED
+    assert throttled.hits == 2  # aws_max_attempts=2: bounded
+    assert _exists(h, w["arn"])
+
+
+def _rebuilt(h: Harness, arn: str) -> dict[str, object]:
+    elbv2 = h.seed("elbv2")
+    lb = elbv2.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"][0]
+    listeners = {x["Port"]: x for x in elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]}
+    return {
+        "lb": lb,
+        "attributes": {
+            a["Key"]: a["Value"]
+            for a in elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
+        },
+        "tags": tags_of(elbv2.describe_tags(ResourceArns=[arn])["TagDescriptions"][0]["Tags"]),
+        "listeners": listeners,
+        "rules": {
+            port: [
+                r
+                for r in elbv2.describe_rules(ListenerArn=x["ListenerArn"])["Rules"]
+                if not r["IsDefault"]
+            ]
+            for port, x in listeners.items()
+        },
+        "certificates": elbv2.describe_listener_certificates(
+            ListenerArn=listeners[443]["ListenerArn"]
+        )["Certificates"]
+        if 443 in listeners
+        else [],
+    }
+
+
+def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+    ACTION.execute(ctx, item, PARAMS, data)
+    undo = h.context()
+
+    outcome = ACTION.rollback(undo, data, PARAMS)
+
+    new_arn = outcome.response["load_balancer_arn"]
+    assert new_arn != w["arn"] and outcome.response["previous_arn"] == w["arn"]
+    assert "cannot reuse" in outcome.note and not outcome.already_done
+    got = _rebuilt(h, new_arn)
+    assert got["lb"]["LoadBalancerName"] == "promo-alb"
+    assert got["lb"]["SecurityGroups"] == [w["sg"]]
+    assert got["lb"]["Scheme"] == "internet-facing"
+    assert got["attributes"]["idle_timeout.timeout_seconds"] == "120"
+    assert got["tags"] == {
+        "team": "marketing",
+        "Name": "promo-alb",
+        ACTION_TAG: str(undo.action_id),
+    }
+    assert got["listeners"][80]["DefaultActions"][0]["TargetGroupArn"] == w["web"]
+    assert got["listeners"][443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert {c["CertificateArn"] for c in got["certificates"]} == {w["cert"], w["extra_cert"]}
+    rules = {r["Priority"]: r for r in got["rules"][80]}
+    assert set(rules) == {"5", "10"}
+    assert rules["10"]["Actions"][0]["TargetGroupArn"] == w["api"]
+    assert rules["10"]["Conditions"][0]["PathPatternConfig"]["Values"] == ["/api/*"]
+    assert (
+        rules["5"]["Actions"][0]["ForwardConfig"]["TargetGroups"][0]["TargetGroupArn"] == w["admin"]
+    )
+    # the same target groups, with the same targets
+    health = h.seed("elbv2").describe_target_health(TargetGroupArn=w["api"])
+    assert [t["Target"]["Id"] for t in health["TargetHealthDescriptions"]] == [w["instance"]]
+
+    again = ACTION.rollback(undo, data, PARAMS)
+
+    assert again.already_done and again.response["load_balancer_arn"] == new_arn
+    names = [
+        lb["LoadBalancerName"] for lb in h.seed("elbv2").describe_load_balancers()["LoadBalancers"]
+    ]
+    assert names.count("promo-alb") == 1
+    assert len(_rebuilt(h, new_arn)["rules"][80]) == 2  # no duplicated rule either
+
+
+def test_rollback_recreates_target_groups_that_were_deleted_since(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+    ACTION.execute(ctx, item, PARAMS, data)
+    elbv2 = h.seed("elbv2")
+    elbv2.delete_target_group(TargetGroupArn=w["api"])
+    # AWS (and moto) register only running instances: the owner starts it before undoing.
+    h.seed("ec2").start_instances(InstanceIds=[w["instance"]])
+
+    outcome = ACTION.rollback(h.context(), data, PARAMS)
+
+    new_api = outcome.response["target_groups"][w["api"]]
+    assert new_api != w["api"]
+    group = elbv2.describe_target_groups(TargetGroupArns=[new_api])["TargetGroups"][0]
+    assert group["TargetGroupName"] == "promo-api" and group["Port"] == 8080
+    assert group["HealthCheckPath"] == "/healthz"
+    attributes = {
+        a["Key"]: a["Value"]
+        for a in elbv2.describe_target_group_attributes(TargetGroupArn=new_api)["Attributes"]
+    }
+    assert attributes["deregistration_delay.timeout_seconds"] == "30"
+    targets = elbv2.describe_target_health(TargetGroupArn=new_api)["TargetHealthDescriptions"]
+    assert [(t["Target"]["Id"], t["Target"]["Port"]) for t in targets] == [(w["instance"], 8080)]
+    listeners = elbv2.describe_listeners(LoadBalancerArn=outcome.response["load_balancer_arn"])
+    http = next(x for x in listeners["Listeners"] if x["Port"] == 80)
+    rules = elbv2.describe_rules(ListenerArn=http["ListenerArn"])["Rules"]
+    assert any(a.get("TargetGroupArn") == new_api for r in rules for a in r["Actions"])
+    assert "promo-api was gone and was recreated" in outcome.note
+
+
+def test_rollback_refuses_a_same_named_load_balancer_it_did_not_make(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+    ACTION.execute(ctx, item, PARAMS, data)
+    subnets = [z["SubnetId"] for z in data["load_balancer"]["AvailabilityZones"]]
+    h.seed("elbv2").create_load_balancer(Name="promo-alb", Subnets=subnets)
+
+    with pytest.raises(aws.AwsError) as raised:
+        ACTION.rollback(h.context(), data, PARAMS)
+
+    assert raised.value.code == "DuplicateLoadBalancerName"
+
+
+# --- classic load balancers ----------------------------------------------------------------
+
+
+def _classic(h: Harness, name: str = "legacy-api-elb") -> str:
+    elb = h.seed("elb")
+    elb.create_load_balancer(
+        LoadBalancerName=name,
+        Listeners=[
+            {
+                "Protocol": "HTTP",
+                "LoadBalancerPort": 80,
+                "InstancePort": 8080,
+                "InstanceProtocol": "HTTP",
+            }
+        ],
+        AvailabilityZones=[f"{REGION}a"],
+        Tags=[{"Key": "team", "Value": "api"}],
+    )
+    elb.configure_health_check(
+        LoadBalancerName=name,
+        HealthCheck={
+            "Target": "HTTP:8080/ping",
+            "Interval": 20,
+            "Timeout": 4,
+            "UnhealthyThreshold": 3,
+            "HealthyThreshold": 2,
+        },
+    )
+    elb.modify_load_balancer_attributes(
+        LoadBalancerName=name,
+        LoadBalancerAttributes={
+            "ConnectionSettings": {"IdleTimeout": 90},
+            "CrossZoneLoadBalancing": {"Enabled": True},
+        },
+    )
+    elb.create_lb_cookie_stickiness_policy(
+        LoadBalancerName=name, PolicyName="sticky", CookieExpirationPeriod=60
+    )
+    elb.set_load_balancer_policies_of_listener(
+        LoadBalancerName=name, LoadBalancerPort=80, PolicyNames=["sticky"]
+    )
+    return name
+
+
+def test_classic_recheck_refuses_a_registered_instance_and_a_protection_tag(h):
+    name = _classic(h)
+    item = h.item(DETECTOR, name)
+    assert ACTION.recheck(h.context(), item).still_waste
+    elb, ec2 = h.seed("elb"), h.seed("ec2")
+
+    elb.add_tags(LoadBalancerNames=[name], Tags=[{"Key": "do-not-delete", "Value": "yes"}])
+    protected = ACTION.recheck(h.context(), item)
+    elb.remove_tags(LoadBalancerNames=[name], Tags=[{"Key": "do-not-delete"}])
+    instance = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)["Instances"][0]
+    elb.register_instances_with_load_balancer(
+        LoadBalancerName=name, Instances=[{"InstanceId": instance["InstanceId"]}]
+    )
+    attached = ACTION.recheck(h.context(), item)
+
+    assert not protected.still_waste and "do-not-delete" in protected.reason
+    assert not attached.still_waste
+    assert h.mutating() == []
+
+
+def test_classic_dry_run_prepare_execute_lost_response_and_rollback(h):
+    name = _classic(h)
+    item = h.item(DETECTOR, name)
+    lost = faults.lose_response(h.session.events, ELB_EVENTS, "DeleteLoadBalancer")
+    ctx = h.context()
+    elb = h.seed("elb")
+    before = strip_volatile(elb.describe_load_balancers(LoadBalancerNames=[name]))
+
+    dry = ACTION.dry_run(ctx, item, PARAMS)
+    assert dry.would_succeed and h.mutating() == []
+    assert strip_volatile(elb.describe_load_balancers(LoadBalancerNames=[name])) == before
+
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+    assert data["kind"] == "classic" and h.checkpoints == data
+    recorded = data["load_balancer"]
+    assert recorded["HealthCheck"]["Target"] == "HTTP:8080/ping"
+    assert recorded["ListenerDescriptions"][0]["PolicyNames"] == ["sticky"]
+    assert data["attributes"]["ConnectionSettings"] == {"IdleTimeout": 90}
+    assert tags_of(data["tags"]) == {"team": "api"}
+    assert [p["PolicyName"] for p in data["policies"]] == ["sticky"]
+
+    with pytest.raises(aws.AwsError):
+        ACTION.execute(ctx, item, PARAMS, data)
+    again = ACTION.execute(ctx, item, PARAMS, data)
+    assert lost.hits == 1 and again.already_done
+    assert h.recorder.count(service="elb", operation="DeleteLoadBalancer") == 1
+    assert elb.describe_load_balancers()["LoadBalancerDescriptions"] == []
+
+    undo = h.context()
+    outcome = ACTION.rollback(undo, data, PARAMS)
+    assert not outcome.already_done
+    (lb,) = elb.describe_load_balancers(LoadBalancerNames=[name])["LoadBalancerDescriptions"]
+    assert lb["HealthCheck"] == recorded["HealthCheck"]
+    assert lb["ListenerDescriptions"] == recorded["ListenerDescriptions"]
+    assert lb["Policies"]["LBCookieStickinessPolicies"] == [
+        {"PolicyName": "sticky", "CookieExpirationPeriod": 60}
+    ]
+    attributes = elb.describe_load_balancer_attributes(LoadBalancerName=name)[
+        "LoadBalancerAttributes"
+    ]
+    assert attributes["ConnectionSettings"] == {"IdleTimeout": 90}
+    assert attributes["CrossZoneLoadBalancing"] == {"Enabled": True}
+    tags = tags_of(elb.describe_tags(LoadBalancerNames=[name])["TagDescriptions"][0]["Tags"])
+    assert tags == {"team": "api", ACTION_TAG: str(undo.action_id)}
+
+    assert ACTION.rollback(undo, data, PARAMS).already_done
+    assert len(elb.describe_load_balancers()["LoadBalancerDescriptions"]) == 1
+
+
+def test_classic_execute_refuses_a_load_balancer_created_again_under_the_name(h):
+    name = _classic(h)
+    item = h.item(DETECTOR, name)
+    ctx = h.context()
+    data = dict(ACTION.prepare(ctx, item, PARAMS, {}))
+    data["load_balancer"] = {**data["load_balancer"], "CreatedTime": "2020-01-01T00:00:00+00:00"}
+
+    with pytest.raises(aws.AwsError) as raised:
+        ACTION.execute(ctx, item, PARAMS, data)
+
+    assert raised.value.code == "ResourceReplaced"
+    assert h.seed("elb").describe_load_balancers(LoadBalancerNames=[name])
+
+
+def test_action_ids_are_independent(h):
+    # Two rollbacks with different action IDs do not mistake each other's work for their own.
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+    ACTION.execute(ctx, item, PARAMS, data)
+    ACTION.rollback(h.context(uuid.uuid4()), data, PARAMS)
+
+    with pytest.raises(aws.AwsError):
+        ACTION.rollback(h.context(uuid.uuid4()), data, PARAMS)
+
+
+def test_rollback_names_recorded_targets_aws_refuses_to_register(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+    ACTION.execute(ctx, item, PARAMS, data)
+    h.seed("elbv2").delete_target_group(TargetGroupArn=w["api"])
+
+    # the recorded target is a stopped instance: AWS registers running instances only
+    outcome = ACTION.rollback(h.context(), data, PARAMS)
+
+    assert f"target {w['instance']} of promo-api not registered" in outcome.note
+    new_api = outcome.response["target_groups"][w["api"]]
+    assert h.seed("elbv2").describe_target_groups(TargetGroupArns=[new_api])["TargetGroups"]

@@ -1,0 +1,382 @@
+"""The rds-instance ``stop`` and ``final-snapshot-and-delete`` actions against moto over HTTP.
+
+Findings come from the real detector (a stopped instance; an available one with no CloudWatch
+datapoints, which the detector reports with low confidence). Faults are injected at the botocore
+event layer (``tests.faults``).
+
+moto 5.2.5, as checked: deletion and restore are immediate (no ``deleting`` / ``creating``
+states), so "delete in progress" is only reached through the code path that reads the status;
+moto names its automated snapshots by the minute (``rds:<id>-YYYY-MM-DD-HH-MM``) and keeps them
+after the delete (``DeleteAutomatedBackups=False``), so a restore under the same identifier
+within the same minute collides with them; the tests remove those before a rollback (AWS names
+automated backups differently and has no such clash). moto does not materialise default option
+groups, which is why the restore leaves default parameter and option groups to RDS.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cloudsweep import aws
+from cloudsweep.cleanup import ACTION_TAG, get
+from cloudsweep.cleanup.rds_instance import (
+    FinalSnapshotAndDeleteRdsInstance,
+    StopRdsInstance,
+    final_snapshot_identifier,
+)
+from cloudsweep.detectors.rds_instance import RdsInstanceDetector
+from tests import faults
+
+from .lb_rds_helpers import Harness, strip_volatile, tags_of
+
+# moto moves it forward on every read
+VOLATILE = frozenset({"ResponseMetadata", "LatestRestorableTime"})
+
+DETECTOR = RdsInstanceDetector()
+STOP = StopRdsInstance()
+DELETE = FinalSnapshotAndDeleteRdsInstance()
+PARAMS = DELETE.parameters()
+
+
+@pytest.fixture
+def h(moto_endpoint: str) -> Harness:
+    return Harness(moto_endpoint)
+
+
+def _db(
+    h: Harness, identifier: str, *, stopped: bool = False, group: str = "db", **extra: object
+) -> str:
+    rds = h.seed("rds")
+    ec2 = h.seed("ec2")
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    sg = ec2.create_security_group(GroupName=f"{identifier}-{group}", Description="db", VpcId=vpc)[
+        "GroupId"
+    ]
+    params = {
+        "DBInstanceIdentifier": identifier,
+        "DBInstanceClass": "db.m5.large",
+        "Engine": "postgres",
+        "EngineVersion": "16.3",
+        "AllocatedStorage": 200,
+        "StorageType": "gp3",
+        "Iops": 12000,
+        "StorageThroughput": 500,
+        "MasterUsername": "cloudsweep",
+        "MasterUserPassword": "not-a-real-password",
+        "Port": 5433,
+        "VpcSecurityGroupIds": [sg],
+        "BackupRetentionPeriod": 7,
+        "Tags": [{"Key": "team", "Value": "data"}, {"Key": "env", "Value": "staging"}],
+        **extra,
+    }
+    rds.create_db_instance(**params)
+    if stopped:
+        rds.stop_db_instance(DBInstanceIdentifier=identifier)
+    return sg
+
+
+def _describe(h: Harness, identifier: str) -> dict:
+    return h.seed("rds").describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+
+
+def _gone(h: Harness, identifier: str) -> bool:
+    rds = h.seed("rds")
+    try:
+        rds.describe_db_instances(DBInstanceIdentifier=identifier)
+    except rds.exceptions.DBInstanceNotFoundFault:
+        return True
+    return False
+
+
+def _drop_moto_automated_snapshots(h: Harness, identifier: str) -> None:
+    rds = h.seed("rds")
+    for snap in rds.describe_db_snapshots(
+        DBInstanceIdentifier=identifier, SnapshotType="automated"
+    )["DBSnapshots"]:
+        rds.delete_db_snapshot(DBSnapshotIdentifier=snap["DBSnapshotIdentifier"])
+
+
+def test_registered_once_under_their_keys():
+    assert get("rds-instance", "stop") is StopRdsInstance
+    assert get("rds-instance", "final-snapshot-and-delete") is FinalSnapshotAndDeleteRdsInstance
+    assert STOP.rollback_possible and DELETE.rollback_possible
+    assert "7 days" in (StopRdsInstance.__doc__ or "")
+
+
+def test_final_snapshot_identifier_is_a_valid_rds_identifier():
+    name = final_snapshot_identifier("reports--db-", "1a2b3c4d-0000-0000-0000-000000000000")
+    assert name == "cloudsweep-final-reports-db-1a2b3c4d"
+    long = final_snapshot_identifier("a" * 300, "ffffffff-0000")
+    assert len(long) <= 255 and long.endswith("-ffffffff") and "--" not in long
+
+
+# --- final-snapshot-and-delete -------------------------------------------------------------
+
+
+def test_delete_recheck_refusals(h):
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    rds = h.seed("rds")
+    assert DELETE.recheck(h.context(), item).still_waste
+
+    rds.modify_db_instance(
+        DBInstanceIdentifier="reports-staging", DeletionProtection=True, ApplyImmediately=True
+    )
+    protected = DELETE.recheck(h.context(), item)
+    rds.modify_db_instance(
+        DBInstanceIdentifier="reports-staging", DeletionProtection=False, ApplyImmediately=True
+    )
+    arn = _describe(h, "reports-staging")["DBInstanceArn"]
+    rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "do-not-delete", "Value": "1"}])
+    tagged = DELETE.recheck(h.context(), item)
+    rds.remove_tags_from_resource(ResourceName=arn, TagKeys=["do-not-delete"])
+    rds.start_db_instance(DBInstanceIdentifier="reports-staging")
+    started = DELETE.recheck(h.context(), item)
+    rds.delete_db_instance(DBInstanceIdentifier="reports-staging", SkipFinalSnapshot=True)
+    gone = DELETE.recheck(h.context(), item)
+
+    assert not protected.still_waste and "DeletionProtection" in protected.reason
+    assert not tagged.still_waste and "do-not-delete" in tagged.reason
+    assert not started.still_waste and "stopped at the scan" in started.reason
+    assert not gone.still_waste and "no longer exists" in gone.reason
+    assert h.mutating() == []
+
+
+def test_delete_recheck_refuses_a_read_replica_source(h):
+    _db(h, "analytics-dev")
+    h.seed("rds").create_db_instance_read_replica(
+        DBInstanceIdentifier="analytics-replica", SourceDBInstanceIdentifier="analytics-dev"
+    )
+    item = h.item(DETECTOR, "analytics-dev")
+
+    result = DELETE.recheck(h.context(), item)
+
+    assert not result.still_waste and "read replicas" in result.reason
+
+
+def test_delete_dry_run_changes_nothing(h):
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    before = strip_volatile(_describe(h, "reports-staging"), VOLATILE)
+
+    result = DELETE.dry_run(h.context(), item, PARAMS)
+
+    assert result.would_succeed, result.message
+    assert "rds:DeleteDBInstance" in result.calls
+    assert h.mutating() == []
+    assert strip_volatile(_describe(h, "reports-staging"), VOLATILE) == before
+    assert h.seed("rds").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"] == []
+
+    h.seed("rds").modify_db_instance(
+        DBInstanceIdentifier="reports-staging", DeletionProtection=True, ApplyImmediately=True
+    )
+    refused = DELETE.dry_run(h.context(), item, PARAMS)
+    assert not refused.would_succeed and "deletion protection" in refused.message
+
+
+def test_prepare_records_what_restore_needs(h):
+    sg = _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    ctx = h.context()
+
+    data = DELETE.prepare(ctx, item, PARAMS, {})
+
+    assert h.checkpoints == data and h.mutating() == []
+    assert data["final_snapshot_identifier"] == (
+        f"cloudsweep-final-reports-staging-{str(ctx.action_id)[:8]}"
+    )
+    assert data["engine"] == "postgres" and data["engine_version"] == "16.3"
+    assert data["status_before"] == "stopped"
+    restore = data["restore"]
+    assert restore["DBInstanceClass"] == "db.m5.large"
+    assert restore["StorageType"] == "gp3" and restore["AllocatedStorage"] == 200
+    assert restore["Iops"] == 12000 and restore["StorageThroughput"] == 500
+    assert restore["MultiAZ"] is False and restore["Port"] == 5433
+    assert restore["VpcSecurityGroupIds"] == [sg]
+    assert restore["BackupRetentionPeriod"] == 7
+    assert restore["DeletionProtection"] is False
+    assert tags_of(data["tags"]) == {"team": "data", "env": "staging"}
+    assert DELETE.prepare(h.context(), item, PARAMS, data) == data  # a rerun keeps the record
+
+
+def test_execute_deletes_with_a_final_snapshot(h):
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    ctx = h.context()
+    data = DELETE.prepare(ctx, item, PARAMS, {})
+
+    outcome = DELETE.execute(ctx, item, PARAMS, data)
+
+    assert not outcome.already_done
+    assert _gone(h, "reports-staging")
+    (call,) = h.recorder.mutating()
+    assert call.operation == "DeleteDBInstance"
+    assert call.params["FinalDBSnapshotIdentifier"] == data["final_snapshot_identifier"]
+    assert call.params["SkipFinalSnapshot"] is False
+    assert call.params["DeleteAutomatedBackups"] is False
+    snapshot = h.seed("rds").describe_db_snapshots(
+        DBSnapshotIdentifier=data["final_snapshot_identifier"]
+    )["DBSnapshots"][0]
+    assert snapshot["DBInstanceIdentifier"] == "reports-staging"
+
+
+def test_lost_delete_response_then_retry_is_one_delete(h):
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    lost = faults.lose_response(h.session.events, "rds", "DeleteDBInstance")
+    ctx = h.context()
+    data = DELETE.prepare(ctx, item, PARAMS, {})
+
+    with pytest.raises(aws.AwsError):
+        DELETE.execute(ctx, item, PARAMS, data)
+    outcome = DELETE.execute(ctx, item, PARAMS, data)
+
+    assert lost.hits == 1
+    assert outcome.already_done and "final snapshot" in outcome.note
+    assert "missing" not in outcome.note
+    assert h.recorder.count(operation="DeleteDBInstance") == 1
+    manual = h.seed("rds").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
+    assert [s["DBSnapshotIdentifier"] for s in manual] == [data["final_snapshot_identifier"]]
+
+
+def test_gone_without_its_final_snapshot_is_done_but_says_so(h):
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    ctx = h.context()
+    data = DELETE.prepare(ctx, item, PARAMS, {})
+    h.seed("rds").delete_db_instance(DBInstanceIdentifier="reports-staging", SkipFinalSnapshot=True)
+
+    outcome = DELETE.execute(ctx, item, PARAMS, data)
+
+    assert outcome.already_done and "is missing" in outcome.note
+    assert h.mutating() == []
+
+
+def test_snapshot_exists_while_the_instance_remains_refuses_a_second_snapshot(h):
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    ctx = h.context()
+    data = DELETE.prepare(ctx, item, PARAMS, {})
+    # what an earlier attempt that failed after its snapshot leaves behind
+    h.seed("rds").create_db_snapshot(
+        DBInstanceIdentifier="reports-staging",
+        DBSnapshotIdentifier=data["final_snapshot_identifier"],
+    )
+
+    with pytest.raises(aws.AwsError) as raised:
+        DELETE.execute(ctx, item, PARAMS, data)
+
+    assert raised.value.code == "DBSnapshotAlreadyExists"
+    assert "refusing" in raised.value.message
+    assert not _gone(h, "reports-staging")
+    manual = h.seed("rds").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
+    assert len(manual) == 1
+
+
+def test_throttled_delete_is_a_throttled_error_and_nothing_is_deleted(h):
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    throttled = faults.throttle(h.session.events, "rds", "DeleteDBInstance")
+    ctx = h.context()
+    data = DELETE.prepare(ctx, item, PARAMS, {})
+
+    with pytest.raises(aws.AwsError) as raised:
+        DELETE.execute(ctx, item, PARAMS, data)
+
+    assert raised.value.kind is aws.ErrorKind.THROTTLED and throttled.hits == 2
+    assert not _gone(h, "reports-staging")
+
+
+def test_rollback_restores_the_recorded_instance_and_is_idempotent(h):
+    sg = _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    ctx = h.context()
+    data = DELETE.prepare(ctx, item, PARAMS, {})
+    DELETE.execute(ctx, item, PARAMS, data)
+    _drop_moto_automated_snapshots(h, "reports-staging")
+    undo = h.context()
+
+    outcome = DELETE.rollback(undo, data, PARAMS)
+
+    assert not outcome.already_done
+    db = _describe(h, "reports-staging")
+    assert db["DBInstanceStatus"] == "available"
+    assert db["DBInstanceClass"] == "db.m5.large"
+    assert db["Engine"] == "postgres" and db["EngineVersion"] == "16.3"
+    assert db["StorageType"] == "gp3" and db["AllocatedStorage"] == 200
+    assert db["Iops"] == 12000 and db["StorageThroughput"] == 500
+    assert db["Endpoint"]["Port"] == 5433
+    assert [g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]] == [sg]
+    assert tags_of(db["TagList"]) == {
+        "team": "data",
+        "env": "staging",
+        ACTION_TAG: str(undo.action_id),
+    }
+
+    again = DELETE.rollback(undo, data, PARAMS)
+
+    assert again.already_done
+    assert h.recorder.count(operation="RestoreDBInstanceFromDBSnapshot") == 1
+
+
+def test_rollback_refuses_an_instance_it_did_not_restore(h):
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    ctx = h.context()
+    data = DELETE.prepare(ctx, item, PARAMS, {})
+    DELETE.execute(ctx, item, PARAMS, data)
+    _drop_moto_automated_snapshots(h, "reports-staging")
+    _db(h, "reports-staging", group="other")  # someone made a new one under the name
+
+    with pytest.raises(aws.AwsError) as raised:
+        DELETE.rollback(h.context(), data, PARAMS)
+
+    assert raised.value.code == "DBInstanceAlreadyExists"
+
+
+# --- stop ----------------------------------------------------------------------------------
+
+
+def test_stop_recheck_refusals(h):
+    _db(h, "analytics-dev")
+    item = h.item(DETECTOR, "analytics-dev")
+    assert STOP.recheck(h.context(), item).still_waste
+    rds = h.seed("rds")
+    arn = _describe(h, "analytics-dev")["DBInstanceArn"]
+
+    rds.add_tags_to_resource(
+        ResourceName=arn, Tags=[{"Key": "cloudsweep.io/protect", "Value": "y"}]
+    )
+    tagged = STOP.recheck(h.context(), item)
+    rds.remove_tags_from_resource(ResourceName=arn, TagKeys=["cloudsweep.io/protect"])
+    rds.stop_db_instance(DBInstanceIdentifier="analytics-dev")
+    stopped = STOP.recheck(h.context(), item)
+
+    assert not tagged.still_waste and "cloudsweep.io/protect" in tagged.reason
+    assert not stopped.still_waste and "already stopped" in stopped.reason
+    assert h.mutating() == []
+
+
+def test_stop_dry_run_execute_lost_response_and_rollback(h):
+    _db(h, "analytics-dev")
+    item = h.item(DETECTOR, "analytics-dev")
+    lost = faults.lose_response(h.session.events, "rds", "StopDBInstance")
+    ctx = h.context()
+
+    dry = STOP.dry_run(ctx, item, PARAMS)
+    assert dry.would_succeed and dry.calls == ("rds:DescribeDBInstances", "rds:StopDBInstance")
+    assert h.mutating() == [] and _describe(h, "analytics-dev")["DBInstanceStatus"] == "available"
+
+    data = STOP.prepare(ctx, item, PARAMS, {})
+    assert data["status_before"] == "available" and h.checkpoints == data
+
+    with pytest.raises(aws.AwsError):
+        STOP.execute(ctx, item, PARAMS, data)
+    outcome = STOP.execute(ctx, item, PARAMS, data)
+    assert lost.hits == 1 and outcome.already_done
+    assert _describe(h, "analytics-dev")["DBInstanceStatus"] == "stopped"
+
+    undo = STOP.rollback(h.context(), data, PARAMS)
+    assert not undo.already_done
+    assert _describe(h, "analytics-dev")["DBInstanceStatus"] == "available"
+    assert STOP.rollback(h.context(), data, PARAMS).already_done

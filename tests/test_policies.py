@@ -1,0 +1,270 @@
+"""The policy model and its evaluation: one decision with its reason per item, caps, approvals."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloudsweep import policies
+from cloudsweep.policies import CleanupPolicy, DecisionKind, RunMode
+from cloudsweep.store import Approval, Candidate
+from cloudsweep.store.ledger import fingerprint
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+
+def policy(**overrides: Any) -> CleanupPolicy:
+    document: dict[str, Any] = {
+        "name": "volumes",
+        "resourceType": "elastic-ip",
+        "action": "release",
+        "rules": {"minAgeDays": 7, "minConfidence": 80, "maxRiskLevel": "low"},
+        "maxMonthlyCost": "5.00",
+        "requireApprovalAbove": "50.00",
+        "autoExecute": True,
+        "dryRun": False,
+    }
+    document.update(overrides)
+    return policies.parse_policy(document)
+
+
+def candidate(cost: str = "3.65", **overrides: Any) -> Candidate:
+    details = {
+        "tags": {"team": "web"},
+        "safety_checks": [{"name": "protection-tag", "passed": True, "detail": "none"}],
+        "created_at": (NOW - timedelta(days=30)).isoformat(),
+    }
+    details.update(overrides.pop("details", {}))
+    base = Candidate(
+        id=overrides.pop("id", uuid.uuid4()),
+        organization_id=uuid.uuid4(),
+        account_uuid=uuid.uuid4(),
+        account_id="111111111111",
+        role_arn="arn:aws:iam::111111111111:role/r",
+        external_id="x",
+        region="us-east-1",
+        resource_type="elastic-ip",
+        resource_id=f"eipalloc-{uuid.uuid4().hex[:8]}",
+        resource_arn=None,
+        availability_zone=None,
+        monthly_cost=Decimal(cost),
+        confidence_score=90,
+        risk_level="low",
+        safety_checks_passed=True,
+        cleanup_status="pending",
+        resource_details=details,
+        discovered_at=NOW - timedelta(days=30),
+        account_auto_cleanup=True,
+        organization_auto_cleanup=True,
+        approval=None,
+        fingerprint="",
+    )
+    base = replace(base, **overrides)
+    return replace(
+        base,
+        fingerprint=fingerprint(
+            base.resource_arn, base.risk_level, base.safety_checks_passed, base.resource_details
+        ),
+    )
+
+
+def decide(p: CleanupPolicy, c: Candidate, mode: RunMode = RunMode.AUTOMATED) -> policies.Decision:
+    return policies.decide(p, c, mode=mode, now=NOW)
+
+
+# --- the model -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"resourceType": "nat-gateway"}, "unknown resource type 'nat-gateway'"),
+        ({"action": "delete"}, "action 'delete' is not available for elastic-ip"),
+        ({"rules": {"minConfidence": 101}}, "rules.minConfidence"),
+        ({"rules": {"minAgeDays": -1}}, "rules.minAgeDays"),
+        ({"rules": {"maxRiskLevel": "extreme"}}, "rules.maxRiskLevel"),
+        ({"rules": {"bogus": 1}}, "rules.bogus"),
+        ({"maxMonthlyCost": "-1"}, "maxMonthlyCost"),
+        ({"maxMonthlyCost": "1.001"}, "more than two decimals"),
+        ({"maxCostPerRun": "1e12"}, "maxCostPerRun"),
+        ({"maxItemsPerRun": 100000}, "maxItemsPerRun"),
+        ({"requireApprovalAbove": "1.00"}, "requireApprovalAbove must be at least maxMonthlyCost"),
+        ({"accounts": ["12345678901"]}, "accounts.0"),
+        ({"accounts": [123456789012]}, "must be a string"),
+        ({"name": "Bad Name"}, "name"),
+        ({"unknownField": True}, "unknownField"),
+    ],
+)
+def test_invalid_policies_name_the_bad_field(override: dict[str, Any], field: str) -> None:
+    with pytest.raises(policies.PolicyError, match="is invalid") as refused:
+        policy(**override)
+    assert field in str(refused.value)
+
+
+def test_defaults_are_safe() -> None:
+    minimal = policies.parse_policy(
+        {"name": "p", "resourceType": "elastic-ip", "action": "release"}
+    )
+    assert minimal.dry_run is True
+    assert minimal.auto_execute is False
+    assert minimal.max_monthly_cost == Decimal("0.00")
+    assert minimal.max_items_per_run == 20
+    # snake_case works too (the Python side), and the CRD's camelCase round-trips.
+    assert policies.parse_policy(minimal.to_document()) == minimal
+
+
+def test_policy_files(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "policies:\n"
+        "  - {name: a, resourceType: elastic-ip, action: release}\n"
+        "  - {name: b, resourceType: elastic-ip, action: release, rules: {minConfidence: 90}}\n"
+    )
+    assert [p.name for p in policies.load_policies(path)] == ["a", "b"]
+    path.write_text(
+        "- {name: a, resourceType: elastic-ip, action: release}\n- {name: a, resourceType: elastic-ip, action: release}\n"
+    )
+    with pytest.raises(policies.PolicyError, match="unique"):
+        policies.load_policies(path)
+    path.write_text("name: [unclosed")
+    with pytest.raises(policies.PolicyError, match="not valid YAML"):
+        policies.load_policies(path)
+    with pytest.raises(policies.PolicyError, match="cannot read"):
+        policies.load_policies(tmp_path / "missing.yaml")
+
+
+# --- decisions ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            {
+                "safety_checks_passed": False,
+                "details": {
+                    "safety_checks": [
+                        {"name": "protection-tag", "passed": False, "detail": "do-not-delete=true"}
+                    ]
+                },
+            },
+            "failed safety checks: protection-tag",
+        ),
+        ({"confidence_score": 50}, "below minConfidence"),
+        ({"risk_level": "medium"}, "above maxRiskLevel"),
+        ({"details": {"created_at": (NOW - timedelta(days=2)).isoformat()}}, "under minAgeDays"),
+        ({"region": "eu-west-1"}, "not in the policy's regions"),
+    ],
+)
+def test_rules_skip_with_a_reason(change: dict[str, Any], reason: str) -> None:
+    p = policy(rules={"regions": ["us-east-1"]})
+    decision = decide(p, candidate(**change))
+    assert decision.kind is DecisionKind.SKIP
+    assert reason in decision.reason
+
+
+def test_tag_selectors() -> None:
+    p = policy(rules={"includeTags": {"team": "*"}, "excludeTags": {"env": "prod"}})
+    assert decide(p, candidate()).kind is DecisionKind.RUN_AUTOMATICALLY
+    assert "lacks the included tags team" in decide(p, candidate(details={"tags": {}})).reason
+    prod = candidate(details={"tags": {"team": "web", "env": "prod"}})
+    assert "excluded tags env" in decide(p, prod).reason
+
+
+def test_thresholds_and_both_auto_cleanup_flags_gate_automatic_runs() -> None:
+    p = policy()
+    assert decide(p, candidate("4.99")).kind is DecisionKind.RUN_AUTOMATICALLY
+    above_auto = decide(p, candidate("5.01"))
+    assert (
+        above_auto.kind is DecisionKind.NEEDS_APPROVAL
+        and "above maxMonthlyCost" in above_auto.reason
+    )
+    assert decide(p, candidate("60")).kind is DecisionKind.NEEDS_APPROVAL
+    org_off = decide(p, candidate(organization_auto_cleanup=False))
+    assert (
+        org_off.kind is DecisionKind.NEEDS_APPROVAL
+        and "organization's auto cleanup is off" in org_off.reason
+    )
+    account_off = decide(p, candidate(account_auto_cleanup=False))
+    assert "account 111111111111's auto cleanup is off" in account_off.reason
+    assert "does not autoExecute" in decide(policy(autoExecute=False), candidate()).reason
+
+
+def test_a_person_may_run_what_costs_up_to_the_approval_threshold() -> None:
+    p = policy(autoExecute=False)
+    assert decide(p, candidate("49.99"), RunMode.MANUAL).kind is DecisionKind.APPROVED_TO_RUN
+    assert decide(p, candidate("50.01"), RunMode.MANUAL).kind is DecisionKind.NEEDS_APPROVAL
+
+
+def _approved(c: Candidate, *, cost: str, expires: datetime, fp: str | None = None) -> Candidate:
+    return replace(
+        c,
+        cleanup_status="approved",
+        approval=Approval(
+            approved_by=uuid.uuid4(),
+            approver_email="ann@example.com",
+            approved_at=NOW - timedelta(days=1),
+            expires_at=expires,
+            monthly_cost=Decimal(cost),
+            fingerprint=fp if fp is not None else c.fingerprint,
+        ),
+    )
+
+
+def test_an_approval_is_for_one_resource_at_one_cost_and_lapses() -> None:
+    p = policy()
+    expensive = candidate("80.00")
+    ok = _approved(expensive, cost="80.00", expires=NOW + timedelta(days=1))
+    decision = decide(p, ok)
+    assert decision.kind is DecisionKind.APPROVED_TO_RUN and "ann@example.com" in decision.reason
+
+    rose = _approved(candidate("95.00"), cost="80.00", expires=NOW + timedelta(days=1))
+    assert decide(p, rose).kind is DecisionKind.NEEDS_APPROVAL
+    assert "rose from the approved 80.00 to 95.00" in (decide(p, rose).lapsed_approval or "")
+
+    expired = _approved(expensive, cost="80.00", expires=NOW - timedelta(seconds=1))
+    assert decide(p, expired).kind is DecisionKind.NEEDS_APPROVAL
+    assert "expired" in (decide(p, expired).lapsed_approval or "")
+
+    changed = _approved(
+        expensive, cost="80.00", expires=NOW + timedelta(days=1), fp="another-state"
+    )
+    assert "changed since it was approved" in (decide(p, changed).lapsed_approval or "")
+
+
+def test_caps_bound_a_policy_that_matches_everything() -> None:
+    p = policy(maxItemsPerRun=3, maxCostPerRun="10.00", maxMonthlyCost="50.00")
+    items = [candidate("4.00") for _ in range(10)]
+    plan = policies.evaluate([p], lambda _: iter(items), mode=RunMode.AUTOMATED, now=NOW)
+    assert len(plan.actionable) == 2  # 4 + 4 fits in 10; a third 4 would pass it
+    counts = plan.counts()
+    assert counts["deferred"] == 8
+    assert all("per-run cap" in d.reason for d in plan.decisions if d.deferred)
+    document = plan.document()
+    assert len(document["actionable"]) == 2 and document["counts"]["deferred"] == 8
+
+
+def test_most_valuable_items_first_and_one_decision_per_item() -> None:
+    cheap, dear = candidate("1.00"), candidate("4.50")
+    strict = policy(name="a-strict", rules={"minConfidence": 99})
+    loose = policy(name="b-loose")
+    plan = policies.evaluate(
+        [strict, loose], lambda _: iter([cheap, dear]), mode=RunMode.AUTOMATED, now=NOW
+    )
+    assert [d.candidate.monthly_cost for d in plan.decisions] == [Decimal("4.50"), Decimal("1.00")]
+    assert {d.policy.name for d in plan.decisions} == {"b-loose"}
+
+
+def test_evaluating_100k_items_is_bounded() -> None:
+    p = policy(maxItemsPerRun=1000, maxCostPerRun="999999.00", maxMonthlyCost="50.00")
+    template = candidate("1.00")
+    items = (replace(template, id=uuid.uuid4()) for _ in range(100_000))
+    plan = policies.evaluate([p], lambda _: items, mode=RunMode.AUTOMATED, now=NOW)
+    assert len(plan.actionable) == 1000
+    assert plan.counts()["deferred"] == 99_000
