@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from bench import scan, store
+from bench import metrics, scan, store
 
 app = typer.Typer(
     help="CloudSweep benchmarks: print figures for docs/benchmarks.md.", no_args_is_help=True
 )
 app.command("store")(store.run)
 app.command("scan")(scan.run)
+app.command("metrics")(metrics.run)
 
 
 @app.callback()

@@ -20,7 +20,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cloudsweep import aws, cleanup, domain
@@ -194,7 +194,8 @@ def run_cleanup(
     sessions = _Sessions(options, settings)
     by_name = {p.name: p for p in policies}
     try:
-        interrupted = store.interrupted_actions(organization.id)
+        quiet_since = now - timedelta(seconds=settings.cleanup_takeover_seconds)
+        interrupted = store.interrupted_actions(organization.id, quiet_since=quiet_since)
         report.interrupted_found = len(interrupted)
         if not dry_run:
             for action_id in interrupted:
@@ -276,6 +277,7 @@ def _context(
     def checkpoint(data: Mapping[str, Any]) -> None:
         if persist:
             store.checkpoint(action_id, data)
+            store.heartbeat(action_id, options.now())
 
     return ActionContext(
         account_id=candidate.account_id,
@@ -390,6 +392,7 @@ def _carry_out(
     try:
         if not lock.alive():
             raise LostLock("lost the database before the re-check")
+        store.heartbeat(action_id, now())
         recheck = action.recheck(ctx, item)
         if not recheck.still_waste:
             store.finish(
@@ -405,12 +408,26 @@ def _carry_out(
         store.checkpoint(action_id, rollback_data)
         if not lock.alive():
             raise LostLock("lost the database before the destructive call")
+        # The last sign of life before the call: no other worker takes this attempt over until
+        # cleanup_takeover_seconds after it, longer than this call can be in flight.
+        store.heartbeat(action_id, now())
         outcome = action.execute(ctx, item, params, rollback_data)
     except LostLock as error:
         # No outcome can be written; the intent stays and the next real run reconciles it.
         log.error("cleanup of %s stopped: %s", item.resource_id, error)
         return _result(decision, "interrupted", str(error), action_id)
     except aws.AwsError as error:
+        if aws.errors.outcome_unknown(error):
+            # The call may have taken effect: leave the intent open; the next real run reconciles
+            # it from AWS (gone: done, recorded once; still there: carried on).
+            log.warning(
+                "cleanup of %s: outcome unknown (%s); left for reconciliation",
+                item.resource_id,
+                error,
+            )
+            return _result(
+                decision, "interrupted", f"outcome unknown, will be reconciled: {error}", action_id
+            )
         store.finish(
             action_id,
             status=domain.AttemptStatus.FAILED,
@@ -434,7 +451,7 @@ def _carry_out(
     note = outcome.note or (
         "already done by an earlier attempt" if outcome.already_done else "done"
     )
-    store.finish(
+    recorded_here = store.finish(
         action_id,
         status=domain.AttemptStatus.SUCCEEDED,
         now=now(),
@@ -442,6 +459,10 @@ def _carry_out(
         rollback_data=rollback_data,
         item_status=domain.CleanupStatus.CLEANED,
     )
+    if not recorded_here:
+        return _result(
+            decision, "reconciled", "another worker recorded this attempt's outcome", action_id
+        )
     return _result(decision, "succeeded", note, action_id)
 
 

@@ -39,6 +39,76 @@ class Settings(BaseSettings):
     scan_concurrency: int = Field(
         default=8, ge=1, le=64, description="Regions x detectors at once."
     )
+    cleanup_takeover_seconds: int = Field(
+        default=900,
+        ge=0,
+        description="A started cleanup attempt whose worker shows no sign of life for this long (and "
+        "whose lock is free) is reconciled from AWS by another run. Longer than any AWS call can be "
+        "in flight (read time-out x attempts), so a database restart never lets two workers act.",
+    )
+    max_concurrent_scans: int = Field(
+        default=4, ge=1, le=64, description="Operator: scans running at once (one per account)."
+    )
+    schedule_jitter_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description="Operator: a due schedule fires within this many seconds, spread per object, so "
+        "a restart never starts every scan at once.",
+    )
+    account_recheck_seconds: int = Field(
+        default=900,
+        ge=30,
+        description="Operator: how often an AwsAccount's connection is re-verified.",
+    )
+    default_monthly_scan_limit: int | None = Field(
+        default=1000,
+        ge=0,
+        description="Operator: monthly_scan_limit of organizations it creates (their plan's limit).",
+    )
+    approval_signing_key: str | None = Field(
+        default=None,
+        description="Operator: secret key that signs CleanupPolicy approvals stamped by the admission "
+        "webhook; approvals without a valid signature are ignored. Unset: approvals are disabled.",
+    )
+    kube_api_url: str | None = Field(
+        default=None,
+        description="Operator: talk to this Kubernetes API URL (e.g. `kubectl proxy`) instead of the "
+        "in-cluster or kubeconfig credentials.",
+    )
+    status_refresh_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="Operator: how often scan outcomes and policy evaluations reach objects' status.",
+    )
+    metrics_port: int = Field(default=9090, ge=0, le=65535, description="Operator: /metrics port.")
+    health_port: int = Field(default=8080, ge=0, le=65535, description="Operator: /healthz port.")
+    webhook_port: int = Field(
+        default=9443,
+        ge=0,
+        le=65535,
+        description="Operator: admission webhook port (0: any free port).",
+    )
+    webhook_addr: str = Field(default="0.0.0.0", description="Operator: admission webhook address.")
+    webhook_host: str | None = Field(
+        default=None,
+        description="Operator: the host name the API server uses for the webhook (its Service's DNS "
+        "name), written into the managed MutatingWebhookConfiguration.",
+    )
+    webhook_certfile: Path | None = Field(
+        default=None, description="Operator: webhook TLS certificate."
+    )
+    webhook_keyfile: Path | None = Field(
+        default=None, description="Operator: webhook TLS private key."
+    )
+    webhook_insecure: bool = Field(
+        default=False, description="Operator: serve the webhook over plain HTTP (tests only)."
+    )
+    webhook_managed: bool = Field(
+        default=True,
+        description="Operator: let kopf create and keep the MutatingWebhookConfiguration up to date.",
+    )
     aws_max_attempts: int = Field(default=5, ge=1, le=20, description="botocore standard retries.")
 
 

@@ -124,6 +124,16 @@ class AwsError(Exception):
         super().__init__(f"{service}:{operation}{where} failed ({kind}, {code}): {message}")
 
 
+# Transport failures after a request was sent: AWS may have carried it out. A cleanup must then
+# reconcile from AWS's state rather than record a failure (or retry blindly).
+OUTCOME_UNKNOWN_CODES = frozenset({"ReadTimeoutError", "ConnectionClosedError", "HTTPClientError"})
+
+
+def outcome_unknown(error: AwsError) -> bool:
+    """True when the call may have taken effect although no answer came back."""
+    return error.code in OUTCOME_UNKNOWN_CODES
+
+
 class AssumeRoleFailed(AwsError):
     """STS refused to hand out the account's credentials; the message names the role and the fix."""
 

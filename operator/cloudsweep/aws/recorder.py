@@ -3,7 +3,8 @@
 Attached by ``aws.session.AccountSession`` (when given a recorder) to the sessions it builds.
 Tests use the records as the oracle ("no mutating call", "no call under another tenant's
 credentials", "refused before any call beyond STS"); the scan benchmark counts calls with it, and
-the metrics module will too.
+the operator feeds ``metrics.observe_aws_call`` from it through a listener (``add_listener``): each
+listener is called once with each record when its response or failure is seen.
 
 Events used: ``before-parameter-build`` (the call as the caller made it: one record per API call,
 retries included in it), ``after-call`` (HTTP status and error code of the final attempt, also
@@ -15,10 +16,14 @@ left (botocore refused its parameters, or credentials could not be obtained).
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 _RECORD_KEY = "cloudsweep_record"
 
@@ -58,9 +63,28 @@ class CallRecorder:
         assert recorder.count(service="ec2", operation="DescribeVolumes") == 3
     """
 
-    def __init__(self) -> None:
+    def __init__(self, listeners: Iterable[Callable[[CallRecord], None]] = ()) -> None:
         self._lock = threading.Lock()
         self._records: list[CallRecord] = []
+        self._listeners: list[Callable[[CallRecord], None]] = list(listeners)
+
+    def add_listener(self, listener: Callable[[CallRecord], None]) -> None:
+        """Call ``listener(record)`` once for every call that finishes from now on.
+
+        Listeners run on the thread that made the call, outside the recorder's lock; one that
+        raises is logged and never breaks the AWS call.
+        """
+        with self._lock:
+            self._listeners.append(listener)
+
+    def _finished(self, record: CallRecord) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(record)
+            except Exception:
+                log.exception("call recorder listener %r failed", listener)
 
     def attach(self, session: Any, caller_account: str | None) -> None:
         """Record calls of clients created from ``session`` (boto3 or botocore) from now on.
@@ -105,6 +129,7 @@ class CallRecorder:
                     record.error_code = str(error.get("Code") or status)
                 else:
                     record.outcome = "ok"
+            self._finished(record)
 
         def on_after_call_error(
             exception: BaseException, context: dict[str, Any], **_: Any
@@ -115,6 +140,7 @@ class CallRecorder:
             with self._lock:
                 record.outcome = "error"
                 record.error_code = type(exception).__name__
+            self._finished(record)
 
         events.register("before-parameter-build", on_params, unique_id=f"{unique}-params")
         events.register("after-call", on_after_call, unique_id=f"{unique}-after")

@@ -48,11 +48,7 @@ from cloudsweep.cleanup.base import (
     Outcome,
     Recheck,
 )
-
-# Shared EC2 call helpers; they live with the first EC2 action module until the cleanup package
-# grows a common home for them.
-from cloudsweep.cleanup.ebs_volume import (
-    SOURCE_VOLUME_TAG,
+from cloudsweep.cleanup.common import (
     call,
     dry_run_calls,
     jsonable,
@@ -60,6 +56,7 @@ from cloudsweep.cleanup.ebs_volume import (
     tag_map,
     user_tags,
 )
+from cloudsweep.cleanup.ebs_volume import SOURCE_VOLUME_TAG
 from cloudsweep.domain import ActionType, money
 from cloudsweep.pricing import active
 

@@ -42,7 +42,7 @@ from cloudsweep.cleanup.base import (
 
 # Shared EC2 call helpers; they live with the first EC2 action module until the cleanup package
 # grows a common home for them.
-from cloudsweep.cleanup.ebs_volume import call, dry_run_calls, jsonable, protected_by, tag_map
+from cloudsweep.cleanup.common import call, dry_run_calls, jsonable, protected_by, tag_map
 from cloudsweep.domain import ActionType
 
 

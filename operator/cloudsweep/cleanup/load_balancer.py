@@ -36,6 +36,7 @@ from datetime import datetime
 from typing import Any
 
 from cloudsweep import aws, cleanup
+from cloudsweep.cleanup import common
 from cloudsweep.cleanup.base import (
     ACTION_TAG,
     ActionContext,
@@ -75,8 +76,8 @@ def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
 
 
 def _protected(tags: Mapping[str, str], ctx: ActionContext) -> str | None:
-    found = [t for t in ctx.protection_tags if t in tags]
-    return f"protection tag {found[0]!r} is set" if found else None
+    found = common.protected_by(tags, ctx.protection_tags)
+    return f"protection tag {found} is set" if found else None
 
 
 def _registered_seen(item: CleanupItem) -> int:

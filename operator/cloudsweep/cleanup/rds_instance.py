@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cloudsweep import aws, cleanup
+from cloudsweep.cleanup import common
 from cloudsweep.cleanup.base import (
     ACTION_TAG,
     ActionContext,
@@ -102,10 +103,9 @@ def _tag_map(tags: Any) -> dict[str, str]:
 
 def _common_refusal(ctx: ActionContext, db: Mapping[str, Any]) -> str | None:
     """Reasons that refuse any action on an instance, or ``None``."""
-    tags = _tag_map(db.get("TagList"))
-    for tag in ctx.protection_tags:
-        if tag in tags:
-            return f"protection tag {tag!r} is set"
+    protected = common.protected_by(_tag_map(db.get("TagList")), ctx.protection_tags)
+    if protected:
+        return f"protection tag {protected} is set"
     if db.get("DBClusterIdentifier"):
         return (
             f"it is a member of Aurora cluster {db['DBClusterIdentifier']}: storage, stop and "

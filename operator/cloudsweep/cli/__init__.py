@@ -12,7 +12,17 @@ import sys
 import typer
 
 from cloudsweep import __version__, aws, cleaning, domain, policies, scanning
-from cloudsweep.cli import cleanup, db, findings, output, pricing, scan
+from cloudsweep.cli import (
+    cleanup,
+    db,
+    findings,
+    notify,
+    operator,
+    output,
+    pricing,
+    report,
+    scan,
+)
 from cloudsweep.store import database
 
 EXIT_ERROR = scan.EXIT_ERROR
@@ -27,6 +37,9 @@ app.add_typer(db.app, name="db")
 app.add_typer(pricing.app, name="pricing")
 app.command()(scan.scan)
 app.command()(findings.findings)
+app.command()(operator.operator)
+app.command()(report.report)
+app.command("send-reports")(notify.send_reports)
 for _command in (
     cleanup.cleanup,
     cleanup.approve,

@@ -280,7 +280,7 @@ def approve(
     ttl_days: Annotated[int, typer.Option("--valid-days", min=1, max=90)] = 14,
 ) -> None:
     """Approve findings for cleanup at their current cost and state (lapses if either changes)."""
-    if not actor:
+    if "@" not in actor:
         raise domain.InvalidInput("approve needs --as EMAIL: approvals record who gave them")
     _decide(
         True,
@@ -305,7 +305,7 @@ def reject(
     max_cost: Annotated[str | None, typer.Option("--max-cost")] = None,
 ) -> None:
     """Reject findings: no policy will act on them until someone approves them."""
-    if not actor:
+    if "@" not in actor:
         raise domain.InvalidInput("reject needs --as EMAIL")
     _decide(
         False,

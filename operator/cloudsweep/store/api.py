@@ -73,10 +73,25 @@ class Store:
     # --- tenants and accounts ---------------------------------------------------------------
 
     def ensure_organization(
-        self, slug: str, *, name: str | None = None, namespace_uid: str | None = None
+        self,
+        slug: str,
+        *,
+        name: str | None = None,
+        namespace_uid: str | None = None,
+        monthly_scan_limit: int | None = None,
     ) -> OrganizationRecord:
         with session_scope(self.url) as session:
-            return organizations.ensure(session, slug, name=name, namespace_uid=namespace_uid)
+            return organizations.ensure(
+                session,
+                slug,
+                name=name,
+                namespace_uid=namespace_uid,
+                monthly_scan_limit=monthly_scan_limit,
+            )
+
+    def organization_slugs(self) -> list[str]:
+        with session_scope(self.url) as session:
+            return organizations.slugs(session)
 
     def organization(self, slug: str) -> OrganizationRecord | None:
         with session_scope(self.url) as session:
@@ -254,6 +269,8 @@ class Store:
         approver_email: str,
         now: datetime,
         ttl: timedelta = timedelta(days=14),
+        approved_cost: Any = None,
+        expires_at: datetime | None = None,
     ) -> list[uuid.UUID]:
         with session_scope(self.url) as session:
             return ledger.decide_items(
@@ -264,6 +281,8 @@ class Store:
                 approver_email=approver_email,
                 now=now,
                 ttl=ttl,
+                approved_cost=approved_cost,
+                expires_at=expires_at,
             )
 
     def lapse_approval(self, item_id: uuid.UUID, reason: str, now: datetime) -> None:
@@ -300,17 +319,24 @@ class Store:
         with session_scope(self.url) as session:
             ledger.checkpoint(session, action_id, data)
 
-    def finish(self, action_id: uuid.UUID, **kwargs: Any) -> None:
+    def finish(self, action_id: uuid.UUID, **kwargs: Any) -> bool:
+        """Record an attempt's outcome; False if another worker already recorded one."""
         with session_scope(self.url) as session:
-            ledger.finish(session, action_id, **kwargs)
+            return ledger.finish(session, action_id, **kwargs)
+
+    def heartbeat(self, action_id: uuid.UUID, now: datetime) -> None:
+        with session_scope(self.url) as session:
+            ledger.heartbeat(session, action_id, now)
 
     def record_dry_run(self, intent: ledger.Intent, **kwargs: Any) -> uuid.UUID:
         with session_scope(self.url) as session:
             return ledger.record_dry_run(session, intent, **kwargs)
 
-    def interrupted_actions(self, organization_id: uuid.UUID) -> list[uuid.UUID]:
+    def interrupted_actions(
+        self, organization_id: uuid.UUID, *, quiet_since: datetime | None = None
+    ) -> list[uuid.UUID]:
         with session_scope(self.url) as session:
-            return ledger.interrupted(session, organization_id)
+            return ledger.interrupted(session, organization_id, quiet_since=quiet_since)
 
     def action(self, action_id: uuid.UUID) -> ledger.ActionRecord | None:
         with session_scope(self.url) as session:
@@ -319,6 +345,16 @@ class Store:
     def actions(self, organization_slug: str, **kwargs: Any) -> list[ledger.ActionRecord]:
         with session_scope(self.url) as session:
             return ledger.list_actions(session, organization_slug, **kwargs)
+
+    def policy_stats(self, organization_id: uuid.UUID, policy_name: str) -> ledger.PolicyStats:
+        with session_scope(self.url) as session:
+            return ledger.policy_stats(session, organization_id, policy_name)
+
+    def save_policy(
+        self, organization_id: uuid.UUID, document: Mapping[str, Any], *, active: bool
+    ) -> None:
+        with session_scope(self.url) as session:
+            ledger.save_policy(session, organization_id, document, active=active)
 
     def confirm_savings(self, account_uuid: uuid.UUID) -> int:
         with session_scope(self.url) as session:

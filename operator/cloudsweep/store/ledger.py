@@ -24,6 +24,7 @@ from cloudsweep import domain
 from cloudsweep.store.models import (
     AwsAccount,
     CleanupAction,
+    CleanupPolicy,
     CleanupRun,
     Organization,
     User,
@@ -215,9 +216,10 @@ def candidate(session: Session, item_id: uuid.UUID) -> Candidate | None:
 
 def ensure_user(session: Session, organization_id: uuid.UUID, email: str) -> uuid.UUID:
     """The user for an approver's e-mail in an organization, created on first use."""
+    # An e-mail (the CLI's --as) or a Kubernetes user name stamped by the admission webhook.
     email = email.strip().lower()
-    if "@" not in email or len(email) > 255:
-        raise domain.InvalidInput(f"{email!r} is not an e-mail address; pass --as you@example.com")
+    if not email or len(email) > 255:
+        raise domain.InvalidInput(f"{email!r} is not an identity; pass --as you@example.com")
     session.execute(
         insert(User)
         .values(organization_id=organization_id, email=email, role=domain.UserRole.MEMBER.value)
@@ -237,8 +239,13 @@ def decide_items(
     approver_email: str,
     now: datetime,
     ttl: timedelta,
+    approved_cost: Decimal | None = None,
+    expires_at: datetime | None = None,
 ) -> list[uuid.UUID]:
     """Approve or reject items of the organization that wait for a decision; returns those changed.
+
+    An approval holds up to ``approved_cost`` a month (default: the item's cost now) until
+    ``expires_at`` (default: ``now + ttl``).
 
     Items of another organization, gone, being cleaned or already cleaned are left alone.
     """
@@ -271,8 +278,10 @@ def decide_items(
                 "approved_by": str(user_id),
                 "approver_email": approver_email.strip().lower(),
                 "approved_at": now.isoformat(),
-                "expires_at": (now + ttl).isoformat(),
-                "monthly_cost": str(item.monthly_cost),
+                "expires_at": (expires_at or now + ttl).isoformat(),
+                "monthly_cost": str(
+                    approved_cost if approved_cost is not None else item.monthly_cost
+                ),
                 "fingerprint": fingerprint(
                     item.resource_arn,
                     item.risk_level,
@@ -474,13 +483,17 @@ def finish(
     response: Mapping[str, Any] | None = None,
     rollback_data: Mapping[str, Any] | None = None,
     item_status: domain.CleanupStatus | None = None,
-) -> None:
-    """Record the one outcome of a started attempt, and move its item on."""
+) -> bool:
+    """Record the one outcome of a started attempt, and move its item on.
+
+    False when the attempt already has an outcome (another worker recorded it): nothing changes.
+    """
     action = session.get(CleanupAction, action_id, with_for_update=True)
     if action is None:
         raise LookupError(f"cleanup action {action_id} does not exist")
     if action.status != domain.AttemptStatus.STARTED.value:
-        raise ValueError(f"cleanup action {action_id} is already {action.status}")
+        # Another worker reconciled it (we lost our lock meanwhile): its outcome stands.
+        return False
     action.status = status.value
     action.success = status is domain.AttemptStatus.SUCCEEDED
     action.error_message = error
@@ -508,7 +521,7 @@ def finish(
                     metadata.pop("approval", None)
                     metadata["rolled_back"] = {"action_id": str(original.id), "at": now.isoformat()}
                     item.cleanup_metadata = metadata
-        return
+        return True
     item = session.get(WasteItem, action.waste_item_id, with_for_update=True)
     if item is not None and item_status is not None:
         item.cleanup_status = item_status.value
@@ -526,6 +539,18 @@ def finish(
             item.cleanup_approved_by = None
             item.cleanup_approved_at = None
             item.cleanup_error = error
+    return True
+
+
+def heartbeat(session: Session, action_id: uuid.UUID, now: datetime) -> None:
+    session.execute(
+        sa.update(CleanupAction)
+        .where(
+            CleanupAction.id == action_id,
+            CleanupAction.status == domain.AttemptStatus.STARTED.value,
+        )
+        .values(heartbeat_at=now)
+    )
 
 
 def record_dry_run(
@@ -551,8 +576,11 @@ def record_dry_run(
     return row.id
 
 
-def interrupted(session: Session, organization_id: uuid.UUID) -> list[uuid.UUID]:
-    """Real attempts of the organization that recorded an intent but no outcome."""
+def interrupted(
+    session: Session, organization_id: uuid.UUID, *, quiet_since: datetime | None = None
+) -> list[uuid.UUID]:
+    """Real attempts of the organization with an intent but no outcome, silent since ``quiet_since``."""
+    last_sign = sa.func.coalesce(CleanupAction.heartbeat_at, CleanupAction.executed_at)
     return list(
         session.execute(
             sa.select(CleanupAction.id)
@@ -562,6 +590,7 @@ def interrupted(session: Session, organization_id: uuid.UUID) -> list[uuid.UUID]
                 AwsAccount.organization_id == organization_id,
                 CleanupAction.status == domain.AttemptStatus.STARTED.value,
                 ~CleanupAction.dry_run,
+                sa.true() if quiet_since is None else last_sign < quiet_since,
             )
             .order_by(CleanupAction.executed_at)
         ).scalars()
@@ -674,3 +703,66 @@ def confirm_savings(session: Session, account_uuid: uuid.UUID) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(gone.rowcount) + int(back.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyStats:
+    executed: int
+    failed: int
+    savings_monthly: Decimal
+
+
+def policy_stats(session: Session, organization_id: uuid.UUID, policy_name: str) -> PolicyStats:
+    """Real attempts made under a policy: succeeded, failed, and their estimated monthly savings."""
+    row = session.execute(
+        sa.select(
+            sa.func.count().filter(CleanupAction.status == domain.AttemptStatus.SUCCEEDED.value),
+            sa.func.count().filter(CleanupAction.status == domain.AttemptStatus.FAILED.value),
+            sa.func.coalesce(
+                sa.func.sum(CleanupAction.estimated_monthly_savings).filter(
+                    CleanupAction.status == domain.AttemptStatus.SUCCEEDED.value,
+                    ~CleanupAction.rollback_executed,
+                ),
+                0,
+            ),
+        )
+        .join(WasteItem, WasteItem.id == CleanupAction.waste_item_id)
+        .join(AwsAccount, AwsAccount.id == WasteItem.aws_account_id)
+        .where(
+            AwsAccount.organization_id == organization_id,
+            CleanupAction.policy_name == policy_name,
+            ~CleanupAction.dry_run,
+            CleanupAction.action_type != domain.ActionType.ROLLBACK.value,
+        )
+    ).one()
+    return PolicyStats(
+        executed=int(row[0]), failed=int(row[1]), savings_monthly=Decimal(row[2] or 0)
+    )
+
+
+def save_policy(
+    session: Session, organization_id: uuid.UUID, document: Mapping[str, Any], *, active: bool
+) -> None:
+    """Keep the policy as applied (the brief's cleanup_policies table), for audit and reports."""
+    values = {
+        "organization_id": organization_id,
+        "name": document["name"],
+        "resource_type": document["resourceType"],
+        "rules": {k: v for k, v in document.items() if k not in ("name",)},
+        "auto_execute": bool(document.get("autoExecute", False)),
+        "max_monthly_cost": Decimal(str(document.get("maxMonthlyCost", "0"))),
+        "require_approval_above": Decimal(str(document.get("requireApprovalAbove", "50"))),
+        "is_active": active,
+    }
+    statement = insert(CleanupPolicy).values(**values)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["organization_id", "name"],
+            set_={
+                **{
+                    k: statement.excluded[k] for k in values if k not in ("organization_id", "name")
+                },
+                "updated_at": sa.func.now(),
+            },
+        )
+    )

@@ -399,6 +399,10 @@ class CleanupAction(Base):
     rollback_of: Mapped[uuid.UUID | None] = mapped_column(
         sa.ForeignKey("cleanup_actions.id", ondelete="SET NULL")
     )
+    # Migration 0003: the worker's last sign of life on a started attempt. Another worker takes an
+    # attempt over only when its lock is free AND this is older than any call could still be in
+    # flight (a database restart frees the lock of a worker that is alive).
+    heartbeat_at: Mapped[datetime | None] = mapped_column()
 
 
 class CleanupPolicy(Base):

@@ -28,18 +28,27 @@ def _record(row: Organization) -> OrganizationRecord:
 
 
 def ensure(
-    session: Session, slug: str, *, name: str | None = None, namespace_uid: str | None = None
+    session: Session,
+    slug: str,
+    *,
+    name: str | None = None,
+    namespace_uid: str | None = None,
+    monthly_scan_limit: int | None = None,
 ) -> OrganizationRecord:
-    """Create the organization for ``slug`` or return the existing one; safe under concurrency."""
+    """Create the organization for ``slug`` or return the existing one; safe under concurrency.
+
+    ``monthly_scan_limit`` applies to a new organization only (an existing one keeps its plan's).
+    """
     if not SLUG_RE.fullmatch(slug):
         raise InvalidInput(
             f"organization slug {slug!r} must be a Kubernetes namespace name "
             "(lower-case letters, digits and '-', at most 63 characters)"
         )
+    values: dict[str, object] = {"slug": slug, "name": name or slug, "namespace_uid": namespace_uid}
+    if monthly_scan_limit is not None:
+        values["monthly_scan_limit"] = monthly_scan_limit
     statement = (
-        insert(Organization)
-        .values(slug=slug, name=name or slug, namespace_uid=namespace_uid)
-        .on_conflict_do_nothing(index_elements=["slug"])
+        insert(Organization).values(**values).on_conflict_do_nothing(index_elements=["slug"])
     )
     session.execute(statement)
     row = session.execute(sa.select(Organization).where(Organization.slug == slug)).scalar_one()
@@ -58,3 +67,14 @@ def get(session: Session, slug: str) -> OrganizationRecord | None:
         sa.select(Organization).where(Organization.slug == slug)
     ).scalar_one_or_none()
     return _record(row) if row else None
+
+
+def slugs(session: Session) -> list[str]:
+    """Every organization that is not retired, by slug."""
+    return list(
+        session.execute(
+            sa.select(Organization.slug)
+            .where(Organization.deleted_at.is_(None))
+            .order_by(Organization.slug)
+        ).scalars()
+    )

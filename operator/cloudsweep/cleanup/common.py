@@ -1,0 +1,129 @@
+"""Helpers every cleanup action shares: AWS calls, tags, protection, dry runs, waiters.
+
+Imported by the action modules of ``cloudsweep.cleanup``; not an action itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from cloudsweep import aws
+from cloudsweep.aws import ErrorKind
+from cloudsweep.cleanup.base import ActionContext, ActionParameters, DryRunResult
+
+# A protection tag whose value is one of these does not protect (``do-not-delete=false``), as in
+# the detectors.
+_NOT_PROTECTING = frozenset({"false", "no", "0", "off"})
+
+
+def _method(operation: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
+
+
+def call(ctx: ActionContext, operation: str, **params: Any) -> dict[str, Any]:
+    """One EC2 call of the item's account and region; failures raise ``aws.AwsError``."""
+    with aws.translated("ec2", operation, ctx.region):
+        return dict(getattr(ctx.client("ec2"), _method(operation))(**params))
+
+
+def jsonable(response: Mapping[str, Any]) -> dict[str, Any]:
+    """A response fit for the ledger's ``aws_response``: no metadata but the request ID."""
+    body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
+    request_id = (response.get("ResponseMetadata") or {}).get("RequestId")
+    if request_id:
+        body["RequestId"] = request_id
+    result: dict[str, Any] = json.loads(json.dumps(body, default=str))
+    return result
+
+
+def tag_map(tags: Any) -> dict[str, str]:
+    return {str(t["Key"]): str(t.get("Value", "")) for t in tags or () if "Key" in t}
+
+
+def user_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """Tags a caller may set again: AWS reserves the ``aws:`` prefix."""
+    return {k: v for k, v in tags.items() if not k.lower().startswith("aws:")}
+
+
+def tag_specification(resource_type: str, tags: Mapping[str, str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "ResourceType": resource_type,
+            "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+        }
+    ]
+
+
+def protected_by(tags: Mapping[str, str], keys: tuple[str, ...]) -> str | None:
+    """The ``key=value`` of a protection tag present on the resource, or None.
+
+    Keys match case-insensitively and ``false``/``no``/``0``/``off`` values do not protect, exactly
+    as the detectors judge them: a re-check must never be laxer than the scan.
+    """
+    wanted = {k.lower() for k in keys}
+    for key, value in tags.items():
+        if key.lower() in wanted and value.strip().lower() not in _NOT_PROTECTING:
+            return f"{key}={value}"
+    return None
+
+
+def dry_run_calls(ctx: ActionContext, calls: list[tuple[str, dict[str, Any]]]) -> DryRunResult:
+    """Ask AWS whether each call would succeed (``DryRun=True``); nothing changes.
+
+    AWS answers a permitted dry run with the error ``DryRunOperation`` and a forbidden one with
+    ``UnauthorizedOperation``. Throttling and server errors are raised: they tell nothing.
+    """
+    names = tuple(f"ec2:{operation}" for operation, _ in calls)
+    problems: list[str] = []
+    for operation, params in calls:
+        try:
+            call(ctx, operation, DryRun=True, **params)
+        except aws.AwsError as exc:
+            if exc.code == "DryRunOperation":
+                continue
+            if exc.kind.retryable:
+                raise
+            problems.append(f"ec2:{operation} would fail ({exc.code}): {exc.message}")
+            continue
+        # A success means the endpoint ignored DryRun and may have acted: stop everything.
+        raise aws.AwsError(
+            ErrorKind.TERMINAL,
+            service="ec2",
+            operation=operation,
+            code="DryRunIgnored",
+            message="the endpoint answered a DryRun call with success instead of "
+            "DryRunOperation; it may have changed something: check the AWS endpoint setting",
+            region=ctx.region,
+        )
+    if problems:
+        return DryRunResult(False, "; ".join(problems), names)
+    return DryRunResult(True, "AWS would allow " + ", ".join(names), names)
+
+
+def wait(
+    ctx: ActionContext, waiter_name: str, operation: str, params: ActionParameters, **kwargs: Any
+) -> None:
+    """Wait with a botocore waiter; running out of attempts is recoverable (the next attempt
+    waits for the same resource), a resource that failed is terminal."""
+    waiter = ctx.client("ec2").get_waiter(waiter_name)
+    config = {"Delay": params.wait_delay_seconds, "MaxAttempts": params.wait_max_attempts}
+    try:
+        with aws.translated("ec2", operation, ctx.region):
+            waiter.wait(WaiterConfig=config, **kwargs)
+    except aws.AwsError as exc:
+        if exc.code != "WaiterError":
+            raise
+        # botocore says "terminal failure state" when the resource reached a failed state;
+        # "Max attempts exceeded" (still pending) and unexpected errors are worth a later retry.
+        failed = "terminal failure state" in exc.message
+        raise aws.AwsError(
+            ErrorKind.TERMINAL if failed else ErrorKind.RECOVERABLE,
+            service="ec2",
+            operation=operation,
+            code="WaiterFailed" if failed else "WaiterTimedOut",
+            message=f"{waiter_name}: {exc.message}",
+            region=ctx.region,
+        ) from exc

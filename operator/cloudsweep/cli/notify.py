@@ -1,0 +1,47 @@
+"""``cloudsweep send-reports``: deliver the weekly or monthly report to every organization's users.
+
+Meant for a Kubernetes CronJob (or cron) that runs it once a week and once a month, beside the
+operator; each user's channels and opt-ins (notification_settings) decide who receives what.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cloudsweep import domain
+from cloudsweep.cli import output
+from cloudsweep.notify import Notifier, Period
+from cloudsweep.store import Store, database
+
+
+def send_reports(
+    period: Annotated[Period, typer.Option("--period", help="weekly or monthly")],
+    organizations: Annotated[
+        list[str] | None, typer.Option("--org", help="Only these organizations (default: all).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for deliveries.")] = 120.0,
+) -> None:
+    """Send the weekly or monthly savings and waste report."""
+    handle = database.open_database()
+    try:
+        store = Store(handle.url)
+        slugs = organizations or store.organization_slugs()
+        for slug in slugs:
+            if store.organization(slug) is None:
+                raise domain.InvalidInput(f"no organization {slug!r}")
+        notifier = Notifier(handle.url)
+        for slug in slugs:
+            notifier.send_report(slug, period)
+        finished = notifier.flush(timeout)
+        notifier.close(timeout=5)
+        stats = notifier.stats
+    finally:
+        handle.close()
+    output.console.print(f"{period.value} reports for {len(slugs)} organizations: {stats}")
+    if not finished:
+        output.errors.print(
+            "[yellow]warning:[/yellow] some deliveries were still running at the time-out"
+        )
+        raise typer.Exit(1)

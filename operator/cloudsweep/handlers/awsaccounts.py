@@ -1,0 +1,252 @@
+"""AwsAccount: register the account for the namespace's organization, verify the connection.
+
+Following AWS's confused-deputy guidance, CloudSweep generates each account's ExternalId itself,
+keeps it in its database (nothing a tenant can edit), and publishes it in ``status.externalId`` for
+the customer's role trust policy. Connection problems are conditions and Events, re-checked on a
+timer, never a crash loop.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from cloudsweep import aws, crds, detectors, domain
+from cloudsweep.handlers import common, runtime
+from cloudsweep.handlers.conditions import Condition
+from cloudsweep.settings import get_settings
+from cloudsweep.store import AccountRecord
+
+R = crds.AWS_ACCOUNT
+KIND = R.kind
+
+
+def new_external_id() -> str:
+    return "cs-" + secrets.token_hex(16)
+
+
+@kopf.index(R.group, R.version, R.plural)
+def aws_accounts(
+    name: str, namespace: str, spec: Mapping[str, Any], labels: Mapping[str, str], **_: Any
+) -> Any:
+    """(namespace, name) -> what schedules and policies need to select accounts by name or label."""
+    return {(namespace, name): {"accountId": spec.get("accountId"), "labels": dict(labels)}}
+
+
+@kopf.on.resume(R.group, R.version, R.plural, id="reconcile")
+@kopf.on.create(R.group, R.version, R.plural, id="reconcile")
+@kopf.on.update(R.group, R.version, R.plural, id="reconcile", field="spec")
+def reconcile(
+    body: kopf.Body,
+    old: Any,
+    namespace: str,
+    name: str,
+    patch: kopf.Patch,
+    namespace_uids: Any,
+    logger: Any,
+    **_: Any,
+) -> None:
+    """Register the account and verify it; a bad spec gets a permanent InvalidSpec condition."""
+    try:
+        obj = common.validated(KIND, body, old=old if isinstance(old, Mapping) else None)
+    except common.InvalidSpec as error:
+        common.refuse(
+            patch, body, error, also=[Condition("Connected", None, "InvalidSpec", "not checked")]
+        )
+        raise
+    spec = obj["spec"]
+    rt = runtime.get()
+    org = common.organization(namespace, namespace_uids)
+    existing = rt.store.account(org.id, spec["accountId"])
+    external_id = existing.external_id if existing and existing.external_id else new_external_id()
+    try:
+        account = rt.store.register_account(
+            org.id,
+            account_id=spec["accountId"],
+            role_arn=spec["roleArn"],
+            external_id=external_id,
+            regions=spec.get("regions") or ["us-east-1", "us-west-2"],
+            account_name=spec.get("displayName") or name,
+            scan_enabled=spec.get("scanEnabled", True),
+            auto_cleanup_enabled=spec.get("autoCleanupEnabled", False),
+        )
+    except domain.InvalidInput as error:
+        common.refuse(patch, body, error)
+        raise kopf.PermanentError(str(error)) from None
+    patch.status["externalId"] = account.external_id
+    _verify(body, patch, account)
+    _publish_last_scan(patch, account)
+    logger.info(f"account {account.account_id} registered for organization {namespace}")
+
+
+@kopf.timer(
+    R.group,
+    R.version,
+    R.plural,
+    id="publish-totals",
+    interval=get_settings().status_refresh_seconds,
+    initial_delay=get_settings().status_refresh_seconds,
+)
+def publish_totals(body: kopf.Body, namespace: str, patch: kopf.Patch, **_: Any) -> None:
+    """The latest scan's totals into status (scans run on the pool, outside any handler)."""
+    rt = runtime.get()
+    account_id = body.get("spec", {}).get("accountId")
+    org = rt.store.organization(namespace)
+    account = rt.store.account(org.id, account_id) if org and isinstance(account_id, str) else None
+    if account is not None:
+        _publish_last_scan(patch, account)
+
+
+@kopf.timer(
+    R.group,
+    R.version,
+    R.plural,
+    id="recheck",
+    interval=get_settings().account_recheck_seconds,
+    initial_delay=get_settings().account_recheck_seconds,
+)
+def recheck(
+    body: kopf.Body, namespace: str, patch: kopf.Patch, namespace_uids: Any, **_: Any
+) -> None:
+    """Re-verify the connection now and then (a trust policy may change), refresh the totals."""
+    rt = runtime.get()
+    spec = body.get("spec", {})
+    account_id = spec.get("accountId")
+    if not isinstance(account_id, str):
+        return
+    org = rt.store.organization(namespace)
+    account = rt.store.account(org.id, account_id) if org else None
+    if account is None:
+        return  # not registered (invalid spec): reconcile reports why
+    _verify(body, patch, account)
+    _publish_last_scan(patch, account)
+
+
+def _verify(body: kopf.Body, patch: kopf.Patch, account: AccountRecord) -> None:
+    """AssumeRole with the ExternalId + GetCallerIdentity; then probe without the ExternalId."""
+    rt = runtime.get()
+    session = rt.session_factory(
+        account.account_id,
+        account.role_arn,
+        external_id=account.external_id,
+        purpose=aws.Purpose.SCAN,
+        scan_permissions=detectors.permissions(),
+        settings=rt.settings,
+        recorder=rt.recorder_factory(),
+    )
+    try:
+        identity = session.verify()
+    except aws.AwsError as error:
+        reason = (
+            "IdentityMismatch" if isinstance(error, aws.IdentityMismatch) else "AssumeRoleFailed"
+        )
+        rt.store.set_connection(account.id, domain.ConnectionStatus.FAILED, str(error))
+        common.set_conditions(
+            patch,
+            body,
+            [
+                Condition("Connected", False, reason, str(error)),
+                Condition(
+                    "Ready", False, reason, "CloudSweep cannot reach the account; see Connected"
+                ),
+            ],
+        )
+        if _changed(body, "Connected", "False", reason):
+            kopf.warn(body, reason=reason, message=str(error)[:1000])
+        return
+    rt.store.set_connection(account.id, domain.ConnectionStatus.CONNECTED)
+    updates = [
+        Condition("Connected", True, "Connected", f"assumed {account.role_arn} as {identity.arn}"),
+        Condition("Ready", True, "Connected", "the account is registered and reachable"),
+    ]
+    if _assumable_without_external_id(account):
+        message = (
+            f"{account.role_arn} can be assumed without the ExternalId: add the condition "
+            f'"sts:ExternalId": "{account.external_id}" to its trust policy (confused deputy)'
+        )
+        updates.append(Condition("ExternalIdEnforced", False, "ExternalIdNotEnforced", message))
+        if _changed(body, "ExternalIdEnforced", "False", "ExternalIdNotEnforced"):
+            kopf.warn(body, reason="ExternalIdNotEnforced", message=message)
+    else:
+        updates.append(
+            Condition(
+                "ExternalIdEnforced", True, "ExternalIdEnforced", "AssumeRole without it is refused"
+            )
+        )
+    common.set_conditions(patch, body, updates)
+    if _changed(body, "Connected", "True", "Connected"):
+        common.normal(
+            body, reason="Connected", message=f"connected to account {account.account_id}"
+        )
+
+
+def _assumable_without_external_id(account: AccountRecord) -> bool:
+    rt = runtime.get()
+    probe = rt.session_factory(
+        account.account_id,
+        account.role_arn,
+        external_id=None,
+        purpose=aws.Purpose.SCAN,
+        scan_permissions=("sts:GetCallerIdentity",),
+        settings=rt.settings,
+        recorder=rt.recorder_factory(),
+    )
+    try:
+        probe.verify()
+    except aws.AwsError:
+        return False
+    return True
+
+
+def _changed(body: Mapping[str, Any], kind: str, status: str, reason: str) -> bool:
+    for condition in body.get("status", {}).get("conditions") or []:
+        if condition.get("type") == kind:
+            return bool(condition.get("status") != status or condition.get("reason") != reason)
+    return True
+
+
+def _publish_last_scan(patch: kopf.Patch, account: AccountRecord) -> None:
+    rt = runtime.get()
+    scan = rt.store.latest_scan(account.id)
+    if scan is None or scan.status == domain.ScanStatus.RUNNING.value:
+        return
+    patch.status["lastScan"] = {
+        "scanId": str(scan.id),
+        "scanType": scan.scan_type,
+        "outcome": scan.status,
+        "startTime": _timestamp(scan.started_at),
+        "completionTime": _timestamp(scan.completed_at),
+        "regionsScanned": list(scan.regions),
+        "resourcesScanned": scan.total_resources_scanned,
+        "wasteItems": scan.total_waste_items_found,
+        "monthlyWaste": f"{scan.total_monthly_waste_cost:.2f}",
+        "annualWaste": f"{scan.total_annual_waste_cost:.2f}",
+    }
+
+
+def _timestamp(value: Any) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+
+
+@kopf.on.delete(R.group, R.version, R.plural, id="retire")
+def retire(body: kopf.Body, namespace: str, **_: Any) -> None:
+    """Stop scanning the account and keep its history; the finalizer keeps this orderly."""
+    rt = runtime.get()
+    account_id = body.get("spec", {}).get("accountId")
+    org = rt.store.organization(namespace)
+    if org is None or not isinstance(account_id, str):
+        return
+    account = rt.store.account(org.id, account_id)
+    if account is None:
+        return
+    with rt.lock:
+        running = rt.running.get(account.id)
+    if running is not None:
+        running.cancel.set()
+    rt.store.mark_account_deleted(account.id, rt.now())
+    common.normal(
+        body, reason="Deleting", message=f"scans of account {account_id} stopped; history kept"
+    )

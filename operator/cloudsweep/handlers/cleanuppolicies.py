@@ -1,0 +1,339 @@
+"""CleanupPolicy: the policy model from the spec, Kubernetes-native approvals, and status.
+
+Approvals live in ``spec.approvals`` (GitOps-friendly, governed by RBAC on the object). The
+mutating admission webhook stamps each new or changed entry with the requesting user
+(``approvedBy``, ``approvedAt``) and signs it with the operator's key (annotation
+``cloudsweep.io/approval-signatures``); an entry whose signature does not verify (typed into YAML,
+edited with the webhook bypassed) is never honoured. Policies run after each scan of an account in
+their namespace (see ``scanschedules``); a timer keeps their status current.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import kopf
+
+from cloudsweep import cleaning, crds, policies
+from cloudsweep.handlers import common, runtime
+from cloudsweep.handlers.conditions import Condition
+from cloudsweep.handlers.runtime import PolicyEntry
+from cloudsweep.settings import get_settings
+from cloudsweep.store import FindingFilter
+
+R = crds.CLEANUP_POLICY
+KIND = R.kind
+SIGNATURES_ANNOTATION = "cloudsweep.io/approval-signatures"
+PENDING_SHOWN = 100
+# Fields of spec that select accounts or carry approvals: the handler resolves them itself.
+_NOT_POLICY = ("accounts", "accountSelector", "approvals", "suspend")
+
+
+def _entry_key(entry: Mapping[str, Any]) -> str:
+    return f"{entry.get('accountId')}/{entry.get('region')}/{entry.get('resourceId')}"
+
+
+def _request(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """What an approval asks for (without who stamped it)."""
+    return {
+        k: entry.get(k)
+        for k in ("accountId", "region", "resourceId", "maxMonthlyCost", "expiresAt")
+    }
+
+
+def sign(key: str, namespace: str, policy: str, entry: Mapping[str, Any]) -> str:
+    message = json.dumps(
+        {
+            "namespace": namespace,
+            "policy": policy,
+            **_request(entry),
+            "approvedBy": entry.get("approvedBy"),
+            "approvedAt": entry.get("approvedAt"),
+        },
+        sort_keys=True,
+    )
+    return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+@kopf.on.mutate(R.group, R.version, R.plural, id="stamp-approvals", operations=["CREATE", "UPDATE"])
+def stamp_approvals(
+    body: kopf.Body,
+    old: Any,
+    userinfo: Mapping[str, Any],
+    namespace: str,
+    name: str,
+    patch: kopf.Patch,
+    warnings: list[str],
+    **_: Any,
+) -> None:
+    """Stamp new or changed approvals with the requesting user, and sign every approval.
+
+    Unchanged entries keep who approved them and when, taken from the stored object, never from
+    the request: a tenant cannot rewrite ``approvedBy`` by editing YAML.
+    """
+    key = runtime.get().settings.approval_signing_key
+    entries = list(body.get("spec", {}).get("approvals") or [])
+    if not entries:
+        return
+    if not key:
+        warnings.append("approvals are disabled: the operator has no approval signing key")
+        return
+    old_entries = {
+        _entry_key(e): e
+        for e in ((old or {}).get("spec", {}).get("approvals") or [])
+        if isinstance(e, Mapping)
+    }
+    user = str(userinfo.get("username") or "unknown")
+    now = runtime.get().now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamped, signatures = [], {}
+    for entry in entries:
+        previous = old_entries.get(_entry_key(entry))
+        if (
+            previous is not None
+            and _request(previous) == _request(entry)
+            and previous.get("approvedBy")
+        ):
+            approved = {
+                **entry,
+                "approvedBy": previous.get("approvedBy"),
+                "approvedAt": previous.get("approvedAt"),
+            }
+        else:
+            approved = {**entry, "approvedBy": user, "approvedAt": now}
+        stamped.append(approved)
+        signatures[_entry_key(approved)] = sign(key, namespace, name, approved)
+    patch.spec["approvals"] = stamped
+    patch.metadata.annotations[SIGNATURES_ANNOTATION] = json.dumps(signatures, sort_keys=True)
+
+
+def verified_approvals(
+    body: Mapping[str, Any], namespace: str, name: str
+) -> tuple[list[Mapping[str, Any]], int]:
+    """The approvals whose signature verifies, and how many did not."""
+    key = runtime.get().settings.approval_signing_key
+    entries = [e for e in body.get("spec", {}).get("approvals") or [] if isinstance(e, Mapping)]
+    if not key:
+        return [], len(entries)
+    raw = (body.get("metadata", {}).get("annotations") or {}).get(SIGNATURES_ANNOTATION) or "{}"
+    try:
+        signatures = json.loads(raw)
+    except json.JSONDecodeError:
+        signatures = {}
+    good = [
+        e
+        for e in entries
+        if e.get("approvedBy")
+        and isinstance(signatures.get(_entry_key(e)), str)
+        and hmac.compare_digest(signatures[_entry_key(e)], sign(key, namespace, name, e))
+    ]
+    return good, len(entries) - len(good)
+
+
+def _policy(
+    obj: Mapping[str, Any], name: str, namespace: str, aws_accounts: Any
+) -> tuple[policies.CleanupPolicy, bool]:
+    """The engine's policy from the object; accounts are resolved within the namespace only."""
+    spec = obj["spec"]
+    document = {k: v for k, v in spec.items() if k not in _NOT_POLICY}
+    document["name"] = name
+    selected = True
+    if spec.get("accounts") or spec.get("accountSelector") is not None:
+        objects = common.same_namespace_names(aws_accounts, namespace)
+        names = common.select(objects, spec.get("accounts"), spec.get("accountSelector"))
+        ids = [
+            objects[n].get("accountId")
+            for n in names
+            if isinstance(objects[n].get("accountId"), str)
+        ]
+        document["accounts"] = ids
+        selected = bool(ids)
+    return policies.parse_policy(document, source=f"CleanupPolicy {namespace}/{name}"), selected
+
+
+@kopf.on.resume(R.group, R.version, R.plural, id="register")
+@kopf.on.create(R.group, R.version, R.plural, id="register")
+@kopf.on.update(R.group, R.version, R.plural, id="register")
+def register(
+    body: kopf.Body,
+    namespace: str,
+    name: str,
+    patch: kopf.Patch,
+    aws_accounts: Any,
+    namespace_uids: Any,
+    **_: Any,
+) -> None:
+    rt = runtime.get()
+    try:
+        obj = common.validated(KIND, body)
+        policy, selected = _policy(obj, name, namespace, aws_accounts)
+    except (common.InvalidSpec, policies.PolicyError) as error:
+        with rt.lock:
+            rt.policies.pop((namespace, name), None)
+        common.refuse(patch, body, error)
+        raise kopf.PermanentError(str(error)) from None
+    org = common.organization(namespace, namespace_uids)
+    suspended = bool(obj["spec"].get("suspend")) or not selected
+    with rt.lock:
+        rt.policies[(namespace, name)] = PolicyEntry(policy=policy, suspended=suspended)
+    rt.store.save_policy(org.id, policy.to_document(), active=not suspended)
+    _apply_approvals(body, patch, namespace, name, org.id)
+    _evaluate(body, patch, namespace, name, policy, selected, obj["spec"].get("suspend", False))
+
+
+def _apply_approvals(
+    body: kopf.Body, patch: kopf.Patch, namespace: str, name: str, org_id: Any
+) -> None:
+    rt = runtime.get()
+    good, bad = verified_approvals(body, namespace, name)
+    if bad:
+        kopf.warn(
+            body,
+            reason="ApprovalIgnored",
+            message=f"{bad} approvals are not signed by CloudSweep's admission webhook and are ignored",
+        )
+    for entry in good:
+        items = [
+            item
+            for item in rt.store.findings(
+                FindingFilter(
+                    namespace, account_id=str(entry["accountId"]), region=str(entry["region"])
+                )
+            )
+            if item.resource_id == entry["resourceId"]
+        ]
+        if not items:
+            continue
+        expires = entry.get("expiresAt")
+        rt.store.decide_items(
+            org_id,
+            [item.id for item in items],
+            approve=True,
+            approver_email=str(entry["approvedBy"]),
+            now=rt.now(),
+            approved_cost=Decimal(str(entry["maxMonthlyCost"])),
+            expires_at=datetime.fromisoformat(str(expires).replace("Z", "+00:00"))
+            if expires
+            else None,
+            ttl=timedelta(days=14),
+        )
+
+
+@kopf.timer(
+    R.group,
+    R.version,
+    R.plural,
+    id="evaluate",
+    interval=get_settings().status_refresh_seconds,
+    initial_delay=get_settings().status_refresh_seconds,
+)
+def evaluate(
+    body: kopf.Body,
+    namespace: str,
+    name: str,
+    patch: kopf.Patch,
+    aws_accounts: Any,
+    **_: Any,
+) -> None:
+    """Keep status current: what the policy matches, awaits approval for, has done and saved."""
+    rt = runtime.get()
+    try:
+        obj = common.validated(KIND, body)
+        policy, selected = _policy(obj, name, namespace, aws_accounts)
+    except (common.InvalidSpec, policies.PolicyError):
+        return  # register() reported it
+    suspended = bool(obj["spec"].get("suspend"))
+    with rt.lock:
+        rt.policies[(namespace, name)] = PolicyEntry(
+            policy=policy, suspended=suspended or not selected
+        )
+    _evaluate(body, patch, namespace, name, policy, selected, suspended)
+
+
+def _evaluate(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    namespace: str,
+    name: str,
+    policy: policies.CleanupPolicy,
+    selected: bool,
+    suspended: bool,
+) -> None:
+    rt = runtime.get()
+    org = rt.store.organization(namespace)
+    patch.status["lastEvaluationTime"] = rt.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    if org is None:
+        common.set_conditions(
+            patch, body, [Condition("Ready", True, "Evaluated", "no findings yet")]
+        )
+        return
+    if not selected:
+        message = "no AwsAccount in this namespace matches the policy's accounts or selector"
+        common.set_conditions(
+            patch, body, [Condition("Ready", False, "NoAccountsSelected", message)]
+        )
+        return
+    plan = cleaning.plan_cleanup(
+        rt.store, org.id, [policy], mode=policies.RunMode.AUTOMATED, now=rt.now()
+    )
+    counts = plan.counts()
+    waiting = [d for d in plan.decisions if d.kind is policies.DecisionKind.NEEDS_APPROVAL]
+    stats = rt.store.policy_stats(org.id, name)
+    patch.status["matched"] = sum(
+        1 for d in plan.decisions if d.kind is not policies.DecisionKind.SKIP or d.deferred
+    )
+    patch.status["planned"] = len(plan.actionable)
+    patch.status["awaitingApproval"] = counts[policies.DecisionKind.NEEDS_APPROVAL.value]
+    patch.status["executed"] = stats.executed
+    patch.status["failed"] = stats.failed
+    patch.status["savingsMonthly"] = f"{stats.savings_monthly:.2f}"
+    patch.status["pendingApprovals"] = [
+        {
+            "accountId": d.candidate.account_id,
+            "region": d.candidate.region,
+            "resourceId": d.candidate.resource_id,
+            "maxMonthlyCost": f"{d.candidate.monthly_cost:.2f}",
+            "reason": d.reason[:256],
+        }
+        for d in waiting[:PENDING_SHOWN]
+    ]
+    if suspended:
+        reason, ready, message = "Suspended", True, "the policy is suspended"
+    elif stats.failed and _recent_failure(body, stats.failed):
+        reason, ready, message = (
+            "CleanupFailed",
+            False,
+            f"{stats.failed} cleanup attempts failed; see `cloudsweep actions`",
+        )
+    elif waiting:
+        reason, ready, message = (
+            "AwaitingApproval",
+            True,
+            f"{len(waiting)} items wait for an approval",
+        )
+    else:
+        reason, ready, message = (
+            "Evaluated",
+            True,
+            f"{len(plan.actionable)} items may be acted on in the next run",
+        )
+    common.set_conditions(patch, body, [Condition("Ready", ready, reason, message)])
+
+
+def _recent_failure(body: Mapping[str, Any], failed: int) -> bool:
+    return bool(failed > int(body.get("status", {}).get("failed") or 0) or failed)
+
+
+@kopf.on.delete(R.group, R.version, R.plural, id="retire", optional=True)
+def retire(body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+    rt = runtime.get()
+    with rt.lock:
+        entry = rt.policies.pop((namespace, name), None)
+    org = rt.store.organization(namespace)
+    if entry is not None and org is not None:
+        rt.store.save_policy(org.id, entry.policy.to_document(), active=False)

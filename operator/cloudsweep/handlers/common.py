@@ -1,0 +1,137 @@
+"""What every handler module needs: the tenant of a namespace, spec validation, events, status.
+
+Only ``cloudsweep.handlers`` imports kopf. A namespace is an organization: its name is the slug,
+and its UID (from the namespaces index) tells a recreated namespace from the old one. Nothing here
+ever reads or writes another namespace on a tenant's behalf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import kopf
+
+from cloudsweep import crds, domain
+from cloudsweep.handlers import conditions, runtime
+from cloudsweep.store import OrganizationRecord
+
+
+@kopf.index("v1", "namespaces")
+def namespace_uids(name: str, uid: str | None, **_: Any) -> dict[str, str | None]:
+    """Namespace name -> UID: the identity of the organization behind a namespace."""
+    return {name: uid}
+
+
+def organization(namespace: str, namespace_uids: Any) -> OrganizationRecord:
+    """The organization of a namespace, created on first use with the configured scan limit."""
+    rt = runtime.get()
+    uids = namespace_uids.get(namespace) if namespace_uids is not None else None
+    uid = next(iter(uids), None) if uids else None
+    return rt.store.ensure_organization(
+        namespace, namespace_uid=uid, monthly_scan_limit=rt.settings.default_monthly_scan_limit
+    )
+
+
+def validated(
+    kind: str, body: Mapping[str, Any], old: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The object with the CRD's defaults, or a PermanentError listing what is wrong.
+
+    The API server validates at admission; this repeats it (KMock and a bypassed webhook do not),
+    so bad input never reaches AWS.
+    """
+    obj = crds.apply_defaults(kind, dict(body))
+    errors = crds.validate(kind, obj, old=dict(old) if old else None)
+    if errors:
+        raise InvalidSpec("; ".join(errors))
+    return obj
+
+
+class InvalidSpec(kopf.PermanentError):
+    """The object's spec is wrong; fixing it (a new generation) is the only way forward."""
+
+
+def set_conditions(
+    patch: kopf.Patch, body: Mapping[str, Any], updates: Sequence[conditions.Condition]
+) -> None:
+    generation = body.get("metadata", {}).get("generation")
+    existing = (patch.get("status") or {}).get("conditions") or body.get("status", {}).get(
+        "conditions"
+    )
+    patch.status["conditions"] = conditions.merged(
+        existing, updates, generation=generation if isinstance(generation, int) else None
+    )
+    if isinstance(generation, int):
+        patch.status["observedGeneration"] = generation
+
+
+def refuse(
+    patch: kopf.Patch, body: Any, error: Exception, *, also: Sequence[conditions.Condition] = ()
+) -> None:
+    """Record a refusal as a condition and a Warning event; the caller then stops."""
+    message = str(error)
+    set_conditions(
+        patch, body, [conditions.Condition("Ready", False, "InvalidSpec", message), *also]
+    )
+    kopf.warn(body, reason="InvalidSpec", message=message[:1000])
+
+
+def normal(body: Any, *, reason: str, message: str) -> None:
+    """A Normal Event for an act users care about (kopf's own INFO logs are not posted)."""
+    kopf.event(body, type="Normal", reason=reason, message=message[:1000])
+
+
+def same_namespace_names(index: Any, namespace: str) -> dict[str, Mapping[str, Any]]:
+    """The objects of one namespace in a kopf index keyed by (namespace, name)."""
+    found: dict[str, Mapping[str, Any]] = {}
+    if index is None:
+        return found
+    for (ns, name), values in index.items():
+        if ns == namespace:
+            for value in values:
+                found[name] = value
+    return found
+
+
+def select(
+    objects: Mapping[str, Mapping[str, Any]],
+    names: Sequence[str] | None,
+    selector: Mapping[str, Any] | None,
+) -> list[str]:
+    """Names chosen by a list of names or by a label selector (matchLabels / matchExpressions)."""
+    if names:
+        return [n for n in names if n in objects]
+    if selector is None:
+        return []
+    labels_wanted = selector.get("matchLabels") or {}
+    expressions = selector.get("matchExpressions") or []
+    chosen = []
+    for name, obj in sorted(objects.items()):
+        labels = obj.get("labels") or {}
+        if any(labels.get(k) != v for k, v in labels_wanted.items()):
+            continue
+        if all(_matches(expr, labels) for expr in expressions):
+            chosen.append(name)
+    return chosen
+
+
+def _matches(expression: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    key, op, values = (
+        expression.get("key"),
+        expression.get("operator"),
+        expression.get("values") or [],
+    )
+    if op == "In":
+        return labels.get(key) in values
+    if op == "NotIn":
+        return labels.get(key) not in values
+    if op == "Exists":
+        return key in labels
+    if op == "DoesNotExist":
+        return key not in labels
+    return False
+
+
+def is_invalid_input(error: BaseException) -> bool:
+    return isinstance(error, domain.InvalidInput)

@@ -1,0 +1,357 @@
+"""ScanSchedule: start scans of the namespace's accounts on a cron schedule or on request.
+
+A timer per schedule checks every few seconds whether the next cron time (in the schedule's time
+zone) has come, or the ``cloudsweep.io/run-now`` annotation has a new value. Scans run on the
+runtime's pool, never in the handler; after each scan the namespace's CleanupPolicies are
+evaluated and what they allow runs. A due schedule fires after a delay derived from its name
+(up to ``schedule_jitter_seconds``), so a restart never starts every scan at once; missed times
+fire once, not once per missed time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import kopf
+from croniter import croniter
+
+from cloudsweep import cleaning, crds, domain, scanning
+from cloudsweep.handlers import common, runtime
+from cloudsweep.handlers.conditions import Condition
+from cloudsweep.handlers.runtime import RunningScan, ScheduleResult
+from cloudsweep.settings import get_settings
+from cloudsweep.store import AccountRecord
+
+R = crds.SCAN_SCHEDULE
+KIND = R.kind
+TICK_SECONDS = min(5, get_settings().status_refresh_seconds)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _stamp(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _jitter(namespace: str, name: str) -> timedelta:
+    window = runtime.get().settings.schedule_jitter_seconds
+    if window <= 0:
+        return timedelta(0)
+    digest = int(hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:8], 16)
+    return timedelta(seconds=digest % window)
+
+
+def next_time(schedule: str, zone: str, after: datetime) -> datetime:
+    """The first cron time strictly after ``after``, evaluated in the schedule's time zone."""
+    local = after.astimezone(ZoneInfo(zone))
+    result: datetime = croniter(schedule, local).get_next(datetime)
+    return result.astimezone(UTC)
+
+
+@kopf.timer(
+    R.group, R.version, R.plural, id="tick", interval=TICK_SECONDS, initial_delay=TICK_SECONDS
+)
+def tick(
+    body: kopf.Body,
+    namespace: str,
+    name: str,
+    patch: kopf.Patch,
+    aws_accounts: Any,
+    namespace_uids: Any,
+    **_: Any,
+) -> None:
+    rt = runtime.get()
+    try:
+        obj = common.validated(KIND, body)
+    except common.InvalidSpec as error:
+        if common_ready_reason(body) != "InvalidSpec":
+            common.refuse(patch, body, error)
+        return
+    spec, status = obj["spec"], body.get("status", {})
+    _publish(body, patch, namespace, name)
+    now = rt.now()
+    created = _parse_time(body.get("metadata", {}).get("creationTimestamp")) or now
+    last = _parse_time(status.get("lastScheduleTime"))
+    zone = spec.get("timeZone") or "Etc/UTC"
+    run_now = (body.get("metadata", {}).get("annotations") or {}).get(crds.RUN_NOW_ANNOTATION)
+
+    if spec.get("suspend"):
+        patch.status["nextScheduleTime"] = None
+        common.set_conditions(
+            patch, body, [Condition("Ready", True, "Suspended", "the schedule is suspended")]
+        )
+        if run_now and run_now != status.get("lastRunNow"):
+            patch.status["lastRunNow"] = run_now
+            kopf.warn(
+                body, reason="Suspended", message="run-now ignored: the schedule is suspended"
+            )
+        return
+
+    due = next_time(spec["schedule"], zone, last or created)
+    trigger: domain.ScanType | None = None
+    fired = False
+    if run_now and run_now != status.get("lastRunNow"):
+        patch.status["lastRunNow"] = run_now
+        trigger = domain.ScanType.MANUAL
+    elif now >= due + _jitter(namespace, name):
+        # Fire once for however many times were missed while the operator was away.
+        patch.status["lastScheduleTime"] = _stamp(now)
+        trigger = domain.ScanType(spec.get("scanType", "full"))
+        fired = True
+    patch.status["nextScheduleTime"] = _stamp(
+        next_time(spec["schedule"], zone, now) if fired else due
+    )
+    if trigger is None:
+        if common_ready_reason(body) in (None, "InvalidSpec", "Suspended"):
+            common.set_conditions(
+                patch,
+                body,
+                [
+                    Condition(
+                        "Ready",
+                        True,
+                        "Scheduled",
+                        f"next scan at {patch.status['nextScheduleTime']}",
+                    )
+                ],
+            )
+        return
+    _start(body, patch, namespace, name, spec, trigger, aws_accounts, namespace_uids)
+
+
+def common_ready_reason(body: Mapping[str, Any]) -> str | None:
+    for condition in body.get("status", {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return str(condition.get("reason"))
+    return None
+
+
+def _start(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    namespace: str,
+    name: str,
+    spec: Mapping[str, Any],
+    scan_type: domain.ScanType,
+    account_index: Any,
+    namespace_uids: Any,
+) -> None:
+    rt = runtime.get()
+    org = common.organization(namespace, namespace_uids)
+    objects = common.same_namespace_names(account_index, namespace)
+    chosen = common.select(objects, spec.get("accounts"), spec.get("accountSelector"))
+    if not chosen:
+        message = "no AwsAccount in this namespace matches the schedule's accounts or selector"
+        common.set_conditions(
+            patch, body, [Condition("Ready", False, "NoAccountsSelected", message)]
+        )
+        kopf.warn(body, reason="NoAccountsSelected", message=message)
+        return
+    month_start = rt.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    used = rt.store.scans_since(org.id, month_start)
+    limit = org.monthly_scan_limit
+    started, skipped = [], []
+    for object_name in chosen:
+        account_id = objects[object_name].get("accountId")
+        account = rt.store.account(org.id, account_id) if isinstance(account_id, str) else None
+        if account is None:
+            skipped.append(f"{object_name} (not registered: see its status)")
+            continue
+        if not account.scan_enabled:
+            skipped.append(f"{object_name} (scanEnabled is false)")
+            continue
+        if limit is not None and used >= limit:
+            message = (
+                f"the organization's plan allows {limit} scans a month and {used} ran since "
+                f"{month_start:%Y-%m-%d}; ask an administrator to raise monthly_scan_limit"
+            )
+            common.set_conditions(
+                patch, body, [Condition("Ready", False, "ScanLimitReached", message)]
+            )
+            kopf.warn(body, reason="ScanLimitReached", message=message)
+            _record(namespace, name, account_id, "skipped", message)
+            break
+        if _submit(namespace, name, account, spec, scan_type):
+            used += 1
+            started.append(object_name)
+        else:
+            skipped.append(
+                f"{object_name} (a scan of it is still running: concurrencyPolicy Forbid)"
+            )
+    if started:
+        common.normal(
+            body, reason="ScanStarted", message=f"{scan_type} scan of {', '.join(started)}"
+        )
+        common.set_conditions(
+            patch, body, [Condition("Ready", True, "Scheduled", f"scanning {', '.join(started)}")]
+        )
+    if skipped:
+        common.normal(body, reason="ScanSkipped", message="skipped " + "; ".join(skipped))
+
+
+def _record(namespace: str, schedule: str, account_id: str, outcome: str, message: str) -> None:
+    rt = runtime.get()
+    with rt.lock:
+        rt.results.setdefault((namespace, schedule), {})[account_id] = ScheduleResult(
+            started_at=rt.now(), outcome=outcome, message=message
+        )
+
+
+def _submit(
+    namespace: str,
+    schedule: str,
+    account: AccountRecord,
+    spec: Mapping[str, Any],
+    scan_type: domain.ScanType,
+) -> bool:
+    """Start a scan of the account unless one is running (Forbid) or after stopping it (Replace)."""
+    rt = runtime.get()
+    with rt.lock:
+        running = rt.running.get(account.id)
+        if running is not None and not running.future.done():
+            if spec.get("concurrencyPolicy", "Forbid") != "Replace":
+                return False
+            running.cancel.set()
+        cancel = threading.Event()
+        options = scanning.ScanOptions(
+            scan_type=scan_type,
+            regions=spec.get("regions") or None,
+            detectors=spec.get("resourceTypes") or None,
+            parameters=spec.get("parameters") or {},
+        )
+        future = rt.pool.submit(
+            _scan_then_clean, namespace, schedule, account, options, cancel, running
+        )
+        rt.running[account.id] = RunningScan(
+            future=future, cancel=cancel, schedule=(namespace, schedule)
+        )
+        rt.results.setdefault((namespace, schedule), {})[account.account_id] = ScheduleResult(
+            started_at=rt.now(), outcome="running", message=f"{scan_type} scan started"
+        )
+    return True
+
+
+def _scan_then_clean(
+    namespace: str,
+    schedule: str,
+    account: AccountRecord,
+    options: scanning.ScanOptions,
+    cancel: threading.Event,
+    replaced: RunningScan | None,
+) -> None:
+    rt = runtime.get()
+    if replaced is not None:
+        # Replace: wait for the old scan to stop; its own run recorded its outcome.
+        with contextlib.suppress(Exception):
+            replaced.future.result(timeout=300)
+    try:
+        outcome = scanning.run_scan(
+            rt.store,
+            account,
+            options,
+            settings=rt.settings,
+            session_factory=rt.session_factory,
+            recorder=rt.recorder_factory(),
+            cancel=cancel,
+            now=rt.now,
+        )
+        if rt.notifier is not None:
+            rt.notifier.notify_scan(outcome)
+        result = outcome.scan.status
+        message = outcome.error or (
+            f"{outcome.scan.total_waste_items_found} waste items, "
+            f"{outcome.scan.total_monthly_waste_cost} USD/month"
+            + (f"; failed: {outcome.scan.error_message}" if outcome.failed_tasks else "")
+        )
+        if outcome.scan.status in (
+            domain.ScanStatus.COMPLETED.value,
+            domain.ScanStatus.PARTIAL.value,
+        ):
+            policies = rt.namespace_policies(namespace)
+            if policies:
+                report = cleaning.run_cleanup(
+                    rt.store,
+                    namespace,
+                    policies,
+                    cleaning.CleanupOptions(
+                        dry_run=False,  # each policy's own dryRun still applies
+                        method=domain.ExecutionMethod.AUTOMATED,
+                        settings=rt.settings,
+                        session_factory=rt.session_factory,
+                        recorder=rt.recorder_factory(),
+                        now=rt.now,
+                    ),
+                )
+                message += f"; cleanup run {report.run_id}: {len(report.results)} items handled"
+                if rt.notifier is not None:
+                    rt.notifier.notify_cleanup(report)
+    except Exception as error:  # the scan pool must never die; the outcome says what happened
+        result, message = "failed", f"{type(error).__name__}: {error}"
+    with rt.lock:
+        rt.results.setdefault((namespace, schedule), {})[account.account_id] = ScheduleResult(
+            started_at=rt.now(), outcome=result, message=message
+        )
+        if rt.running.get(account.id) is not None and rt.running[account.id].cancel is cancel:
+            del rt.running[account.id]
+
+
+def _publish(body: kopf.Body, patch: kopf.Patch, namespace: str, name: str) -> None:
+    """Put finished runs into status, with an Event each."""
+    rt = runtime.get()
+    with rt.lock:
+        results = dict(rt.results.get((namespace, name), {}))
+    fresh = {acct: r for acct, r in results.items() if not r.published and r.outcome != "running"}
+    if not fresh:
+        if results:
+            patch.status["lastRunOutcome"] = _summary(results)
+        return
+    patch.status["lastRunOutcome"] = _summary(results)
+    worst = _worst([r.outcome for r in fresh.values()])
+    for account_id, result in fresh.items():
+        message = f"account {account_id}: {result.outcome}: {result.message}"[:1000]
+        if result.outcome in ("failed",):
+            kopf.warn(body, reason="ScanFailed", message=message)
+        elif result.outcome == "partial":
+            kopf.warn(body, reason="ScanPartial", message=message)
+        else:
+            common.normal(body, reason="ScanCompleted", message=message)
+        result.published = True
+    if worst == "failed":
+        common.set_conditions(
+            patch, body, [Condition("Ready", False, "ScanFailed", _messages(fresh))]
+        )
+    elif worst == "partial":
+        common.set_conditions(
+            patch, body, [Condition("Ready", True, "ScanPartial", _messages(fresh))]
+        )
+    else:
+        common.set_conditions(
+            patch, body, [Condition("Ready", True, "Scheduled", _messages(fresh))]
+        )
+
+
+def _summary(results: Mapping[str, ScheduleResult]) -> str:
+    return _worst([r.outcome for r in results.values()])
+
+
+def _worst(outcomes: list[str]) -> str:
+    for outcome in ("failed", "partial", "cancelled", "skipped", "running", "completed"):
+        if outcome in outcomes:
+            return outcome
+    return "completed"
+
+
+def _messages(results: Mapping[str, ScheduleResult]) -> str:
+    return "; ".join(f"{acct}: {r.outcome} ({r.message})" for acct, r in sorted(results.items()))[
+        :1000
+    ]

@@ -1,0 +1,307 @@
+"""ScanSchedule and CleanupPolicy through the operator: run-now, status, policies after a scan,
+tenancy across namespaces, and approvals stamped (and signed) by the admission webhook."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+from cloudsweep.aws import demo_world
+from cloudsweep.store import FindingFilter
+
+from .conftest import Cluster, condition, wait_for
+from .test_awsaccounts import account_spec
+
+NS = "team-a"
+
+
+def connected_account(
+    cluster: Cluster, world: demo_world.DemoWorld, namespace: str = NS, name: str = "prod"
+) -> None:
+    cluster.create(
+        "awsaccounts", "AwsAccount", namespace, name, account_spec(world), labels={"env": "prod"}
+    )
+    wait_for(
+        lambda: (
+            (condition(cluster.get("awsaccounts", namespace, name), "Connected") or {}).get(
+                "status"
+            )
+            == "True"
+        ),
+        what="account connected",
+    )
+
+
+def schedule_spec(**overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "schedule": "0 3 * * *",
+        "timeZone": "Europe/Berlin",
+        "accountSelector": {"matchLabels": {"env": "prod"}},
+    }
+    spec.update(overrides)
+    return {k: v for k, v in spec.items() if v is not None}
+
+
+def test_run_now_scans_reports_back_and_runs_the_namespaces_policies(
+    cluster: Cluster, operator, world, recorder
+) -> None:
+    cluster.create_namespace(NS, "uid-team-a")
+    connected_account(cluster, world)
+    cluster.create(
+        "cleanuppolicies",
+        "CleanupPolicy",
+        NS,
+        "idle-ips",
+        {
+            "resourceType": "elastic-ip",
+            "action": "release",
+            "accountSelector": {},
+            "rules": {"minAgeDays": 0, "minConfidence": 50},
+        },
+    )
+    cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec())
+    scheduled = wait_for(
+        lambda: cluster.get("scanschedules", NS, "nightly")["status"]["nextScheduleTime"],
+        what="next time",
+    )
+    assert scheduled.endswith("Z")  # 03:00 in Berlin, expressed in UTC
+    assert scheduled[11:16] in ("02:00", "01:00")
+
+    cluster.patch(
+        "scanschedules",
+        NS,
+        "nightly",
+        {"metadata": {"annotations": {"cloudsweep.io/run-now": "first"}}},
+    )
+    done = wait_for(
+        lambda: (
+            (s := cluster.get("scanschedules", NS, "nightly")["status"]).get("lastRunOutcome")
+            == "completed"
+            and s
+        ),
+        timeout=60,
+        what="scan completed",
+    )
+    assert done["lastRunNow"] == "first"
+    assert condition(cluster.get("scanschedules", NS, "nightly"), "Ready")["status"] == "True"
+    account = wait_for(
+        lambda: cluster.get("awsaccounts", NS, "prod")["status"].get("lastScan"), what="lastScan"
+    )
+    assert account["outcome"] == "completed" and int(account["wasteItems"]) > 0
+    assert float(account["monthlyWaste"]) > 0
+    # The policy was evaluated after the scan. Auto cleanup is off (the default), so the operator
+    # acts on nothing by itself: the items wait for approval, listed ready to copy into approvals.
+    assert [c for c in recorder.mutating() if not c.params.get("DryRun")] == []
+    policy = wait_for(
+        lambda: (
+            (p := cluster.get("cleanuppolicies", NS, "idle-ips")["status"]).get("awaitingApproval")
+            and p
+        ),
+        what="policy status",
+    )
+    assert policy["matched"] >= policy["awaitingApproval"] >= 1
+    pending = policy["pendingApprovals"][0]
+    assert pending["accountId"] == world.account_id and pending["resourceId"].startswith(
+        "eipalloc-"
+    )
+    ready = condition(cluster.get("cleanuppolicies", NS, "idle-ips"), "Ready")
+    assert ready is not None and ready["reason"] == "AwaitingApproval"
+    assert operator.store.actions(NS) == []
+
+    # The same annotation value again does nothing; a new value runs again.
+    scans_before = len(recorder.calls(operation="DescribeVolumes"))
+    cluster.patch(
+        "scanschedules",
+        NS,
+        "nightly",
+        {"metadata": {"annotations": {"cloudsweep.io/run-now": "first"}}},
+    )
+    cluster.patch("scanschedules", NS, "nightly", {"spec": {"suspend": False}})
+    wait_for(lambda: True)
+    assert len(recorder.calls(operation="DescribeVolumes")) == scans_before
+
+
+def test_a_schedule_never_reaches_another_namespaces_account(
+    cluster: Cluster, operator, world, recorder
+) -> None:
+    cluster.create_namespace(NS, "uid-team-a")
+    cluster.create_namespace("team-b", "uid-team-b")
+    connected_account(cluster, world)
+    cluster.create(
+        "scanschedules",
+        "ScanSchedule",
+        "team-b",
+        "sneaky",
+        schedule_spec(accountSelector=None, accounts=["prod"]),
+        annotations={"cloudsweep.io/run-now": "go"},
+    )
+    ready = wait_for(
+        lambda: condition(cluster.get("scanschedules", "team-b", "sneaky"), "Ready"), what="Ready"
+    )
+    assert ready["status"] == "False" and ready["reason"] == "NoAccountsSelected"
+    assert recorder.calls(operation="DescribeVolumes") == []
+    assert operator.store.organization("team-b") is not None
+    assert operator.store.findings(FindingFilter("team-b")) == []
+
+
+def test_suspended_schedules_and_invalid_objects_are_conditions(
+    cluster: Cluster, operator, world, recorder
+) -> None:
+    cluster.create_namespace(NS, "uid-team-a")
+    cluster.create("scanschedules", "ScanSchedule", NS, "paused", schedule_spec(suspend=True))
+    cluster.create(
+        "scanschedules", "ScanSchedule", NS, "broken", schedule_spec(schedule="every tuesday")
+    )
+    cluster.create(
+        "cleanuppolicies",
+        "CleanupPolicy",
+        NS,
+        "bad",
+        {"resourceType": "elastic-ip", "action": "delete", "accountSelector": {}},
+    )
+    paused = wait_for(
+        lambda: condition(cluster.get("scanschedules", NS, "paused"), "Ready"), what="paused"
+    )
+    assert paused["reason"] == "Suspended"
+    broken = wait_for(
+        lambda: condition(cluster.get("scanschedules", NS, "broken"), "Ready"), what="broken"
+    )
+    assert (
+        broken["status"] == "False"
+        and broken["reason"] == "InvalidSpec"
+        and "schedule" in broken["message"]
+    )
+    bad = wait_for(
+        lambda: condition(cluster.get("cleanuppolicies", NS, "bad"), "Ready"), what="bad policy"
+    )
+    assert (
+        bad["status"] == "False" and bad["reason"] == "InvalidSpec" and "action" in bad["message"]
+    )
+    assert recorder.records == []
+
+
+def _admission(
+    port: int, obj: dict[str, Any], old: dict[str, Any] | None, user: str
+) -> dict[str, Any]:
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "req-1",
+            "kind": {"group": "cloudsweep.io", "version": "v1alpha1", "kind": "CleanupPolicy"},
+            "resource": {
+                "group": "cloudsweep.io",
+                "version": "v1alpha1",
+                "resource": "cleanuppolicies",
+            },
+            "name": obj["metadata"]["name"],
+            "namespace": obj["metadata"]["namespace"],
+            "operation": "UPDATE" if old else "CREATE",
+            "userInfo": {"username": user},
+            "object": obj,
+            "oldObject": old,
+            "dryRun": False,
+        },
+    }
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/stamp-approvals", data=json.dumps(review).encode(), method="POST"
+    )
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.loads(response.read()))
+
+
+def _apply_patch(obj: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    import base64
+
+    import jsonpatch  # type: ignore[import-untyped]
+
+    patch = json.loads(base64.b64decode(response["response"]["patch"]))
+    return dict(jsonpatch.apply_patch(obj, patch))
+
+
+def test_the_webhook_stamps_approvals_with_the_requesting_user_and_forgeries_are_ignored(
+    cluster: Cluster, operator, world, webhook_port: int
+) -> None:
+    cluster.create_namespace(NS, "uid-team-a")
+    connected_account(cluster, world)
+    policy = {
+        "apiVersion": "cloudsweep.io/v1alpha1",
+        "kind": "CleanupPolicy",
+        "metadata": {"name": "ips", "namespace": NS},
+        "spec": {
+            "resourceType": "elastic-ip",
+            "action": "release",
+            "accounts": ["prod"],
+            "approvals": [
+                {
+                    "accountId": world.account_id,
+                    "region": "us-east-1",
+                    "resourceId": "eipalloc-1",
+                    "maxMonthlyCost": "4.00",
+                    "approvedBy": "the-boss",
+                }
+            ],
+        },
+    }
+    first = _admission(webhook_port, policy, None, "alice@example.com")
+    assert first["response"]["allowed"] is True
+    stamped = _apply_patch(policy, first)
+    [entry] = stamped["spec"]["approvals"]
+    assert entry["approvedBy"] == "alice@example.com"  # not the forged "the-boss"
+    signatures = json.loads(stamped["metadata"]["annotations"]["cloudsweep.io/approval-signatures"])
+    assert list(signatures) == [f"{world.account_id}/us-east-1/eipalloc-1"]
+
+    # Bob edits something else: Alice's approval keeps her name; a changed approval gets Bob's.
+    edited = json.loads(json.dumps(stamped))
+    edited["spec"]["approvals"][0]["approvedBy"] = "bob-pretending"
+    second = _apply_patch(edited, _admission(webhook_port, edited, stamped, "bob@example.com"))
+    assert second["spec"]["approvals"][0]["approvedBy"] == "alice@example.com"
+    raised = json.loads(json.dumps(second))
+    raised["spec"]["approvals"][0]["maxMonthlyCost"] = "9.00"
+    third = _apply_patch(raised, _admission(webhook_port, raised, second, "bob@example.com"))
+    assert third["spec"]["approvals"][0]["approvedBy"] == "bob@example.com"
+
+    from cloudsweep.handlers import cleanuppolicies
+
+    good, bad = cleanuppolicies.verified_approvals(third, NS, "ips")
+    assert len(good) == 1 and bad == 0
+    forged = json.loads(json.dumps(third))
+    forged["spec"]["approvals"][0]["approvedBy"] = "mallory@example.com"  # webhook bypassed
+    good, bad = cleanuppolicies.verified_approvals(forged, NS, "ips")
+    assert good == [] and bad == 1
+
+
+def test_the_plans_monthly_scan_limit_is_enforced_with_a_condition(
+    cluster: Cluster, operator, world, recorder
+) -> None:
+    operator.settings = operator.settings.model_copy(update={"default_monthly_scan_limit": 1})
+    cluster.create_namespace(NS, "uid-team-a")
+    connected_account(cluster, world)
+    assert operator.store.organization(NS).monthly_scan_limit == 1  # type: ignore[union-attr]
+    cluster.create("scanschedules", "ScanSchedule", NS, "often", schedule_spec())
+    cluster.patch(
+        "scanschedules", NS, "often", {"metadata": {"annotations": {"cloudsweep.io/run-now": "1"}}}
+    )
+    wait_for(
+        lambda: (
+            cluster.get("scanschedules", NS, "often")["status"].get("lastRunOutcome") == "completed"
+        ),
+        timeout=60,
+        what="first scan",
+    )
+    scans = len(recorder.calls(operation="DescribeVolumes"))
+    cluster.patch(
+        "scanschedules", NS, "often", {"metadata": {"annotations": {"cloudsweep.io/run-now": "2"}}}
+    )
+    ready = wait_for(
+        lambda: (
+            (c := condition(cluster.get("scanschedules", NS, "often"), "Ready"))
+            and c["reason"] == "ScanLimitReached"
+            and c
+        ),
+        what="ScanLimitReached",
+    )
+    assert "1 scans a month" in ready["message"] and "monthly_scan_limit" in ready["message"]
+    assert len(recorder.calls(operation="DescribeVolumes")) == scans

@@ -1,0 +1,189 @@
+"""SAFETY-TESTS "PostgreSQL restart between intent and AWS call, between call and outcome, during
+commit": no AWS mutation without a committed intent; after the restart the run reconciles from
+AWS and completes the ledger; no duplicate rows.
+
+The fault: at a step of the first item's cleanup (the same steps as the SIGKILL scenarios), a
+handler breaks every other connection to the test database from a connection of its own
+(``pg_terminate_backend``), as a restart would; the run goes on (or fails) in this process, then a
+normal run recovers. Each mutating send is checked, at the moment it leaves, against the database:
+a committed ``started`` intent for its target must exist.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from cloudsweep import aws
+from cloudsweep.settings import Settings
+from cloudsweep.store import Store
+
+from . import helpers
+
+ORG = "db-org"
+ACCOUNT = "123456789012"
+
+
+def break_database_then_recover(
+    *,
+    resource_type: str,
+    step: str,
+    endpoint: str,
+    database_url: str,
+    store: Store,
+    settings: Settings,
+    account_id: str = ACCOUNT,
+    org: str = ORG,
+) -> dict[str, Any]:
+    world = helpers.seed_small_world(endpoint, account_id)
+    helpers.scan_world(store, org, world, settings)
+    volumes = resource_type == "ebs-volume"
+    document = helpers.volume_policy() if volumes else helpers.address_policy()
+    operation = "DeleteVolume" if volumes else "ReleaseAddress"
+    eligible = set(world.volumes if volumes else world.addresses)
+    before = helpers.live_volumes(world) if volumes else helpers.live_addresses(world)
+
+    broken: list[int] = []
+    hooks = helpers.StepHooks(
+        step, resource_type, lambda: broken.append(helpers.terminate_other_backends(database_url))
+    )
+    first_recorder = aws.CallRecorder()
+    journal = helpers.Journal(database_url=database_url)
+    hooks.install_database()
+    try:
+        helpers.run_cleanup(
+            store,
+            org,
+            [document],
+            settings,
+            first_recorder,
+            session_factory=hooks.session_factory(journal),
+        )
+    except Exception as error:  # the run may fail on the broken connection; it must not act
+        first_error: Exception | None = error
+    else:
+        first_error = None
+    finally:
+        hooks.uninstall_database()
+    assert hooks.fired and broken and broken[0] > 0, "the database was not broken at the step"
+    helpers.assert_no_mutation_without_intent(journal.entries)
+
+    recorder = aws.CallRecorder()
+    helpers.run_cleanup(
+        store,
+        org,
+        [document],
+        settings,
+        recorder,
+        session_factory=helpers.StepHooks("none", resource_type, lambda: None).session_factory(
+            journal
+        ),
+    )
+    after = helpers.live_volumes(world) if volumes else helpers.live_addresses(world)
+    deleted = before - after
+    assert deleted == eligible
+    effects = Counter(
+        helpers.recorded_mutations(first_recorder, operation)
+        + helpers.recorded_mutations(recorder, operation)
+    )
+    assert effects == Counter(dict.fromkeys(eligible, 1)), f"{operation} sent {effects}"
+    helpers.assert_no_mutation_without_intent(journal.entries)
+    rows = helpers.assert_ledger_complete(database_url, deleted, org_slug=org)
+    if volumes:
+        for volume_id, row in rows.items():
+            snapshots = helpers.cleanup_snapshots(world, volume_id)
+            assert len(snapshots) == 1, f"{volume_id} has {len(snapshots)} snapshots"
+            assert row["rollback_data"]["snapshot_id"] == snapshots[0]["SnapshotId"]
+    return {"first_error": first_error}
+
+
+@pytest.mark.parametrize("step", helpers.VOLUME_STEPS)
+def test_database_broken_during_snapshot_and_delete(
+    step: str, moto_endpoint: str, database_url: str, store: Store, settings: Settings
+) -> None:
+    break_database_then_recover(
+        resource_type="ebs-volume",
+        step=step,
+        endpoint=moto_endpoint,
+        database_url=database_url,
+        store=store,
+        settings=settings,
+    )
+
+
+@pytest.mark.parametrize("step", helpers.ADDRESS_STEPS)
+def test_database_broken_during_release(
+    step: str, moto_endpoint: str, database_url: str, store: Store, settings: Settings
+) -> None:
+    break_database_then_recover(
+        resource_type="elastic-ip",
+        step=step,
+        endpoint=moto_endpoint,
+        database_url=database_url,
+        store=store,
+        settings=settings,
+    )
+
+
+def test_lock_lost_just_before_the_delete_while_another_worker_recovers(
+    moto_endpoint: str, database_url: str, store: Store, settings: Settings, tmp_path
+) -> None:
+    """Invariant 2 under a database restart: worker A passed its last ``lock.alive()`` check and
+    is about to send DeleteVolume when PostgreSQL drops every connection (A's advisory lock goes
+    with it). Worker B, another process, starts meanwhile, finds A's ``started`` attempt with no
+    lock held, and reconciles it. Then A's DeleteVolume leaves.
+
+    Fault: a ``before-call.ec2.DeleteVolume`` handler in A terminates the backends, then runs B
+    to completion in a child process before letting A's call go. Must hold: at most one
+    DeleteVolume sent per item, across both workers.
+    """
+    world = helpers.seed_small_world(moto_endpoint, ACCOUNT, volumes=1, addresses=0)
+    helpers.scan_world(store, ORG, world, settings)
+    document = helpers.volume_policy()
+    journal_b = tmp_path / "b.jsonl"
+    outputs: list[tuple[int, str]] = []
+
+    def restart_and_let_b_run() -> None:
+        helpers.terminate_other_backends(database_url)
+        worker_b = helpers.spawn_worker(
+            {
+                "database_url": database_url,
+                "endpoint": moto_endpoint,
+                "org": ORG,
+                "policies": [document],
+                "resource_type": "ebs-volume",
+                "journal": str(journal_b),
+                # B runs with the real grace period: A is alive and its call may be in flight.
+                "takeover_seconds": 900,
+            },
+            tmp_path,
+            "b",
+        )
+        outputs.append(helpers.finish_worker(worker_b))
+
+    hooks = helpers.StepHooks("before-delete", "ebs-volume", restart_and_let_b_run)
+    recorder = aws.CallRecorder()
+    try:
+        helpers.run_cleanup(
+            store, ORG, [document], settings, recorder, session_factory=hooks.session_factory()
+        )
+    except Exception as error:
+        a_error: Exception | None = error
+    else:
+        a_error = None
+    assert hooks.fired and outputs and outputs[0][0] == 0, outputs
+    sent = Counter(
+        helpers.recorded_mutations(recorder, "DeleteVolume")
+        + helpers.sends(helpers.Journal.read(journal_b), "DeleteVolume")
+    )
+    [volume_id] = world.volumes
+    assert volume_id not in helpers.live_volumes(world)
+    assert len(helpers.cleanup_snapshots(world, volume_id)) == 1
+    assert sent[volume_id] == 1, (
+        f"DeleteVolume was sent {sent[volume_id]} times for {volume_id}: worker A sent it after "
+        f"losing its lock, worker B had already reconciled and deleted it (A then raised "
+        f"{a_error!r})"
+    )
+    helpers.assert_ledger_complete(database_url, {volume_id}, org_slug=ORG)
