@@ -507,7 +507,7 @@ def _recover(
                 f"could not reconcile: {error}",
                 action_id,
             )
-        if recheck.facts.get("gone"):
+        if recheck.facts.get("gone"):  # Recheck.gone: the effect is there, after our intent
             # The resource is absent after our recorded intent: the interrupted attempt did it.
             store.finish(
                 action_id,

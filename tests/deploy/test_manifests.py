@@ -145,7 +145,9 @@ def test_dev_runs_its_own_database() -> None:
     secrets = {s["metadata"]["name"] for s in by_kind(objects, "Secret")}
     pod = _operator(objects)["spec"]["template"]["spec"]
     for container in _containers({"spec": pod}):
-        refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]}
+        refs = {
+            e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e
+        }
         assert refs <= secrets, refs - secrets
     assert one(objects, "Service", "cloudsweep-postgres")
     assert not PROMETHEUS_OPERATOR_KINDS & {o["kind"] for o in objects}
@@ -167,7 +169,8 @@ def test_services_pdb_and_network_policy_select_the_operator(overlay: str) -> No
         assert _matches(service["spec"]["selector"], labels)
         assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names
     assert webhook["spec"]["ports"] == [
-        {"name": "https-webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}
+        {"name": "https-webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"},
+        {"name": "https-webhook-direct", "port": 9443, "targetPort": "webhook", "protocol": "TCP"},
     ]
     pdb = one(objects, "PodDisruptionBudget", "cloudsweep")
     assert _matches(pdb["spec"]["selector"]["matchLabels"], labels)

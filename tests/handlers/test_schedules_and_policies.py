@@ -305,3 +305,76 @@ def test_the_plans_monthly_scan_limit_is_enforced_with_a_condition(
     )
     assert "1 scans a month" in ready["message"] and "monthly_scan_limit" in ready["message"]
     assert len(recorder.calls(operation="DescribeVolumes")) == scans
+
+
+def test_forbid_never_runs_two_scans_of_one_account_at_once(
+    cluster: Cluster, operator, world, recorder
+) -> None:
+    """Two schedules select the same account; the scan is slowed at the botocore layer so the
+    second request arrives while the first runs."""
+    import time as _time
+
+    from cloudsweep import aws
+
+    def slow(*args: Any, **kwargs: Any) -> aws.AccountSession:
+        session = aws.AccountSession(*args, **kwargs)
+        session.events.register("before-call.ec2.DescribeVolumes", lambda **_: _time.sleep(3))
+        return session
+
+    cluster.create_namespace(NS, "uid-team-a")
+    connected_account(cluster, world)
+    operator.session_factory = slow
+    for name in ("first", "second"):
+        cluster.create("scanschedules", "ScanSchedule", NS, name, schedule_spec())
+    for name in ("first", "second"):
+        cluster.patch(
+            "scanschedules", NS, name, {"metadata": {"annotations": {"cloudsweep.io/run-now": "x"}}}
+        )
+    wait_for(
+        lambda: any("still running" in (e.get("message") or "") for e in cluster.events(NS)),
+        what="a skipped run",
+    )
+    wait_for(lambda: not operator.running, timeout=30, what="the scan to finish")
+    assert len(recorder.calls(operation="DescribeVolumes")) == 1
+
+
+def test_a_restart_does_not_fire_every_due_schedule_at_once(
+    cluster: Cluster, operator, world, recorder
+) -> None:
+    """Every schedule below was due long ago (as after an outage). Each fires after a delay
+    derived from its name, within schedule_jitter_seconds; none of these names falls in the first
+    seconds, so nothing fires right away."""
+    from cloudsweep.handlers import scanschedules
+
+    operator.settings = operator.settings.model_copy(update={"schedule_jitter_seconds": 3600})
+    names = [
+        n for n in (f"s{i}" for i in range(60)) if scanschedules._jitter(NS, n).total_seconds() > 60
+    ][:6]
+    cluster.create_namespace(NS, "uid-team-a")
+    connected_account(cluster, world)
+    for name in names:
+        cluster.create(
+            "scanschedules", "ScanSchedule", NS, name, schedule_spec(schedule="* * * * *")
+        )
+        cluster.request(
+            "PATCH",
+            f"/apis/cloudsweep.io/v1alpha1/namespaces/{NS}/scanschedules/{name}/status",
+            {"status": {"lastScheduleTime": "2026-01-01T00:00:00Z"}},
+            "application/merge-patch+json",
+        )
+    wait_for(
+        lambda: all(
+            cluster.get("scanschedules", NS, n)["status"].get("nextScheduleTime") for n in names
+        ),
+        what="every schedule seen",
+    )
+    import time as _time
+
+    _time.sleep(3)
+    fired = {n: cluster.get("scanschedules", NS, n)["status"] for n in names}
+    assert recorder.calls(operation="DescribeVolumes") == [], fired
+    assert all(
+        cluster.get("scanschedules", NS, n)["status"].get("lastScheduleTime")
+        == "2026-01-01T00:00:00Z"
+        for n in names
+    )

@@ -86,6 +86,15 @@ class Recheck:
     reason: str
     facts: Mapping[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def gone(cls, reason: str, **facts: Any) -> Recheck:
+        """The action's effect is already there (deleted, deleting, released, stopped).
+
+        A fresh attempt then refuses (nothing to do); the reconciliation of an interrupted
+        attempt records it as done, once: the effect came after its recorded intent.
+        """
+        return cls(False, reason, {**facts, "gone": True})
+
 
 @dataclass(frozen=True, slots=True)
 class DryRunResult:

@@ -132,7 +132,7 @@ class _SnapshotAction(CleanupAction):
     def recheck(self, ctx: ActionContext, item: CleanupItem) -> Recheck:
         snapshot = describe_snapshot(ctx, item.resource_id)
         if snapshot is None:
-            return Recheck(False, "snapshot no longer exists", {"gone": True})
+            return Recheck.gone("snapshot no longer exists")
         tags = tag_map(snapshot.get("Tags"))
         facts: dict[str, Any] = {
             "state": snapshot.get("State"),

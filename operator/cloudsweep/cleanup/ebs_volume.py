@@ -138,7 +138,7 @@ def recheck_volume(ctx: ActionContext, item: CleanupItem) -> Recheck:
     """Is the volume still the unattached, unprotected, unchanged volume the scan saw?"""
     volume = describe_volume(ctx, item.resource_id)
     if volume is None:
-        return Recheck(False, "volume no longer exists", {"gone": True})
+        return Recheck.gone("volume no longer exists")
     tags = tag_map(volume.get("Tags"))
     facts: dict[str, Any] = {
         "state": volume.get("State"),

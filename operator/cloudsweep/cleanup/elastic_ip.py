@@ -95,7 +95,7 @@ class ReleaseAddress(CleanupAction):
     def recheck(self, ctx: ActionContext, item: CleanupItem) -> Recheck:
         address = describe_address(ctx, item.resource_id)
         if address is None:
-            return Recheck(False, "address no longer allocated", {"gone": True})
+            return Recheck.gone("address no longer allocated")
         tags = tag_map(address.get("Tags"))
         facts: dict[str, Any] = {"public_ip": address.get("PublicIp"), "tags": tags}
         # moto reports "no association" as empty strings, AWS by leaving the keys out.

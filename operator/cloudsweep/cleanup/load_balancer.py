@@ -255,7 +255,7 @@ class DeleteLoadBalancer(CleanupAction):
         arn = self.arn(ctx, item)
         lb = self._describe_elbv2(ctx, arn)
         if lb is None:
-            return Recheck(False, f"load balancer {item.resource_id} no longer exists")
+            return Recheck.gone(f"load balancer {item.resource_id} no longer exists")
         tags = _tag_map(self._elbv2_tags(ctx, [arn]).get(arn))
         protected = _protected(tags, ctx)
         if protected:
@@ -296,7 +296,7 @@ class DeleteLoadBalancer(CleanupAction):
         name = item.resource_id
         lb = self._describe_classic(ctx, name)
         if lb is None:
-            return Recheck(False, f"classic load balancer {name} no longer exists")
+            return Recheck.gone(f"classic load balancer {name} no longer exists")
         changed = self._replaced(item.resource_details.get("created_at"), lb)
         if changed:
             return Recheck(False, changed)

@@ -160,14 +160,14 @@ class StopRdsInstance(CleanupAction):
     def recheck(self, ctx: ActionContext, item: CleanupItem) -> Recheck:
         db = describe(ctx, item.resource_id)
         if db is None:
-            return Recheck(False, f"DB instance {item.resource_id} no longer exists")
+            return Recheck.gone(f"DB instance {item.resource_id} no longer exists")
         facts = _facts(db)
         refusal = _common_refusal(ctx, db)
         if refusal:
             return Recheck(False, refusal, facts)
         status = db.get("DBInstanceStatus")
         if status in ("stopped", "stopping"):
-            return Recheck(False, f"already {status}: stopping it again changes nothing", facts)
+            return Recheck.gone(f"already {status}: stopping it again changes nothing", **facts)
         if status != "available":
             return Recheck(False, f"status is {status}, not available", facts)
         return Recheck(True, "still available and not protected", facts)
@@ -375,7 +375,7 @@ class FinalSnapshotAndDeleteRdsInstance(CleanupAction):
     def recheck(self, ctx: ActionContext, item: CleanupItem) -> Recheck:
         db = describe(ctx, item.resource_id)
         if db is None:
-            return Recheck(False, f"DB instance {item.resource_id} no longer exists")
+            return Recheck.gone(f"DB instance {item.resource_id} no longer exists")
         facts = _facts(db)
         if db.get("DeletionProtection"):
             return Recheck(False, "deletion protection is on (DeletionProtection)", facts)
@@ -383,6 +383,8 @@ class FinalSnapshotAndDeleteRdsInstance(CleanupAction):
         if refusal:
             return Recheck(False, refusal, facts)
         status = db.get("DBInstanceStatus")
+        if status == "deleting":
+            return Recheck.gone(f"DB instance {item.resource_id} is being deleted", **facts)
         if status not in ("available", "stopped"):
             return Recheck(False, f"status is {status}, not available or stopped", facts)
         if item.resource_details.get("stopped") and status != "stopped":

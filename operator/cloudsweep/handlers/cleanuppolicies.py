@@ -61,7 +61,16 @@ def sign(key: str, namespace: str, policy: str, entry: Mapping[str, Any]) -> str
     return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-@kopf.on.mutate(R.group, R.version, R.plural, id="stamp-approvals", operations=["CREATE", "UPDATE"])
+# ignore_failures (failurePolicy: Ignore): if the webhook cannot be reached, writes still go
+# through, and their approvals carry no valid signature, so they are never honoured.
+@kopf.on.mutate(
+    R.group,
+    R.version,
+    R.plural,
+    id="stamp-approvals",
+    operations=["CREATE", "UPDATE"],
+    ignore_failures=True,
+)
 def stamp_approvals(
     body: kopf.Body,
     old: Any,

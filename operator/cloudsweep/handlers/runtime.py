@@ -55,6 +55,7 @@ class Runtime:
     recorder_factory: Callable[[], aws.CallRecorder] = aws.CallRecorder
     now: Callable[[], datetime] = utcnow
     pool: ThreadPoolExecutor = field(init=False)
+    started_at: datetime = field(init=False)
     lock: threading.Lock = field(default_factory=threading.Lock)
     # account (db id) -> the scan running for it; one at a time per account, whatever schedule.
     running: dict[uuid.UUID, RunningScan] = field(default_factory=dict)
@@ -66,6 +67,7 @@ class Runtime:
     notifier: Any = None
 
     def __post_init__(self) -> None:
+        self.started_at = self.now()
         self.pool = ThreadPoolExecutor(
             max_workers=self.settings.max_concurrent_scans, thread_name_prefix="cloudsweep-scan"
         )

@@ -5,7 +5,7 @@ zone) has come, or the ``cloudsweep.io/run-now`` annotation has a new value. Sca
 runtime's pool, never in the handler; after each scan the namespace's CleanupPolicies are
 evaluated and what they allow runs. A due schedule fires after a delay derived from its name
 (up to ``schedule_jitter_seconds``), so a restart never starts every scan at once; missed times
-fire once, not once per missed time.
+fire once, not once per missed time, spread from the operator's start.
 """
 
 from __future__ import annotations
@@ -103,8 +103,9 @@ def tick(
     if run_now and run_now != status.get("lastRunNow"):
         patch.status["lastRunNow"] = run_now
         trigger = domain.ScanType.MANUAL
-    elif now >= due + _jitter(namespace, name):
-        # Fire once for however many times were missed while the operator was away.
+    elif now >= max(due, rt.started_at) + _jitter(namespace, name):
+        # Fire once for however many times were missed while the operator was away, spread over
+        # the jitter window from the operator's start: a restart is never a scan storm.
         patch.status["lastScheduleTime"] = _stamp(now)
         trigger = domain.ScanType(spec.get("scanType", "full"))
         fired = True
