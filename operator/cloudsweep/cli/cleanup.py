@@ -6,6 +6,7 @@ Dry run is the default everywhere: nothing in AWS changes without ``--execute``,
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import uuid
 from datetime import timedelta
@@ -17,6 +18,7 @@ import typer
 
 from cloudsweep import cleaning, domain, policies
 from cloudsweep.cli import output
+from cloudsweep.cli import scan as scan_cli
 from cloudsweep.cli.findings import _money_option
 from cloudsweep.settings import get_settings
 from cloudsweep.store import FindingFilter, Store, database
@@ -87,10 +89,46 @@ def _show_plan(plan: policies.Plan, fmt: output.OutputFormat, dry_run: bool) -> 
     )
 
 
+# With --demo and no --policy: what a team would start with, acting only when --execute is given.
+DEMO_POLICIES: list[dict[str, Any]] = [
+    {
+        "name": "idle-elastic-ips",
+        "resourceType": "elastic-ip",
+        "action": "release",
+        "rules": {"minAgeDays": 0, "minConfidence": 80},
+        "dryRun": False,
+    },
+    {
+        "name": "old-unattached-volumes",
+        "resourceType": "ebs-volume",
+        "action": "snapshot-and-delete",
+        "rules": {"minAgeDays": 30, "minConfidence": 80, "maxRiskLevel": "medium"},
+        "requireApprovalAbove": "100.00",
+        "maxCostPerRun": "1000.00",
+        "dryRun": False,
+    },
+    {
+        "name": "idle-load-balancers",
+        "resourceType": "load-balancer",
+        "action": "delete",
+        "rules": {"minAgeDays": 30, "minConfidence": 85},
+        "dryRun": False,
+    },
+]
+
+
 def cleanup(
     policy_file: Annotated[
-        Path, typer.Option("--policy", help="YAML file with one or more policies.")
-    ],
+        Path | None, typer.Option("--policy", help="YAML file with one or more policies.")
+    ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Seed and scan a local emulated AWS first, then clean it up (default policies "
+            "unless --policy is given).",
+        ),
+    ] = False,
     execute: Annotated[bool, typer.Option("--execute", help="Act (default: dry run).")] = False,
     actor: Annotated[
         str | None,
@@ -101,14 +139,33 @@ def cleanup(
     fmt: FormatOption = output.OutputFormat.TABLE,
 ) -> None:
     """Show the plan for the policies, then dry-run it (or act on it with --execute)."""
-    loaded = policies.load_policies(policy_file)
+    if policy_file is not None:
+        loaded = policies.load_policies(policy_file)
+    elif demo:
+        loaded = [policies.parse_policy(d, source="the demo policies") for d in DEMO_POLICIES]
+    else:
+        raise domain.InvalidInput("name a policy file with --policy FILE (or try --demo)")
     if execute and not actor:
         raise domain.InvalidInput(
             "--execute needs --as EMAIL: every real cleanup records who ran it"
         )
+    settings = get_settings()
+    session_factory: Any = None
     handle = database.open_database()
+    stack = contextlib.ExitStack()
     try:
         store = Store(handle.url)
+        if demo:
+            # The same engine against a seeded emulated AWS: scanned first, cleaned up next.
+            target = stack.enter_context(scan_cli._demo_target(settings, None))
+            scan_cli._scan_target(
+                store, target, domain.ScanType.MANUAL, None, output.OutputFormat.TABLE
+            )
+            organization, settings, session_factory = (
+                target.organization,
+                target.settings,
+                target.session_factory,
+            )
         org = store.organization(organization)
         if org is None:
             raise domain.InvalidInput(
@@ -127,15 +184,16 @@ def cleanup(
         if execute and plan.actionable:
             total = sum(d.candidate.monthly_cost for d in plan.actionable)
             _confirm(f"Act on {len(plan.actionable)} items worth {total:,.2f} USD/month?", yes)
-        options = cleaning.CleanupOptions(
-            dry_run=not execute, actor_email=actor, settings=get_settings()
-        )
+        options = cleaning.CleanupOptions(dry_run=not execute, actor_email=actor, settings=settings)
+        if session_factory is not None:
+            options.session_factory = session_factory
         with output.errors.status("cleaning up..." if execute else "dry-running...") as status:
             options.progress = lambda r: status.update(
                 f"{r.outcome}: {r.resource_type} {r.resource_id}"
             )
             report = cleaning.run_cleanup(store, organization, loaded, options)
     finally:
+        stack.close()
         handle.close()
     rows = [
         {
@@ -345,7 +403,7 @@ def actions(
             "resource_id": r.resource_id,
             "region": r.region,
             "mode": "dry run" if r.dry_run else "real",
-            "status": r.status,
+            "status": f"{r.status} (dry run)" if r.dry_run else r.status,
             "by": r.executed_by or r.execution_method,
             "savings": r.estimated_monthly_savings,
             "rollback": ("done" if r.rollback_executed else "possible")
@@ -365,8 +423,6 @@ def actions(
             "id",
             "action",
             "resource_id",
-            "region",
-            "mode",
             "status",
             "by",
             "savings",
