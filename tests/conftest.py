@@ -31,6 +31,8 @@ os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 
 from moto.server import ThreadedMotoServer  # noqa: E402
 
+from tests import containers  # noqa: E402
+
 # One line per request from moto's web server drowns every failure report.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
@@ -128,3 +130,19 @@ def empty_database_url(pg_server_url: str) -> Iterator[str]:
     finally:
         admin.dispose_all()
         admin.drop_database(pg_server_url, name)
+
+
+# --- The operator image -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def container_image() -> Iterator[containers.Image]:
+    """The image built from this checkout, once per session; skips without a container engine."""
+    engine = containers.find_engine()
+    if engine is None:
+        pytest.skip(containers.no_engine_reason())
+    image = containers.build_image(engine)
+    try:
+        yield image
+    finally:
+        engine.run("rmi", "-f", image.tag, check=False, timeout=300)

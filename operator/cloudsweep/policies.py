@@ -346,7 +346,10 @@ def decide(
     if not policy.auto_execute:
         closed.append("the policy does not autoExecute")
     if not candidate.organization_auto_cleanup:
-        closed.append("the organization's auto cleanup is off")
+        closed.append(
+            "the organization's auto cleanup is off (for a namespace: annotation "
+            "cloudsweep.io/auto-cleanup=enabled)"
+        )
     if not candidate.account_auto_cleanup:
         closed.append(f"account {candidate.account_id}'s auto cleanup is off")
     if closed:

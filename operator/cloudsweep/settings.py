@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,6 +77,42 @@ class Settings(BaseSettings):
         description="Operator: talk to this Kubernetes API URL (e.g. `kubectl proxy`) instead of the "
         "in-cluster or kubeconfig credentials.",
     )
+    log_format: Literal["full", "plain", "json"] = Field(
+        default="full",
+        description="Operator: log lines as `full` text (time, logger, level), `plain` messages, or "
+        "`json` objects for log pipelines; objects' namespace and name are included.",
+    )
+    kube_request_timeout_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="Operator: a Kubernetes API request (not a watch) that takes longer is "
+        "abandoned and retried, so a hung API server never blocks a handler for long.",
+    )
+    kube_connect_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="Operator: time allowed to connect to the Kubernetes API server.",
+    )
+    kube_watch_timeout_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="Operator: the API server ends each watch request after this long and the "
+        "operator resumes it; the operator itself gives up on one 30 s later.",
+    )
+    kube_watch_inactivity_seconds: float = Field(
+        default=70,
+        gt=0,
+        description="Operator: a watch that delivers nothing, not even a bookmark (the API server "
+        "sends one about every minute), for this long is dropped and reopened: a stalled "
+        "connection is noticed in this time, not at the end of the watch.",
+    )
+    kube_retry_max_backoff_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="Operator: Kubernetes API calls failing with 5xx, 429, 403, a time-out or a "
+        "connection error are retried after 1, 2, 5, 10 and 30 s, then every this many seconds, "
+        "without a limit: an API server outage only delays the operator.",
+    )
     status_refresh_seconds: int = Field(
         default=30,
         ge=1,
@@ -94,7 +131,15 @@ class Settings(BaseSettings):
     webhook_host: str | None = Field(
         default=None,
         description="Operator: the host name the API server uses for the webhook (its Service's DNS "
-        "name), written into the managed MutatingWebhookConfiguration.",
+        "name), written into the managed webhook configurations.",
+    )
+    webhook_service: str | None = Field(
+        default=None,
+        pattern=r"^([a-z0-9-]+/)?[a-z0-9-]+(:[0-9]+)?$",
+        description="Operator: `[namespace/]name[:port]` of the Service in front of the webhook; the "
+        "managed webhook configurations then name it (clientConfig.service, which every API server "
+        "can reach) instead of a URL (CLOUDSWEEP_WEBHOOK_HOST, which needs the API server to resolve "
+        "cluster DNS). Namespace: the operator's own; port: 443.",
     )
     webhook_certfile: Path | None = Field(
         default=None, description="Operator: webhook TLS certificate."
@@ -107,7 +152,8 @@ class Settings(BaseSettings):
     )
     webhook_managed: bool = Field(
         default=True,
-        description="Operator: let kopf create and keep the MutatingWebhookConfiguration up to date.",
+        description="Operator: let kopf create and keep the Mutating- and "
+        "ValidatingWebhookConfiguration `cloudsweep.io` up to date.",
     )
     aws_max_attempts: int = Field(default=5, ge=1, le=20, description="botocore standard retries.")
 

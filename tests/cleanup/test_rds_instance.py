@@ -15,6 +15,8 @@ groups, which is why the restore leaves default parameter and option groups to R
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from cloudsweep import aws
@@ -108,6 +110,29 @@ def test_final_snapshot_identifier_is_a_valid_rds_identifier():
     assert name == "cloudsweep-final-reports-db-1a2b3c4d"
     long = final_snapshot_identifier("a" * 300, "ffffffff-0000")
     assert len(long) <= 255 and long.endswith("-ffffffff") and "--" not in long
+
+
+# --- savings -------------------------------------------------------------------------------
+
+
+def test_savings_are_the_cost_less_what_each_action_leaves_billed(h):
+    """The finding's cost is what the instance costs now; an action saves that less what it
+    leaves billed: the final snapshot (delete) or the storage (stop)."""
+    _db(h, "reports-staging", stopped=True)
+    _db(h, "analytics-dev")
+    stopped = h.item(DETECTOR, "reports-staging")
+    idle = h.item(DETECTOR, "analytics-dev")
+    # us-east-1 gp3, 200 GiB, 12,000 IOPS, 500 MiB/s (baseline 3,000 and 125 below 400 GiB):
+    # 200 x 0.115 + 9,000 x 0.02 + 375 x 0.08 = 233.00; db.m5.large PostgreSQL: 129.94.
+    assert stopped.monthly_cost == Decimal("233.00")
+    assert idle.monthly_cost == Decimal("362.94")
+
+    # The final snapshot kept: 200 GiB of RDS snapshot storage x 0.095 = 19.00 a month.
+    assert DELETE.estimated_monthly_savings(stopped) == Decimal("214.00")
+    assert DELETE.estimated_monthly_savings(idle) == Decimal("343.94")
+    # A stopped instance still pays for its storage: stopping saves the instance hours only.
+    assert STOP.estimated_monthly_savings(idle) == Decimal("129.94")
+    assert STOP.estimated_monthly_savings(stopped) == Decimal("0.00")
 
 
 # --- final-snapshot-and-delete -------------------------------------------------------------

@@ -46,3 +46,10 @@ def test_demo_cleanup_dry_runs_by_default_then_acts_with_execute(data_home: Path
     assert volume["rollback"] == "possible" and volume["rollback_data"]["snapshot_id"].startswith(
         "snap-"
     )
+
+
+def test_messages_keep_their_brackets(data_home: Path) -> None:
+    """rich reads "[x]" as markup: what users typed (and AWS said) must reach them as it is."""
+    result = _cloudsweep("rollback", "not-an-id[demo]", data_home=data_home)
+    assert result.returncode == 1
+    assert "'not-an-id[demo]' is not an action ID" in result.stderr

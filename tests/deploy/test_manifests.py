@@ -189,22 +189,30 @@ def test_services_pdb_and_network_policy_select_the_operator(overlay: str) -> No
 
 
 EXPECTED_OPERATOR_RULES = [
-    ("cloudsweep.io", "awsaccounts", ("get", "list", "watch", "patch")),
-    ("cloudsweep.io", "scanschedules", ("get", "list", "watch", "patch")),
-    ("cloudsweep.io", "cleanuppolicies", ("get", "list", "watch", "patch")),
-    ("cloudsweep.io", "awsaccounts/status", ("get", "patch")),
-    ("cloudsweep.io", "scanschedules/status", ("get", "patch")),
-    ("cloudsweep.io", "cleanuppolicies/status", ("get", "patch")),
-    ("", "namespaces", ("get", "list", "watch")),
+    ("cloudsweep.io", "awsaccounts", ("list", "watch", "patch")),
+    ("cloudsweep.io", "scanschedules", ("list", "watch", "patch")),
+    ("cloudsweep.io", "cleanuppolicies", ("list", "watch", "patch")),
+    ("cloudsweep.io", "awsaccounts/status", ("patch",)),
+    ("cloudsweep.io", "scanschedules/status", ("patch",)),
+    ("cloudsweep.io", "cleanuppolicies/status", ("patch",)),
+    ("", "namespaces", ("list", "watch")),
     ("", "events", ("create",)),
-    ("events.k8s.io", "events", ("create",)),
     ("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch")),
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", ("create",)),
     (
         "admissionregistration.k8s.io",
         "mutatingwebhookconfigurations@cloudsweep.io",
-        ("get", "patch"),
+        ("patch",),
     ),
+    # kopf's managed mode creates and patches both kinds, and exits if either is forbidden.
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", ("create",)),
+    (
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations@cloudsweep.io",
+        ("patch",),
+    ),
+    # The validating webhook's SubjectAccessReviews (tenant verbs approve and configure).
+    ("authorization.k8s.io", "subjectaccessreviews", ("create",)),
 ]
 
 

@@ -26,11 +26,12 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.e2e import samples
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 NS = "cloudsweep"
 TEAM = "team-e2e"
-ACCOUNT = "123456789012"  # moto's default account
 IMAGE = "cloudsweep:dev"
 
 
@@ -157,29 +158,11 @@ def world(cluster: Callable[..., str]) -> dict[str, str]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def _samples(volume_id: str) -> str:
-    docs = []
-    for name in ("awsaccount", "scanschedule", "cleanuppolicy"):
-        doc = yaml.safe_load((REPO / "deploy" / "samples" / f"{name}.yaml").read_text())
-        spec = doc["spec"]
-        if doc["kind"] == "AwsAccount":
-            spec.update(accountId=ACCOUNT, roleArn=f"arn:aws:iam::{ACCOUNT}:role/CloudSweep")
-            spec["regions"] = ["us-east-1"]
-        elif doc["kind"] == "ScanSchedule":
-            spec.update(regions=["us-east-1"], resourceTypes=["ebs-volume"])
-            spec["parameters"] = {"ebs-volume": {"min_age_days": 0}}
-        else:
-            spec["rules"].update(minAgeDays=0, minConfidence=0, regions=["us-east-1"])
-            spec.update(dryRun=True, approvals=[])
-            spec["rules"].pop("excludeTags", None)
-        docs.append(doc)
-    return yaml.safe_dump_all(docs)
-
-
 @pytest.fixture(scope="module")
 def applied(cluster: Callable[..., str], world: dict[str, str]) -> dict[str, str]:
     cluster("create", "namespace", TEAM)
-    cluster("-n", TEAM, "apply", "-f", "-", input=_samples(world["volume"]))
+    cluster("annotate", "namespace", TEAM, f"{samples.AUTO_CLEANUP_ANNOTATION}=enabled")
+    cluster("-n", TEAM, "apply", "-f", "-", input=yaml.safe_dump_all(samples.adapted_samples()))
     cluster(
         "-n",
         TEAM,
@@ -259,7 +242,8 @@ def test_dry_run_cleanup_changes_nothing(
 ) -> None:
     def evaluated() -> bool:
         policy = _get(cluster, "cleanuppolicy", "unattached-volumes")
-        return _condition(policy, "Ready")["reason"] in ("Evaluated", "AwaitingApproval")
+        ready = _condition(policy, "Ready")["reason"] in ("Evaluated", "AwaitingApproval")
+        return ready and int(policy["status"].get("matched", 0)) >= 1
 
     eventually(evaluated, timeout=600, what="CleanupPolicy evaluated")
     out = _moto(

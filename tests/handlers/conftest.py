@@ -4,13 +4,19 @@ server, a real PostgreSQL. Nothing of CloudSweep is patched.
 KMock 0.8 parses ``/api/v1/namespaces`` as the namespace path marker and answers 500; a real API
 server serves the namespaces there. ``_kmock_namespaces`` corrects the emulator's path parser for
 exactly that (the cluster-scoped namespaces collection and one namespace by name).
+
+API server failures are injected with ``Cluster.inject`` (errors, hung requests, silent watches),
+checked before the emulator applies a request, so a rejected write is really not written;
+``Cluster.down``/``up`` close and reopen its port (the emulator keeps its objects).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -18,8 +24,10 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp.web
 import pytest
 
 # Read when cloudsweep.handlers is imported (kopf timers take their intervals then).
@@ -47,24 +55,151 @@ def _parse_path(path: str) -> Any:
     return _original_parse_path(path)
 
 
+@dataclass
+class Fault:
+    """An API server misbehaviour for the requests that match ``method``, ``path`` (a regular
+    expression searched in the URL path), ``watch`` (watch requests only, or none) and ``body``
+    (a substring of the request body).
+
+    It answers ``status`` with a Kubernetes Status, or with ``stall`` keeps the request open and
+    never answers (with ``stall_headers``: a watch that sends its headers, then nothing). With
+    ``applied`` the request takes effect first and only the answer is lost (a proxy's 504 after
+    the write). ``times``: how many requests it catches (None: until cleared); ``hits`` counts.
+    """
+
+    method: str | None = None
+    path: str | None = None
+    watch: bool | None = None
+    body: str | None = None
+    status: int = 503
+    reason: str = "ServiceUnavailable"
+    stall: bool = False
+    stall_headers: bool = False
+    applied: bool = False
+    times: int | None = 1
+    hits: int = 0
+
+    def matches(self, request: Any) -> bool:
+        if self.method is not None and str(request.method.value).upper() != self.method.upper():
+            return False
+        if self.path is not None and not re.search(self.path, request.url.path):
+            return False
+        if self.watch is not None and (request.params.get("watch") == "true") != self.watch:
+            return False
+        return self.body is None or self.body in (request.text or "")
+
+
 class _Emulator(kmock.KubernetesEmulator):
     """KMock's emulator plus ``metadata.generateName``, which a real API server honours (kopf
-    names its Events that way; without it every Event after the first is a 409 conflict)."""
+    names its Events that way; without it every Event after the first is a 409 conflict), and
+    injected faults (``Fault``)."""
+
+    faults: list[Fault]
+    faults_lock: threading.Lock
+    stopping: threading.Event
+
+    def _take_fault(self, request: Any) -> Fault | None:
+        with self.faults_lock:
+            for fault in self.faults:
+                if fault.matches(request):
+                    fault.hits += 1
+                    if fault.times is not None and fault.hits >= fault.times:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    async def _misbehave(self, fault: Fault, request: Any) -> Any:
+        if not fault.stall:
+            raise kmock.KubernetesError(
+                status=fault.status,
+                reason=fault.reason,
+                message=f"injected {fault.status}",
+                details={"kind": "injected"},  # not KMock's default: a traceback
+            )
+        response = None
+        if fault.stall_headers:
+            response = aiohttp.web.StreamResponse(
+                status=200, headers={"Content-Type": "application/json"}
+            )
+            await response.prepare(request._raw_request)
+        # Until the client gives up (aiohttp then cancels this handler) or the cluster stops.
+        while not self.stopping.is_set():
+            await asyncio.sleep(0.05)
+        return response if response is not None else aiohttp.web.Response(status=503)
 
     async def _handle(self, request: Any) -> Any:
+        fault = self._take_fault(request)
+        if fault is not None and not fault.applied:
+            return await self._misbehave(fault, request)
         data = request.data
         if request.action == kmock.action.CREATE and isinstance(data, dict):
             meta = data.setdefault("metadata", {})
             if not meta.get("name") and meta.get("generateName"):
                 meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:8]}"
-        return await super()._handle(request)
+        response = await super()._handle(request)
+        if fault is not None:
+            return await self._misbehave(fault, request)
+        return response
 
 
 class Cluster:
     """The emulated API server, reached over HTTP like a real one."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
+    def __init__(self, emulator: _Emulator, loop: asyncio.AbstractEventLoop) -> None:
+        self.emulator = emulator
+        self.loop = loop
+        self.port: int | None = None  # any free port at first, then always that one
+        self.server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- failures ----------------------------------------------------------------------------
+
+    def inject(self, **fault: Any) -> Fault:
+        """Misbehave for matching requests from now on (see ``Fault``); returns it to count hits."""
+        injected = Fault(**fault)
+        with self.emulator.faults_lock:
+            self.emulator.faults.append(injected)
+        return injected
+
+    def clear_faults(self) -> None:
+        with self.emulator.faults_lock:
+            self.emulator.faults.clear()
+
+    def requests(self, method: str | None = None, path: str | None = None) -> list[Any]:
+        """The requests the API server received (KMock records every one), optionally filtered."""
+        return [r for r in list(self.emulator) if Fault(method=method, path=path).matches(r)]
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(15)
+
+    def up(self) -> None:
+        """Listen on the cluster's port (again): the same emulator, so every object is kept."""
+
+        async def start() -> Any:
+            server = kmock.Server(self.emulator, port=self.port)
+            await server.__aenter__()
+            return server
+
+        assert self.server is None
+        self.server = self._run(start())
+        self.port = self.server.port
+
+    def down(self) -> None:
+        """Close the port, and every open connection: clients get "connection refused"."""
+
+        async def stop(server: Any) -> None:
+            for connection in server.server.runner.server.connections:
+                connection.force_close()  # open watches too: aiohttp would wait a minute
+            await server.__aexit__(None, None, None)
+
+        server, self.server = self.server, None
+        if server is not None:
+            self._run(stop(server))
+
+    # --- objects -----------------------------------------------------------------------------
 
     def request(
         self, method: str, path: str, body: Any = None, content_type: str = "application/json"
@@ -142,6 +277,16 @@ def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "conditi
     raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
 
 
+def alive(operator: Any) -> bool:
+    """The operator's liveness endpoint answers (as the kubelet's probe sees it): kopf stops
+    serving it when the operator stops, for whatever reason."""
+    try:
+        with urllib.request.urlopen(operator.healthz, timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 def condition(obj: Any, kind: str) -> dict[str, Any] | None:
     for c in (obj or {}).get("status", {}).get("conditions") or []:
         if c.get("type") == kind:
@@ -156,7 +301,10 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
 
     def serve() -> None:
         async def main() -> None:
-            async with _Emulator() as emulator, kmock.Server(emulator) as server:
+            async with _Emulator() as emulator:
+                emulator.faults = []
+                emulator.faults_lock = threading.Lock()
+                emulator.stopping = state["stop"]
                 emulator.resources.load_bundled()
                 for plural, kind in (
                     ("awsaccounts", "AwsAccount"),
@@ -170,17 +318,25 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
                         subresources={"status"},
                         categories={"cloudsweep"},
                     )
-                state["url"] = str(server.url)
+                state["cluster"] = Cluster(emulator, asyncio.get_running_loop())
                 state["ready"].set()
-                while not state["stop"].is_set():
-                    await asyncio.sleep(0.05)
+                try:
+                    while not state["stop"].is_set():
+                        await asyncio.sleep(0.05)
+                finally:
+                    server = state["cluster"].server
+                    if server is not None:
+                        with contextlib.suppress(Exception):
+                            await server.__aexit__(None, None, None)
 
         asyncio.run(main())
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     assert state["ready"].wait(10)
-    yield Cluster(state["url"])
+    cluster: Cluster = state["cluster"]
+    cluster.up()
+    yield cluster
     state["stop"].set()
     thread.join(10)
 
@@ -222,11 +378,18 @@ def webhook_port() -> int:
 
 
 @pytest.fixture
+def operator_env() -> dict[str, str]:
+    """More environment for the operator's start-up (kopf settings); parametrize to change."""
+    return {}
+
+
+@pytest.fixture
 def operator(
     cluster: Cluster,
     webhook_port: int,
     database_url: str,
     operator_settings: Settings,
+    operator_env: dict[str, str],
     recorder: aws.CallRecorder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Any]:
@@ -236,6 +399,8 @@ def operator(
     from cloudsweep import handlers
     from cloudsweep.handlers import runtime
 
+    for name, value in operator_env.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("CLOUDSWEEP_KUBE_API_URL", cluster.url)
     monkeypatch.setenv("CLOUDSWEEP_WEBHOOK_PORT", str(webhook_port))
     monkeypatch.setenv("CLOUDSWEEP_WEBHOOK_ADDR", "127.0.0.1")
@@ -249,14 +414,23 @@ def operator(
     stop = threading.Event()
     ready = threading.Event()
 
+    healthz = f"http://127.0.0.1:{_free_port()}/healthz"
+
     def run() -> None:
         asyncio.run(
-            kopf.operator(clusterwide=True, standalone=True, stop_flag=stop, ready_flag=ready)
+            kopf.operator(
+                clusterwide=True,
+                standalone=True,
+                stop_flag=stop,
+                ready_flag=ready,
+                liveness_endpoint=healthz,
+            )
         )
 
-    thread = threading.Thread(target=run, daemon=True)
+    thread = threading.Thread(target=run, daemon=True, name="operator")
     thread.start()
     assert ready.wait(20), "the operator did not start"
+    rt.healthz = healthz  # type: ignore[attr-defined]  # see alive()
     try:
         yield rt
     finally:
@@ -266,3 +440,90 @@ def operator(
         runtime.configure(None)
         get_settings.cache_clear()
         del handlers
+
+
+# --- SubjectAccessReviews --------------------------------------------------------------------
+
+SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+
+
+@dataclass
+class AccessReviews:
+    """The emulated API server's answers to SubjectAccessReviews (KMock evaluates no RBAC).
+
+    ``grants`` holds (subject, verb, namespace): a subject is a user name or ``group:NAME``, and a
+    review is allowed when its user or one of its groups has the verb in the namespace (on
+    cleanuppolicies.cloudsweep.io; other resources are never allowed). ``failure``: answer that
+    HTTP status instead; ``stall``: never answer (until the client gives up or the cluster
+    stops). ``received``: every review's body, in order.
+    """
+
+    grants: set[tuple[str, str, str]]
+    failure: int | None = None
+    stall: bool = False
+    received: list[dict[str, Any]] | None = None
+
+    def allow(self, subject: str, verb: str, namespace: str) -> None:
+        self.grants.add((subject, verb, namespace))
+
+    def decide(self, review: dict[str, Any]) -> bool:
+        spec = review.get("spec") or {}
+        attributes = spec.get("resourceAttributes") or {}
+        if (attributes.get("group"), attributes.get("resource")) != (
+            "cloudsweep.io",
+            "cleanuppolicies",
+        ):
+            return False
+        subjects = {spec.get("user")} | {f"group:{g}" for g in spec.get("groups") or []}
+        return any(
+            (subject, attributes.get("verb"), attributes.get("namespace")) in self.grants
+            for subject in subjects
+        )
+
+
+@pytest.fixture
+def access_reviews(cluster: Cluster) -> AccessReviews:
+    """Make the cluster answer SubjectAccessReviews from a table (see ``AccessReviews``).
+
+    KMock's emulator would store each review as an object (and refuse the second one, which has
+    no name either, as a conflict), so they are answered before it sees them; KMock still
+    records the request (``cluster.requests``).
+    """
+    reviews = AccessReviews(grants=set(), received=[])
+    emulator = cluster.emulator
+    handle = emulator._handle
+
+    async def answer(request: Any) -> Any:
+        if (
+            str(request.method.value).upper() != "POST"
+            or request.url.path.rstrip("/") != SUBJECT_ACCESS_REVIEWS
+        ):
+            return await handle(request)
+        review = request.data if isinstance(request.data, dict) else {}
+        assert reviews.received is not None
+        reviews.received.append(review)
+        if reviews.stall:
+            deadline = time.monotonic() + 30
+            while not emulator.stopping.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            return aiohttp.web.Response(status=503)
+        if reviews.failure is not None:
+            status = {
+                "apiVersion": "v1",
+                "kind": "Status",
+                "status": "Failure",
+                "message": "injected failure",
+                "code": reviews.failure,
+            }
+            return aiohttp.web.json_response(status, status=reviews.failure)
+        allowed = reviews.decide(review)
+        return aiohttp.web.json_response(
+            {
+                **review,
+                "status": {"allowed": allowed, **({} if allowed else {"reason": "no RBAC rule"})},
+            },
+            status=201,
+        )
+
+    emulator._handle = answer  # type: ignore[method-assign]  # this cluster's emulator only
+    return reviews

@@ -4,7 +4,6 @@ tenancy across namespaces, and approvals stamped (and signed) by the admission w
 from __future__ import annotations
 
 import json
-import urllib.request
 from typing import Any
 
 from cloudsweep.aws import demo_world
@@ -12,6 +11,7 @@ from cloudsweep.store import FindingFilter
 
 from .conftest import Cluster, condition, wait_for
 from .test_awsaccounts import account_spec
+from .test_policy_access import review
 
 NS = "team-a"
 
@@ -184,32 +184,8 @@ def test_suspended_schedules_and_invalid_objects_are_conditions(
 def _admission(
     port: int, obj: dict[str, Any], old: dict[str, Any] | None, user: str
 ) -> dict[str, Any]:
-    review = {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "req-1",
-            "kind": {"group": "cloudsweep.io", "version": "v1alpha1", "kind": "CleanupPolicy"},
-            "resource": {
-                "group": "cloudsweep.io",
-                "version": "v1alpha1",
-                "resource": "cleanuppolicies",
-            },
-            "name": obj["metadata"]["name"],
-            "namespace": obj["metadata"]["namespace"],
-            "operation": "UPDATE" if old else "CREATE",
-            "userInfo": {"username": user},
-            "object": obj,
-            "oldObject": old,
-            "dryRun": False,
-        },
-    }
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/stamp-approvals", data=json.dumps(review).encode(), method="POST"
-    )
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return dict(json.loads(response.read()))
+    """The mutating webhook's AdmissionReview answer, as the API server receives it."""
+    return {"response": review(port, "stamp-approvals", obj, old, {"username": user})}
 
 
 def _apply_patch(obj: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
@@ -377,4 +353,82 @@ def test_a_restart_does_not_fire_every_due_schedule_at_once(
         cluster.get("scanschedules", NS, n)["status"].get("lastScheduleTime")
         == "2026-01-01T00:00:00Z"
         for n in names
+    )
+
+
+def test_auto_execute_needs_the_namespace_the_account_and_the_policy(
+    cluster: Cluster, operator, world, recorder
+) -> None:
+    """Three keys: without the namespace's annotation the items wait; with it, a dry-run policy
+    plans and dry-runs them by itself, changing nothing; removing it closes the door again."""
+    cluster.create_namespace(NS, "uid-team-a")
+    cluster.create(
+        "awsaccounts",
+        "AwsAccount",
+        NS,
+        "prod",
+        account_spec(world, autoCleanupEnabled=True),
+        labels={"env": "prod"},
+    )
+    policy_spec = {
+        "resourceType": "elastic-ip",
+        "action": "release",
+        "accountSelector": {},
+        "rules": {"minAgeDays": 0, "minConfidence": 50},
+        "autoExecute": True,
+        "maxMonthlyCost": "10.00",
+        "dryRun": True,
+    }
+    cluster.create("cleanuppolicies", "CleanupPolicy", NS, "idle-ips", policy_spec)
+    cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec())
+
+    def run_now(value: str) -> None:
+        cluster.patch(
+            "scanschedules",
+            NS,
+            "nightly",
+            {"metadata": {"annotations": {"cloudsweep.io/run-now": value}}},
+        )
+        wait_for(
+            lambda: (
+                (s := cluster.get("scanschedules", NS, "nightly")["status"])["lastRunNow"] == value
+                and s["lastRunOutcome"] == "completed"
+            ),
+            timeout=60,
+            what=f"scan {value}",
+        )
+
+    run_now("closed")
+    pending = wait_for(
+        lambda: cluster.get("cleanuppolicies", NS, "idle-ips")["status"].get("pendingApprovals"),
+        what="items waiting",
+    )
+    assert "cloudsweep.io/auto-cleanup" in pending[0]["reason"], pending[0]
+    assert operator.store.actions(NS) == []
+
+    def annotate(value: str | None) -> None:
+        cluster.request(
+            "PATCH",
+            f"/api/v1/namespaces/{NS}",
+            {"metadata": {"annotations": {"cloudsweep.io/auto-cleanup": value}}},
+            "application/merge-patch+json",
+        )
+
+    annotate("enabled")
+    # The policy's periodic evaluation reads the namespace index and syncs the organization.
+    wait_for(
+        lambda: operator.store.organization(NS).auto_cleanup_enabled,
+        what="the namespace's opt-in reaching the organization",
+    )
+    run_now("open")
+    actions = wait_for(lambda: operator.store.actions(NS), timeout=60, what="dry-run actions")
+    assert actions and all(a.dry_run and a.success for a in actions), actions
+    assert {a.resource_type for a in actions} == {"elastic-ip"}
+    # A dry run asks AWS with DryRun=True and changes nothing.
+    assert [c for c in recorder.mutating() if not c.params.get("DryRun")] == []
+
+    annotate(None)
+    wait_for(
+        lambda: not operator.store.organization(NS).auto_cleanup_enabled,
+        what="the opt-in withdrawn",
     )

@@ -106,6 +106,9 @@ def test_estimated_regions_are_us_east_1_times_their_multiplier(
     assert prices.rds_instance_monthly(region, "db.m5.large", "mysql", False) == (
         prices.rds_instance_monthly(base, "db.m5.large", "mysql", False) * factor
     )
+    assert prices.rds_snapshot_monthly(region, 100) == (
+        prices.rds_snapshot_monthly(base, 100) * factor
+    )
     # Public IPv4 is one published price everywhere, never multiplied.
     assert prices.public_ipv4_monthly(region) == Decimal("3.65")
 
@@ -138,6 +141,7 @@ def test_every_lookup_answers_with_a_decimal_in_every_region(
             answers.append(prices.rds_storage_monthly(region, storage_type, 100, multi_az=multi_az))
     for storage_type in ("io1", "io2"):
         answers.append(prices.rds_storage_monthly(region, storage_type, 100, 3000))
+    answers.append(prices.rds_snapshot_monthly(region, 100))
     assert all(isinstance(answer, Decimal) for answer in answers)
     assert all(answer > 0 for answer in answers)
 
@@ -317,6 +321,19 @@ def test_rds_gp3_baseline_depends_on_the_engine(prices: PriceCatalog) -> None:
     ) == Decimal("237.5")
 
 
+def test_rds_snapshot_storage(prices: PriceCatalog) -> None:
+    # us-east-1: $0.095/GB-month of backup storage beyond the free amount; not doubled by
+    # Multi-AZ, and cheaper per GB than the gp2/gp3 storage it replaces ($0.115).
+    assert prices.rds_snapshot_monthly("us-east-1", 100) == Decimal("9.5")
+    assert prices.rds_snapshot_monthly("us-east-1", Decimal("12.5")) == Decimal("1.1875")
+    assert prices.rds_snapshot_monthly("eu-west-1", 100) == Decimal("10.45")  # x 1.10
+    assert prices.rds_snapshot_monthly("us-east-1", 100) < prices.rds_storage_monthly(
+        "us-east-1", "gp2", 100
+    )
+    with pytest.raises(ValueError, match="size_gib must not be negative"):
+        prices.rds_snapshot_monthly("us-east-1", -1)
+
+
 # --- loading other files ---------------------------------------------------------------------------
 
 
@@ -353,6 +370,9 @@ def test_load_catalog_reads_another_file(tmp_path: Path) -> None:
     assert other.ebs_volume_monthly("us-east-1", "gp2", 10) == Decimal("1")
     with pytest.raises(UnknownPrice, match="public IPv4 addresses in us-east-1"):
         other.public_ipv4_monthly("us-east-1")
+    # A catalog written before RDS snapshot prices were kept has none: unknown, not zero.
+    with pytest.raises(UnknownPrice, match="RDS snapshot storage in us-east-1"):
+        other.rds_snapshot_monthly("us-east-1", 100)
 
 
 @pytest.mark.parametrize(
@@ -364,6 +384,10 @@ def test_load_catalog_reads_another_file(tmp_path: Path) -> None:
         (
             lambda d: d["regions"]["us-east-1"]["ebs_volumes"]["gp2"].update(gb_month=True),
             r"ebs_volumes\.gp2\.gb_month must be a price string",
+        ),
+        (
+            lambda d: d["regions"]["us-east-1"].update(rds_snapshot_gb_month="-0.1"),
+            r"us-east-1\.rds_snapshot_gb_month must be a finite, non-negative price",
         ),
         (
             lambda d: d["regions"]["us-east-1"]["ebs_volumes"]["gp2"].update(

@@ -257,6 +257,35 @@ def test_iops_billed_storage_without_its_iops_rate_is_left_out(
     assert volumes["gp2"] == {"gb_month": "0.1"}
 
 
+def _backup_product(usagetype: str, region: str, usd: str) -> offers.OfferProduct:
+    # Written here, not recorded: the recorded pages hold no backup-storage product.
+    return offers.OfferProduct(
+        sku=f"SKU-{usagetype}",
+        service_code="AmazonRDS",
+        product_family="Storage Snapshot",
+        attributes={"usagetype": usagetype, "regionCode": region, "databaseEngine": "Any"},
+        on_demand=(offers.PriceDimension(unit="GB-Mo", usd=Decimal(usd)),),
+    )
+
+
+def test_rds_backup_storage_is_kept_and_aurora_backup_storage_is_not(
+    ec2_products: list[offers.OfferProduct], tmp_path: Path
+) -> None:
+    products = [
+        *ec2_products,
+        _backup_product("RDS:ChargedBackupUsage", "us-east-1", "0.095"),
+        _backup_product("Aurora:BackupUsage", "us-east-1", "0.021"),
+        _backup_product("EU-Aurora:BackupUsage", "eu-west-1", "0.021"),
+    ]
+    doc = build.build_catalog(products, version="2026-11-01")
+    assert doc["regions"]["us-east-1"]["rds_snapshot_gb_month"] == "0.095"
+    assert "rds_snapshot_gb_month" not in doc["regions"]["eu-west-1"]
+    prices = catalog.load_catalog(build.write_catalog(doc, tmp_path / "catalog.json"))
+    assert prices.rds_snapshot_monthly("us-east-1", 200) == Decimal("19")
+    with pytest.raises(UnknownPrice, match="RDS snapshot storage in eu-west-1"):
+        prices.rds_snapshot_monthly("eu-west-1", 200)
+
+
 def test_refresh_turns_price_list_strings_into_a_valid_document(
     price_list_items: list[str], tmp_path: Path
 ) -> None:
@@ -411,5 +440,10 @@ def test_iter_price_lists_refuses_a_malformed_filter_before_calling_aws() -> Non
 def test_refresh_queries_cover_the_services_the_builder_reads() -> None:
     services = {service for service, _ in pricing_api.REFRESH_QUERIES}
     assert services == {"AmazonEC2", "AmazonVPC", "AWSELB", "AmazonRDS"}
+    # RDS backup storage (RDS:ChargedBackupUsage) is listed as a "Storage Snapshot" product.
+    assert (
+        "AmazonRDS",
+        ({"Type": "TERM_MATCH", "Field": "productFamily", "Value": "Storage Snapshot"},),
+    ) in pricing_api.REFRESH_QUERIES
     for _, filters in pricing_api.REFRESH_QUERIES:
         pricing_api._filters(filters)  # each is well-formed

@@ -25,7 +25,20 @@ from typing import Any, Final, Literal
 # with hundreds of public AMIs and their snapshots, which would drown the seeded waste.
 os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
 
-from moto.server import ThreadedMotoServer
+from cloudsweep.domain import InvalidInput
+
+
+class DemoUnavailable(InvalidInput):
+    """moto is not installed: the demo is an extra (``cloudsweep[demo]``), not in the image."""
+
+
+try:
+    from moto.server import ThreadedMotoServer
+except ModuleNotFoundError as _missing:  # pragma: no cover - depends on the installation
+    raise DemoUnavailable(
+        "the demo's emulated AWS needs moto, which this installation leaves out (the operator "
+        "image does): pip install 'cloudsweep[demo]', or run `make demo` in a checkout"
+    ) from _missing
 
 LOOPBACK: Final = "127.0.0.1"
 

@@ -48,6 +48,8 @@ REFRESH_QUERIES: tuple[tuple[str, tuple[Mapping[str, str], ...]], ...] = (
         "AmazonRDS",
         ({"Type": "TERM_MATCH", "Field": "productFamily", "Value": "Provisioned Throughput"},),
     ),
+    # DB snapshot (backup) storage: what a final snapshot kept after a cleanup costs.
+    ("AmazonRDS", ({"Type": "TERM_MATCH", "Field": "productFamily", "Value": "Storage Snapshot"},)),
 )
 
 Page = tuple[Sequence[str], str | None]

@@ -1,4 +1,4 @@
-"""Helpers every cleanup action shares: AWS calls, tags, protection, dry runs, waiters.
+"""Helpers every cleanup action shares: AWS calls, tags, protection, dry runs, waiters, savings.
 
 Imported by the action modules of ``cloudsweep.cleanup``; not an action itself.
 """
@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from cloudsweep import aws
 from cloudsweep.aws import ErrorKind
-from cloudsweep.cleanup.base import ActionContext, ActionParameters, DryRunResult
+from cloudsweep.cleanup.base import (
+    ActionContext,
+    ActionParameters,
+    CleanupItem,
+    DryRunResult,
+    Outcome,
+)
+from cloudsweep.domain import money
+from cloudsweep.pricing import PriceCatalog, active
 
 # A protection tag whose value is one of these does not protect (``do-not-delete=false``), as in
 # the detectors.
@@ -27,6 +36,62 @@ def call(ctx: ActionContext, operation: str, **params: Any) -> dict[str, Any]:
     """One EC2 call of the item's account and region; failures raise ``aws.AwsError``."""
     with aws.translated("ec2", operation, ctx.region):
         return dict(getattr(ctx.client("ec2"), _method(operation))(**params))
+
+
+def describe_one(describe: Callable[[], Mapping[str, Any]], key: str) -> dict[str, Any] | None:
+    """The first entry of the list ``key`` of a Describe answer (``describe()``, any service), or
+    None when the list is empty or AWS answers that the resource does not exist."""
+    try:
+        found = describe().get(key) or []
+    except aws.AwsError as exc:
+        if exc.kind is ErrorKind.NOT_FOUND:
+            return None
+        raise
+    return dict(found[0]) if found else None
+
+
+def destroy(
+    ctx: ActionContext,
+    operation: str,
+    resource_id: str,
+    verb: str,
+    /,
+    *,
+    id_key: str,
+    note: str | None = None,
+    **params: Any,
+) -> Outcome:
+    """The destructive EC2 call ``operation`` (``DeleteVolume``, ``ReleaseAddress``...) with
+    ``params``; ``verb`` says what it does (``deleted``), ``note`` overrides the note of success.
+
+    Only reached after prepare recorded the intent, so a not-found answer means an earlier attempt
+    did it (its response was lost): the outcome is done, not a reason to try anything else.
+    """
+    try:
+        response = call(ctx, operation, **params)
+    except aws.AwsError as exc:
+        if exc.kind is ErrorKind.NOT_FOUND:
+            return Outcome(
+                {id_key: resource_id, "Error": exc.code},
+                already_done=True,
+                note=f"{resource_id} was already {verb} (an earlier attempt)",
+            )
+        raise
+    return Outcome(jsonable(response), note=note or f"{verb} {resource_id}")
+
+
+def gone_before_recorded(
+    ctx: ActionContext, service: str, operation: str, code: str, resource: str
+) -> aws.AwsError:
+    """What prepare raises when the resource is gone before its configuration was recorded."""
+    return aws.AwsError(
+        ErrorKind.NOT_FOUND,
+        service=service,
+        operation=operation,
+        code=code,
+        message=f"{resource} is gone before its configuration was recorded",
+        region=ctx.region,
+    )
 
 
 def jsonable(response: Mapping[str, Any]) -> dict[str, Any]:
@@ -127,3 +192,27 @@ def wait(
             message=f"{waiter_name}: {exc.message}",
             region=ctx.region,
         ) from exc
+
+
+def savings_keeping(
+    item: CleanupItem,
+    size_key: str,
+    kept: Callable[[PriceCatalog, str, int], Decimal],
+    *,
+    unpriced: Decimal | None = None,
+) -> Decimal:
+    """The item's monthly cost less what the copy the action keeps costs a month, at least 0.
+
+    ``kept(catalog, region, size_gib)`` prices the copy (a snapshot) with the active catalog, at the
+    size the scan priced the item at (``resource_details["pricing"][size_key]``). Without that
+    size or a price for the copy the result is ``unpriced``, by default the item's whole cost.
+    """
+    fallback = item.monthly_cost if unpriced is None else unpriced
+    size = (item.resource_details.get("pricing") or {}).get(size_key)
+    if size is None:
+        return fallback
+    try:
+        price = kept(active.active_catalog(), item.region, int(size))
+    except LookupError:
+        return fallback
+    return max(money(0), money(item.monthly_cost - price))

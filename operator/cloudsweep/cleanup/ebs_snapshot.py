@@ -36,7 +36,6 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from cloudsweep import aws
-from cloudsweep.aws import ErrorKind
 from cloudsweep.cleanup import register
 from cloudsweep.cleanup.base import (
     ACTION_TAG,
@@ -50,15 +49,17 @@ from cloudsweep.cleanup.base import (
 )
 from cloudsweep.cleanup.common import (
     call,
+    destroy,
     dry_run_calls,
     jsonable,
     protected_by,
+    savings_keeping,
     tag_map,
     user_tags,
 )
-from cloudsweep.cleanup.ebs_volume import SOURCE_VOLUME_TAG
+from cloudsweep.cleanup.ebs_volume import SOURCE_VOLUME_TAG, describe_snapshot
 from cloudsweep.domain import ActionType, money
-from cloudsweep.pricing import active
+from cloudsweep.pricing import PriceCatalog
 
 # Tiering statuses (DescribeSnapshotTierStatus) after which an archive request has nothing to do.
 _ARCHIVING = frozenset({"archival-in-progress", "archival-completed"})
@@ -72,14 +73,8 @@ _RESTORING = frozenset(
 _READ_PERMISSIONS = ("ec2:DescribeImages", "ec2:DescribeSnapshots")
 
 
-def describe_snapshot(ctx: ActionContext, snapshot_id: str) -> dict[str, Any] | None:
-    try:
-        found = call(ctx, "DescribeSnapshots", SnapshotIds=[snapshot_id]).get("Snapshots", [])
-    except aws.AwsError as exc:
-        if exc.kind is ErrorKind.NOT_FOUND:
-            return None
-        raise
-    return dict(found[0]) if found else None
+def _archive_monthly(prices: PriceCatalog, region: str, size_gib: int) -> Decimal:
+    return prices.ebs_snapshot_monthly(region, size_gib, "archive")
 
 
 def images_using(ctx: ActionContext, snapshot_id: str) -> list[str]:
@@ -215,16 +210,7 @@ class ArchiveSnapshot(_SnapshotAction):
         """The standard-tier cost minus the archive-tier cost of the same size (the size the
         scan priced: the full snapshot size when AWS reported it, else the volume's size).
         Restore fees are not counted; an unpriced archive tier counts as no saving."""
-        size = (item.resource_details.get("pricing") or {}).get("size_gib")
-        if size is None:
-            return money(0)
-        try:
-            archived = active.active_catalog().ebs_snapshot_monthly(
-                item.region, int(size), "archive"
-            )
-        except LookupError:
-            return money(0)
-        return max(money(0), money(item.monthly_cost - archived))
+        return savings_keeping(item, "size_gib", _archive_monthly, unpriced=money(0))
 
     def recheck(self, ctx: ActionContext, item: CleanupItem) -> Recheck:
         result = super().recheck(ctx, item)
@@ -320,17 +306,14 @@ class DeleteSnapshot(_SnapshotAction):
         params: ActionParameters,
         rollback_data: Mapping[str, Any],
     ) -> Outcome:
-        try:
-            response = call(ctx, "DeleteSnapshot", SnapshotId=item.resource_id)
-        except aws.AwsError as exc:
-            if exc.kind is ErrorKind.NOT_FOUND:
-                return Outcome(
-                    {"SnapshotId": item.resource_id, "Error": exc.code},
-                    already_done=True,
-                    note=f"{item.resource_id} was already deleted (an earlier attempt)",
-                )
-            raise
-        return Outcome(jsonable(response), note=f"deleted {item.resource_id}")
+        return destroy(
+            ctx,
+            "DeleteSnapshot",
+            item.resource_id,
+            "deleted",
+            id_key="SnapshotId",
+            SnapshotId=item.resource_id,
+        )
 
 
 __all__ = ["ArchiveSnapshot", "DeleteSnapshot"]

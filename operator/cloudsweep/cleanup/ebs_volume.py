@@ -1,4 +1,4 @@
-"""Cleanup actions for unattached EBS volumes: snapshot then delete (undoable), or delete outright.
+"""Cleanup action for unattached EBS volumes: snapshot, then delete (undoable).
 
 Registered in ``cleanup/__init__.py``; driven by ``cleanup.executor`` for approved ``ebs-volume``
 findings of the ``ebs-volume`` detector, whose ``resource_details`` carry the tags and, under
@@ -8,7 +8,7 @@ Example CleanupPolicy rule::
 
     rules:
       - resourceType: ebs-volume
-        action: snapshot-and-delete        # or "delete": no snapshot, no undo
+        action: snapshot-and-delete
         parameters: {wait_delay_seconds: 15, wait_max_attempts: 480}
 
 ``snapshot-and-delete``, step by step:
@@ -48,20 +48,21 @@ from cloudsweep.cleanup.base import (
 )
 from cloudsweep.cleanup.common import (
     call,
+    describe_one,
+    destroy,
     dry_run_calls,
-    jsonable,
     protected_by,
+    savings_keeping,
     tag_map,
     tag_specification,
     user_tags,
     wait,
 )
-from cloudsweep.domain import ActionType, money
-from cloudsweep.pricing import active
+from cloudsweep.domain import ActionType
+from cloudsweep.pricing import PriceCatalog
 
 SOURCE_VOLUME_TAG = "cloudsweep.io/source-volume"
 RESTORED_FROM_TAG = "cloudsweep.io/restored-from-snapshot"
-# A protection tag whose value is one of these does not protect (as in the detectors).
 # AWS accepts Iops only for these types and Throughput only for gp3 (gp2 reports a baseline IOPS
 # figure that CreateVolume would refuse).
 _IOPS_TYPES = frozenset({"io1", "io2", "gp3"})
@@ -107,13 +108,13 @@ class MissingRollbackData(aws.AwsError):
 
 
 def describe_volume(ctx: ActionContext, volume_id: str) -> dict[str, Any] | None:
-    try:
-        volumes = call(ctx, "DescribeVolumes", VolumeIds=[volume_id]).get("Volumes", [])
-    except aws.AwsError as exc:
-        if exc.kind is ErrorKind.NOT_FOUND:
-            return None
-        raise
-    return dict(volumes[0]) if volumes else None
+    return describe_one(lambda: call(ctx, "DescribeVolumes", VolumeIds=[volume_id]), "Volumes")
+
+
+def describe_snapshot(ctx: ActionContext, snapshot_id: str) -> dict[str, Any] | None:
+    return describe_one(
+        lambda: call(ctx, "DescribeSnapshots", SnapshotIds=[snapshot_id]), "Snapshots"
+    )
 
 
 def volume_config(volume: Mapping[str, Any]) -> dict[str, Any]:
@@ -174,40 +175,11 @@ def recheck_volume(ctx: ActionContext, item: CleanupItem) -> Recheck:
     return Recheck(True, "still unattached, unprotected and unchanged", facts)
 
 
-# --- actions ----------------------------------------------------------------------------------
-
-
-class _VolumeAction(CleanupAction):
-    resource_type: ClassVar[str] = "ebs-volume"
-    action_type: ClassVar[ActionType] = ActionType.DELETE
-
-    def recheck(self, ctx: ActionContext, item: CleanupItem) -> Recheck:
-        return recheck_volume(ctx, item)
-
-    def execute(
-        self,
-        ctx: ActionContext,
-        item: CleanupItem,
-        params: ActionParameters,
-        rollback_data: Mapping[str, Any],
-    ) -> Outcome:
-        try:
-            response = call(ctx, "DeleteVolume", VolumeId=item.resource_id)
-        except aws.AwsError as exc:
-            if exc.kind is ErrorKind.NOT_FOUND:
-                # Only reached after prepare recorded its intent: an earlier attempt deleted it
-                # (its response was lost), so this is done, not a reason to try anything else.
-                return Outcome(
-                    {"VolumeId": item.resource_id, "Error": exc.code},
-                    already_done=True,
-                    note=f"{item.resource_id} was already deleted (an earlier attempt)",
-                )
-            raise
-        return Outcome(jsonable(response), note=f"deleted {item.resource_id}")
+# --- the action -------------------------------------------------------------------------------
 
 
 @register
-class SnapshotAndDeleteVolume(_VolumeAction):
+class SnapshotAndDeleteVolume(CleanupAction):
     """Snapshot the volume, wait for the snapshot, then delete the volume; undo recreates it.
 
     Example CleanupPolicy rule::
@@ -220,7 +192,9 @@ class SnapshotAndDeleteVolume(_VolumeAction):
     the volume's tags, ``cloudsweep.io/action-id`` and ``cloudsweep.io/source-volume``.
     """
 
+    resource_type: ClassVar[str] = "ebs-volume"
     action: ClassVar[str] = "snapshot-and-delete"
+    action_type: ClassVar[ActionType] = ActionType.DELETE
     rollback_possible: ClassVar[bool] = True
     rollback_note: ClassVar[str] = (
         "recreates the volume from the snapshot taken before deletion, in the same availability "
@@ -240,14 +214,10 @@ class SnapshotAndDeleteVolume(_VolumeAction):
         """The volume's cost minus the snapshot's, priced at the volume's full size in the
         standard tier: an upper bound for the snapshot (EBS stores only written blocks), so the
         savings are a lower bound. An unpriced snapshot is not subtracted."""
-        size = (item.resource_details.get("pricing") or {}).get("size_gib")
-        if size is None:
-            return item.monthly_cost
-        try:
-            kept = active.active_catalog().ebs_snapshot_monthly(item.region, int(size))
-        except LookupError:
-            return item.monthly_cost
-        return max(money(0), money(item.monthly_cost - kept))
+        return savings_keeping(item, "size_gib", PriceCatalog.ebs_snapshot_monthly)
+
+    def recheck(self, ctx: ActionContext, item: CleanupItem) -> Recheck:
+        return recheck_volume(ctx, item)
 
     def dry_run(
         self, ctx: ActionContext, item: CleanupItem, params: ActionParameters
@@ -325,14 +295,9 @@ class SnapshotAndDeleteVolume(_VolumeAction):
         """The snapshot an earlier attempt of this action made: checkpointed, or tagged."""
         recorded_id = recorded.get("snapshot_id")
         if recorded_id:
-            try:
-                found = call(ctx, "DescribeSnapshots", SnapshotIds=[recorded_id])["Snapshots"]
-            except aws.AwsError as exc:
-                if exc.kind is not ErrorKind.NOT_FOUND:
-                    raise
-                found = []
-            if found:
-                return dict(found[0])
+            snapshot = describe_snapshot(ctx, recorded_id)
+            if snapshot is not None:
+                return snapshot
             # Deleted by someone since: fall through to the tag, else take a new snapshot.
         found = call(
             ctx,
@@ -367,18 +332,20 @@ class SnapshotAndDeleteVolume(_VolumeAction):
         if not snapshot_id:
             raise MissingRollbackData(item.resource_id, ctx.region, "no snapshot was recorded")
         # The undo copy must exist right before the data goes: someone may have deleted it since.
-        try:
-            snapshots = call(ctx, "DescribeSnapshots", SnapshotIds=[snapshot_id])["Snapshots"]
-        except aws.AwsError as exc:
-            if exc.kind is not ErrorKind.NOT_FOUND:
-                raise
-            snapshots = []
-        state = snapshots[0].get("State") if snapshots else "missing"
+        snapshot = describe_snapshot(ctx, snapshot_id)
+        state = snapshot.get("State") if snapshot else "missing"
         if state != "completed":
             raise MissingRollbackData(
                 item.resource_id, ctx.region, f"its snapshot {snapshot_id} is {state}"
             )
-        outcome = super().execute(ctx, item, params, rollback_data)
+        outcome = destroy(
+            ctx,
+            "DeleteVolume",
+            item.resource_id,
+            "deleted",
+            id_key="VolumeId",
+            VolumeId=item.resource_id,
+        )
         return Outcome(
             {**outcome.response, "SnapshotId": snapshot_id},
             already_done=outcome.already_done,

@@ -27,8 +27,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from cloudsweep import aws
-from cloudsweep.aws import ErrorKind
 from cloudsweep.cleanup import register
 from cloudsweep.cleanup.base import (
     ActionContext,
@@ -39,10 +37,14 @@ from cloudsweep.cleanup.base import (
     Outcome,
     Recheck,
 )
-
-# Shared EC2 call helpers; they live with the first EC2 action module until the cleanup package
-# grows a common home for them.
-from cloudsweep.cleanup.common import call, dry_run_calls, jsonable, protected_by, tag_map
+from cloudsweep.cleanup.common import (
+    call,
+    describe_one,
+    destroy,
+    dry_run_calls,
+    protected_by,
+    tag_map,
+)
 from cloudsweep.domain import ActionType
 
 
@@ -61,13 +63,7 @@ def describe_address(ctx: ActionContext, resource_id: str) -> dict[str, Any] | N
         if "AllocationId" in selector
         else {"PublicIps": [selector["PublicIp"]]}
     )
-    try:
-        found = call(ctx, "DescribeAddresses", **query).get("Addresses", [])
-    except aws.AwsError as exc:
-        if exc.kind is ErrorKind.NOT_FOUND:
-            return None
-        raise
-    return dict(found[0]) if found else None
+    return describe_one(lambda: call(ctx, "DescribeAddresses", **query), "Addresses")
 
 
 @register
@@ -150,20 +146,18 @@ class ReleaseAddress(CleanupAction):
         params: ActionParameters,
         rollback_data: Mapping[str, Any],
     ) -> Outcome:
+        public_ip = rollback_data.get("public_ip") or "the address"
         # NetworkBorderGroup is left out on purpose: a wrong one makes AWS answer NotFound, which
         # would be taken for "already released".
-        try:
-            response = call(ctx, "ReleaseAddress", **_selector(item.resource_id))
-        except aws.AwsError as exc:
-            if exc.kind is ErrorKind.NOT_FOUND:
-                return Outcome(
-                    {"AllocationId": item.resource_id, "Error": exc.code},
-                    already_done=True,
-                    note=f"{item.resource_id} was already released (an earlier attempt)",
-                )
-            raise
-        public_ip = rollback_data.get("public_ip") or "the address"
-        return Outcome(jsonable(response), note=f"released {public_ip} ({item.resource_id})")
+        return destroy(
+            ctx,
+            "ReleaseAddress",
+            item.resource_id,
+            "released",
+            id_key="AllocationId",
+            note=f"released {public_ip} ({item.resource_id})",
+            **_selector(item.resource_id),
+        )
 
 
 __all__ = ["ReleaseAddress"]

@@ -31,9 +31,9 @@ classic::
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from cloudsweep import aws, cleanup
 from cloudsweep.cleanup import common
@@ -65,10 +65,6 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     return value
-
-
-def _tag_map(tags: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
-    return {str(t["Key"]): str(t.get("Value", "")) for t in tags or ()}
 
 
 def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
@@ -184,36 +180,28 @@ class DeleteLoadBalancer(CleanupAction):
         return self._recheck_elbv2(ctx, item)
 
     def _describe_elbv2(self, ctx: ActionContext, arn: str) -> dict[str, Any] | None:
-        try:
-            found = _call(
+        return common.describe_one(
+            lambda: _call(
                 ctx,
                 _ELBV2,
                 "DescribeLoadBalancers",
                 "describe_load_balancers",
                 LoadBalancerArns=[arn],
-            )
-        except aws.AwsError as exc:
-            if _not_found(exc):
-                return None
-            raise
-        balancers = found.get("LoadBalancers") or []
-        return dict(balancers[0]) if balancers else None
+            ),
+            "LoadBalancers",
+        )
 
     def _describe_classic(self, ctx: ActionContext, name: str) -> dict[str, Any] | None:
-        try:
-            found = _call(
+        return common.describe_one(
+            lambda: _call(
                 ctx,
                 _CLASSIC,
                 "DescribeLoadBalancers",
                 "describe_load_balancers",
                 LoadBalancerNames=[name],
-            )
-        except aws.AwsError as exc:
-            if _not_found(exc):
-                return None
-            raise
-        balancers = found.get("LoadBalancerDescriptions") or []
-        return dict(balancers[0]) if balancers else None
+            ),
+            "LoadBalancerDescriptions",
+        )
 
     def _elbv2_attributes(self, ctx: ActionContext, arn: str) -> list[dict[str, str]]:
         answer = _call(
@@ -263,7 +251,7 @@ class DeleteLoadBalancer(CleanupAction):
         lb = self._describe_elbv2(ctx, arn)
         if lb is None:
             return Recheck.gone(f"load balancer {item.resource_id} no longer exists")
-        tags = _tag_map(self._elbv2_tags(ctx, [arn]).get(arn))
+        tags = common.tag_map(self._elbv2_tags(ctx, [arn]).get(arn))
         protected = _protected(tags, ctx)
         if protected:
             return Recheck(False, protected, {"tags": tags})
@@ -307,7 +295,7 @@ class DeleteLoadBalancer(CleanupAction):
         changed = self._replaced(item.resource_details.get("created_at"), lb)
         if changed:
             return Recheck(False, changed)
-        tags = _tag_map(self._classic_tags(ctx, name))
+        tags = common.tag_map(self._classic_tags(ctx, name))
         protected = _protected(tags, ctx)
         if protected:
             return Recheck(False, protected, {"tags": tags})
@@ -433,13 +421,8 @@ class DeleteLoadBalancer(CleanupAction):
         arn = self.arn(ctx, item)
         lb = self._describe_elbv2(ctx, arn)
         if lb is None:
-            raise aws.AwsError(
-                aws.ErrorKind.NOT_FOUND,
-                service=_ELBV2,
-                operation="DescribeLoadBalancers",
-                code="LoadBalancerNotFound",
-                message=f"{arn} is gone before its configuration was recorded",
-                region=ctx.region,
+            raise common.gone_before_recorded(
+                ctx, _ELBV2, "DescribeLoadBalancers", "LoadBalancerNotFound", arn
             )
         client = ctx.client(_ELBV2)
         listeners: list[dict[str, Any]] = []
@@ -530,13 +513,8 @@ class DeleteLoadBalancer(CleanupAction):
         name = item.resource_id
         lb = self._describe_classic(ctx, name)
         if lb is None:
-            raise aws.AwsError(
-                aws.ErrorKind.NOT_FOUND,
-                service=_CLASSIC,
-                operation="DescribeLoadBalancers",
-                code="LoadBalancerNotFound",
-                message=f"{name} is gone before its configuration was recorded",
-                region=ctx.region,
+            raise common.gone_before_recorded(
+                ctx, _CLASSIC, "DescribeLoadBalancers", "LoadBalancerNotFound", name
             )
         attributes = _call(
             ctx,
@@ -656,8 +634,11 @@ def _name_taken(ctx: ActionContext, service: str, name: str) -> aws.AwsError:
     )
 
 
-class _Elbv2Restore:
-    """Rebuild an ELBv2 load balancer from its record; every step finds earlier work first."""
+class _Restore:
+    """Rebuild a load balancer of ``service`` from its record; every step finds earlier work
+    first (what this rollback made carries ``ACTION_TAG`` = its action ID, ``marker``)."""
+
+    service: ClassVar[str]
 
     def __init__(self, ctx: ActionContext, data: Mapping[str, Any]) -> None:
         self.ctx = ctx
@@ -666,7 +647,13 @@ class _Elbv2Restore:
         self.notes: list[str] = []
 
     def call(self, operation: str, method: str, **params: Any) -> Any:
-        return _call(self.ctx, _ELBV2, operation, method, **params)
+        return _call(self.ctx, self.service, operation, method, **params)
+
+
+class _Elbv2Restore(_Restore):
+    """Rebuild an ELBv2 load balancer, its listeners, rules and missing target groups."""
+
+    service = _ELBV2
 
     def run(self) -> Outcome:
         old = self.data["load_balancer"]
@@ -707,7 +694,7 @@ class _Elbv2Restore:
     def tagged(self, arn: str) -> bool:
         answer = self.call("DescribeTags", "describe_tags", ResourceArns=[arn])
         for entry in answer.get("TagDescriptions") or []:
-            if _tag_map(entry.get("Tags")).get(ACTION_TAG) == self.marker:
+            if common.tag_map(entry.get("Tags")).get(ACTION_TAG) == self.marker:
                 return True
         return False
 
@@ -768,7 +755,7 @@ class _Elbv2Restore:
         ):
             if group.get(key) not in (None, ""):
                 kwargs[key] = group[key]
-        tags = {**_tag_map(group.get("Tags")), ACTION_TAG: self.marker}
+        tags = {**common.tag_map(group.get("Tags")), ACTION_TAG: self.marker}
         created = self.call(
             "CreateTargetGroup", "create_target_group", Tags=_tag_list(tags), **kwargs
         )
@@ -860,7 +847,7 @@ class _Elbv2Restore:
             kwargs["SubnetMappings"] = mappings
         elif mappings:
             kwargs["Subnets"] = [m["SubnetId"] for m in mappings]
-        tags = {**_tag_map(self.data.get("tags")), ACTION_TAG: self.marker}
+        tags = {**common.tag_map(self.data.get("tags")), ACTION_TAG: self.marker}
         created = self.call(
             "CreateLoadBalancer", "create_load_balancer", Tags=_tag_list(tags), **kwargs
         )
@@ -961,17 +948,10 @@ def _condition(condition: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-class _ClassicRestore:
+class _ClassicRestore(_Restore):
     """Rebuild a classic load balancer (same name, so same DNS name prefix) from its record."""
 
-    def __init__(self, ctx: ActionContext, data: Mapping[str, Any]) -> None:
-        self.ctx = ctx
-        self.data = data
-        self.marker = str(ctx.action_id)
-        self.notes: list[str] = []
-
-    def call(self, operation: str, method: str, **params: Any) -> Any:
-        return _call(self.ctx, _CLASSIC, operation, method, **params)
+    service = _CLASSIC
 
     def run(self) -> Outcome:
         old = self.data["load_balancer"]
@@ -988,7 +968,7 @@ class _ClassicRestore:
         if found:
             tags = self.call("DescribeTags", "describe_tags", LoadBalancerNames=[name])
             mine = any(
-                _tag_map(entry.get("Tags")).get(ACTION_TAG) == self.marker
+                common.tag_map(entry.get("Tags")).get(ACTION_TAG) == self.marker
                 for entry in tags.get("TagDescriptions") or []
             )
             if not mine:
@@ -1040,7 +1020,7 @@ class _ClassicRestore:
             kwargs["AvailabilityZones"] = list(old.get("AvailabilityZones") or [])
         if old.get("Scheme") == "internal":
             kwargs["Scheme"] = "internal"
-        tags = {**_tag_map(self.data.get("tags")), ACTION_TAG: self.marker}
+        tags = {**common.tag_map(self.data.get("tags")), ACTION_TAG: self.marker}
         self.call("CreateLoadBalancer", "create_load_balancer", Tags=_tag_list(tags), **kwargs)
 
     def configure(self, old: Mapping[str, Any]) -> None:

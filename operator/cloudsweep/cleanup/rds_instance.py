@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from cloudsweep import aws, cleanup
@@ -43,7 +44,8 @@ from cloudsweep.cleanup.base import (
     Outcome,
     Recheck,
 )
-from cloudsweep.domain import ActionType
+from cloudsweep.domain import ActionType, money
+from cloudsweep.pricing import PriceCatalog
 
 _RDS = "rds"
 _SNAPSHOT_ID_MAX = 255
@@ -56,29 +58,21 @@ def _call(ctx: ActionContext, operation: str, method: str, **params: Any) -> Any
 
 def describe(ctx: ActionContext, identifier: str) -> dict[str, Any] | None:
     """The instance as RDS describes it now, or ``None`` if it does not exist."""
-    try:
-        found = _call(
+    return common.describe_one(
+        lambda: _call(
             ctx, "DescribeDBInstances", "describe_db_instances", DBInstanceIdentifier=identifier
-        )
-    except aws.AwsError as exc:
-        if exc.kind is aws.ErrorKind.NOT_FOUND:
-            return None
-        raise
-    instances = found.get("DBInstances") or []
-    return dict(instances[0]) if instances else None
+        ),
+        "DBInstances",
+    )
 
 
 def describe_snapshot(ctx: ActionContext, identifier: str) -> dict[str, Any] | None:
-    try:
-        found = _call(
+    return common.describe_one(
+        lambda: _call(
             ctx, "DescribeDBSnapshots", "describe_db_snapshots", DBSnapshotIdentifier=identifier
-        )
-    except aws.AwsError as exc:
-        if exc.kind is aws.ErrorKind.NOT_FOUND:
-            return None
-        raise
-    snapshots = found.get("DBSnapshots") or []
-    return dict(snapshots[0]) if snapshots else None
+        ),
+        "DBSnapshots",
+    )
 
 
 def final_snapshot_identifier(db_identifier: str, action_id: object) -> str:
@@ -97,13 +91,9 @@ def final_snapshot_identifier(db_identifier: str, action_id: object) -> str:
     return name.strip("-")
 
 
-def _tag_map(tags: Any) -> dict[str, str]:
-    return {str(t["Key"]): str(t.get("Value", "")) for t in tags or ()}
-
-
 def _common_refusal(ctx: ActionContext, db: Mapping[str, Any]) -> str | None:
     """Reasons that refuse any action on an instance, or ``None``."""
-    protected = common.protected_by(_tag_map(db.get("TagList")), ctx.protection_tags)
+    protected = common.protected_by(common.tag_map(db.get("TagList")), ctx.protection_tags)
     if protected:
         return f"protection tag {protected} is set"
     if db.get("DBClusterIdentifier"):
@@ -122,6 +112,24 @@ def _common_refusal(ctx: ActionContext, db: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _already_in(
+    ctx: ActionContext, identifier: str, error: aws.AwsError, statuses: tuple[str, ...]
+) -> Outcome | None:
+    """After a stop or start refused with ``InvalidDBInstanceState``: done when the instance is
+    in one of ``statuses`` (an earlier attempt whose response was lost), else None."""
+    if error.code != "InvalidDBInstanceState":
+        return None
+    db = describe(ctx, identifier)
+    status = db.get("DBInstanceStatus") if db else None
+    if status not in statuses:
+        return None
+    return Outcome(
+        {"db_instance_identifier": identifier, "status": status},
+        already_done=True,
+        note=f"{identifier} is already {status}",
+    )
+
+
 def _facts(db: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "status": db.get("DBInstanceStatus"),
@@ -137,7 +145,7 @@ class StopRdsInstance(CleanupAction):
 
     A stopped instance still pays for its storage, and AWS starts it again by itself after 7 days:
     stopping is a pause, not a removal. Stopping an instance that is already stopped is
-    pointless, so the recheck refuses it.
+    pointless, so the recheck refuses it. The savings estimate is the instance hours only.
 
     Example CleanupPolicy entry::
 
@@ -156,6 +164,14 @@ class StopRdsInstance(CleanupAction):
         "rds:StopDBInstance",
         "rds:StartDBInstance",
     )
+
+    def estimated_monthly_savings(self, item: CleanupItem) -> Decimal:
+        """The instance's cost less its storage (as the scan priced it), which a stopped
+        instance still pays for; for as long as it stays stopped (AWS starts it after 7 days)."""
+        storage = (item.resource_details.get("pricing") or {}).get("storage_monthly")
+        if storage is None:
+            return item.monthly_cost
+        return max(money(0), money(item.monthly_cost - Decimal(str(storage))))
 
     def recheck(self, ctx: ActionContext, item: CleanupItem) -> Recheck:
         db = describe(ctx, item.resource_id)
@@ -224,18 +240,10 @@ class StopRdsInstance(CleanupAction):
                     already_done=True,
                     note=f"DB instance {identifier} no longer exists: nothing left to stop",
                 )
-            if exc.code != "InvalidDBInstanceState":
+            done = _already_in(ctx, identifier, exc, ("stopping", "stopped"))
+            if done is None:
                 raise
-            # An earlier attempt whose response was lost leaves the instance stopping/stopped.
-            db = describe(ctx, identifier)
-            status = db.get("DBInstanceStatus") if db else None
-            if status in ("stopping", "stopped"):
-                return Outcome(
-                    {"db_instance_identifier": identifier, "status": status},
-                    already_done=True,
-                    note=f"{identifier} is already {status}",
-                )
-            raise
+            return done
         status = answer.get("DBInstance", {}).get("DBInstanceStatus")
         return Outcome(
             {"db_instance_identifier": identifier, "status": status},
@@ -251,17 +259,10 @@ class StopRdsInstance(CleanupAction):
                 ctx, "StartDBInstance", "start_db_instance", DBInstanceIdentifier=identifier
             )
         except aws.AwsError as exc:
-            if exc.code != "InvalidDBInstanceState":
+            done = _already_in(ctx, identifier, exc, ("available", "starting"))
+            if done is None:
                 raise
-            db = describe(ctx, identifier)
-            status = db.get("DBInstanceStatus") if db else None
-            if status in ("available", "starting"):
-                return Outcome(
-                    {"db_instance_identifier": identifier, "status": status},
-                    already_done=True,
-                    note=f"{identifier} is already {status}",
-                )
-            raise
+            return done
         return Outcome(
             {
                 "db_instance_identifier": identifier,
@@ -345,8 +346,11 @@ class FinalSnapshotAndDeleteRdsInstance(CleanupAction):
     instance's automated backups are kept (``DeleteAutomatedBackups=False``) for their retention
     period. Rollback restores an instance with the same identifier (so the same endpoint host
     name) and the recorded class, storage, network, groups and tags, holding the data of the final
-    snapshot. The snapshot itself costs storage until someone deletes it: the savings estimate does
-    not subtract it, since keeping it is a choice made after the cleanup.
+    snapshot. The snapshot costs RDS snapshot storage until someone deletes it, and the savings
+    estimate subtracts it, priced at the allocated storage: an upper bound (a snapshot holds the
+    data written, and the region's free backup storage may cover some of it), so the estimate is
+    a lower bound, as for an EBS volume's snapshot. The automated backups kept for their
+    retention period are not subtracted.
 
     Example CleanupPolicy entry::
 
@@ -371,6 +375,13 @@ class FinalSnapshotAndDeleteRdsInstance(CleanupAction):
         "rds:AddTagsToResource",
         "rds:RestoreDBInstanceFromDBSnapshot",
     )
+
+    def estimated_monthly_savings(self, item: CleanupItem) -> Decimal:
+        """The instance's cost less the final snapshot's storage (see the class docstring); an
+        unpriced snapshot is not subtracted."""
+        return common.savings_keeping(
+            item, "allocated_storage_gib", PriceCatalog.rds_snapshot_monthly
+        )
 
     def recheck(self, ctx: ActionContext, item: CleanupItem) -> Recheck:
         db = describe(ctx, item.resource_id)
@@ -438,13 +449,8 @@ class FinalSnapshotAndDeleteRdsInstance(CleanupAction):
         identifier = item.resource_id
         db = describe(ctx, identifier)
         if db is None:
-            raise aws.AwsError(
-                aws.ErrorKind.NOT_FOUND,
-                service=_RDS,
-                operation="DescribeDBInstances",
-                code="DBInstanceNotFound",
-                message=f"{identifier} is gone before its configuration was recorded",
-                region=ctx.region,
+            raise common.gone_before_recorded(
+                ctx, _RDS, "DescribeDBInstances", "DBInstanceNotFound", identifier
             )
         data: dict[str, Any] = {
             "db_instance_identifier": identifier,
@@ -558,7 +564,7 @@ class FinalSnapshotAndDeleteRdsInstance(CleanupAction):
         marker = str(ctx.action_id)
         existing = describe(ctx, identifier)
         if existing is not None:
-            if _tag_map(existing.get("TagList")).get(ACTION_TAG) == marker:
+            if common.tag_map(existing.get("TagList")).get(ACTION_TAG) == marker:
                 return Outcome(
                     _restored(existing),
                     already_done=True,

@@ -73,6 +73,7 @@ def _root(
 _EXPECTED = (
     domain.InvalidInput,
     database.SchemaOutOfDate,
+    database.DatabaseUnavailable,
     aws.AwsError,
     scanning.ScanRefused,
     cleaning.CleanupRefused,
@@ -84,5 +85,5 @@ def main() -> None:
     try:
         app()
     except _EXPECTED as error:
-        output.errors.print(f"[red]error:[/red] {error}")
+        output.errors.print(f"[red]error:[/red] {output.literal(error)}", markup=True)
         sys.exit(EXIT_ERROR)

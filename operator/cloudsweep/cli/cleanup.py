@@ -179,7 +179,8 @@ def cleanup(
         if execute and dry_policies:
             output.errors.print(
                 f"[yellow]note:[/yellow] policies {', '.join(dry_policies)} have dryRun: true; their "
-                "items are only dry-run. Set dryRun: false in the policy to act."
+                "items are only dry-run. Set dryRun: false in the policy to act.",
+                markup=True,
             )
         if execute and plan.actionable:
             total = sum(d.candidate.monthly_cost for d in plan.actionable)
@@ -242,7 +243,9 @@ def cleanup(
     output.errors.print(f"run {report.run_id}: {summary}")
     if report.interrupted_found and report.dry_run:
         output.errors.print(
-            f"[yellow]note:[/yellow] {report.interrupted_found} interrupted attempts wait for a real run to reconcile them"
+            f"[yellow]note:[/yellow] {report.interrupted_found} interrupted attempts wait for a real "
+            "run to reconcile them",
+            markup=True,
         )
     if any(r.outcome in ("failed", "dry-run-fail", "interrupted") for r in report.results):
         raise typer.Exit(1)

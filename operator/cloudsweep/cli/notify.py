@@ -42,6 +42,7 @@ def send_reports(
     output.console.print(f"{period.value} reports for {len(slugs)} organizations: {stats}")
     if not finished:
         output.errors.print(
-            "[yellow]warning:[/yellow] some deliveries were still running at the time-out"
+            "[yellow]warning:[/yellow] some deliveries were still running at the time-out",
+            markup=True,
         )
         raise typer.Exit(1)

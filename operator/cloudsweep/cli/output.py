@@ -15,7 +15,9 @@ from typing import Any
 from uuid import UUID
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 
 def _width() -> int | None:
@@ -25,8 +27,10 @@ def _width() -> int | None:
     return None if sys.stdout.isatty() else 160
 
 
-console = Console(width=_width())
-errors = Console(stderr=True)
+# No markup by default: messages carry AWS and user text ("[demo]", "rules[0]") that rich would
+# read as tags and drop. The few styled lines pass markup=True and escape with ``literal``.
+console = Console(width=_width(), markup=False)
+errors = Console(stderr=True, markup=False)
 
 
 class OutputFormat(enum.StrEnum):
@@ -86,8 +90,14 @@ def render(
             ratio=1 if column in wrap else None,
         )
     for row in rows:
-        table.add_row(*(_cell(row.get(column)) for column in columns))
+        # Text, not str: rich would read "[demo]" or "[0]" in a value as markup and drop it.
+        table.add_row(*(Text(_cell(row.get(column))) for column in columns))
     console.print(table)
+
+
+def literal(value: object) -> str:
+    """A value to put into a markup string (``[red]error:[/red] {literal(x)}``) as it is."""
+    return escape(str(value))
 
 
 def _cell(value: Any) -> str:

@@ -147,7 +147,8 @@ def show_findings(items: Sequence[WasteItemRecord], fmt: output.OutputFormat, ti
         )
         output.console.print(
             f"Total waste: [bold]{total:,.2f} USD/month[/bold] ({total * 12:,.2f} USD/year) "
-            f"in {len(rows)} items."
+            f"in {len(rows)} items.",
+            markup=True,
         )
     else:
         output.render(
@@ -262,7 +263,9 @@ def _scan_target(
     run = outcome.scan
     if outcome.error:
         output.errors.print(
-            f"[red]error:[/red] scan of account {account.account_id} failed: {outcome.error}"
+            f"[red]error:[/red] scan of account {account.account_id} failed: "
+            f"{output.literal(outcome.error)}",
+            markup=True,
         )
         return EXIT_ERROR
     items = store.findings(FindingFilter(target.organization, account_id=account.account_id))
@@ -274,7 +277,8 @@ def _scan_target(
     for failed in outcome.failed_tasks:
         output.errors.print(
             f"[yellow]warning:[/yellow] {failed.detector} in {failed.region} failed ({failed.error_kind}): "
-            f"{failed.error}; its items were neither found nor closed"
+            f"{output.literal(failed.error)}; its items were neither found nor closed",
+            markup=True,
         )
     if outcome.failed_tasks:
         return EXIT_ERROR

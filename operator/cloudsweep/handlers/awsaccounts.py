@@ -8,6 +8,7 @@ timer, never a crash loop.
 
 from __future__ import annotations
 
+import copy
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -47,9 +48,47 @@ def reconcile(
     patch: kopf.Patch,
     namespace_uids: Any,
     logger: Any,
+    memo: Any,
     **_: Any,
 ) -> None:
     """Register the account and verify it; a bad spec gets a permanent InvalidSpec condition."""
+    try:
+        _reconcile(body, old, namespace, name, patch, namespace_uids, logger)
+    finally:
+        # kopf writes the handler's bookkeeping (metadata) before its status: when the API server
+        # refuses the status, the handler counts as done and is not called again, so
+        # publish_totals writes the status remembered here until it lands.
+        generation = body.get("metadata", {}).get("generation")
+        status = patch.get("status")
+        if memo is not None and isinstance(generation, int) and status:
+            memo[_RECONCILED] = (generation, copy.deepcopy(dict(status)))
+
+
+_RECONCILED = "cloudsweep.io/reconciled-status"  # the object's memo: (generation, status)
+
+
+def _restore_status(memo: Any, body: kopf.Body, patch: kopf.Patch, logger: Any) -> None:
+    """The status the last reconcile wrote, again, if it has not reached the object."""
+    remembered = memo.get(_RECONCILED) if memo is not None else None
+    generation = body.get("metadata", {}).get("generation")
+    if not remembered or remembered[0] != generation:
+        return
+    if body.get("status", {}).get("observedGeneration") == generation:
+        memo.pop(_RECONCILED, None)  # it landed
+        return
+    logger.warning(f"the status of generation {generation} did not reach the object: rewriting it")
+    patch.status.update(copy.deepcopy(remembered[1]))
+
+
+def _reconcile(
+    body: kopf.Body,
+    old: Any,
+    namespace: str,
+    name: str,
+    patch: kopf.Patch,
+    namespace_uids: Any,
+    logger: Any,
+) -> None:
     try:
         obj = common.validated(KIND, body, old=old if isinstance(old, Mapping) else None)
     except common.InvalidSpec as error:
@@ -90,8 +129,12 @@ def reconcile(
     interval=get_settings().status_refresh_seconds,
     initial_delay=get_settings().status_refresh_seconds,
 )
-def publish_totals(body: kopf.Body, namespace: str, patch: kopf.Patch, **_: Any) -> None:
-    """The latest scan's totals into status (scans run on the pool, outside any handler)."""
+def publish_totals(
+    body: kopf.Body, namespace: str, patch: kopf.Patch, memo: Any, logger: Any, **_: Any
+) -> None:
+    """The latest scan's totals into status (scans run on the pool, outside any handler); the
+    last reconcile's status if it was lost."""
+    _restore_status(memo, body, patch, logger)
     rt = runtime.get()
     account_id = body.get("spec", {}).get("accountId")
     org = rt.store.organization(namespace)

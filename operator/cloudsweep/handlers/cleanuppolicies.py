@@ -6,6 +6,12 @@ mutating admission webhook stamps each new or changed entry with the requesting 
 ``cloudsweep.io/approval-signatures``); an entry whose signature does not verify (typed into YAML,
 edited with the webhook bypassed) is never honoured. Policies run after each scan of an account in
 their namespace (see ``scanschedules``); a timer keeps their status current.
+
+RBAC cannot tell the fields of an object apart, so the validating admission webhook checks two
+custom verbs with a SubjectAccessReview (``access``): ``approve`` to add, change or remove
+entries of ``spec.approvals``, and ``configure`` to create a policy or change anything else in
+its spec. Writes that leave spec alone (the operator's finalizer and annotations, labels) need
+neither.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 import kopf
 
 from cloudsweep import cleaning, crds, policies
-from cloudsweep.handlers import common, runtime
+from cloudsweep.handlers import access, common, runtime
 from cloudsweep.handlers.conditions import Condition
 from cloudsweep.handlers.runtime import PolicyEntry
 from cloudsweep.settings import get_settings
@@ -33,6 +39,12 @@ SIGNATURES_ANNOTATION = "cloudsweep.io/approval-signatures"
 PENDING_SHOWN = 100
 # Fields of spec that select accounts or carry approvals: the handler resolves them itself.
 _NOT_POLICY = ("accounts", "accountSelector", "approvals", "suspend")
+# The custom verbs the validating webhook checks, and the tenant roles that grant them.
+APPROVE, CONFIGURE = "approve", "configure"
+ROLES = {
+    APPROVE: "the roles cloudsweep-member and cloudsweep-admin grant it",
+    CONFIGURE: "the role cloudsweep-admin grants it",
+}
 
 
 def _entry_key(entry: Mapping[str, Any]) -> str:
@@ -119,6 +131,113 @@ def stamp_approvals(
         signatures[_entry_key(approved)] = sign(key, namespace, name, approved)
     patch.spec["approvals"] = stamped
     patch.metadata.annotations[SIGNATURES_ANNOTATION] = json.dumps(signatures, sort_keys=True)
+
+
+def needed_verbs(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> dict[str, str]:
+    """Which custom verbs a write of a CleanupPolicy needs, each with what needs it (in words).
+
+    ``configure``: creating a policy, or changing any field of spec but ``approvals``.
+    ``approve``: adding, changing or removing entries of ``spec.approvals`` (compared as the
+    mutating webhook left them, so an entry it re-stamped with this user counts as changed).
+    Withdrawing an approval needs ``approve`` too, not ``configure``: whoever may approve may
+    take an approval back, and nobody without either verb can touch approvals at all.
+    """
+    spec = new.get("spec") or {}
+    old_spec = (old or {}).get("spec") or {}
+    needed: dict[str, str] = {}
+    if old is None:
+        needed[CONFIGURE] = "creating a CleanupPolicy"
+    else:
+        fields = sorted(
+            f"spec.{k}"
+            for k in set(spec) | set(old_spec)
+            if k != "approvals" and spec.get(k) != old_spec.get(k)
+        )
+        if fields:
+            needed[CONFIGURE] = f"changing {', '.join(fields)}"
+    changes = _approval_changes(spec.get("approvals"), old_spec.get("approvals"))
+    if changes:
+        needed[APPROVE] = f"changing spec.approvals ({changes})"
+    return needed
+
+
+def _approval_changes(new: Any, old: Any) -> str:
+    """How ``spec.approvals`` changed, in words ("1 added, 2 removed"); empty if it did not."""
+
+    def entries(value: Any) -> dict[str, list[str]]:
+        keyed: dict[str, list[str]] = {}
+        for entry in value if isinstance(value, list) else []:
+            key = _entry_key(entry) if isinstance(entry, Mapping) else repr(entry)
+            keyed.setdefault(key, []).append(json.dumps(entry, sort_keys=True, default=str))
+        return {k: sorted(v) for k, v in keyed.items()}
+
+    after, before = entries(new), entries(old)
+    counts = {
+        "added": len(after.keys() - before.keys()),
+        "removed": len(before.keys() - after.keys()),
+        "changed": sum(1 for k in after.keys() & before.keys() if after[k] != before[k]),
+    }
+    return ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+
+
+# Fail closed (ignore_failures=False: failurePolicy Fail): were the webhook unreachable or the
+# SubjectAccessReview to fail, a tenant must not be able to change a policy unchecked, so the
+# write is refused. persistent: kopf leaves this webhook in the ValidatingWebhookConfiguration
+# when the operator stops, so a restart is no window to slip an edit through either; edits of
+# CleanupPolicies (not their deletion) wait until the operator is back.
+@kopf.on.validate(
+    R.group,
+    R.version,
+    R.plural,
+    id="authorize-changes",
+    operations=["CREATE", "UPDATE"],
+    persistent=True,
+    ignore_failures=False,
+)
+def authorize_changes(
+    body: kopf.Body,
+    old: Any,
+    userinfo: Mapping[str, Any],
+    namespace: str,
+    name: str,
+    **_: Any,
+) -> None:
+    """Refuse (403) a write of a policy's spec the user has no ``configure``/``approve`` for."""
+    needed = needed_verbs(body, old)
+    if not needed:
+        return
+    if not namespace:
+        raise kopf.AdmissionError("a CleanupPolicy without a namespace cannot be checked", code=400)
+    user = str(userinfo.get("username") or "an unknown user")
+    missing = []
+    for verb, what in needed.items():
+        try:
+            answer = access.review(
+                userinfo,
+                verb=verb,
+                group=R.group,
+                resource=R.plural,
+                namespace=namespace,
+                name=name or None,
+            )
+        except access.AccessReviewError as error:
+            raise kopf.AdmissionError(
+                f"CloudSweep could not check whether {user} may {verb} CleanupPolicies in "
+                f"namespace {namespace} (its SubjectAccessReview failed: {error}); the change is "
+                "refused, try again shortly",
+                code=503,
+            ) from None
+        if not answer.allowed:
+            missing.append(
+                f"{what} needs verb {verb!r} on {R.plural}.{R.group} in namespace {namespace} "
+                f"({ROLES[verb]})"
+            )
+    if missing:
+        raise kopf.AdmissionError(
+            f"{user} may not make this change to CleanupPolicy {namespace}/{name or '(new)'}: "
+            + "; ".join(missing),
+            code=403,
+        )
 
 
 def verified_approvals(

@@ -16,20 +16,47 @@ from cloudsweep import crds, domain
 from cloudsweep.handlers import conditions, runtime
 from cloudsweep.store import OrganizationRecord
 
+# Set by a cluster administrator on a tenant's namespace (tenants cannot edit namespaces): the
+# organization's opt-in to unattended cleanup, the first of the three keys autoExecute needs
+# (then the AwsAccount's spec.autoCleanupEnabled, then the CleanupPolicy's autoExecute).
+AUTO_CLEANUP_ANNOTATION = "cloudsweep.io/auto-cleanup"
+
 
 @kopf.index("v1", "namespaces")
-def namespace_uids(name: str, uid: str | None, **_: Any) -> dict[str, str | None]:
-    """Namespace name -> UID: the identity of the organization behind a namespace."""
-    return {name: uid}
+def namespace_uids(
+    name: str, uid: str | None, annotations: Mapping[str, str], **_: Any
+) -> dict[str, tuple[str | None, bool]]:
+    """Namespace name -> (UID, auto cleanup): the organization behind a namespace.
+
+    The UID tells a recreated namespace from the old one.
+    """
+    return {name: (uid, annotations.get(AUTO_CLEANUP_ANNOTATION) == "enabled")}
+
+
+@kopf.on.event("v1", "namespaces", id="namespace-auto-cleanup")
+def namespace_auto_cleanup(
+    name: str, type: str | None, annotations: Mapping[str, str], logger: Any, **_: Any
+) -> None:
+    """Follow the annotation on every namespace event (stateless: nothing is written to the
+    namespace). Namespaces without an organization are left alone."""
+    if type == "DELETED":
+        return
+    enabled = annotations.get(AUTO_CLEANUP_ANNOTATION) == "enabled"
+    if runtime.get().store.set_organization_auto_cleanup(name, enabled):
+        logger.info("auto cleanup of organization %s is now %s", name, "on" if enabled else "off")
 
 
 def organization(namespace: str, namespace_uids: Any) -> OrganizationRecord:
-    """The organization of a namespace, created on first use with the configured scan limit."""
+    """The organization of a namespace, created on first use with the configured scan limit;
+    its auto cleanup follows the namespace's annotation at every call."""
     rt = runtime.get()
-    uids = namespace_uids.get(namespace) if namespace_uids is not None else None
-    uid = next(iter(uids), None) if uids else None
+    found = namespace_uids.get(namespace) if namespace_uids is not None else None
+    uid, auto_cleanup = next(iter(found), (None, None)) if found else (None, None)
     return rt.store.ensure_organization(
-        namespace, namespace_uid=uid, monthly_scan_limit=rt.settings.default_monthly_scan_limit
+        namespace,
+        namespace_uid=uid,
+        monthly_scan_limit=rt.settings.default_monthly_scan_limit,
+        auto_cleanup_enabled=auto_cleanup,
     )
 
 

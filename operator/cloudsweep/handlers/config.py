@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from cloudsweep.handlers import certificates, runtime
+from cloudsweep.handlers import certificates, resilience, runtime, webhooks
 from cloudsweep.settings import get_settings
 from cloudsweep.store import Store, database
 
@@ -40,10 +40,16 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix="cloudsweep.io", key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # Events for what users must see, not every log line
-    # Bounded retries against an unreachable or erroring API server.
-    settings.networking.error_backoffs = [1, 2, 5, 10, 30, 60]
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
+    # An unreachable, erroring or hung API server only delays the operator (see resilience).
+    settings.networking.error_backoffs = resilience.RetryBackoffs(
+        cfg.kube_retry_max_backoff_seconds
+    )
+    settings.networking.request_timeout = cfg.kube_request_timeout_seconds
+    settings.networking.connect_timeout = cfg.kube_connect_timeout_seconds
+    settings.watching.server_timeout = cfg.kube_watch_timeout_seconds
+    settings.watching.client_timeout = cfg.kube_watch_timeout_seconds + 30
+    settings.watching.inactivity_timeout = cfg.kube_watch_inactivity_seconds
+    resilience.guard_timer_patches()
     settings.execution.max_workers = 8
     # Always serve the webhook: kopf refuses to run admission handlers without a server.
     certfile, keyfile, cafile = cfg.webhook_certfile, cfg.webhook_keyfile, None
@@ -51,21 +57,36 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         hosts = [h for h in (cfg.webhook_host, "localhost", "127.0.0.1") if h]
         certfile, keyfile = certificates.self_signed(hosts)
         cafile = certfile
-    settings.admission.server = kopf.WebhookServer(
-        addr=cfg.webhook_addr,
-        port=cfg.webhook_port or None,
-        host=cfg.webhook_host,
-        certfile=str(certfile) if certfile else None,
-        pkeyfile=str(keyfile) if keyfile else None,
-        cafile=str(cafile) if cafile else None,
-        insecure=cfg.webhook_insecure,
-    )
+    server: dict[str, Any] = {
+        "addr": cfg.webhook_addr,
+        "port": cfg.webhook_port or None,
+        "host": cfg.webhook_host,
+        "certfile": str(certfile) if certfile else None,
+        "pkeyfile": str(keyfile) if keyfile else None,
+        "cafile": str(cafile) if cafile else None,
+        "insecure": cfg.webhook_insecure,
+    }
+    if cfg.webhook_service:
+        try:
+            service = webhooks.service_reference(cfg.webhook_service)
+        except ValueError as error:
+            raise kopf.PermanentError(str(error)) from None
+        settings.admission.server = webhooks.ServiceWebhookServer(service=service, **server)
+    else:
+        settings.admission.server = kopf.WebhookServer(**server)
     if cfg.webhook_managed:
         settings.admission.managed = "cloudsweep.io"
     if not runtime.configured():
         from cloudsweep import aws, metrics, notify
 
-        handle = database.open_database(cfg)
+        try:
+            handle = database.open_database(cfg)
+        except database.SchemaOutOfDate as error:
+            # Waiting would not help: stop, so the pod restarts after `cloudsweep db upgrade`.
+            raise kopf.PermanentError(str(error)) from None
+        except database.DatabaseUnavailable as error:
+            # One line per attempt, not a traceback; kopf retries start-up until it succeeds.
+            raise kopf.TemporaryError(str(error), delay=10) from None
         runtime.configure(
             runtime.Runtime(
                 settings=cfg,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,8 @@ from cloudsweep.store import AccountRecord
 R = crds.SCAN_SCHEDULE
 KIND = R.kind
 TICK_SECONDS = min(5, get_settings().status_refresh_seconds)
+
+log = logging.getLogger(__name__)
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -68,6 +71,7 @@ def tick(
     patch: kopf.Patch,
     aws_accounts: Any,
     namespace_uids: Any,
+    memo: Any,
     **_: Any,
 ) -> None:
     rt = runtime.get()
@@ -81,7 +85,8 @@ def tick(
     _publish(body, patch, namespace, name)
     now = rt.now()
     created = _parse_time(body.get("metadata", {}).get("creationTimestamp")) or now
-    last = _parse_time(status.get("lastScheduleTime"))
+    done = _fired(memo, status, patch)
+    last = _parse_time(done.get("lastScheduleTime"))
     zone = spec.get("timeZone") or "Etc/UTC"
     run_now = (body.get("metadata", {}).get("annotations") or {}).get(crds.RUN_NOW_ANNOTATION)
 
@@ -90,8 +95,8 @@ def tick(
         common.set_conditions(
             patch, body, [Condition("Ready", True, "Suspended", "the schedule is suspended")]
         )
-        if run_now and run_now != status.get("lastRunNow"):
-            patch.status["lastRunNow"] = run_now
+        if run_now and run_now != done.get("lastRunNow"):
+            _remember(memo, patch, lastRunNow=run_now)
             kopf.warn(
                 body, reason="Suspended", message="run-now ignored: the schedule is suspended"
             )
@@ -100,13 +105,13 @@ def tick(
     due = next_time(spec["schedule"], zone, last or created)
     trigger: domain.ScanType | None = None
     fired = False
-    if run_now and run_now != status.get("lastRunNow"):
-        patch.status["lastRunNow"] = run_now
+    if run_now and run_now != done.get("lastRunNow"):
+        _remember(memo, patch, lastRunNow=run_now)
         trigger = domain.ScanType.MANUAL
     elif now >= max(due, rt.started_at) + _jitter(namespace, name):
         # Fire once for however many times were missed while the operator was away, spread over
         # the jitter window from the operator's start: a restart is never a scan storm.
-        patch.status["lastScheduleTime"] = _stamp(now)
+        _remember(memo, patch, lastScheduleTime=_stamp(now))
         trigger = domain.ScanType(spec.get("scanType", "full"))
         fired = True
     patch.status["nextScheduleTime"] = _stamp(
@@ -128,6 +133,30 @@ def tick(
             )
         return
     _start(body, patch, namespace, name, spec, trigger, aws_accounts, namespace_uids)
+
+
+_FIRED = "cloudsweep.io/fired"  # the object's memo: what this process fired, as in status
+
+
+def _fired(memo: Any, status: Mapping[str, Any], patch: kopf.Patch) -> dict[str, Any]:
+    """The last run-now handled and the last scheduled time fired: from status, or from what this
+    process recorded after them (its status patch was refused, or has not landed yet), which then
+    goes into this patch again. A lost status patch never fires the same run twice."""
+    fired = {key: status.get(key) for key in ("lastRunNow", "lastScheduleTime")}
+    remembered = memo.get(_FIRED) if memo is not None else None
+    for key, value in (remembered or {}).items():
+        stale = fired[key] != value
+        if key == "lastScheduleTime" and fired[key] and value:
+            stale = _parse_time(fired[key]) < _parse_time(value)  # type: ignore[operator]
+        if stale:
+            fired[key] = patch.status[key] = value
+    return fired
+
+
+def _remember(memo: Any, patch: kopf.Patch, **fired: str) -> None:
+    patch.status.update(fired)
+    if memo is not None:
+        memo.setdefault(_FIRED, {}).update(fired)
 
 
 def common_ready_reason(body: Mapping[str, Any]) -> str | None:
@@ -298,6 +327,16 @@ def _scan_then_clean(
                     rt.notifier.notify_cleanup(report)
     except Exception as error:  # the scan pool must never die; the outcome says what happened
         result, message = "failed", f"{type(error).__name__}: {error}"
+        log.exception("[%s/%s] scan of account %s failed", namespace, schedule, account.account_id)
+    else:
+        log.info(
+            "[%s/%s] scan of account %s %s: %s",
+            namespace,
+            schedule,
+            account.account_id,
+            result,
+            message,
+        )
     with rt.lock:
         rt.results.setdefault((namespace, schedule), {})[account.account_id] = ScheduleResult(
             started_at=rt.now(), outcome=result, message=message

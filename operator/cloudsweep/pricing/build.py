@@ -39,6 +39,9 @@ _SNAPSHOTS: Mapping[str, str] = {
     "EBS:SnapshotUsage": "standard",
     "EBS:SnapshotArchiveStorage": "archive",
 }
+# RDS snapshot (backup) storage beyond the free amount, all non-Aurora engines ("Any"); Aurora's
+# is ``Aurora:BackupUsage``, another price, and not kept.
+_RDS_BACKUP = "RDS:ChargedBackupUsage"
 # Idle and in-use public IPv4 addresses cost the same; in-use wins if both are present.
 _PUBLIC_IPV4 = ("PublicIPv4:InUseAddress", "PublicIPv4:IdleAddress")
 _LOAD_BALANCERS: Mapping[str, str] = {
@@ -94,6 +97,7 @@ class _RegionAccumulator:
         self.load_balancers: dict[str, Decimal] = {}
         self.rds_instances: dict[str, dict[str, dict[str, Decimal]]] = {}
         self.rds_storage: dict[str, dict[str, dict[str, Decimal]]] = {}
+        self.rds_snapshot: Decimal | None = None
 
     def add(self, product: OfferProduct, usd: Decimal) -> bool:
         """Record the product's price if it is one the catalog keeps; say whether it was."""
@@ -109,6 +113,8 @@ class _RegionAccumulator:
             self.volume_throughput[_EBS_THROUGHPUT[kind]] = usd
         elif kind in _SNAPSHOTS:
             self.snapshots[_SNAPSHOTS[kind]] = usd
+        elif kind == _RDS_BACKUP:
+            self.rds_snapshot = usd
         elif kind in _PUBLIC_IPV4:
             self.public_ipv4[kind] = usd
         elif kind.endswith("LoadBalancerUsage") and family in _LOAD_BALANCERS:
@@ -191,6 +197,8 @@ class _RegionAccumulator:
                 for storage, deps in sorted(self.rds_storage.items())
             },
         }
+        if self.rds_snapshot is not None:
+            region["rds_snapshot_gb_month"] = decimal_text(self.rds_snapshot)
         for usage in _PUBLIC_IPV4:
             if usage in self.public_ipv4:
                 region["public_ipv4_hourly"] = decimal_text(self.public_ipv4[usage])

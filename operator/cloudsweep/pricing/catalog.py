@@ -93,6 +93,7 @@ class RegionDoc(TypedDict):
     load_balancers_hourly: dict[str, str]  # application, network, gateway, classic
     rds_instances: dict[str, dict[str, dict[str, str]]]  # engine -> class -> deployment -> hourly
     rds_storage: dict[str, dict[str, VolumePriceDoc]]  # storage type -> deployment -> prices
+    rds_snapshot_gb_month: NotRequired[str]  # DB snapshot (backup) storage beyond the free amount
 
 
 class CatalogDoc(TypedDict):
@@ -171,6 +172,7 @@ class RegionPrices:
     load_balancers_hourly: Mapping[str, Decimal]
     rds_instances: Mapping[str, Mapping[str, Mapping[str, Decimal]]]
     rds_storage: Mapping[str, Mapping[str, VolumePrice]]
+    rds_snapshot_gb_month: Decimal | None = None
     notes: str = ""
 
 
@@ -366,6 +368,20 @@ class PriceCatalog:
             )
         return price.monthly(size_gib, iops, throughput_mibps)
 
+    def rds_snapshot_monthly(self, region: str, size_gib: int | Decimal) -> Decimal:
+        """Monthly price of ``size_gib`` GiB of RDS DB snapshot (backup) storage, not Aurora's.
+
+        RDS bills the snapshots and automated backups of a region beyond a free amount equal to
+        the storage provisioned there; a snapshot kept after its instance is deleted is no longer
+        covered by that instance's share. A snapshot holds the data written, so pricing the
+        allocated storage over-estimates it. Multi-AZ does not store snapshots twice.
+        """
+        _non_negative(size_gib=size_gib)
+        price = self.region(region).rds_snapshot_gb_month
+        if price is None:
+            raise self._unknown("RDS snapshot storage", region)
+        return price * Decimal(size_gib)
+
 
 def _rds_gp3_baseline(size_gib: int, engine: str | None) -> tuple[int, int]:
     engine = engine or ""
@@ -449,6 +465,7 @@ def _region(code: str, doc: object, where: str) -> RegionPrices:
     if not isinstance(basis, str) or not basis:
         raise InvalidCatalog(f"{where}.basis must say how the figures were obtained")
     ipv4 = raw.get("public_ipv4_hourly")
+    rds_snapshot = raw.get("rds_snapshot_gb_month")
     return RegionPrices(
         code=code,
         location=str(raw.get("location", code)),
@@ -488,6 +505,9 @@ def _region(code: str, doc: object, where: str) -> RegionPrices:
             }
             for storage, deps in _object(raw.get("rds_storage", {}), f"{where}.rds_storage").items()
         },
+        rds_snapshot_gb_month=None
+        if rds_snapshot is None
+        else _money(rds_snapshot, f"{where}.rds_snapshot_gb_month"),
     )
 
 

@@ -79,6 +79,7 @@ class Store:
         name: str | None = None,
         namespace_uid: str | None = None,
         monthly_scan_limit: int | None = None,
+        auto_cleanup_enabled: bool | None = None,
     ) -> OrganizationRecord:
         with session_scope(self.url) as session:
             return organizations.ensure(
@@ -87,7 +88,12 @@ class Store:
                 name=name,
                 namespace_uid=namespace_uid,
                 monthly_scan_limit=monthly_scan_limit,
+                auto_cleanup_enabled=auto_cleanup_enabled,
             )
+
+    def set_organization_auto_cleanup(self, slug: str, enabled: bool) -> bool:
+        with session_scope(self.url) as session:
+            return organizations.set_auto_cleanup(session, slug, enabled)
 
     def organization_slugs(self) -> list[str]:
         with session_scope(self.url) as session:

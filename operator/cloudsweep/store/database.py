@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 from cloudsweep.settings import Settings, get_settings
 from cloudsweep.store import embedded, migrate
 
 
 class SchemaOutOfDate(RuntimeError):
     pass
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The configured server cannot be reached or refuses us; the message says which and why."""
 
 
 @dataclass
@@ -49,7 +55,13 @@ def open_database(settings: Settings | None = None) -> DatabaseHandle:
     if handle.embedded is not None:
         migrate.upgrade(handle.url)
         return handle
-    current, head = migrate.current_revision(handle.url), migrate.head_revision()
+    try:
+        current = migrate.current_revision(handle.url)
+    except sa.exc.OperationalError as error:
+        where = sa.make_url(handle.url).render_as_string(hide_password=True)
+        reason = str(error.orig or error).strip().splitlines()[0]
+        raise DatabaseUnavailable(f"cannot use the database {where}: {reason}") from None
+    head = migrate.head_revision()
     if current != head:
         raise SchemaOutOfDate(
             f"the database at CLOUDSWEEP_DATABASE_URL is at schema revision {current or 'none'}, "

@@ -34,10 +34,13 @@ def ensure(
     name: str | None = None,
     namespace_uid: str | None = None,
     monthly_scan_limit: int | None = None,
+    auto_cleanup_enabled: bool | None = None,
 ) -> OrganizationRecord:
     """Create the organization for ``slug`` or return the existing one; safe under concurrency.
 
     ``monthly_scan_limit`` applies to a new organization only (an existing one keeps its plan's).
+    ``auto_cleanup_enabled``, when given, is the current state of its source (the namespace's
+    annotation) and is written to new and existing organizations alike; None leaves it as it is.
     """
     if not SLUG_RE.fullmatch(slug):
         raise InvalidInput(
@@ -59,7 +62,23 @@ def ensure(
         )
     if namespace_uid and row.namespace_uid is None:
         row.namespace_uid = namespace_uid
+    if auto_cleanup_enabled is not None and row.auto_cleanup_enabled != auto_cleanup_enabled:
+        row.auto_cleanup_enabled = auto_cleanup_enabled
     return _record(row)
+
+
+def set_auto_cleanup(session: Session, slug: str, enabled: bool) -> bool:
+    """Turn an existing organization's auto cleanup on or off; True if that changed anything."""
+    result = session.execute(
+        sa.update(Organization)
+        .where(
+            Organization.slug == slug,
+            Organization.deleted_at.is_(None),
+            Organization.auto_cleanup_enabled.is_not(enabled),
+        )
+        .values(auto_cleanup_enabled=enabled)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def get(session: Session, slug: str) -> OrganizationRecord | None:
