@@ -4,6 +4,7 @@ tenancy across namespaces, and approvals stamped (and signed) by the admission w
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from cloudsweep.aws import demo_world
@@ -432,3 +433,30 @@ def test_auto_execute_needs_the_namespace_the_account_and_the_policy(
         lambda: not operator.store.organization(NS).auto_cleanup_enabled,
         what="the opt-in withdrawn",
     )
+
+
+def test_settled_objects_cost_no_api_writes(cluster: Cluster, operator, world) -> None:
+    """Timers run every second here (every 5-30 s in production) for every object: once an
+    object's status is what the timer computes, the timer must not write it again."""
+    cluster.create_namespace(NS, "uid-team-a")
+    connected_account(cluster, world)
+    cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec())
+    cluster.create(
+        "cleanuppolicies",
+        "CleanupPolicy",
+        NS,
+        "idle-ips",
+        {"resourceType": "elastic-ip", "action": "release", "accountSelector": {}},
+    )
+    wait_for(
+        lambda: (
+            condition(cluster.get("cleanuppolicies", NS, "idle-ips"), "Ready")
+            and cluster.get("scanschedules", NS, "nightly")["status"].get("nextScheduleTime")
+        ),
+        what="everything settled",
+    )
+    time.sleep(3)  # a few more timer rounds settle what the first wrote
+    before = len(cluster.requests("PATCH"))
+    time.sleep(4)  # four rounds of every timer
+    writes = [(r.url.path, r.text) for r in cluster.requests("PATCH")[before:]]
+    assert writes == [], writes

@@ -129,6 +129,7 @@ def _reconcile(
     interval=get_settings().status_refresh_seconds,
     initial_delay=get_settings().status_refresh_seconds,
 )
+@common.writes_only_changes()
 def publish_totals(
     body: kopf.Body, namespace: str, patch: kopf.Patch, memo: Any, logger: Any, **_: Any
 ) -> None:
@@ -151,6 +152,7 @@ def publish_totals(
     interval=get_settings().account_recheck_seconds,
     initial_delay=get_settings().account_recheck_seconds,
 )
+@common.writes_only_changes()
 def recheck(
     body: kopf.Body, namespace: str, patch: kopf.Patch, namespace_uids: Any, **_: Any
 ) -> None:

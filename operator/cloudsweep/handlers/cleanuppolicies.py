@@ -360,6 +360,7 @@ def _apply_approvals(
     interval=get_settings().status_refresh_seconds,
     initial_delay=get_settings().status_refresh_seconds,
 )
+@common.writes_only_changes(heartbeat="lastEvaluationTime")
 def evaluate(
     body: kopf.Body,
     namespace: str,

@@ -7,8 +7,10 @@ ever reads or writes another namespace on a tenant's behalf.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import kopf
 
@@ -77,6 +79,63 @@ def validated(
 
 class InvalidSpec(kopf.PermanentError):
     """The object's spec is wrong; fixing it (a new generation) is the only way forward."""
+
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+
+def writes_only_changes(
+    *, heartbeat: str | None = None, heartbeat_seconds: float = 300.0
+) -> Callable[[_Handler], _Handler]:
+    """For timers, which run every few seconds per object: drop the status fields the object
+    already has, so an unchanged object costs no API write and no watch event for every watcher.
+
+    ``heartbeat`` names a timestamp field the timer always sets ("evaluated at"): alone, it is
+    written only once the stored one is ``heartbeat_seconds`` old.
+    """
+
+    def decorate(handler: _Handler) -> _Handler:
+        @functools.wraps(handler)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = handler(*args, **kwargs)
+            patch, body = kwargs.get("patch"), kwargs.get("body")
+            if patch is not None and body is not None:
+                drop_unchanged_status(patch, body, heartbeat, heartbeat_seconds)
+            return result
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def drop_unchanged_status(
+    patch: Any,
+    body: Mapping[str, Any],
+    heartbeat: str | None = None,
+    heartbeat_seconds: float = 300.0,
+) -> None:
+    status = patch.get("status")
+    if not isinstance(status, dict):
+        return
+    current = dict(body.get("status") or {})
+    for key in list(status):
+        value = status[key]
+        if (key in current and current[key] == value) or (value is None and key not in current):
+            del status[key]
+    if heartbeat is not None and list(status) == [heartbeat]:
+        written = _parse_stamp(current.get(heartbeat))
+        fresh = _parse_stamp(status[heartbeat])
+        if written and fresh and (fresh - written).total_seconds() < heartbeat_seconds:
+            del status[heartbeat]
+    if not status:
+        del patch["status"]
+
+
+def _parse_stamp(value: Any) -> datetime | None:
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def set_conditions(

@@ -64,6 +64,7 @@ def next_time(schedule: str, zone: str, after: datetime) -> datetime:
 @kopf.timer(
     R.group, R.version, R.plural, id="tick", interval=TICK_SECONDS, initial_delay=TICK_SECONDS
 )
+@common.writes_only_changes()
 def tick(
     body: kopf.Body,
     namespace: str,
