@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,16 +24,11 @@ from tests import rbac
 from tests.e2e import samples
 from tests.handlers.conftest import Cluster, cluster, condition, wait_for
 from tests.handlers.test_awsaccounts import account_spec
+from tests.net import free_port
 
 __all__ = ["cluster"]  # KMock's emulator, the same fixture the handler tests use
 NS = "team-cli"
 CLOUDSWEEP = str(Path(sys.executable).with_name("cloudsweep"))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _healthy(port: int) -> bool:
@@ -50,6 +44,25 @@ def world(moto_endpoint: str) -> demo_world.DemoWorld:
     return demo_world.seed_demo_world(moto_endpoint, regions=("us-east-1",))
 
 
+def _environment(
+    cluster: Cluster, database_url: str, moto_endpoint: str, health: int, **overrides: str
+) -> dict[str, str]:
+    """The command's environment: KMock, moto, the database, free ports, a plain webhook."""
+    return {
+        **os.environ,
+        "CLOUDSWEEP_KUBE_API_URL": cluster.url,
+        "CLOUDSWEEP_DATABASE_URL": database_url,
+        "CLOUDSWEEP_AWS_ENDPOINT_URL": moto_endpoint,
+        "CLOUDSWEEP_HEALTH_PORT": str(health),
+        "CLOUDSWEEP_METRICS_PORT": str(free_port()),
+        "CLOUDSWEEP_WEBHOOK_PORT": str(free_port()),
+        "CLOUDSWEEP_WEBHOOK_ADDR": "127.0.0.1",
+        "CLOUDSWEEP_WEBHOOK_INSECURE": "true",
+        "CLOUDSWEEP_WEBHOOK_MANAGED": "false",
+        **overrides,
+    }
+
+
 def _start(
     stopped: list[subprocess.Popen[str]],
     args: list[str],
@@ -59,20 +72,8 @@ def _start(
     **overrides: str,
 ) -> subprocess.Popen[str]:
     """The command started, once its /healthz answers."""
-    health = _free_port()
-    env = {
-        **os.environ,
-        "CLOUDSWEEP_KUBE_API_URL": cluster.url,
-        "CLOUDSWEEP_DATABASE_URL": database_url,
-        "CLOUDSWEEP_AWS_ENDPOINT_URL": moto_endpoint,
-        "CLOUDSWEEP_HEALTH_PORT": str(health),
-        "CLOUDSWEEP_METRICS_PORT": str(_free_port()),
-        "CLOUDSWEEP_WEBHOOK_PORT": str(_free_port()),
-        "CLOUDSWEEP_WEBHOOK_ADDR": "127.0.0.1",
-        "CLOUDSWEEP_WEBHOOK_INSECURE": "true",
-        "CLOUDSWEEP_WEBHOOK_MANAGED": "false",
-        **overrides,
-    }
+    health = free_port()
+    env = _environment(cluster, database_url, moto_endpoint, health, **overrides)
     process = subprocess.Popen(
         [CLOUDSWEEP, "operator", *args],
         env=env,
@@ -259,17 +260,7 @@ def _run_until_exit(
     cluster: Cluster, database_url: str, moto_endpoint: str, seconds: float
 ) -> tuple[int | None, str]:
     """The command for at most ``seconds`` (then SIGTERM): its exit code and output."""
-    env = {
-        **os.environ,
-        "CLOUDSWEEP_KUBE_API_URL": cluster.url,
-        "CLOUDSWEEP_DATABASE_URL": database_url,
-        "CLOUDSWEEP_AWS_ENDPOINT_URL": moto_endpoint,
-        "CLOUDSWEEP_HEALTH_PORT": str(_free_port()),
-        "CLOUDSWEEP_METRICS_PORT": str(_free_port()),
-        "CLOUDSWEEP_WEBHOOK_PORT": str(_free_port()),
-        "CLOUDSWEEP_WEBHOOK_INSECURE": "true",
-        "CLOUDSWEEP_WEBHOOK_MANAGED": "false",
-    }
+    env = _environment(cluster, database_url, moto_endpoint, free_port())
     process = subprocess.Popen(
         [CLOUDSWEEP, "operator"],
         env=env,

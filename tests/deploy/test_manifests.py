@@ -11,13 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
 from cloudsweep import crds
 from tests.deploy.conftest import REPO, by_kind, kustomizations, one, render
-
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 # The oldest Kubernetes minor version CloudSweep supports, and the newest the schemas know.
 K8S_VERSIONS = ("1.31", kubernetes_validate.latest_version())

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import time
 import urllib.request
 import uuid
@@ -32,6 +31,7 @@ from cloudsweep.store import Store, migrate
 from tests import containers
 from tests.e2e import samples
 from tests.handlers.conftest import Cluster, cluster, condition, wait_for
+from tests.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 TEAM = "team-e2e"
@@ -39,12 +39,6 @@ ACCOUNT = samples.ACCOUNT
 __all__ = ["cluster"]  # KMock's emulator, the same fixture the handler tests use
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _seed(moto_endpoint: str) -> str:
@@ -110,7 +104,7 @@ def _run_operator(
     engine.run("run", "--rm", *hardened, *database, tag, "db", "upgrade", timeout=300)
     assert migrate.current_revision(empty_database_url) == migrate.head_revision()
 
-    ports = {"health": _free_port(), "metrics": _free_port(), "webhook": _free_port()}
+    ports = {"health": free_port(), "metrics": free_port(), "webhook": free_port()}
     environment = {
         "CLOUDSWEEP_KUBE_API_URL": cluster.url,
         "CLOUDSWEEP_AWS_ENDPOINT_URL": moto_endpoint,

@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import threading
 import time
 import urllib.error
@@ -29,6 +28,8 @@ from typing import Any
 
 import aiohttp.web
 import pytest
+
+from tests.net import free_port
 
 # Read when cloudsweep.handlers is imported (kopf timers take their intervals then).
 os.environ.setdefault("CLOUDSWEEP_STATUS_REFRESH_SECONDS", "1")
@@ -366,15 +367,9 @@ def operator_settings(moto_endpoint: str) -> Settings:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def webhook_port() -> int:
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture
@@ -414,7 +409,7 @@ def operator(
     stop = threading.Event()
     ready = threading.Event()
 
-    healthz = f"http://127.0.0.1:{_free_port()}/healthz"
+    healthz = f"http://127.0.0.1:{free_port()}/healthz"
 
     def run() -> None:
         asyncio.run(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -30,18 +29,13 @@ from cloudsweep import aws, cleaning, domain, metrics, policies, scanning
 from cloudsweep.aws import demo_world
 from cloudsweep.settings import Settings
 from cloudsweep.store import FindingFilter, Intent, Store
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy" / "grafana" / "cloudsweep-dashboard.json"
 RULES = ROOT / "deploy" / "prometheus" / "rules.yaml"
 ORG = "team-a"
 SELECTOR = re.compile(r"cloudsweep_[a-z_]+(?:\{[^}]*\})?")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str) -> Any:
@@ -129,7 +123,7 @@ def prometheus(
     """The URL of a Prometheus that has scraped the metrics of a demo world a few times."""
     _demo(database_url, moto_endpoint)
     server = metrics.serve(0, database_url, addr="127.0.0.1")
-    port = _free_port()
+    port = free_port()
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(RULES)],

@@ -7,7 +7,6 @@ with its test-only ``allow_private`` switch (``CLOUDSWEEP_NOTIFY_ALLOW_PRIVATE``
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from cloudsweep import domain
 from cloudsweep.scanning import ScanOutcome
 from cloudsweep.store import AccountRecord, OrganizationRecord, Store
 from cloudsweep.store.notification_settings import NotificationSettingsStore, Preferences
+from tests.net import free_port
 
 
 @dataclass
@@ -106,15 +106,9 @@ class Mailbox:
         return "250 OK"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[Mailbox]:
-    mailbox = Mailbox(port=_free_port())
+    mailbox = Mailbox(port=free_port())
     controller = Controller(mailbox, hostname="127.0.0.1", port=mailbox.port)
     controller.start()
     try:

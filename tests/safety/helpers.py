@@ -182,6 +182,44 @@ def scan_world(
     return record
 
 
+@dataclass(frozen=True)
+class Target:
+    """What a destructive test acts on in a scanned ``SmallWorld``: its volumes
+    (ebs-volume/snapshot-and-delete) or its addresses (elastic-ip/release)."""
+
+    world: SmallWorld
+    volumes: bool
+
+    @property
+    def document(self) -> dict[str, Any]:
+        return volume_policy() if self.volumes else address_policy()
+
+    @property
+    def operation(self) -> str:
+        return "DeleteVolume" if self.volumes else "ReleaseAddress"
+
+    @property
+    def eligible(self) -> set[str]:
+        return set(self.world.volumes if self.volumes else self.world.addresses)
+
+    def live(self) -> set[str]:
+        return live_volumes(self.world) if self.volumes else live_addresses(self.world)
+
+
+def scanned_target(
+    resource_type: str,
+    endpoint: str,
+    account_id: str,
+    store: Store,
+    org_slug: str,
+    settings: Settings,
+) -> Target:
+    """A small world seeded in ``account_id`` and scanned into ``org_slug``."""
+    world = seed_small_world(endpoint, account_id)
+    scan_world(store, org_slug, world, settings)
+    return Target(world, resource_type == "ebs-volume")
+
+
 def scan_options() -> scanning.ScanOptions:
     return scanning.ScanOptions(
         detectors=["ebs-volume", "elastic-ip"],

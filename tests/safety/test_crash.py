@@ -38,13 +38,10 @@ def crash_then_recover(
     org: str = ORG,
 ) -> dict[str, Any]:
     """Seed, scan, crash a child at ``step``, recover in-process; check every invariant."""
-    world = helpers.seed_small_world(endpoint, account_id)
-    helpers.scan_world(store, org, world, settings)
-    volumes = resource_type == "ebs-volume"
-    document = helpers.volume_policy() if volumes else helpers.address_policy()
-    operation = "DeleteVolume" if volumes else "ReleaseAddress"
-    eligible = set(world.volumes if volumes else world.addresses)
-    before = helpers.live_volumes(world) if volumes else helpers.live_addresses(world)
+    target = helpers.scanned_target(resource_type, endpoint, account_id, store, org, settings)
+    world, volumes = target.world, target.volumes
+    document, operation, eligible = target.document, target.operation, target.eligible
+    before = target.live()
 
     journal_path = tmp / f"journal-{account_id}.jsonl"
     child = helpers.spawn_worker(
@@ -77,7 +74,7 @@ def crash_then_recover(
     )
     assert report.interrupted_found == 1
 
-    after = helpers.live_volumes(world) if volumes else helpers.live_addresses(world)
+    after = target.live()
     deleted = before - after
     assert deleted == eligible, "deleted must equal approved-and-still-eligible"
     effects = Counter(

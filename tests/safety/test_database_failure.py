@@ -37,13 +37,10 @@ def break_database_then_recover(
     account_id: str = ACCOUNT,
     org: str = ORG,
 ) -> dict[str, Any]:
-    world = helpers.seed_small_world(endpoint, account_id)
-    helpers.scan_world(store, org, world, settings)
-    volumes = resource_type == "ebs-volume"
-    document = helpers.volume_policy() if volumes else helpers.address_policy()
-    operation = "DeleteVolume" if volumes else "ReleaseAddress"
-    eligible = set(world.volumes if volumes else world.addresses)
-    before = helpers.live_volumes(world) if volumes else helpers.live_addresses(world)
+    target = helpers.scanned_target(resource_type, endpoint, account_id, store, org, settings)
+    world, volumes = target.world, target.volumes
+    document, operation, eligible = target.document, target.operation, target.eligible
+    before = target.live()
 
     broken: list[int] = []
     hooks = helpers.StepHooks(
@@ -81,7 +78,7 @@ def break_database_then_recover(
             journal
         ),
     )
-    after = helpers.live_volumes(world) if volumes else helpers.live_addresses(world)
+    after = target.live()
     deleted = before - after
     assert deleted == eligible
     effects = Counter(

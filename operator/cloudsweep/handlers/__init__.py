@@ -30,12 +30,12 @@ def configure_logging(log_format: str, *, debug: bool = False) -> None:
     )
     if not debug:
         # Every object's timers succeed every few seconds: one line each would bury the rest.
-        logging.getLogger("kopf.objects").addFilter(_drop_timer_successes)
+        logging.getLogger("kopf.objects").addFilter(_drop_routine_successes)
         # One "Found credentials in environment variables" per AWS session.
         logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
 
 
-def _drop_timer_successes(record: logging.LogRecord) -> bool:
+def _drop_routine_successes(record: logging.LogRecord) -> bool:
     """Drop the routine INFO lines: timers' successes, and the namespace watcher's (one per
     namespace of the cluster at start-up and at every namespace change)."""
     if record.levelno != logging.INFO:
