@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from cloudsweep import domain
@@ -56,3 +60,29 @@ def test_ensure_organization_is_idempotent_and_notices_recreated_namespaces(stor
     assert store.ensure_organization("team-a", namespace_uid="uid-1").id == first.id
     with pytest.raises(domain.InvalidInput, match="recreated"):
         store.ensure_organization("team-a", namespace_uid="uid-2")
+
+
+def test_ensure_organization_races_to_one_organization(store: Store) -> None:
+    """Handlers meeting a new namespace at once (seen in CI): each insert collides on the slug and
+    on the namespace UID, and must return the one organization, never a unique violation. The
+    window is microseconds wide, so it is opened many times; the old code failed ~5% of rounds."""
+    threads = 6
+    for round_ in range(200):
+        barrier = threading.Barrier(threads)
+
+        def ensure(slug: str, uid: str, barrier: threading.Barrier = barrier) -> uuid.UUID:
+            barrier.wait()
+            return store.ensure_organization(slug, namespace_uid=uid).id
+
+        with ThreadPoolExecutor(threads) as pool:
+            racers = [
+                pool.submit(ensure, f"race-{round_}", f"uid-race-{round_}") for _ in range(threads)
+            ]
+            ids = {racer.result() for racer in racers}
+        assert len(ids) == 1, f"round {round_}: {ids}"
+
+
+def test_a_namespace_uid_names_one_organization(store: Store) -> None:
+    store.ensure_organization("team-a", namespace_uid="uid-1")
+    with pytest.raises(domain.InvalidInput, match="another organization"):
+        store.ensure_organization("team-b", namespace_uid="uid-1")

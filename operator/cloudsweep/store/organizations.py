@@ -50,11 +50,17 @@ def ensure(
     values: dict[str, object] = {"slug": slug, "name": name or slug, "namespace_uid": namespace_uid}
     if monthly_scan_limit is not None:
         values["monthly_scan_limit"] = monthly_scan_limit
-    statement = (
-        insert(Organization).values(**values).on_conflict_do_nothing(index_elements=["slug"])
-    )
-    session.execute(statement)
-    row = session.execute(sa.select(Organization).where(Organization.slug == slug)).scalar_one()
+    # No conflict target: a concurrent insert for the same namespace collides on the slug and on
+    # the namespace UID, and either one may be checked first; both mean "it exists already".
+    session.execute(insert(Organization).values(**values).on_conflict_do_nothing())
+    row = session.execute(
+        sa.select(Organization).where(Organization.slug == slug)
+    ).scalar_one_or_none()
+    if row is None:
+        raise InvalidInput(
+            f"namespace UID {namespace_uid} already belongs to another organization, "
+            f"not to {slug!r}; an administrator must retire that organization first"
+        )
     if namespace_uid and row.namespace_uid not in (None, namespace_uid):
         raise InvalidInput(
             f"namespace {slug!r} was recreated (UID {namespace_uid}, recorded {row.namespace_uid}); "
