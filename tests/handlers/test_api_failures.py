@@ -257,6 +257,31 @@ def test_a_rejected_status_is_logged_and_retried_slowly_and_others_are_served(
     assert alive(operator)
 
 
+@pytest.mark.parametrize("kind", ["scanschedules", "cleanuppolicies"])
+def test_a_lost_invalid_spec_condition_is_written_again(
+    cluster: Cluster, operator: Any, kind: str
+) -> None:
+    """The status patch carrying an object's InvalidSpec condition is refused once: the next
+    timer tick notices the condition is missing and writes it, not a Ready one."""
+    cluster.create_namespace(NS, "uid-team-a")
+    lost = cluster.inject(
+        method="PATCH", path=f"{API}/{kind}/bad/status$", body="InvalidSpec", status=422
+    )
+    if kind == "scanschedules":
+        cluster.create("scanschedules", "ScanSchedule", NS, "bad", schedule_spec(schedule="x"))
+    else:
+        spec = {"resourceType": "elastic-ip", "action": "delete", "accountSelector": {}}
+        cluster.create("cleanuppolicies", "CleanupPolicy", NS, "bad", spec)
+    ready = wait_for(
+        lambda: condition(cluster.get(kind, NS, "bad"), "Ready"),
+        timeout=15,
+        what="the InvalidSpec condition, written again",
+    )
+    assert lost.hits == 1
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert alive(operator)
+
+
 # --- 4. hung requests and silent watches -----------------------------------------------------
 
 SHORT_TIMEOUTS = {

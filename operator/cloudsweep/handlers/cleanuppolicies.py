@@ -374,8 +374,9 @@ def evaluate(
     try:
         obj = common.validated(KIND, body)
         policy, selected = _policy(obj, name, namespace, aws_accounts)
-    except (common.InvalidSpec, policies.PolicyError):
-        return  # register() reported it
+    except (common.InvalidSpec, policies.PolicyError) as error:
+        common.refuse_again(patch, body, error)  # register() reported it, unless that was lost
+        return
     suspended = bool(obj["spec"].get("suspend"))
     with rt.lock:
         rt.policies[(namespace, name)] = PolicyEntry(

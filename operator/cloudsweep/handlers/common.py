@@ -163,6 +163,21 @@ def refuse(
     kopf.warn(body, reason="InvalidSpec", message=message[:1000])
 
 
+def ready_reason(body: Mapping[str, Any]) -> str | None:
+    """The reason of the object's Ready condition as stored, or None without one."""
+    for condition in body.get("status", {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return str(condition.get("reason"))
+    return None
+
+
+def refuse_again(patch: kopf.Patch, body: Any, error: Exception) -> None:
+    """For timers: write the refusal if the stored status lacks it (its patch may have been
+    lost), and stay quiet otherwise, so an invalid object costs no writes or events per tick."""
+    if ready_reason(body) != "InvalidSpec":
+        refuse(patch, body, error)
+
+
 def normal(body: Any, *, reason: str, message: str) -> None:
     """A Normal Event for an act users care about (kopf's own INFO logs are not posted)."""
     kopf.event(body, type="Normal", reason=reason, message=message[:1000])

@@ -79,8 +79,7 @@ def tick(
     try:
         obj = common.validated(KIND, body)
     except common.InvalidSpec as error:
-        if common_ready_reason(body) != "InvalidSpec":
-            common.refuse(patch, body, error)
+        common.refuse_again(patch, body, error)
         return
     spec, status = obj["spec"], body.get("status", {})
     _publish(body, patch, namespace, name)
@@ -119,7 +118,7 @@ def tick(
         next_time(spec["schedule"], zone, now) if fired else due
     )
     if trigger is None:
-        if common_ready_reason(body) in (None, "InvalidSpec", "Suspended"):
+        if common.ready_reason(body) in (None, "InvalidSpec", "Suspended"):
             common.set_conditions(
                 patch,
                 body,
@@ -158,13 +157,6 @@ def _remember(memo: Any, patch: kopf.Patch, **fired: str) -> None:
     patch.status.update(fired)
     if memo is not None:
         memo.setdefault(_FIRED, {}).update(fired)
-
-
-def common_ready_reason(body: Mapping[str, Any]) -> str | None:
-    for condition in body.get("status", {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return str(condition.get("reason"))
-    return None
 
 
 def _start(
