@@ -418,3 +418,16 @@ def test_unreadable_and_invalid_files_are_refused(tmp_path: Path) -> None:
         load_catalog(tmp_path / "missing.json")
     with pytest.raises(InvalidCatalog, match="not valid JSON"):
         load_catalog(_write(tmp_path, "{"))
+
+
+def test_compute_network_and_storage_prices_of_the_published_regions() -> None:
+    catalog = load_catalog()
+    assert catalog.ec2_instance_monthly("us-east-1", "t3.micro") == Decimal("0.0104") * 730
+    assert catalog.nat_gateway_monthly("us-east-1") == Decimal("0.045") * 730
+    assert catalog.nat_gateway_monthly("us-east-1", 100) == Decimal("0.045") * 730 + Decimal("4.5")
+    assert catalog.cloudwatch_logs_storage_monthly("us-east-1", 2**30 * 10) == Decimal("0.30")
+    assert catalog.s3_standard_storage_monthly("us-east-1", 2**30) == Decimal("0.023")
+    with pytest.raises(UnknownPrice, match=r"EC2 x9\.huge"):
+        catalog.ec2_instance_monthly("us-east-1", "x9.huge")
+    with pytest.raises(ValueError):
+        catalog.nat_gateway_monthly("us-east-1", -1)

@@ -54,6 +54,16 @@ class Prices(Protocol):
         engine: str | None = None,
     ) -> Decimal: ...
 
+    def ec2_instance_monthly(self, region: str, instance_type: str) -> Decimal: ...
+
+    def nat_gateway_monthly(
+        self, region: str, gb_processed_per_month: int | Decimal = 0
+    ) -> Decimal: ...
+
+    def cloudwatch_logs_storage_monthly(self, region: str, stored_bytes: int) -> Decimal: ...
+
+    def s3_standard_storage_monthly(self, region: str, stored_bytes: int) -> Decimal: ...
+
 
 @dataclass(frozen=True)
 class RegionContext:

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict
 
 HOURS_PER_MONTH = Decimal(730)
+# AWS bills storage per GB of 2^30 bytes (S3 and CloudWatch Logs "GB" are binary gigabytes).
+BYTES_PER_GB = Decimal(2**30)
 SCHEMA_VERSION = 1
 
 # Deployment keys of RDS prices in the catalog document.
@@ -94,6 +96,16 @@ class RegionDoc(TypedDict):
     rds_instances: dict[str, dict[str, dict[str, str]]]  # engine -> class -> deployment -> hourly
     rds_storage: dict[str, dict[str, VolumePriceDoc]]  # storage type -> deployment -> prices
     rds_snapshot_gb_month: NotRequired[str]  # DB snapshot (backup) storage beyond the free amount
+    # EC2 on-demand, Linux, shared tenancy: instance type -> hourly.
+    ec2_instances_hourly: NotRequired[dict[str, str]]
+    nat_gateway: NotRequired[NatGatewayDoc]
+    cloudwatch_logs_gb_month: NotRequired[str]  # stored (archived) log data
+    s3_standard_gb_month: NotRequired[str]  # S3 Standard, first 50 TB tier
+
+
+class NatGatewayDoc(TypedDict):
+    hourly: str
+    gb_processed: str
 
 
 class CatalogDoc(TypedDict):
@@ -173,6 +185,11 @@ class RegionPrices:
     rds_instances: Mapping[str, Mapping[str, Mapping[str, Decimal]]]
     rds_storage: Mapping[str, Mapping[str, VolumePrice]]
     rds_snapshot_gb_month: Decimal | None = None
+    ec2_instances_hourly: Mapping[str, Decimal] = field(default_factory=dict)
+    nat_gateway_hourly: Decimal | None = None
+    nat_gateway_gb_processed: Decimal | None = None
+    cloudwatch_logs_gb_month: Decimal | None = None
+    s3_standard_gb_month: Decimal | None = None
     notes: str = ""
 
 
@@ -382,6 +399,46 @@ class PriceCatalog:
             raise self._unknown("RDS snapshot storage", region)
         return price * Decimal(size_gib)
 
+    def ec2_instance_monthly(self, region: str, instance_type: str) -> Decimal:
+        """Monthly on-demand price of a running EC2 instance: Linux, shared tenancy, x 730 hours.
+
+        Its EBS volumes, public IPv4 addresses and data transfer are priced separately. Other
+        operating systems (Windows, RHEL, SUSE) carry license charges the lookup is not given.
+        """
+        hourly = self.region(region).ec2_instances_hourly.get(instance_type)
+        if hourly is None:
+            raise self._unknown(f"EC2 {instance_type} instances (Linux, on-demand)", region)
+        return hourly * HOURS_PER_MONTH
+
+    def nat_gateway_monthly(
+        self, region: str, gb_processed_per_month: int | Decimal = 0
+    ) -> Decimal:
+        """Monthly price of one NAT gateway: its hourly charge x 730 plus the data it processes."""
+        _non_negative(gb_processed_per_month=gb_processed_per_month)
+        prices = self.region(region)
+        if prices.nat_gateway_hourly is None or prices.nat_gateway_gb_processed is None:
+            raise self._unknown("NAT gateways", region)
+        return (
+            prices.nat_gateway_hourly * HOURS_PER_MONTH
+            + prices.nat_gateway_gb_processed * Decimal(gb_processed_per_month)
+        )
+
+    def cloudwatch_logs_storage_monthly(self, region: str, stored_bytes: int) -> Decimal:
+        """Monthly price of CloudWatch Logs data at rest (``storedBytes`` of a log group)."""
+        _non_negative(stored_bytes=stored_bytes)
+        price = self.region(region).cloudwatch_logs_gb_month
+        if price is None:
+            raise self._unknown("CloudWatch Logs storage", region)
+        return price * Decimal(stored_bytes) / BYTES_PER_GB
+
+    def s3_standard_storage_monthly(self, region: str, stored_bytes: int) -> Decimal:
+        """Monthly price of ``stored_bytes`` in S3 Standard at the first (50 TB) tier's rate."""
+        _non_negative(stored_bytes=stored_bytes)
+        price = self.region(region).s3_standard_gb_month
+        if price is None:
+            raise self._unknown("S3 Standard storage", region)
+        return price * Decimal(stored_bytes) / BYTES_PER_GB
+
 
 def _rds_gp3_baseline(size_gib: int, engine: str | None) -> tuple[int, int]:
     engine = engine or ""
@@ -466,6 +523,9 @@ def _region(code: str, doc: object, where: str) -> RegionPrices:
         raise InvalidCatalog(f"{where}.basis must say how the figures were obtained")
     ipv4 = raw.get("public_ipv4_hourly")
     rds_snapshot = raw.get("rds_snapshot_gb_month")
+    nat = _object(raw.get("nat_gateway", {}), f"{where}.nat_gateway")
+    logs = raw.get("cloudwatch_logs_gb_month")
+    s3 = raw.get("s3_standard_gb_month")
     return RegionPrices(
         code=code,
         location=str(raw.get("location", code)),
@@ -508,7 +568,23 @@ def _region(code: str, doc: object, where: str) -> RegionPrices:
         rds_snapshot_gb_month=None
         if rds_snapshot is None
         else _money(rds_snapshot, f"{where}.rds_snapshot_gb_month"),
+        ec2_instances_hourly={
+            kind: _money(v, f"{where}.ec2_instances_hourly.{kind}")
+            for kind, v in _object(
+                raw.get("ec2_instances_hourly", {}), f"{where}.ec2_instances_hourly"
+            ).items()
+        },
+        nat_gateway_hourly=_optional_money(nat.get("hourly"), f"{where}.nat_gateway.hourly"),
+        nat_gateway_gb_processed=_optional_money(
+            nat.get("gb_processed"), f"{where}.nat_gateway.gb_processed"
+        ),
+        cloudwatch_logs_gb_month=_optional_money(logs, f"{where}.cloudwatch_logs_gb_month"),
+        s3_standard_gb_month=_optional_money(s3, f"{where}.s3_standard_gb_month"),
     )
+
+
+def _optional_money(value: object, where: str) -> Decimal | None:
+    return None if value is None else _money(value, where)
 
 
 def catalog_from_document(doc: Mapping[str, Any], *, origin: str = "catalog") -> PriceCatalog:
