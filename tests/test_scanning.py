@@ -321,3 +321,84 @@ def _seeder_client(endpoint: str, world: demo_world.DemoWorld, service: str, reg
         aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],
     )
+
+
+def _regions_answer(regions: dict[str, str]) -> Callable[..., None]:
+    """After DescribeRegions: the account's regions and opt-in states, as AWS would answer for an
+    account with opt-in regions (moto reports every region as not needing opt-in)."""
+
+    def handler(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["Regions"] = [
+            {"RegionName": name, "OptInStatus": status} for name, status in regions.items()
+        ]
+
+    return handler
+
+
+def _deny_region(events: Any, region: str) -> None:
+    """Every call in ``region`` answered AccessDenied, as an SCP denying the region does."""
+    for service in ("ec2", "elbv2", "elb", "rds", "cloudwatch"):
+        body = (faults.ec2_error_body if service == "ec2" else faults.query_error_body)(
+            "UnauthorizedOperation" if service == "ec2" else "AccessDenied",
+            "explicit deny in a service control policy",
+        )
+        faults.fail_with(events, f"before-send.{service}", status=403, body=body, region=region)
+
+
+def test_all_regions_scans_the_enabled_ones_and_skips_the_others_with_the_reason(
+    store, settings, world
+) -> None:
+    org = store.ensure_organization(ORG)
+    account = store.register_account(
+        org.id,
+        account_id=world.account_id,
+        role_arn=world.scanner_role_arn,
+        external_id=world.external_id,
+        regions=["all"],
+    )
+
+    def hook(session: aws.AccountSession) -> None:
+        session.events.register(
+            "after-call.ec2.DescribeRegions",
+            _regions_answer(
+                {
+                    "us-east-1": "opt-in-not-required",
+                    "eu-west-1": "opt-in-not-required",
+                    "ap-southeast-1": "opt-in-not-required",
+                    "af-south-1": "not-opted-in",
+                }
+            ),
+        )
+        _deny_region(session.events, "ap-southeast-1")
+
+    recorder = aws.CallRecorder()
+    outcome = _scan(
+        store, account, settings, session_factory=_with_session_hook(hook), recorder=recorder
+    )
+
+    assert outcome.scan.status == domain.ScanStatus.COMPLETED, outcome.scan.error_message
+    assert outcome.failed_tasks == []
+    assert set(outcome.skipped_regions) == {"af-south-1", "ap-southeast-1"}
+    assert "not enabled" in outcome.skipped_regions["af-south-1"]
+    assert "access denied" in outcome.skipped_regions["ap-southeast-1"]
+    scanned = {r.region for r in recorder.records if r.service != "sts"}
+    assert "af-south-1" not in scanned  # never called: not enabled
+    assert {"us-east-1", "eu-west-1"} <= scanned
+    found = {item.region for item in store.findings(FindingFilter(ORG))}
+    assert found == {"us-east-1", "eu-west-1"}
+    [describe] = [r for r in recorder.records if r.operation == "DescribeRegions"]
+    assert describe.caller_account == world.account_id and describe.params == {"AllRegions": True}
+
+
+def test_a_named_region_that_denies_access_is_a_failure_not_a_skip(
+    store, account, settings
+) -> None:
+    outcome = _scan(
+        store,
+        account,
+        settings,
+        session_factory=_with_session_hook(lambda s: _deny_region(s.events, "eu-west-1")),
+    )
+    assert outcome.skipped_regions == {}
+    assert outcome.scan.status == domain.ScanStatus.PARTIAL
+    assert {t.region for t in outcome.failed_tasks} == {"eu-west-1"}

@@ -121,6 +121,16 @@ class _Sessions:
     def get(self, candidate: Candidate) -> aws.AccountSession:
         session = self._sessions.get(candidate.account_id)
         if session is None:
+            if candidate.role_arn is None:
+                raise aws.AwsError(
+                    aws.ErrorKind.ACCESS_DENIED,
+                    service="sts",
+                    operation="AssumeRole",
+                    code="NoRole",
+                    message=f"account {candidate.account_id} was scanned on your own credentials, "
+                    "which CloudSweep never cleans with; scan it with --role-arn to register its "
+                    "role",
+                )
             session = self._options.session_factory(
                 candidate.account_id,
                 candidate.role_arn,

@@ -25,6 +25,9 @@ CENTS = Decimal("0.01")
 # valued with the cleanup action's ID: how a rerun finds its own earlier work, and how the scan
 # knows a snapshot is undo data rather than waste.
 CLEANUP_ACTION_TAG = "cloudsweep.io/action-id"
+# An account's regions may be this one word: every region enabled for the account, read from AWS
+# (DescribeRegions) at the start of each scan.
+ALL_REGIONS = "all"
 
 
 class InvalidInput(ValueError):

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from cloudsweep import aws, detectors, domain
+from cloudsweep.aws import regions as aws_regions
 from cloudsweep.detectors import Detector, RegionContext
 from cloudsweep.pricing import PriceCatalog
 from cloudsweep.pricing.active import active_catalog
@@ -57,6 +58,8 @@ class ScanOutcome:
     tasks: tuple[TaskOutcome, ...]
     api_calls: int
     error: str | None = None
+    # Regions not scanned and why: not enabled for the account, or (with ``all`` regions) denied.
+    skipped_regions: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def failed_tasks(self) -> list[TaskOutcome]:
@@ -83,7 +86,7 @@ class ScanOptions:
     created_by: Any = None
 
 
-SessionFactory = Callable[..., aws.AccountSession]
+SessionFactory = Callable[..., aws.ScanSession]
 
 
 def _selected_detectors(options: ScanOptions) -> list[tuple[Detector[Any], Any]]:
@@ -133,7 +136,10 @@ def run_scan(
     concurrency = options.concurrency or settings.scan_concurrency
     prices = prices or active_catalog(settings)
     recorder = recorder or aws.CallRecorder()
-    permissions = sorted({p for detector, _ in selected for p in detector.permissions})
+    permissions = {p for detector, _ in selected for p in detector.permissions}
+    all_regions = domain.ALL_REGIONS in regions
+    if all_regions:
+        permissions.add(aws_regions.DESCRIBE_REGIONS_PERMISSION)
 
     scan = store.open_scan(
         account.id,
@@ -147,13 +153,19 @@ def run_scan(
         account.role_arn,
         external_id=account.external_id,
         purpose=aws.Purpose.SCAN,
-        scan_permissions=permissions,
+        scan_permissions=sorted(permissions),
         settings=settings,
         recorder=recorder,
         concurrency=concurrency,
     )
+    skipped: dict[str, str] = {}
     try:
         session.verify()
+        if all_regions:
+            found = aws_regions.account_regions(session)
+            named = [r for r in regions if r != domain.ALL_REGIONS]
+            regions = list(dict.fromkeys([*found.enabled, *named]))
+            skipped = {r: why for r, why in found.skipped.items() if r not in regions}
     except aws.AwsError as error:
         store.set_connection(account.id, domain.ConnectionStatus.FAILED, str(error))
         closed = store.close_scan(
@@ -208,7 +220,18 @@ def run_scan(
         store.upsert_findings(scan, buffer, seen_at=now())
 
     return _finish(
-        store, scan, outcomes, contexts, selected, regions, recorder, options, cancelled, now()
+        store,
+        scan,
+        outcomes,
+        contexts,
+        selected,
+        regions,
+        recorder,
+        options,
+        cancelled,
+        now(),
+        skipped=skipped,
+        all_regions=all_regions,
     )
 
 
@@ -240,6 +263,9 @@ def _finish(
     options: ScanOptions,
     cancelled: bool,
     finished_at: datetime,
+    *,
+    skipped: dict[str, str],
+    all_regions: bool,
 ) -> ScanOutcome:
     resource_type_of = {detector.name: detector.resource_type for detector, _ in selected}
     if options.scan_type.closes_unseen and not cancelled:
@@ -254,6 +280,8 @@ def _finish(
         # Removals this scan confirmed (the resource is no longer there) now count as savings.
         store.confirm_savings(scan.aws_account_id)
 
+    skipped = {**skipped, **_refused_regions(outcomes, all_regions)}
+    outcomes = [o for o in outcomes if o.region not in skipped]
     failed = [o for o in outcomes if not o.ok]
     if cancelled:
         status = domain.ScanStatus.CANCELLED
@@ -285,10 +313,42 @@ def _finish(
         metadata={
             "detectors": [detector.name for detector, _ in selected],
             "regions_failed": sorted(errors_by_region),
+            "regions_skipped": skipped,
             "errors": errors_by_region,
             "listings": listings,
             "api_calls": len(recorder.records),
             "catalog_version": getattr(next(iter(contexts.values())).prices, "version", None),
         },
     )
-    return ScanOutcome(scan=closed, tasks=tuple(outcomes), api_calls=len(recorder.records))
+    return ScanOutcome(
+        scan=closed,
+        tasks=tuple(outcomes),
+        api_calls=len(recorder.records),
+        skipped_regions=skipped,
+    )
+
+
+def _refused_regions(outcomes: Sequence[TaskOutcome], all_regions: bool) -> dict[str, str]:
+    """Regions where every task was refused because of the region itself: skipped, not failed.
+
+    A region that is not enabled always counts; an access denial counts only when the scan asked
+    for every region (an SCP that denies a region is the account's choice), never for a region
+    the user named, where it is an error to fix.
+    """
+    kinds = {aws.ErrorKind.REGION_DISABLED.value}
+    if all_regions:
+        kinds.add(aws.ErrorKind.ACCESS_DENIED.value)
+    by_region: dict[str, list[TaskOutcome]] = {}
+    for outcome in outcomes:
+        by_region.setdefault(outcome.region, []).append(outcome)
+    refused: dict[str, str] = {}
+    for region, tasks in by_region.items():
+        if tasks and all(t.error_kind in kinds for t in tasks):
+            first = tasks[0]
+            why = (
+                "not enabled for the account"
+                if first.error_kind == "region-disabled"
+                else ("access denied in this region (an SCP or the role's policy)")
+            )
+            refused[region] = f"{why}: {first.error}"
+    return refused

@@ -121,6 +121,10 @@ def test_a_role_with_a_path_in_the_declared_account_is_accepted() -> None:
     assert crds.validate("AwsAccount", obj) == []
 
 
+def test_an_account_may_name_all_its_enabled_regions() -> None:
+    assert crds.validate("AwsAccount", with_spec("AwsAccount", regions=["all"])) == []
+
+
 def test_cel_rules_are_skipped_where_the_schema_already_failed() -> None:
     # A malformed ARN is reported once, by the pattern, not again by the account rule.
     obj = with_spec("AwsAccount", roleArn="arn:aws:iam::1:role/x")

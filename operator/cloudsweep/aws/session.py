@@ -30,7 +30,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 import botocore.session
@@ -62,6 +62,17 @@ class CallerIdentity:
     account: str
     arn: str
     user_id: str
+
+
+class ScanSession(Protocol):
+    """What a scan needs of a session: an :class:`AccountSession`, or an ``AmbientSession``."""
+
+    account_id: str
+    partition: str
+
+    def verify(self) -> CallerIdentity: ...
+
+    def client(self, service: str, region: str) -> Any: ...
 
 
 def endpoint_url(settings: Settings | None = None) -> str | None:

@@ -40,7 +40,7 @@ class Target:
 
     organization: str
     account_id: str
-    role_arn: str
+    role_arn: str | None  # None: the user's own credentials (read-only, never cleaned)
     external_id: str | None
     regions: tuple[str, ...]
     session_factory: scanning.SessionFactory
@@ -90,9 +90,8 @@ def _real_target(
     profile: str | None,
 ) -> Target:
     if not role_arn:
-        raise domain.InvalidInput(
-            "name the account's role with --role-arn arn:aws:iam::<account>:role/<name> "
-            "(and --external-id), or try CloudSweep with --demo"
+        return _ambient_target(
+            settings, organization=organization, regions=regions, profile=profile
         )
     account_id = domain.role_arn_account(role_arn)
     return Target(
@@ -102,6 +101,40 @@ def _real_target(
         external_id=external_id,
         regions=tuple(regions or ("us-east-1", "us-west-2")),
         session_factory=functools.partial(aws.AccountSession, base_session=base_session(profile)),
+        settings=settings,
+    )
+
+
+def _ambient_target(
+    settings: Settings,
+    *,
+    organization: str,
+    regions: Sequence[str] | None,
+    profile: str | None,
+) -> Target:
+    """The account the user's own credentials belong to, scanned read-only (no role)."""
+    from cloudsweep.aws import ambient
+
+    base = base_session(profile)
+    identity = ambient.caller_identity(base, settings)
+    output.errors.print(
+        f"scanning account {identity.account} as {output.literal(identity.arn)} "
+        "(your own credentials, read-only; use --role-arn for another account)"
+    )
+
+    def session_factory(*args: Any, **kwargs: Any) -> ambient.AmbientSession:
+        session = ambient.AmbientSession(*args, base_session=base, **kwargs)
+        session.verify()
+        output.errors.print(f"read-only: {session.read_only_reason}")
+        return session
+
+    return Target(
+        organization=organization,
+        account_id=identity.account,
+        role_arn=None,
+        external_id=None,
+        regions=tuple(regions or ("us-east-1", "us-west-2")),
+        session_factory=session_factory,
         settings=settings,
     )
 
@@ -161,7 +194,12 @@ def scan(
         bool, typer.Option("--demo", help="Scan a local emulated AWS seeded with sample waste.")
     ] = False,
     role_arn: Annotated[
-        str | None, typer.Option("--role-arn", help="The scanned account's IAM role.")
+        str | None,
+        typer.Option(
+            "--role-arn",
+            help="The scanned account's IAM role (cross-account). Without it: your own "
+            "credentials' account, read-only.",
+        ),
     ] = None,
     external_id: Annotated[
         str | None,
@@ -172,7 +210,11 @@ def scan(
     ] = None,
     regions: Annotated[
         str | None,
-        typer.Option("--regions", help="Comma-separated regions (default: the account's)."),
+        typer.Option(
+            "--regions",
+            help="Comma-separated regions, or 'all' for every region enabled for the account "
+            "(default: us-east-1,us-west-2).",
+        ),
     ] = None,
     organization: Annotated[
         str, typer.Option("--org", help="The organization (tenant) the account belongs to.")
@@ -274,6 +316,8 @@ def _scan_target(
         f"scan {run.id} {run.status} in {run.duration_seconds} s: {run.total_resources_scanned} "
         f"resources listed, {outcome.api_calls} AWS calls, {run.total_waste_items_found} waste items"
     )
+    for region, why in outcome.skipped_regions.items():
+        output.errors.print(f"skipped {region}: {output.literal(why)}")
     for failed in outcome.failed_tasks:
         output.errors.print(
             f"[yellow]warning:[/yellow] {failed.detector} in {failed.region} failed ({failed.error_kind}): "

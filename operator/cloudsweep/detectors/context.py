@@ -16,7 +16,7 @@ from cloudsweep.detectors.inventory import Inventory
 from cloudsweep.domain import utcnow
 
 if TYPE_CHECKING:
-    from cloudsweep.aws.session import AccountSession
+    from cloudsweep.aws.session import ScanSession
 
 
 class Prices(Protocol):
@@ -78,7 +78,7 @@ class RegionContext:
     @classmethod
     def for_session(
         cls,
-        session: AccountSession,
+        session: ScanSession,
         region: str,
         prices: Prices,
         *,

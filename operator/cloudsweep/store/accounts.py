@@ -36,7 +36,7 @@ def register(
     organization_id: uuid.UUID,
     *,
     account_id: str,
-    role_arn: str,
+    role_arn: str | None,
     external_id: str | None,
     regions: Sequence[str],
     account_name: str | None = None,
@@ -45,7 +45,8 @@ def register(
 ) -> AccountRecord:
     """Create or update the account ``account_id`` of an organization; returns its stored state."""
     domain.validate_account_id(account_id)
-    domain.validate_role_for_account(role_arn, account_id)
+    if role_arn is not None:
+        domain.validate_role_for_account(role_arn, account_id)
     if not regions:
         raise domain.InvalidInput(f"account {account_id}: name at least one region to scan")
     values = {

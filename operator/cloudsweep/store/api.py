@@ -108,7 +108,7 @@ class Store:
         organization_id: uuid.UUID,
         *,
         account_id: str,
-        role_arn: str,
+        role_arn: str | None,
         external_id: str | None,
         regions: Sequence[str],
         account_name: str | None = None,

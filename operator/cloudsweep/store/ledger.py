@@ -54,7 +54,7 @@ class Candidate:
     organization_id: uuid.UUID
     account_uuid: uuid.UUID
     account_id: str
-    role_arn: str
+    role_arn: str | None
     external_id: str | None
     region: str
     resource_type: str

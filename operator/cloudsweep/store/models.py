@@ -136,7 +136,8 @@ class AwsAccount(Base):
     )
     account_id: Mapped[str] = mapped_column(sa.String(12), nullable=False)
     account_name: Mapped[str | None] = mapped_column(sa.String(255))
-    role_arn: Mapped[str] = mapped_column(sa.String(512), nullable=False)
+    # None: scanned on the user's own credentials (``cloudsweep scan`` without a role); never cleaned.
+    role_arn: Mapped[str | None] = mapped_column(sa.String(512), nullable=True)
     external_id: Mapped[str | None] = mapped_column(sa.String(255))
     regions: Mapped[list[str]] = mapped_column(
         pg.ARRAY(sa.Text), nullable=False, server_default=sa.text("ARRAY['us-east-1', 'us-west-2']")

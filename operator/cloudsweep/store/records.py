@@ -25,7 +25,7 @@ class AccountRecord:
     organization_id: uuid.UUID
     account_id: str
     account_name: str | None
-    role_arn: str
+    role_arn: str | None  # None: scanned on the user's own credentials, never cleaned
     external_id: str | None
     regions: tuple[str, ...]
     scan_enabled: bool
