@@ -104,3 +104,27 @@ def test_pricing_show_is_honest_about_its_source(data_home: Path) -> None:
     assert shown["file"] == "bundled"
     assert shown["source"]
     assert any(r["basis"] == "published" for r in shown["regions"])
+
+
+def test_scan_with_your_own_credentials_needs_no_role(moto_endpoint: str, data_home: Path) -> None:
+    import boto3
+
+    ec2 = boto3.client("ec2", endpoint_url=moto_endpoint, region_name="us-east-1")
+    volume = ec2.create_volume(AvailabilityZone="us-east-1a", Size=50, VolumeType="gp3")
+    result = _cloudsweep(
+        "scan",
+        "--regions",
+        "us-east-1",
+        "--detectors",
+        "ebs-volume",
+        "-o",
+        "json",
+        data_home=data_home,
+        env={"CLOUDSWEEP_AWS_ENDPOINT_URL": moto_endpoint},
+    )
+    assert result.returncode == 3, result.stderr
+    assert "scanning account 123456789012 as arn:aws:sts::123456789012:user/moto" in result.stderr
+    assert "read-only: GetFederationToken" in result.stderr
+    [item] = json.loads(result.stdout)
+    assert item["resource_id"] == volume["VolumeId"]
+    assert item["account_id"] == "123456789012"
