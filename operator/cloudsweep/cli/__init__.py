@@ -13,6 +13,7 @@ import typer
 
 from cloudsweep import __version__, aws, cleaning, domain, policies, scanning
 from cloudsweep.cli import (
+    accounts,
     cleanup,
     db,
     findings,
@@ -35,6 +36,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(pricing.app, name="pricing")
+app.add_typer(accounts.app, name="accounts")
 app.command()(scan.scan)
 app.command()(findings.findings)
 app.command()(operator.operator)
