@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from cloudsweep import cleanup, detectors
+from cloudsweep.aws import organizations, regions
 
 POLICY_VERSION: Final = "2012-10-17"
 DEFAULT_ROLE_NAME: Final = "CloudSweep"
@@ -78,8 +79,23 @@ def _by_service(actions: Iterable[str], prefix: str) -> list[dict[str, Any]]:
 
 
 def scan_actions() -> list[str]:
-    """The read-only actions every scan needs (all detectors)."""
-    return detectors.permissions()
+    """The read-only actions every scan needs (all detectors, and the regions of ``[all]``)."""
+    return sorted({*detectors.permissions(), regions.DESCRIBE_REGIONS_PERMISSION})
+
+
+def command_line_policy() -> dict[str, Any]:
+    """For a person running ``cloudsweep`` on their own credentials (no role to assume).
+
+    A scan on an IAM user's keys runs on a ``GetFederationToken`` session limited to the scan
+    actions, so the user needs those actions and GetFederationToken; ``cloudsweep accounts
+    discover`` reads Organizations in the management account or a delegated administrator.
+    """
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": _by_service(
+            [*scan_actions(), "sts:GetFederationToken", *organizations.PERMISSIONS], "Cli"
+        ),
+    }
 
 
 def cleanup_actions() -> list[str]:
@@ -273,6 +289,7 @@ def documents() -> dict[str, dict[str, Any]]:
         "scan-policy.json": scan_policy(),
         "cleanup-policy.json": cleanup_policy(),
         "operator-policy.json": operator_policy(),
+        "command-line-policy.json": command_line_policy(),
         "trust-policy.json": trust_policy("${OperatorRoleArn}", "${ExternalId}"),
         "cloudformation.json": cloudformation_template(),
     }

@@ -87,13 +87,23 @@ def test_bad_input_gets_a_clear_error_and_exit_1(data_home: Path) -> None:
     assert "exactly 12 digits" in result.stderr
     assert "Traceback" not in result.stderr
 
-    result = _cloudsweep("scan", "--detectors", "nat-gateway", "--demo", data_home=tmp_path)
+    result = _cloudsweep("scan", "--detectors", "no-such-type", "--demo", data_home=tmp_path)
     assert result.returncode == 1
-    assert "unknown resource type 'nat-gateway'" in result.stderr
+    assert "unknown resource type 'no-such-type'" in result.stderr
 
-    result = _cloudsweep("scan", data_home=tmp_path)
+    # No role and your own credentials unusable (here: nothing listens where AWS should be).
+    result = _cloudsweep(
+        "scan",
+        data_home=tmp_path,
+        env={
+            "CLOUDSWEEP_AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            "CLOUDSWEEP_AWS_MAX_ATTEMPTS": "1",
+        },
+    )
     assert result.returncode == 1
+    assert "cannot use your own AWS credentials" in result.stderr
     assert "--role-arn" in result.stderr and "--demo" in result.stderr
+    assert "Traceback" not in result.stderr and "retried later" not in result.stderr
 
 
 def test_pricing_show_is_honest_about_its_source(data_home: Path) -> None:

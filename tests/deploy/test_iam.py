@@ -40,6 +40,7 @@ def _policies() -> dict[str, dict[str, Any]]:
         "scan": iam.scan_policy(),
         "cleanup": iam.cleanup_policy(),
         "operator": iam.operator_policy(),
+        "command line": iam.command_line_policy(),
     }
 
 
@@ -105,7 +106,18 @@ def test_no_wildcard_actions_and_only_allow_statements() -> None:
 
 def test_every_action_is_a_real_operation() -> None:
     known: set[str] = set()
-    for service in ("ec2", "elbv2", "elb", "rds", "cloudwatch", "backup", "kms", "sts", "pricing"):
+    for service in (
+        "ec2",
+        "elbv2",
+        "elb",
+        "rds",
+        "cloudwatch",
+        "backup",
+        "kms",
+        "sts",
+        "pricing",
+        "organizations",
+    ):
         prefix = aws_calls.iam_prefix(service)
         known |= {f"{prefix}:{op}" for op in aws_calls.operations(service).values()}
     for name, policy in _policies().items():
@@ -128,11 +140,14 @@ def test_cleanup_kms_is_limited_to_ec2() -> None:
 
 def test_scan_and_cleanup_cover_every_registered_permission() -> None:
     from cloudsweep import cleanup, detectors
+    from cloudsweep.aws import regions
 
     union = _actions(iam.scan_policy()) | _actions(iam.cleanup_policy())
-    registered = set(detectors.permissions()) | {
-        p for action in cleanup.all_actions() for p in action.permissions
-    }
+    registered = (
+        set(detectors.permissions())
+        | {p for action in cleanup.all_actions() for p in action.permissions}
+        | {regions.DESCRIBE_REGIONS_PERMISSION}  # regions: [all]
+    )
     assert union == registered
 
 

@@ -116,7 +116,13 @@ def _ambient_target(
     from cloudsweep.aws import ambient
 
     base = base_session(profile)
-    identity = ambient.caller_identity(base, settings)
+    try:
+        identity = ambient.caller_identity(base, settings)
+    except aws.AwsError as error:
+        raise domain.InvalidInput(
+            f"cannot use your own AWS credentials ({error}); fix them (--profile, `aws sso "
+            "login`), scan another account with --role-arn, or try CloudSweep with --demo"
+        ) from None
     output.errors.print(
         f"scanning account {identity.account} as {output.literal(identity.arn)} "
         "(your own credentials, read-only; use --role-arn for another account)"
