@@ -28,6 +28,9 @@ CLEANUP_ACTION_TAG = "cloudsweep.io/action-id"
 # An account's regions may be this one word: every region enabled for the account, read from AWS
 # (DescribeRegions) at the start of each scan.
 ALL_REGIONS = "all"
+# The safety check a protection tag fails. A finding that fails it is *protected*: its owner
+# declared it intended, so it is shown (with its cost) but never counted as waste.
+PROTECTION_CHECK = "protection-tag"
 
 
 class InvalidInput(ValueError):
@@ -224,6 +227,10 @@ class Finding:
     @property
     def safety_checks_passed(self) -> bool:
         return all(check.passed for check in self.safety_checks)
+
+    @property
+    def protected(self) -> bool:
+        return any(c.name == PROTECTION_CHECK and not c.passed for c in self.safety_checks)
 
     def resource_details(self) -> dict[str, Any]:
         """The JSON stored in ``waste_items.resource_details``: why this is waste, and the facts."""

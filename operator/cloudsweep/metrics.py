@@ -44,6 +44,7 @@ TOP_ITEMS_PER_NAMESPACE = 20
 
 WASTE_LABELS = ("namespace", "account", "region", "resource_type", "risk_level", "cleanup_status")
 TOP_ITEM_LABELS = ("namespace", "account", "region", "resource_type", "resource_id")
+PROTECTED_LABELS = ("namespace", "account", "region", "resource_type")
 ACTION_LABELS = ("namespace", "account", "resource_type", "action", "result", "dry_run")
 SAVINGS_LABELS = ("namespace", "account", "resource_type", "action")
 ACCOUNT_LABELS = ("namespace", "account")
@@ -124,7 +125,23 @@ class CloudSweepCollector(Collector):
             "Monthly cost of the wasted resources still out there, in US dollars.",
             labels=WASTE_LABELS,
         )
+        protected_items = GaugeMetricFamily(
+            f"{PREFIX}_protected_items",
+            "Waste-shaped resources a protection tag excludes: shown, never counted as waste.",
+            labels=PROTECTED_LABELS,
+        )
+        protected_cost = GaugeMetricFamily(
+            f"{PREFIX}_protected_monthly_cost_dollars",
+            "Monthly cost of the resources protection tags exclude from waste, in US dollars.",
+            labels=PROTECTED_LABELS,
+        )
+        protected: dict[tuple[str, ...], tuple[int, Decimal]] = {}
         for group in snapshot.waste:
+            if group.protected:
+                key = (group.namespace, group.account, group.region, group.resource_type)
+                count, total = protected.get(key, (0, Decimal(0)))
+                protected[key] = (count + group.items, total + group.monthly_cost)
+                continue
             labels = [
                 group.namespace,
                 group.account,
@@ -146,8 +163,13 @@ class CloudSweepCollector(Collector):
                 [item.namespace, item.account, item.region, item.resource_type, item.resource_id],
                 _dollars(item.monthly_cost),
             )
+        for group_labels, (count, total) in sorted(protected.items()):
+            protected_items.add_metric(list(group_labels), float(count))
+            protected_cost.add_metric(list(group_labels), _dollars(total))
         yield items
         yield cost
+        yield protected_items
+        yield protected_cost
         yield top
 
     def _cleanups(self, snapshot: metrics_queries.MetricsSnapshot) -> Iterator[Metric]:

@@ -13,7 +13,7 @@ import html
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,6 +22,7 @@ from cloudsweep import domain
 from cloudsweep.store import Store
 from cloudsweep.store.reporting import (
     MonthlySavings,
+    ProtectedWaste,
     ReportingStore,
     TrendPoint,
     WasteByAccount,
@@ -48,6 +49,8 @@ class ReportData:
     accounts: tuple[WasteByAccount, ...]
     trend: tuple[TrendPoint, ...]
     savings: tuple[MonthlySavings, ...]
+    # Items protection tags exclude: their owners declared them intended, so not in the totals.
+    protected: ProtectedWaste = field(default_factory=lambda: ProtectedWaste(0, ZERO))
 
     @property
     def total_items(self) -> int:
@@ -93,6 +96,8 @@ class ReportData:
                 "cleanups": self.cleanups,
                 "estimated_monthly_savings": self.estimated_savings,
                 "actual_monthly_savings": self.actual_savings,
+                "protected_items": self.protected.items,
+                "protected_monthly_cost": self.protected.monthly_cost,
             },
             "waste_by_type": [
                 {
@@ -164,6 +169,7 @@ def build_report(
         accounts=tuple(reading.waste_by_account(organization.id)),
         trend=tuple(reading.trend(organization.id, week_start)),
         savings=tuple(reading.savings(organization.id, month_start)),
+        protected=reading.protected_waste(organization.id),
     )
 
 
@@ -433,6 +439,12 @@ def render_html(data: ReportData) -> str:
         ("waste", "Monthly waste", money(data.total_monthly_cost), "total-monthly-waste"),
         ("waste", "Annual waste", money(data.total_annual_cost), "total-annual-waste"),
         ("", "Waste items", str(data.total_items), "total-items"),
+        (
+            "",
+            "Protected (not counted)",
+            f"{money(data.protected.monthly_cost)} in {data.protected.items}",
+            "total-protected",
+        ),
         ("saved", "Savings (estimated)", money(data.estimated_savings), "total-savings"),
         ("saved", "Savings (confirmed)", money(data.actual_savings), "total-actual-savings"),
     ]

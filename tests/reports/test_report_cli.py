@@ -50,6 +50,8 @@ def test_report_as_json(cli_database: Known) -> None:
         "cleanups": 1,
         "estimated_monthly_savings": "10.00",
         "actual_monthly_savings": "0.00",
+        "protected_items": 0,
+        "protected_monthly_cost": "0.00",
     }
     assert [(r["resource_type"], r["items"], r["monthly_cost"]) for r in data["waste_by_type"]] == [
         ("ebs-volume", 2, "60.00"),

@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from cloudsweep import domain
-from cloudsweep.cli import output
-from cloudsweep.cli.scan import show_findings
+from cloudsweep.cli import finding_table, output
 from cloudsweep.store import FindingFilter, Store, database
 
 
@@ -50,8 +49,11 @@ def findings(
     fmt: Annotated[
         output.OutputFormat, typer.Option("--output", "-o", help="table, json or csv")
     ] = (output.OutputFormat.TABLE),
+    wide: Annotated[
+        bool, typer.Option("--wide", help="More columns: why, safety checks, account.")
+    ] = False,
 ) -> None:
-    """List stored findings, most expensive first."""
+    """List stored findings, most expensive first. Protected items are shown, not counted."""
     if account is not None:
         domain.validate_account_id(account)
     selection = FindingFilter(
@@ -75,4 +77,4 @@ def findings(
         items = store.findings(selection)
     finally:
         handle.close()
-    show_findings(items, fmt, title=f"Findings of {organization}")
+    finding_table.show(items, fmt, wide=wide)

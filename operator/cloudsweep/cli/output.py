@@ -95,6 +95,40 @@ def render(
     console.print(table)
 
 
+def render_plain(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    columns: Sequence[str],
+    headers: Mapping[str, str],
+    right_aligned: Sequence[str] = (),
+    gap: int = 3,
+) -> None:
+    """Rows as ``kubectl get`` prints them: no borders, one line each, values never cut.
+
+    Each column is as wide as its widest value (so rich never shrinks or folds it); a line wider
+    than the terminal runs past its edge, as kubectl's do, rather than being cut.
+    """
+    table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, gap, 0, 0))
+    for column in columns:
+        header = headers.get(column, column.upper())
+        widest = max([len(header), *(len(cell(row.get(column))) for row in rows)])
+        table.add_column(
+            header,
+            justify="right" if column in right_aligned else "left",
+            no_wrap=True,
+            min_width=widest,
+            header_style="bold",
+        )
+    for row in rows:
+        table.add_row(*(Text(cell(row.get(column))) for column in columns))
+    console.print(table, crop=False)
+
+
+def cell(value: Any) -> str:
+    """A value as a table shows it."""
+    return _cell(value)
+
+
 def literal(value: object) -> str:
     """A value to put into a markup string (``[red]error:[/red] {literal(x)}``) as it is."""
     return escape(str(value))

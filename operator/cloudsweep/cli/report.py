@@ -71,6 +71,10 @@ def _print_tables(data: reports.ReportData) -> None:
         {"figure": "waste items", "value": str(data.total_items)},
         {"figure": "monthly waste", "value": reports.money(data.total_monthly_cost)},
         {"figure": "annual waste", "value": reports.money(data.total_annual_cost)},
+        {
+            "figure": "protected (not counted)",
+            "value": f"{reports.money(data.protected.monthly_cost)} in {data.protected.items} items",
+        },
         {"figure": "real cleanups", "value": str(data.cleanups)},
         {"figure": "savings (estimated, $/month)", "value": reports.money(data.estimated_savings)},
         {"figure": "savings (confirmed, $/month)", "value": reports.money(data.actual_savings)},

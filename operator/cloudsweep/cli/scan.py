@@ -6,7 +6,6 @@ import contextlib
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
@@ -14,24 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cloudsweep import aws, detectors, domain, scanning
 from cloudsweep.aws.base import base_session, static_session
-from cloudsweep.cli import output
+from cloudsweep.cli import finding_table, output
 from cloudsweep.settings import Settings, get_settings
-from cloudsweep.store import FindingFilter, Store, WasteItemRecord, database
+from cloudsweep.store import FindingFilter, Store, database
 
 EXIT_ERROR = 1
 EXIT_WASTE_FOUND = 3
 DEMO_ORGANIZATION = "demo"
-
-FINDING_COLUMNS = [
-    "monthly_cost",
-    "resource_type",
-    "resource_id",
-    "region",
-    "confidence",
-    "risk",
-    "safe_to_clean",
-    "why",
-]
 
 
 @dataclass(frozen=True)
@@ -145,56 +133,6 @@ def _ambient_target(
     )
 
 
-def finding_row(item: WasteItemRecord) -> dict[str, Any]:
-    details = item.resource_details
-    failed = [c["name"] for c in details.get("safety_checks", []) if not c.get("passed")]
-    evidence = details.get("evidence") or []
-    return {
-        "id": str(item.id),
-        "monthly_cost": item.monthly_cost,
-        "annual_cost": item.annual_cost,
-        "resource_type": item.resource_type,
-        "resource_id": item.resource_id,
-        "resource_arn": item.resource_arn,
-        "account_id": item.account_id,
-        "region": item.region,
-        "availability_zone": item.availability_zone,
-        "confidence": item.confidence_score,
-        "risk": item.risk_level,
-        "safe_to_clean": "yes" if item.safety_checks_passed else "no: " + ", ".join(failed),
-        "cleanup_status": item.cleanup_status,
-        "why": evidence[0] if evidence else "",
-        "evidence": evidence,
-        "safety_checks": details.get("safety_checks", []),
-        "discovered_at": item.discovered_at,
-        "last_seen_at": item.last_seen_at,
-    }
-
-
-def show_findings(items: Sequence[WasteItemRecord], fmt: output.OutputFormat, title: str) -> None:
-    rows = [finding_row(item) for item in items]
-    total = sum((item.monthly_cost for item in items), Decimal("0.00"))
-    if fmt is output.OutputFormat.TABLE:
-        output.render(
-            rows,
-            columns=FINDING_COLUMNS,
-            fmt=fmt,
-            title=title,
-            footer={"monthly_cost": f"{total:,.2f}", "resource_id": f"{len(rows)} items"},
-            right_aligned=["monthly_cost", "confidence"],
-            wrap=["why", "safe_to_clean"],
-        )
-        output.console.print(
-            f"Total waste: [bold]{total:,.2f} USD/month[/bold] ({total * 12:,.2f} USD/year) "
-            f"in {len(rows)} items.",
-            markup=True,
-        )
-    else:
-        output.render(
-            rows, columns=[*FINDING_COLUMNS, "annual_cost", "resource_arn", "account_id"], fmt=fmt
-        )
-
-
 def scan(
     demo: Annotated[
         bool, typer.Option("--demo", help="Scan a local emulated AWS seeded with sample waste.")
@@ -238,6 +176,9 @@ def scan(
     fmt: Annotated[
         output.OutputFormat, typer.Option("--output", "-o", help="table, json or csv")
     ] = (output.OutputFormat.TABLE),
+    wide: Annotated[
+        bool, typer.Option("--wide", help="More columns: why, safety checks, account.")
+    ] = False,
 ) -> None:
     """Scan an AWS account for waste, store the findings, and print them sorted by monthly cost.
 
@@ -262,7 +203,7 @@ def scan(
                     regions=region_list,
                     profile=profile,
                 )
-            code = _scan_target(Store(handle.url), target, scan_type, detector_list, fmt)
+            code = _scan_target(Store(handle.url), target, scan_type, detector_list, fmt, wide=wide)
     finally:
         handle.close()
     raise typer.Exit(code)
@@ -274,6 +215,8 @@ def _scan_target(
     scan_type: domain.ScanType,
     detector_list: list[str] | None,
     fmt: output.OutputFormat,
+    *,
+    wide: bool = False,
 ) -> int:
     org = store.ensure_organization(target.organization)
     account = store.register_account(
@@ -317,7 +260,7 @@ def _scan_target(
         )
         return EXIT_ERROR
     items = store.findings(FindingFilter(target.organization, account_id=account.account_id))
-    show_findings(items, fmt, title=f"Waste in account {account.account_id}")
+    finding_table.show(items, fmt, wide=wide)
     output.errors.print(
         f"scan {run.id} {run.status} in {run.duration_seconds} s: {run.total_resources_scanned} "
         f"resources listed, {outcome.api_calls} AWS calls, {run.total_waste_items_found} waste items"

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloudsweep import domain
 from cloudsweep.detectors.context import RegionContext
 from cloudsweep.domain import Finding, RiskLevel, SafetyCheck, money
 
@@ -22,7 +23,7 @@ DEFAULT_PROTECTION_TAGS: tuple[str, ...] = ("cloudsweep.io/protect", "do-not-del
 # A protection tag whose value is one of these does not protect (``do-not-delete=false``).
 _NOT_PROTECTING = frozenset({"false", "no", "0", "off"})
 
-PROTECTION_CHECK = "protection-tag"
+PROTECTION_CHECK = domain.PROTECTION_CHECK
 AGE_CHECK = "recently-created"
 REFERENCE_CHECK = "referenced-by"
 

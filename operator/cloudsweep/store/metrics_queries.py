@@ -20,6 +20,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from cloudsweep.store.engine import get_engine
+from cloudsweep.store.models import protected_sql
 
 # Upper bounds (seconds) of the scan duration histogram's buckets; +Inf is implied.
 SCAN_DURATION_BUCKETS: tuple[float, ...] = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
@@ -39,6 +40,7 @@ class WasteGroup:
     cleanup_status: str
     items: int
     monthly_cost: Decimal
+    protected: bool = False  # a protection tag excludes these: shown apart, never counted as waste
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,16 +109,16 @@ class MetricsSnapshot:
 
 # MATERIALIZED: aggregate the items once, whatever the planner guesses before statistics exist.
 _WASTE = sa.text(
-    """
+    f"""
     WITH w AS MATERIALIZED (
         SELECT aws_account_id, region, resource_type, risk_level, cleanup_status,
-               count(*) AS items, sum(monthly_cost) AS monthly_cost
+               {protected_sql()} AS protected, count(*) AS items, sum(monthly_cost) AS monthly_cost
         FROM waste_items
         WHERE gone_at IS NULL
-        GROUP BY aws_account_id, region, resource_type, risk_level, cleanup_status
+        GROUP BY aws_account_id, region, resource_type, risk_level, cleanup_status, 6
     )
     SELECT o.slug, a.account_id, w.region, w.resource_type, w.risk_level, w.cleanup_status,
-           w.items, w.monthly_cost
+           w.items, w.monthly_cost, w.protected
     FROM w
     JOIN aws_accounts a ON a.id = w.aws_account_id AND a.deleted_at IS NULL
     JOIN organizations o ON o.id = a.organization_id AND o.deleted_at IS NULL
@@ -125,7 +127,7 @@ _WASTE = sa.text(
 
 # Per organization, walk the monthly_cost index from the top and stop after :top_n matches.
 _TOP_ITEMS = sa.text(
-    """
+    f"""
     SELECT o.slug, t.account_id, t.region, t.resource_type, t.resource_id, t.monthly_cost
     FROM organizations o
     CROSS JOIN LATERAL (
@@ -133,7 +135,7 @@ _TOP_ITEMS = sa.text(
         FROM waste_items w
         JOIN aws_accounts a ON a.id = w.aws_account_id
         WHERE a.organization_id = o.id AND a.deleted_at IS NULL
-          AND w.gone_at IS NULL AND w.cleanup_status <> 'cleaned'
+          AND w.gone_at IS NULL AND w.cleanup_status <> 'cleaned' AND NOT {protected_sql("w")}
         ORDER BY w.monthly_cost DESC, w.id
         LIMIT :top_n
     ) t
@@ -226,6 +228,7 @@ def read_snapshot(url: str, *, top_n: int, now: datetime) -> MetricsSnapshot:
                 cleanup_status=row[5],
                 items=int(row[6]),
                 monthly_cost=Decimal(row[7]),
+                protected=bool(row[8]),
             )
             for row in conn.execute(_WASTE)
         )

@@ -8,6 +8,7 @@ for the database and a test checks the two agree.
 from __future__ import annotations
 
 import enum
+import json
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -268,6 +269,23 @@ class WasteItem(Base):
     # Added: when a scan last saw it, and when a full scan first failed to see it (gone from AWS).
     last_seen_at: Mapped[datetime] = mapped_column(nullable=False, server_default=sa.func.now())
     gone_at: Mapped[datetime | None] = mapped_column()
+
+
+# Protected items (their protection-tag check failed): shown with their cost, never summed as waste.
+# The same predicate in raw SQL (metrics) and as an ORM expression (reports).
+_PROTECTED_JSON = json.dumps([{"name": domain.PROTECTION_CHECK, "passed": False}])
+
+
+def protected_sql(table: str = "") -> str:
+    """The predicate in SQL text, on ``table``'s (an alias) or the only table's columns."""
+    column = f"{table}.resource_details" if table else "resource_details"
+    return f"(({column} -> 'safety_checks') @> '{_PROTECTED_JSON}'::jsonb)"
+
+
+def is_protected() -> sa.ColumnElement[bool]:
+    return WasteItem.resource_details["safety_checks"].op("@>", is_comparison=True)(
+        sa.cast(sa.literal(_PROTECTED_JSON), pg.JSONB)
+    )
 
 
 class WasteItemObservation(Base):

@@ -8,6 +8,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from cloudsweep.domain import PROTECTION_CHECK
+
 
 @dataclass(frozen=True, slots=True)
 class OrganizationRecord:
@@ -82,6 +84,14 @@ class WasteItemRecord:
     discovered_at: datetime
     last_seen_at: datetime
     gone_at: datetime | None
+
+    @property
+    def protected(self) -> bool:
+        """A protection tag excludes it: shown with its cost, never counted as waste."""
+        return any(
+            check.get("name") == PROTECTION_CHECK and not check.get("passed")
+            for check in self.resource_details.get("safety_checks", [])
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,13 @@ from sqlalchemy.orm import Session
 
 from cloudsweep import domain
 from cloudsweep.store.engine import session_scope
-from cloudsweep.store.models import AwsAccount, WasteItem, savings_summary, waste_trends
+from cloudsweep.store.models import (
+    AwsAccount,
+    WasteItem,
+    is_protected,
+    savings_summary,
+    waste_trends,
+)
 
 _ZERO = Decimal("0.00")
 
@@ -74,6 +80,12 @@ class CostlyItem:
     resource_id: str
     region: str
     account_id: str
+    monthly_cost: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectedWaste:
+    items: int
     monthly_cost: Decimal
 
 
@@ -141,13 +153,27 @@ def waste_by_account(session: Session, organization_id: uuid.UUID) -> list[Waste
     ]
 
 
-def _current(organization_id: uuid.UUID) -> tuple[sa.ColumnElement[bool], ...]:
+def _current(
+    organization_id: uuid.UUID, *, protected: bool = False
+) -> tuple[sa.ColumnElement[bool], ...]:
+    """Current waste of an organization: protected items only when ``protected``, else none."""
     return (
         AwsAccount.organization_id == organization_id,
         AwsAccount.deleted_at.is_(None),
         WasteItem.gone_at.is_(None),
         WasteItem.cleanup_status != domain.CleanupStatus.CLEANED.value,
+        is_protected() if protected else sa.not_(is_protected()),
     )
+
+
+def protected_waste(session: Session, organization_id: uuid.UUID) -> ProtectedWaste:
+    """What protection tags keep out of the waste figures: shown, not counted."""
+    count, total = session.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(WasteItem.monthly_cost), 0))
+        .join(AwsAccount, AwsAccount.id == WasteItem.aws_account_id)
+        .where(*_current(organization_id, protected=True))
+    ).one()
+    return ProtectedWaste(items=int(count), monthly_cost=_money(total))
 
 
 def trend(session: Session, organization_id: uuid.UUID, since: datetime) -> list[TrendPoint]:
@@ -205,6 +231,7 @@ def new_waste_of_scan(
         WasteItem.scan_result_id == scan_id,
         WasteItem.gone_at.is_(None),
         WasteItem.discovered_at >= started_at,
+        sa.not_(is_protected()),
     )
     count, total = session.execute(
         sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(WasteItem.monthly_cost), 0)).where(
@@ -258,6 +285,10 @@ class ReportingStore:
     def savings(self, organization_id: uuid.UUID, since: datetime) -> list[MonthlySavings]:
         with session_scope(self.url) as session:
             return savings(session, organization_id, since)
+
+    def protected_waste(self, organization_id: uuid.UUID) -> ProtectedWaste:
+        with session_scope(self.url) as session:
+            return protected_waste(session, organization_id)
 
     def new_waste_of_scan(
         self, scan_id: uuid.UUID, started_at: datetime, limit: int = 5
