@@ -76,9 +76,7 @@ def _recreate_waste_trends(protected_filter: str) -> None:
 
 def upgrade() -> None:
     op.alter_column("aws_accounts", "role_arn", existing_type=sa.String(512), nullable=True)
-    _recreate_waste_trends(
-        f"JOIN waste_items wi ON wi.id = o.waste_item_id AND NOT ({_PROTECTED})"
-    )
+    _recreate_waste_trends(f"JOIN waste_items wi ON wi.id = o.waste_item_id AND NOT ({_PROTECTED})")
 
 
 def downgrade() -> None:
