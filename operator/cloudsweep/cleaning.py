@@ -35,7 +35,7 @@ from cloudsweep.policies import (
     evaluate,
 )
 from cloudsweep.settings import Settings, get_settings
-from cloudsweep.store import Candidate, Intent, Store
+from cloudsweep.store import Candidate, Intent, Store, rate_budget
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +113,12 @@ def cleanup_item(candidate: Candidate) -> CleanupItem:
 class _Sessions:
     """One cleanup session per account for the run (not the scan's read-only sessions)."""
 
-    def __init__(self, options: CleanupOptions, settings: Settings) -> None:
+    def __init__(
+        self, options: CleanupOptions, settings: Settings, budget: aws.RequestBudget | None
+    ) -> None:
         self._options = options
         self._settings = settings
+        self._budget = budget
         self._sessions: dict[str, aws.AccountSession] = {}
 
     def get(self, candidate: Candidate) -> aws.AccountSession:
@@ -138,6 +141,7 @@ class _Sessions:
                 purpose=aws.Purpose.CLEANUP,
                 settings=self._settings,
                 recorder=self._options.recorder,
+                budget=self._budget,
             )
             self._sessions[candidate.account_id] = session
         return session
@@ -201,7 +205,7 @@ def run_cleanup(
         now=now,
     )
     report = RunReport(run_id=run_id, dry_run=dry_run, plan=plan)
-    sessions = _Sessions(options, settings)
+    sessions = _Sessions(options, settings, rate_budget.for_settings(store.url, settings))
     by_name = {p.name: p for p in policies}
     try:
         quiet_since = now - timedelta(seconds=settings.cleanup_takeover_seconds)
@@ -629,7 +633,7 @@ def rollback(
     candidate = store.candidate(record.waste_item_id)
     if candidate is None:
         raise CleanupRefused(f"the finding of action {action_id} no longer exists")
-    sessions = _Sessions(options, settings)
+    sessions = _Sessions(options, settings, rate_budget.for_settings(store.url, settings))
     if options.dry_run:
         return RollbackResult(
             action_id,

@@ -32,6 +32,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from cloudsweep import domain
+from cloudsweep.aws import budget as aws_budget
 from cloudsweep.aws.errors import ErrorKind, kind_of_code
 from cloudsweep.aws.recorder import CallRecord
 from cloudsweep.store import metrics_queries
@@ -67,6 +68,33 @@ def _timestamp(moment: datetime) -> float:
 
 def _flag(value: bool) -> str:
     return "true" if value else "false"
+
+
+def _budget_counters() -> Iterator[Metric]:
+    """This process's AWS requests through the shared budget, time waited, throttling answers."""
+    requests, waited, throttled = aws_budget.STATS.snapshot()
+    sent = CounterMetricFamily(
+        f"{PREFIX}_aws_requests",
+        "AWS requests this process sent through the shared request budget, by service.",
+        labels=["service"],
+    )
+    wait = CounterMetricFamily(
+        f"{PREFIX}_aws_budget_wait_seconds",
+        "Seconds this process's AWS requests waited for the shared request budget.",
+        labels=["service"],
+    )
+    slowed = CounterMetricFamily(
+        f"{PREFIX}_aws_throttled_requests",
+        "AWS answers that said to slow down (each halves the service's shared rate).",
+        labels=["service"],
+    )
+    for service in sorted(set(requests) | set(throttled)):
+        sent.add_metric([service], float(requests.get(service, 0)))
+        wait.add_metric([service], waited.get(service, 0.0))
+        slowed.add_metric([service], float(throttled.get(service, 0)))
+    yield sent
+    yield wait
+    yield slowed
 
 
 class CloudSweepCollector(Collector):
@@ -107,6 +135,7 @@ class CloudSweepCollector(Collector):
             yield from self._cleanups(snapshot)
             yield from self._scans(snapshot)
             yield from self._accounts(snapshot)
+        yield from _budget_counters()
         duration = GaugeMetricFamily(
             f"{PREFIX}_metrics_query_duration_seconds",
             "Time the last scrape spent reading the database.",

@@ -28,7 +28,7 @@ from cloudsweep.detectors import Detector, RegionContext
 from cloudsweep.pricing import PriceCatalog
 from cloudsweep.pricing.active import active_catalog
 from cloudsweep.settings import Settings, get_settings
-from cloudsweep.store import BATCH_SIZE, AccountRecord, ScanRecord, Store
+from cloudsweep.store import BATCH_SIZE, AccountRecord, ScanRecord, Store, rate_budget
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,7 @@ def run_scan(
         settings=settings,
         recorder=recorder,
         concurrency=concurrency,
+        budget=rate_budget.for_settings(store.url, settings),
     )
     skipped: dict[str, str] = {}
     try:

@@ -156,6 +156,19 @@ class Settings(BaseSettings):
         "ValidatingWebhookConfiguration `cloudsweep.io` up to date.",
     )
     aws_max_attempts: int = Field(default=5, ge=1, le=20, description="botocore standard retries.")
+    aws_rate_budget: bool = Field(
+        default=True,
+        description="Share one AWS request budget per account, region and service among every "
+        "scan, cleanup and rollback of every CloudSweep process (a token bucket in PostgreSQL; "
+        "throttling halves the rate for all of them).",
+    )
+    aws_request_rates: dict[str, float] = Field(
+        default_factory=dict,
+        description="Requests a second per AWS service (botocore service id: ec2, rds, "
+        "elastic-load-balancing-v2, cloudwatch, ...), replacing CloudSweep's defaults, which "
+        "stay below AWS's documented limits; as JSON in the environment: "
+        "'{\"ec2\": 10}'.",
+    )
 
 
 @lru_cache(maxsize=1)

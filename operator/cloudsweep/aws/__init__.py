@@ -4,6 +4,7 @@ Called by the scan run (``scanning``), the detectors (through their ``RegionCont
 cleanup actions. This package is the only place that imports boto3 or botocore.
 """
 
+from cloudsweep.aws.budget import BudgetKey, RequestBudget
 from cloudsweep.aws.errors import (
     AssumeRoleFailed,
     AwsError,
@@ -27,12 +28,14 @@ __all__ = [
     "AccountSession",
     "AssumeRoleFailed",
     "AwsError",
+    "BudgetKey",
     "CallRecord",
     "CallRecorder",
     "CallerIdentity",
     "ErrorKind",
     "IdentityMismatch",
     "Purpose",
+    "RequestBudget",
     "ScanSession",
     "classify",
     "client_config",

@@ -30,6 +30,8 @@ from botocore.credentials import DeferredRefreshableCredentials
 
 from cloudsweep import domain
 from cloudsweep.aws import errors
+from cloudsweep.aws.budget import RequestBudget
+from cloudsweep.aws.budget import attach as attach_budget
 from cloudsweep.aws.recorder import CallRecorder
 from cloudsweep.aws.session import (
     _PARTITION_HOME_REGION,
@@ -106,6 +108,7 @@ class AmbientSession:
         recorder: CallRecorder | None = None,
         concurrency: int | None = None,
         duration_seconds: int = DEFAULT_DURATION_SECONDS,
+        budget: RequestBudget | None = None,
     ) -> None:
         if role_arn is not None or external_id is not None:
             raise domain.InvalidInput(
@@ -135,6 +138,7 @@ class AmbientSession:
         if recorder is not None:
             recorder.attach(self._base, caller_account=None)
         self._session: Any = None
+        self._budget = budget
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str], Any] = {}
         self._identity: CallerIdentity | None = None
@@ -196,6 +200,8 @@ class AmbientSession:
             }.get(kind, "AWS allows no session policy on these credentials")
         # The guard applies in both modes: defence in depth where AWS enforces the policy too.
         self._session.events.register("before-call", refuse_non_reads)
+        if self._budget is not None:
+            attach_budget(self._session.events, self._budget, identity.account)
         return identity
 
     def _federated_session(self) -> Any:

@@ -40,6 +40,8 @@ from botocore.credentials import DeferredRefreshableCredentials
 
 from cloudsweep import __version__, domain
 from cloudsweep.aws import errors
+from cloudsweep.aws.budget import RequestBudget
+from cloudsweep.aws.budget import attach as attach_budget
 from cloudsweep.aws.recorder import CallRecorder
 from cloudsweep.settings import Settings, get_settings
 
@@ -137,6 +139,7 @@ class AccountSession:
         recorder: CallRecorder | None = None,
         concurrency: int | None = None,
         duration_seconds: int = DEFAULT_DURATION_SECONDS,
+        budget: RequestBudget | None = None,
     ) -> None:
         self.account_id = domain.validate_account_id(account_id)
         domain.validate_role_for_account(role_arn, self.account_id)
@@ -163,6 +166,8 @@ class AccountSession:
         )
         if recorder is not None:
             recorder.attach(core, caller_account=self.account_id)
+        if budget is not None:
+            attach_budget(core, budget, self.account_id)
         self._session: Any = boto3.Session(botocore_session=core)
 
         self._lock = threading.Lock()

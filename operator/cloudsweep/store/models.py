@@ -514,4 +514,27 @@ waste_trends = sa.Table(
     sa.Column("avg_confidence_score", sa.Numeric),
 )
 
+
+class AwsRequestBudget(Base):
+    """A token bucket per AWS account, region and service: the request rate everyone shares.
+
+    Not an organization's row: AWS throttles per account, and one account belongs to one
+    organization. ``rate`` moves (halved on throttling, regained over a minute); ``tokens`` refill
+    at ``rate`` per second since ``updated_at``. Written only by ``store.rate_budget``.
+    """
+
+    __tablename__ = "aws_request_budgets"
+    __table_args__ = (
+        sa.CheckConstraint("account_id ~ '^[0-9]{12}$'", name="budget_account_id_12_digits"),
+        sa.CheckConstraint("rate > 0", name="budget_rate_positive"),
+    )
+
+    account_id: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
+    region: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    service: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    tokens: Mapped[float] = mapped_column(sa.Float, nullable=False)
+    rate: Mapped[float] = mapped_column(sa.Float, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(nullable=False)
+
+
 MATERIALIZED_VIEWS = ("savings_summary", "waste_trends")
