@@ -93,6 +93,8 @@ class RegionDoc(TypedDict):
     ebs_snapshots: dict[str, str]  # tier (standard, archive) -> per GB-month
     public_ipv4_hourly: NotRequired[str]
     load_balancers_hourly: dict[str, str]  # application, network, gateway, classic
+    # Capacity units per hour: LCU (application), NLCU (network), GLCU (gateway).
+    load_balancer_capacity_units_hourly: NotRequired[dict[str, str]]
     rds_instances: dict[str, dict[str, dict[str, str]]]  # engine -> class -> deployment -> hourly
     rds_storage: dict[str, dict[str, VolumePriceDoc]]  # storage type -> deployment -> prices
     rds_snapshot_gb_month: NotRequired[str]  # DB snapshot (backup) storage beyond the free amount

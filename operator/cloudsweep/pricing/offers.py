@@ -106,14 +106,31 @@ class OfferProduct:
     def usage_kind(self) -> str:
         """The usage type without its region prefix (``USE2-EBS:VolumeUsage.gp3`` -> ``EBS:...``).
 
-        us-east-1 usage types carry no prefix, the other regions an upper-case code and a dash
-        (``EU-``, ``APN1-``); ``Multi-AZUsage`` or ``RDS:Multi-AZ-...`` are not such a code.
+        Regions other than us-east-1 prefix an upper-case code and a dash (``EU-``, ``APN1-``);
+        ``Multi-AZUsage`` or ``RDS:Multi-AZ-...`` are not such a code. us-east-1 usage types
+        carry no prefix (rarely ``USE1-``), so there an upper-case head such as ``TS-`` or
+        ``Outposts-`` is part of the kind, not a region, and must stay to keep those products
+        apart from the region's own.
         """
         usagetype = self.usagetype
         prefix, dash, rest = usagetype.partition("-")
-        if dash and prefix.isalnum() and prefix.isupper():
-            return rest
-        return usagetype
+        if not (dash and prefix.isalnum() and prefix.isupper()):
+            return usagetype
+        if self.region_code == "us-east-1" and prefix != "USE1":
+            return usagetype
+        return rest
+
+    def price_in(self, *units: str) -> PriceDimension | None:
+        """The first (lowest range) on-demand dimension billed in one of ``units``, or None.
+
+        Units are compared without case: the offers spell the same unit ``GiBps-mo`` and
+        ``GiBps-Mo``, ``GB-Mo`` and ``GB-month`` across services and years.
+        """
+        wanted = {unit.lower() for unit in units}
+        for dimension in self.on_demand:
+            if dimension.unit.lower() in wanted:
+                return dimension
+        return None
 
     @property
     def region_code(self) -> str | None:
@@ -181,16 +198,33 @@ def _decimal(value: object, what: str) -> Decimal:
         raise OfferFormatError(f"{what} is not a number: {value!r}") from None
 
 
+# Term attributes that only a commitment (reserved instance, savings plan) carries: a term with
+# them, even filed under ``OnDemand``, is no on-demand price.
+_COMMITMENT_TERM_ATTRIBUTES = frozenset({"LeaseContractLength", "PurchaseOption", "OfferingClass"})
+# A one-off charge (a reserved instance's "Upfront Fee") is billed per ``Quantity``, never per
+# hour or month: it is not a rate that anything idle accrues.
+_ONE_OFF_UNITS = frozenset({"quantity"})
+
+
 def _dimensions(sku: str, terms: Mapping[str, Any]) -> tuple[PriceDimension, ...]:
-    """The USD price dimensions of one SKU's on-demand terms (``offerTermCode -> term``)."""
+    """The USD price dimensions of one SKU's on-demand terms (``offerTermCode -> term``).
+
+    Terms that carry commitment attributes and one-off (``Quantity``) dimensions are dropped,
+    so a reserved term or upfront fee misfiled under ``OnDemand`` is not taken for a rate.
+    """
     dimensions: list[PriceDimension] = []
     for code, term in terms.items():
         if not isinstance(term, Mapping):
             raise OfferFormatError(f"on-demand term {code} of SKU {sku} is not an object")
+        attributes = term.get("termAttributes") or {}
+        if isinstance(attributes, Mapping) and _COMMITMENT_TERM_ATTRIBUTES & set(attributes):
+            continue
         for rate_code, dim in term.get("priceDimensions", {}).items():
             usd = dim.get("pricePerUnit", {}).get("USD")
             if usd is None:
                 continue  # a CNY-only dimension (China offers) is no USD price
+            if str(dim.get("unit", "")).lower() in _ONE_OFF_UNITS:
+                continue
             end = dim.get("endRange", "Inf")
             dimensions.append(
                 PriceDimension(
