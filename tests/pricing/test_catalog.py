@@ -54,10 +54,12 @@ def test_bundled_catalog_is_versioned_and_says_where_its_figures_come_from(
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", prices.version)
     assert prices.currency == "USD"
     assert prices.schema_version == catalog_module.SCHEMA_VERSION
-    assert "without network access" in prices.source
-    assert "estimated-from-us-east-1" in prices.source
+    assert "sourced_prices.json" in prices.source
     assert "cloudsweep pricing refresh" in prices.source
     assert Decimal(730) == HOURS_PER_MONTH
+    for source in prices.sources.values():
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", source.date), source
+        assert source.title and source.where
 
 
 def test_bundled_catalog_is_parsed_once(prices: PriceCatalog) -> None:
@@ -86,31 +88,56 @@ def test_every_commercial_region_is_present(prices: PriceCatalog) -> None:
     assert isinstance(prices.regions, frozenset)
 
 
-def test_each_region_says_on_what_basis_its_figures_are(prices: PriceCatalog) -> None:
-    for region in ("us-east-1", "us-east-2", "us-west-2"):
-        assert prices.basis(region) == "published"
-    for region in prices.regions - {"us-east-1", "us-east-2", "us-west-2"}:
-        assert re.fullmatch(r"estimated-from-us-east-1 x \d\.\d\d", prices.basis(region)), region
+def test_every_figure_of_every_region_says_on_what_basis_it_is(prices: PriceCatalog) -> None:
+    for region in prices.regions:
+        assert prices.basis(region).startswith("mixed: "), region
+        for figure in prices.figures(region):
+            basis = figure.basis
+            if basis.kind == catalog_module.PUBLISHED:
+                # Published means read from a dated source, never "published" by default.
+                assert basis.source is not None, (region, figure.path)
+                assert prices.region(region).figure_sources[figure.path] == basis.source.id
+            else:
+                assert basis.kind == catalog_module.ESTIMATED, (region, figure.path)
+                assert basis.how.startswith("estimated: "), (region, figure.path, basis.how)
+
+
+_FACTOR = re.compile(r"us-east-1 x (?P<factor>\d+(\.\d+)?)")
 
 
 @pytest.mark.parametrize("region", sorted(COMMERCIAL_REGIONS - {"us-east-1"}))
-def test_estimated_regions_are_us_east_1_times_their_multiplier(
-    prices: PriceCatalog, region: str
-) -> None:
-    basis = prices.basis(region)
-    factor = Decimal(basis.rsplit(" x ", 1)[1]) if basis != "published" else Decimal(1)
-    base = "us-east-1"
-    assert prices.ebs_volume_monthly(region, "gp2", 100) == (
-        prices.ebs_volume_monthly(base, "gp2", 100) * factor
-    )
-    assert prices.rds_instance_monthly(region, "db.m5.large", "mysql", False) == (
-        prices.rds_instance_monthly(base, "db.m5.large", "mysql", False) * factor
-    )
-    assert prices.rds_snapshot_monthly(region, 100) == (
-        prices.rds_snapshot_monthly(base, 100) * factor
-    )
-    # Public IPv4 is one published price everywhere, never multiplied.
+def test_each_estimate_is_what_its_basis_says(prices: PriceCatalog, region: str) -> None:
+    """An estimated figure is us-east-1's times the factor its basis states (to 4 digits)."""
+    base = {figure.path: figure.usd for figure in prices.figures("us-east-1")}
+    checked = 0
+    for figure in prices.figures(region):
+        if figure.basis.kind != catalog_module.ESTIMATED or figure.path not in base:
+            continue
+        match = _FACTOR.search(figure.basis.how)
+        factor = Decimal(match.group("factor")) if match else Decimal(1)
+        expected = base[figure.path] * factor
+        assert abs(figure.usd - expected) <= expected * Decimal("0.0015"), (
+            region,
+            figure.path,
+            figure.usd,
+            figure.basis.how,
+        )
+        checked += 1
+    assert checked > 100
+    # Public IPv4 costs the same in every region where it was sourced, so it is never scaled.
     assert prices.public_ipv4_monthly(region) == Decimal("3.65")
+
+
+def test_sourced_figures_are_published_with_their_source(prices: PriceCatalog) -> None:
+    tokyo = prices.figure_basis("ap-northeast-1", "ebs_volumes/gp3/throughput_mibps_month")
+    assert tokyo.kind == catalog_module.PUBLISHED
+    assert tokyo.source is not None and tokyo.source.date == "2026-09-10"
+    assert "2026-09-10" in str(tokyo)
+    rds = prices.figure_basis("ap-northeast-1", "rds_instances/PostgreSQL/db.m5.large/single_az")
+    assert rds.kind == catalog_module.ESTIMATED
+    assert "median ratio" in rds.how
+    unknown_kind = prices.figure_basis("sa-east-1", "nat_gateway/hourly")
+    assert "general multiplier" in unknown_kind.how
 
 
 @pytest.mark.parametrize("region", sorted(COMMERCIAL_REGIONS))
@@ -326,7 +353,8 @@ def test_rds_snapshot_storage(prices: PriceCatalog) -> None:
     # Multi-AZ, and cheaper per GB than the gp2/gp3 storage it replaces ($0.115).
     assert prices.rds_snapshot_monthly("us-east-1", 100) == Decimal("9.5")
     assert prices.rds_snapshot_monthly("us-east-1", Decimal("12.5")) == Decimal("1.1875")
-    assert prices.rds_snapshot_monthly("eu-west-1", 100) == Decimal("10.45")  # x 1.10
+    # eu-west-1: $0.095 too, as a May 2025 bill shows.
+    assert prices.rds_snapshot_monthly("eu-west-1", 100) == Decimal("9.5")
     assert prices.rds_snapshot_monthly("us-east-1", 100) < prices.rds_storage_monthly(
         "us-east-1", "gp2", 100
     )

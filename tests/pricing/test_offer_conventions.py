@@ -23,7 +23,13 @@ REAL = Path(__file__).parent / "data" / "real"
 
 
 def _dimension(usd: str, unit: str, **extra: Any) -> dict[str, Any]:
-    return {"unit": unit, "pricePerUnit": {"USD": usd}, "beginRange": "0", "endRange": "Inf", **extra}
+    return {
+        "unit": unit,
+        "pricePerUnit": {"USD": usd},
+        "beginRange": "0",
+        "endRange": "Inf",
+        **extra,
+    }
 
 
 def _item(
@@ -161,7 +167,11 @@ def test_a_reserved_upfront_fee_is_never_an_hourly_price() -> None:
             "capacitystatus": "Used",
         },
         {
-            "2TG2D8R56U": {"unit": "Quantity", "description": "Upfront Fee", "pricePerUnit": {"USD": "43"}},
+            "2TG2D8R56U": {
+                "unit": "Quantity",
+                "description": "Upfront Fee",
+                "pricePerUnit": {"USD": "43"},
+            },
             "6YS6EN2CT7": _dimension("0.0049000000", "Hrs"),
         },
         term_attributes={"LeaseContractLength": "1yr", "PurchaseOption": "Partial Upfront"},
@@ -169,8 +179,18 @@ def test_a_reserved_upfront_fee_is_never_an_hourly_price() -> None:
     assert offers.parse_price_list_item(misfiled).on_demand == ()
     upfront_only = _item(
         "Compute Instance",
-        {"regionCode": "eu-west-1", "usagetype": "EU-BoxUsage:t2.micro", "instanceType": "t2.micro"},
-        {"2TG2D8R56U": {"unit": "Quantity", "description": "Upfront Fee", "pricePerUnit": {"USD": "43"}}},
+        {
+            "regionCode": "eu-west-1",
+            "usagetype": "EU-BoxUsage:t2.micro",
+            "instanceType": "t2.micro",
+        },
+        {
+            "2TG2D8R56U": {
+                "unit": "Quantity",
+                "description": "Upfront Fee",
+                "pricePerUnit": {"USD": "43"},
+            }
+        },
     )
     assert offers.parse_price_list_item(upfront_only).on_demand == ()
     doc = build.build_catalog(
@@ -210,7 +230,11 @@ def test_load_balancer_hours_are_the_region_usage_type_alone() -> None:
 def test_lcu_hours_are_kept_apart_from_load_balancer_hours() -> None:
     lcu = _item(
         "Load Balancer-Application",
-        {"regionCode": "us-east-1", "usagetype": "LCUUsage", "operation": "LoadBalancing:Application"},
+        {
+            "regionCode": "us-east-1",
+            "usagetype": "LCUUsage",
+            "operation": "LoadBalancing:Application",
+        },
         {"6YS6EN2CT7": _dimension("0.0080000000", "LCU-Hrs")},
         service="AWSELB",
     )

@@ -439,7 +439,14 @@ def test_iter_price_lists_refuses_a_malformed_filter_before_calling_aws() -> Non
 
 def test_refresh_queries_cover_the_services_the_builder_reads() -> None:
     services = {service for service, _ in pricing_api.REFRESH_QUERIES}
-    assert services == {"AmazonEC2", "AmazonVPC", "AWSELB", "AmazonRDS"}
+    assert services == {
+        "AmazonEC2",
+        "AmazonVPC",
+        "AWSELB",
+        "AmazonRDS",
+        "AmazonCloudWatch",
+        "AmazonS3",
+    }
     # RDS backup storage (RDS:ChargedBackupUsage) is listed as a "Storage Snapshot" product.
     assert (
         "AmazonRDS",

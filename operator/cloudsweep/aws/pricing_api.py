@@ -50,6 +50,31 @@ REFRESH_QUERIES: tuple[tuple[str, tuple[Mapping[str, str], ...]], ...] = (
     ),
     # DB snapshot (backup) storage: what a final snapshot kept after a cleanup costs.
     ("AmazonRDS", ({"Type": "TERM_MATCH", "Field": "productFamily", "Value": "Storage Snapshot"},)),
+    # EC2 instance hours: Linux, shared tenancy, no pre-installed software, used capacity. The
+    # filters keep the download to one product per instance type and region.
+    (
+        "AmazonEC2",
+        (
+            {"Type": "TERM_MATCH", "Field": "productFamily", "Value": "Compute Instance"},
+            {"Type": "TERM_MATCH", "Field": "operatingSystem", "Value": "Linux"},
+            {"Type": "TERM_MATCH", "Field": "tenancy", "Value": "Shared"},
+            {"Type": "TERM_MATCH", "Field": "preInstalledSw", "Value": "NA"},
+            {"Type": "TERM_MATCH", "Field": "capacitystatus", "Value": "Used"},
+        ),
+    ),
+    ("AmazonEC2", ({"Type": "TERM_MATCH", "Field": "productFamily", "Value": "NAT Gateway"},)),
+    # CloudWatch Logs data at rest and S3 Standard storage (both TimedStorage-ByteHrs).
+    (
+        "AmazonCloudWatch",
+        ({"Type": "TERM_MATCH", "Field": "productFamily", "Value": "Storage Snapshot"},),
+    ),
+    (
+        "AmazonS3",
+        (
+            {"Type": "TERM_MATCH", "Field": "productFamily", "Value": "Storage"},
+            {"Type": "TERM_MATCH", "Field": "volumeType", "Value": "Standard"},
+        ),
+    ),
 )
 
 Page = tuple[Sequence[str], str | None]

@@ -93,7 +93,9 @@ _RDS_DEPLOYMENTS: Mapping[str, str] = {
 }
 _RDS_STORAGE_USAGE = re.compile(r"^RDS:(?P<multi>Multi-AZ-)?(?P<kind>[\w-]+)$")
 # RDS storage usage kinds -> (StorageType, which rate).
-_RDS_STORAGE_FAMILIES = frozenset({"Database Storage", "Provisioned IOPS", "Provisioned Throughput"})
+_RDS_STORAGE_FAMILIES = frozenset(
+    {"Database Storage", "Provisioned IOPS", "Provisioned Throughput"}
+)
 _RDS_STORAGE_KINDS: Mapping[str, tuple[str, str]] = {
     "GP2-Storage": ("gp2", "gb_month"),
     "GP3-Storage": ("gp3", "gb_month"),
@@ -161,9 +163,13 @@ class _RegionAccumulator:
                 return False
             self.volume_gb[volume_type] = price.usd
         elif family == "System Operation" and kind in _EBS_IOPS:
-            return self._put(product, _IOPS_MONTH, self.volume_iops.setdefault(_EBS_IOPS[kind], {}), None)
+            return self._put(
+                product, _IOPS_MONTH, self.volume_iops.setdefault(_EBS_IOPS[kind], {}), None
+            )
         elif family == "System Operation" and kind in _IO2_TIERS:
-            return self._put(product, _IOPS_MONTH, self.volume_iops.setdefault("io2", {}), _IO2_TIERS[kind])
+            return self._put(
+                product, _IOPS_MONTH, self.volume_iops.setdefault("io2", {}), _IO2_TIERS[kind]
+            )
         elif family == "Provisioned Throughput" and kind in _EBS_THROUGHPUT:
             price = product.price_in(*_THROUGHPUT)
             if price is None:

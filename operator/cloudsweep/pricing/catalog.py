@@ -8,8 +8,12 @@ Every figure is a ``Decimal`` in USD, on-demand, list price: no free tier, no di
 Monthly means ``HOURS_PER_MONTH`` (730) hours, as AWS's own calculator assumes. Results are not
 rounded: callers round to cents (``domain.money``) once, after adding costs up.
 
-The catalog says where its figures come from (``source``) and, per region, on what basis
-(``basis(region)``: ``published`` or ``estimated-from-us-east-1 x 1.xx``). Anything it does not
+The catalog says where its figures come from (``source``) and on what basis, per region
+(``basis(region)``) and per figure (``figure_basis(region, path)``): a figure is ``published``
+when it was read from a dated public source (``sources``: a Price List excerpt, a bill, a
+pricing page), otherwise ``estimated`` with how (for example ``us-east-1 x 1.2, the ratio of this
+region's sourced EBS prices``). ``figures(region)`` lists every figure of a region with its
+unit and basis, which ``cloudsweep pricing show --region`` prints. Anything the catalog does not
 know raises ``UnknownPrice`` rather than guessing: a wrong price is worse than a missing one.
 """
 
@@ -18,7 +22,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -85,10 +89,22 @@ class VolumePriceDoc(TypedDict):
     free_throughput_mibps: NotRequired[int]
 
 
+class SourceDoc(TypedDict):
+    title: str  # what it is: "AmazonEC2 ap-northeast-1 Price List, as quoted in ..."
+    where: str  # URL, or repository and path, where it can be read
+    date: str  # publication (or capture) date, YYYY-MM-DD
+
+
 class RegionDoc(TypedDict):
     location: str
-    basis: str  # "published" or "estimated-from-us-east-1 x 1.20"
+    # How the figures without a more specific basis were obtained: "published ..." or
+    # "estimated: ..." (a refreshed catalog: "published", every figure from the Price List).
+    basis: str
     notes: NotRequired[str]
+    # Figure path ("ebs_volumes/gp3/gb_month") -> the id of the source it was read from.
+    figure_sources: NotRequired[dict[str, str]]
+    # Figure path or path prefix ("rds_instances") -> how the figures under it were estimated.
+    estimates: NotRequired[dict[str, str]]
     ebs_volumes: dict[str, VolumePriceDoc]  # volume type (gp3, io2, ...) -> prices
     ebs_snapshots: dict[str, str]  # tier (standard, archive) -> per GB-month
     public_ipv4_hourly: NotRequired[str]
@@ -116,6 +132,7 @@ class CatalogDoc(TypedDict):
     source: str
     currency: str
     hours_per_month: str
+    sources: NotRequired[dict[str, SourceDoc]]  # id -> a dated public source of prices
     regions: dict[str, RegionDoc]
 
 
@@ -176,6 +193,44 @@ def _tiered(tiers: tuple[IopsTier, ...], quantity: int) -> Decimal:
 
 
 @dataclass(frozen=True, slots=True)
+class Source:
+    """A dated public source of prices (a Price List excerpt, a bill, a pricing page)."""
+
+    id: str
+    title: str
+    where: str
+    date: str
+
+
+PUBLISHED = "published"
+ESTIMATED = "estimated"
+
+
+@dataclass(frozen=True, slots=True)
+class FigureBasis:
+    """How one figure was obtained: ``published`` from ``source``, or ``estimated`` (``how``)."""
+
+    kind: str  # PUBLISHED or ESTIMATED
+    how: str
+    source: Source | None = None
+
+    def __str__(self) -> str:
+        if self.source is not None:
+            return f"published: {self.source.title} ({self.source.date})"
+        return self.how if self.how.startswith(self.kind) else f"{self.kind}: {self.how}"
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """One price of a region: its path in the catalog document, value, unit and basis."""
+
+    path: str
+    usd: Decimal
+    unit: str
+    basis: FigureBasis
+
+
+@dataclass(frozen=True, slots=True)
 class RegionPrices:
     code: str
     location: str
@@ -192,7 +247,60 @@ class RegionPrices:
     nat_gateway_gb_processed: Decimal | None = None
     cloudwatch_logs_gb_month: Decimal | None = None
     s3_standard_gb_month: Decimal | None = None
+    load_balancer_capacity_units_hourly: Mapping[str, Decimal] = field(default_factory=dict)
     notes: str = ""
+    figure_sources: Mapping[str, str] = field(default_factory=dict)
+    estimates: Mapping[str, str] = field(default_factory=dict)
+
+    def values(self) -> Iterator[tuple[str, Decimal, str]]:
+        """Every figure of the region as (path, USD, unit), in document order."""
+        for name, volume in self.ebs_volumes.items():
+            yield from _volume_values(f"ebs_volumes/{name}", volume)
+        for tier, usd in self.ebs_snapshots.items():
+            yield f"ebs_snapshots/{tier}", usd, "GB-month"
+        if self.public_ipv4_hourly is not None:
+            yield "public_ipv4_hourly", self.public_ipv4_hourly, "hour"
+        for lb, usd in self.load_balancers_hourly.items():
+            yield f"load_balancers_hourly/{lb}", usd, "hour"
+        for lb, usd in self.load_balancer_capacity_units_hourly.items():
+            yield f"load_balancer_capacity_units_hourly/{lb}", usd, "capacity-unit-hour"
+        for engine, classes in self.rds_instances.items():
+            for cls, deployments in classes.items():
+                for deployment, usd in deployments.items():
+                    yield f"rds_instances/{engine}/{cls}/{deployment}", usd, "hour"
+        for storage, by_deployment in self.rds_storage.items():
+            for deployment, rates in by_deployment.items():
+                yield from _volume_values(f"rds_storage/{storage}/{deployment}", rates)
+        if self.rds_snapshot_gb_month is not None:
+            yield "rds_snapshot_gb_month", self.rds_snapshot_gb_month, "GB-month"
+        for kind, usd in self.ec2_instances_hourly.items():
+            yield f"ec2_instances_hourly/{kind}", usd, "hour"
+        if self.nat_gateway_hourly is not None:
+            yield "nat_gateway/hourly", self.nat_gateway_hourly, "hour"
+        if self.nat_gateway_gb_processed is not None:
+            yield "nat_gateway/gb_processed", self.nat_gateway_gb_processed, "GB"
+        if self.cloudwatch_logs_gb_month is not None:
+            yield "cloudwatch_logs_gb_month", self.cloudwatch_logs_gb_month, "GB-month"
+        if self.s3_standard_gb_month is not None:
+            yield "s3_standard_gb_month", self.s3_standard_gb_month, "GB-month"
+
+
+def _volume_values(prefix: str, volume: VolumePrice) -> Iterator[tuple[str, Decimal, str]]:
+    yield f"{prefix}/gb_month", volume.gb_month, "GB-month"
+    for i, tier in enumerate(volume.iops_tiers):
+        yield f"{prefix}/iops_tiers/{i}", tier.usd, "IOPS-month"
+    if volume.throughput_mibps_month is not None:
+        yield f"{prefix}/throughput_mibps_month", volume.throughput_mibps_month, "MiBps-month"
+
+
+def _longest_prefix(path: str, table: Mapping[str, str]) -> str | None:
+    """The entry of ``table`` for ``path`` or its nearest ``/``-separated ancestor."""
+    parts = path.split("/")
+    for end in range(len(parts), 0, -1):
+        entry = table.get("/".join(parts[:end]))
+        if entry is not None:
+            return entry
+    return None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -204,6 +312,7 @@ class PriceCatalog:
     currency: str
     schema_version: int
     by_region: Mapping[str, RegionPrices] = field(repr=False)
+    sources: Mapping[str, Source] = field(default_factory=dict, repr=False)
     regions: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -230,8 +339,28 @@ class PriceCatalog:
             ) from None
 
     def basis(self, region: str) -> str:
-        """How the region's figures were obtained: ``published`` or ``estimated-from-...``."""
+        """How the region's figures were obtained, in one line (each figure's: ``figures``)."""
         return self.region(region).basis
+
+    def figure_basis(self, region: str, path: str) -> FigureBasis:
+        """How one figure (``ebs_volumes/gp3/gb_month``) was obtained: its source, or how."""
+        prices = self.region(region)
+        source_id = prices.figure_sources.get(path)
+        if source_id is not None:
+            source = self.sources[source_id]
+            return FigureBasis(PUBLISHED, source.title, source)
+        how = _longest_prefix(path, prices.estimates)
+        if how is not None:
+            return FigureBasis(ESTIMATED, how)
+        kind = PUBLISHED if prices.basis.startswith(PUBLISHED) else ESTIMATED
+        return FigureBasis(kind, prices.basis)
+
+    def figures(self, region: str) -> list[Figure]:
+        """Every figure of a region with its unit and basis (``cloudsweep pricing show``)."""
+        return [
+            Figure(path, usd, unit, self.figure_basis(region, path))
+            for path, usd, unit in self.region(region).values()
+        ]
 
     # --- lookups ---------------------------------------------------------------------------------
 
@@ -533,6 +662,15 @@ def _region(code: str, doc: object, where: str) -> RegionPrices:
         location=str(raw.get("location", code)),
         basis=basis,
         notes=str(raw.get("notes", "")),
+        figure_sources=_strings(raw.get("figure_sources", {}), f"{where}.figure_sources"),
+        estimates=_strings(raw.get("estimates", {}), f"{where}.estimates"),
+        load_balancer_capacity_units_hourly={
+            lb: _money(v, f"{where}.load_balancer_capacity_units_hourly.{lb}")
+            for lb, v in _object(
+                raw.get("load_balancer_capacity_units_hourly", {}),
+                f"{where}.load_balancer_capacity_units_hourly",
+            ).items()
+        },
         ebs_volumes={
             name: _volume(v, f"{where}.ebs_volumes.{name}")
             for name, v in _object(raw.get("ebs_volumes", {}), f"{where}.ebs_volumes").items()
@@ -589,6 +727,42 @@ def _optional_money(value: object, where: str) -> Decimal | None:
     return None if value is None else _money(value, where)
 
 
+def _strings(value: object, where: str) -> dict[str, str]:
+    table = _object(value, where)
+    for key, text in table.items():
+        if not isinstance(text, str) or not text:
+            raise InvalidCatalog(f"{where}.{key} must be a non-empty string, got {text!r}")
+    return {str(k): str(v) for k, v in table.items()}
+
+
+def _sources(value: object, where: str) -> dict[str, Source]:
+    sources: dict[str, Source] = {}
+    for source_id, doc in _object(value, where).items():
+        raw = _object(doc, f"{where}.{source_id}")
+        fields = {}
+        for key in ("title", "where", "date"):
+            text = raw.get(key)
+            if not isinstance(text, str) or not text:
+                raise InvalidCatalog(f"{where}.{source_id}.{key} must be a non-empty string")
+            fields[key] = text
+        sources[str(source_id)] = Source(str(source_id), **fields)
+    return sources
+
+
+def _check_bases(region: RegionPrices, sources: Mapping[str, Source], where: str) -> None:
+    """Every per-figure basis names a figure the region has, and a source the catalog has."""
+    paths = [path for path, _, _ in region.values()]
+    known = set(paths)
+    for path, source_id in region.figure_sources.items():
+        if path not in known:
+            raise InvalidCatalog(f"{where}.figure_sources names no figure: {path!r}")
+        if source_id not in sources:
+            raise InvalidCatalog(f"{where}.figure_sources.{path} names no source: {source_id!r}")
+    for prefix in region.estimates:
+        if not any(p == prefix or p.startswith(prefix + "/") for p in paths):
+            raise InvalidCatalog(f"{where}.estimates names no figure: {prefix!r}")
+
+
 def catalog_from_document(doc: Mapping[str, Any], *, origin: str = "catalog") -> PriceCatalog:
     """Build a ``PriceCatalog`` from a parsed catalog document, refusing malformed ones."""
     schema = doc.get("schema_version")
@@ -608,15 +782,19 @@ def catalog_from_document(doc: Mapping[str, Any], *, origin: str = "catalog") ->
     regions = _object(doc.get("regions"), f"{origin}: regions")
     if not regions:
         raise InvalidCatalog(f"{origin}: has no regions")
+    sources = _sources(doc.get("sources", {}), f"{origin}: sources")
+    by_region = {
+        code: _region(code, region, f"{origin}: regions.{code}") for code, region in regions.items()
+    }
+    for code, prices in by_region.items():
+        _check_bases(prices, sources, f"{origin}: regions.{code}")
     return PriceCatalog(
         version=doc["version"],
         source=doc["source"],
         currency="USD",
         schema_version=SCHEMA_VERSION,
-        by_region={
-            code: _region(code, region, f"{origin}: regions.{code}")
-            for code, region in regions.items()
-        },
+        by_region=by_region,
+        sources=sources,
     )
 
 
