@@ -113,7 +113,9 @@ def test_pricing_show_is_honest_about_its_source(data_home: Path) -> None:
     shown = json.loads(result.stdout)
     assert shown["file"] == "bundled"
     assert shown["source"]
-    assert any(r["basis"] == "published" for r in shown["regions"])
+    # Every region mixes figures read from dated sources with estimated ones, and says so.
+    assert all(r["basis"].startswith("mixed: ") for r in shown["regions"])
+    assert all(r["published"] + r["estimated"] > 0 for r in shown["regions"])
 
 
 def test_scan_with_your_own_credentials_needs_no_role(moto_endpoint: str, data_home: Path) -> None:

@@ -82,6 +82,27 @@ def test_elbv2_idle_and_busy(seed, make_context):
     assert findings[_rid(network)].monthly_cost == Decimal("16.43")
 
 
+def test_an_internet_facing_load_balancer_costs_its_public_ipv4_addresses(seed, make_context):
+    ec2, elbv2 = seed("ec2"), seed("elbv2")
+    _, subnets = _network(ec2)
+    public = elbv2.create_load_balancer(Name="public", Subnets=subnets, Scheme="internet-facing")
+    internal = elbv2.create_load_balancer(Name="internal", Subnets=subnets, Scheme="internal")
+    public_arn = public["LoadBalancers"][0]["LoadBalancerArn"]
+    internal_arn = internal["LoadBalancers"][0]["LoadBalancerArn"]
+
+    findings = by_id(list(DETECTOR.detect(make_context(), DETECTOR.parameters())))
+
+    # Two zones, two nodes, two public IPv4 addresses: 0.0225 x 730 + 2 x 0.005 x 730 = 23.725.
+    exposed = findings[_rid(public_arn)]
+    assert len(exposed.details["availability_zones"]) == 2
+    assert exposed.monthly_cost == Decimal("23.73")
+    assert exposed.details["pricing"]["public_ipv4_addresses"] == 2
+    assert any("2 public IPv4 address(es)" in e for e in exposed.evidence)
+    # An internal load balancer holds no public address: its hourly charge alone.
+    assert findings[_rid(internal_arn)].monthly_cost == Decimal("16.43")
+    assert findings[_rid(internal_arn)].details["pricing"]["public_ipv4_addresses"] == 0
+
+
 def test_protection_tag_and_deletion_protection_make_risk_high(seed, make_context):
     ec2, elbv2 = seed("ec2"), seed("elbv2")
     _, subnets = _network(ec2)
@@ -121,7 +142,10 @@ def test_classic_without_instances_is_idle_with_in_service_is_not(seed, make_con
         f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/lonely"
     )
     assert lonely.availability_zone == f"{REGION}a"
-    assert lonely.monthly_cost == Decimal("18.25")  # 0.025 USD/hour x 730
+    # 0.025 USD/hour x 730, plus the public IPv4 address of its one zone: 0.005 x 730.
+    assert lonely.monthly_cost == Decimal("21.90")
+    assert lonely.details["pricing"]["public_ipv4_addresses"] == 1
+    assert any("1 public IPv4 address" in e for e in lonely.evidence)
     assert lonely.details["lb_type"] == "classic"
     assert any("no instance is registered" in e for e in lonely.evidence)
 

@@ -12,6 +12,7 @@ from cloudsweep.aws import pricing_api
 from cloudsweep.aws.base import base_session, pricing_client
 from cloudsweep.cli import output
 from cloudsweep.pricing import active, refresh_catalog, write_catalog
+from cloudsweep.pricing.catalog import PUBLISHED, PriceCatalog
 from cloudsweep.settings import get_settings
 
 app = typer.Typer(help="The price catalog that findings are priced with.", no_args_is_help=True)
@@ -19,15 +20,24 @@ app = typer.Typer(help="The price catalog that findings are priced with.", no_ar
 
 @app.command()
 def show(
+    region: Annotated[
+        str | None,
+        typer.Option("--region", "-r", help="List this region's figures, each with its basis."),
+    ] = None,
     fmt: Annotated[output.OutputFormat, typer.Option("--output", "-o")] = output.OutputFormat.TABLE,
 ) -> None:
-    """Show the catalog in use: version, source, and how each region's figures were obtained."""
+    """Show the catalog in use: version, source, and how each region's figures were obtained.
+
+    With --region, every figure of that region with its unit, its basis (published from a dated
+    source, or estimated and how) and the source's date.
+    """
     settings = get_settings()
     path = active.active_catalog_path(settings)
     catalog = active.active_catalog(settings)
-    rows = [
-        {"region": region, "basis": catalog.basis(region)} for region in sorted(catalog.regions)
-    ]
+    if region is not None:
+        _show_region(catalog, region, fmt)
+        return
+    rows = [_region_row(catalog, code) for code in sorted(catalog.regions)]
     if fmt is output.OutputFormat.JSON:
         output.print_json(
             {
@@ -41,7 +51,52 @@ def show(
     output.console.print(
         f"catalog: {path or 'bundled with CloudSweep'}\nversion: {catalog.version}\nsource: {catalog.source}"
     )
-    output.render(rows, columns=["region", "basis"], fmt=fmt)
+    output.render(rows, columns=["region", "published", "estimated", "basis"], fmt=fmt)
+
+
+def _region_row(catalog: PriceCatalog, code: str) -> dict[str, object]:
+    figures = catalog.figures(code)
+    published = sum(1 for f in figures if f.basis.kind == PUBLISHED)
+    return {
+        "region": code,
+        "published": published,
+        "estimated": len(figures) - published,
+        "basis": catalog.basis(code),
+    }
+
+
+def _show_region(catalog: PriceCatalog, region: str, fmt: output.OutputFormat) -> None:
+    if region not in catalog.regions:
+        output.errors.print(
+            f"error: the price catalog {catalog.version} has no region {region!r}; "
+            f"it covers: {', '.join(sorted(catalog.regions))}"
+        )
+        raise typer.Exit(1)
+    rows = [
+        {
+            "figure": figure.path,
+            # As the catalog states it: money formatting would round 0.096 to 0.10.
+            "usd": format(figure.usd.normalize(), "f"),
+            "per": figure.unit,
+            "basis": figure.basis.kind,
+            "source_date": figure.basis.source.date if figure.basis.source else "",
+            "how": figure.basis.source.title if figure.basis.source else figure.basis.how,
+            "source": figure.basis.source.where if figure.basis.source else "",
+        }
+        for figure in catalog.figures(region)
+    ]
+    if fmt is output.OutputFormat.TABLE:
+        prices = catalog.region(region)
+        output.console.print(
+            f"{region} ({prices.location}), catalog {catalog.version}: {catalog.basis(region)}"
+        )
+    output.render(
+        rows,
+        columns=["figure", "usd", "per", "basis", "source_date", "how"],
+        fmt=fmt,
+        right_aligned=["usd"],
+        wrap=["how"],
+    )
 
 
 @app.command()

@@ -12,6 +12,7 @@ from typing import Any
 from cloudsweep.detectors import base, register
 from cloudsweep.detectors.context import RegionContext
 from cloudsweep.domain import Finding, RiskLevel, SafetyCheck
+from cloudsweep.pricing import load_balancers as pricing_lb
 
 # A failed load balancer is AWS's to clean up; a provisioning one is young (recently-created).
 _SKIPPED_STATES = ("failed",)
@@ -119,6 +120,7 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
                 details={
                     "dns_name": lb.get("DNSName"),
                     "scheme": lb.get("Scheme"),
+                    "ip_address_type": lb.get("IpAddressType"),
                     "state": lb.get("State", {}).get("Code"),
                     # Cleanup's re-check refuses when more targets are registered than this.
                     "registered_targets": registered_by_arn.get(arn, 0),
@@ -194,7 +196,19 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
         risk = base.risk_from(checks, RiskLevel.MEDIUM if unhealthy_only else RiskLevel.LOW)
         if any(c.name == "deletion-protection" and not c.passed for c in checks):
             risk = RiskLevel.HIGH
-        cost, unknown = base.priced(ctx.prices.load_balancer_monthly, ctx.region, lb_type)
+        # The bill's hourly charge plus the public IPv4 address of each zone's node.
+        addresses = pricing_lb.public_ipv4_addresses(
+            lb_type, details.get("scheme"), len(zones), details.get("ip_address_type")
+        )
+        cost, unknown = base.priced(
+            pricing_lb.load_balancer_bill_monthly,
+            ctx.prices,
+            ctx.region,
+            lb_type,
+            scheme=details.get("scheme"),
+            zone_count=len(zones),
+            ip_address_type=details.get("ip_address_type"),
+        )
         return Finding(
             resource_type=self.resource_type,
             resource_id=resource_id,
@@ -206,7 +220,12 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
             availability_zone=zones[0] if len(zones) == 1 else None,
             evidence=(
                 *evidence,
-                base.cost_evidence(cost, unknown, f"{lb_type} load balancer (hourly charge only)"),
+                base.cost_evidence(
+                    cost,
+                    unknown,
+                    f"{lb_type} load balancer (hourly charge"
+                    + (f" and {addresses} public IPv4 address(es))" if addresses else ")"),
+                ),
             ),
             safety_checks=checks,
             tags=tags,
@@ -215,6 +234,8 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
                 "lb_type": lb_type,
                 "availability_zones": list(zones),
                 **details,
-                **base.pricing_details(ctx, cost, unknown, lb_type=lb_type),
+                **base.pricing_details(
+                    ctx, cost, unknown, lb_type=lb_type, public_ipv4_addresses=addresses
+                ),
             },
         )
