@@ -117,6 +117,7 @@ REAL_PRICES = [
     Real("eu-west-1", "io2 100 GiB (1 IOPS)", Decimal("13.8"), volume("io2", 100, 0), IRELAND_2021),
     Real("eu-west-1", "t2.micro", hourly("0.0126"), ec2("t2.micro"), IRELAND_2021),
     Real("eu-west-1", "RDS backup storage 100 GiB", Decimal("9.5"), lambda p, r: p.rds_snapshot_monthly(r, 100), SINGAPORE),
+    Real("eu-west-2", "io1 1000 IOPS (no storage)", Decimal("76"), volume("io1", 0, 1000), LYFT),
     Real("eu-central-1", "application load balancer", hourly("0.027"), lb(), "FOCUS billing line, EU (Frankfurt), 2024-09-17"),
     # Asia
     Real("ap-northeast-1", "gp3 500 GiB at 250 MiB/s", Decimal("48") + 125 * Decimal("49.152") / 1024, volume("gp3", 500, 3000, 250), TOKYO_EBS),

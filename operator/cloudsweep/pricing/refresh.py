@@ -20,10 +20,15 @@ def refresh_catalog(
 ) -> catalog.CatalogDoc:
     """Turn GetProducts ``PriceList`` JSON strings into a catalog document, validated.
 
-    ``version`` is the refresh date (``2026-11-25``). The result has ``basis: published`` for
-    every region, since each figure comes from the Price List API.
+    ``version`` is the refresh date (``2026-11-25``). Every region's basis says its figures
+    were published by the Price List API on that date, since each one was read from it.
     """
-    doc = build.build_catalog(offers.parse_price_lists(price_lists), version=version, source=source)
+    doc = build.build_catalog(
+        offers.parse_price_lists(price_lists),
+        version=version,
+        source=source,
+        basis=f"published: AWS Price List API (pricing:GetProducts), read on {version}",
+    )
     if not doc["regions"]:
         raise catalog.InvalidCatalog(
             "the price lists held no on-demand region prices the catalog keeps; check the "
