@@ -200,6 +200,19 @@ def test_a_reserved_upfront_fee_is_never_an_hourly_price() -> None:
     assert doc["regions"]["eu-west-1"]["ec2_instances_hourly"] == {"t2.micro": "0.0126"}
 
 
+def test_a_real_offer_with_an_upfront_fee_under_on_demand_gives_no_hourly_price() -> None:
+    # OpenCost's cut of the 2023-03-22 US East (Ohio) offer files m5.large's 3-year reserved
+    # term, with its 1,161 USD upfront fee, under OnDemand; Windows BYOL is not Linux.
+    text = (REAL / "offer_ec2_us_east_2_opencost_20230322.json").read_text()
+    products = {p.sku: p for p in offers.parse_offer_file(text)}
+    assert products["8D49XP354UEYTHGM"].on_demand == ()
+    ohio = build.build_catalog(products.values(), version="2026-12-04")["regions"]["us-east-2"]
+    assert ohio["ebs_volumes"] == {
+        "gp3": {"gb_month": "0.08", "free_iops": 3000},
+    }
+    assert "ec2_instances_hourly" not in ohio
+
+
 # --- usage types by product attributes, not suffixes -------------------------------------------
 
 

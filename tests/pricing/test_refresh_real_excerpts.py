@@ -32,12 +32,21 @@ def _real_price_list_items() -> list[str]:
     items = list(
         json.loads((REAL / "getproducts_eu_west_1_2021-01-15.json").read_text())["PriceList"]
     )
-    offer = json.loads((REAL / "offer_ec2_lyft_awspricing_20161213.json").read_text())
+    for name in (
+        "offer_ec2_lyft_awspricing_20161213.json",
+        "offer_ec2_us_east_2_opencost_20230322.json",
+    ):
+        items.extend(_as_price_list_items(json.loads((REAL / name).read_text())))
+    return items
+
+
+def _as_price_list_items(offer: dict[str, Any]) -> list[str]:
+    items = []
     for sku, product in offer["products"].items():
         terms = {
             kind: offer["terms"][kind][sku]
             for kind in ("OnDemand", "Reserved")
-            if sku in offer["terms"][kind]
+            if sku in offer["terms"].get(kind, {})
         }
         items.append(
             json.dumps(
@@ -130,6 +139,7 @@ def test_refresh_on_real_excerpts_yields_the_bundled_catalogs_figures(
         ("ca-central-1", "load_balancers_hourly/application"),
         ("ap-south-1", "ebs_volumes/gp2/gb_month"),
         ("eu-west-1", "ec2_instances_hourly/t2.micro"),
+        ("us-east-2", "ebs_volumes/gp3/gb_month"),
     }
     for key, usd in refreshed.items():
         assert bundled[key] == usd, key
