@@ -20,6 +20,7 @@ GIB = 2**30
 CONTINENT = {
     "us-east-1": "North America",
     "us-west-2": "North America",
+    "us-east-2": "North America",
     "ca-central-1": "North America",
     "eu-west-1": "Europe",
     "eu-west-2": "Europe",
@@ -100,6 +101,7 @@ REAL_PRICES = [
     Real("us-east-1", "RDS db.t3.micro MySQL", hourly("0.017"), rds("db.t3.micro", "mysql"), USE1_API),
     Real("us-east-1", "Aurora PostgreSQL db.r6g.large", hourly("0.26"), rds("db.r6g.large", "aurora-postgresql"), USE1_API),
     Real("us-east-1", "gp3 100 GiB", Decimal("8"), volume("gp3"), USE1_API),
+    Real("us-east-2", "gp3 100 GiB", Decimal("8"), volume("gp3"), "OpenCost's cut of the AmazonEC2 offer of 2023-03-22"),
     Real("us-east-1", "snapshot 100 GiB", Decimal("5"), snapshot(), LYFT),
     Real("us-east-1", "NAT gateway, 100 GB", hourly("0.045") + Decimal("4.5"), nat(100), USE1_ADR),
     Real("us-east-1", "application load balancer", hourly("0.0225"), lb(), USE1_ADR),
@@ -118,6 +120,8 @@ REAL_PRICES = [
     Real("eu-west-1", "t2.micro", hourly("0.0126"), ec2("t2.micro"), IRELAND_2021),
     Real("eu-west-1", "RDS backup storage 100 GiB", Decimal("9.5"), lambda p, r: p.rds_snapshot_monthly(r, 100), SINGAPORE),
     Real("eu-west-2", "io1 1000 IOPS (no storage)", Decimal("76"), volume("io1", 0, 1000), LYFT),
+    Real("eu-central-1", "t4g.small", hourly("0.0192"), ec2("t4g.small"), "AWS Pricing API rates for eu-central-1, 2026-08-26"),
+    Real("eu-central-1", "gp3 100 GiB", Decimal("9.52"), volume("gp3"), "AWS Pricing API rates for eu-central-1, 2026-08-26"),
     Real("eu-central-1", "application load balancer", hourly("0.027"), lb(), "FOCUS billing line, EU (Frankfurt), 2024-09-17"),
     # Asia
     Real("ap-northeast-1", "gp3 500 GiB at 250 MiB/s", Decimal("48") + 125 * Decimal("49.152") / 1024, volume("gp3", 500, 3000, 250), TOKYO_EBS),
