@@ -120,6 +120,7 @@ REAL_PRICES = [
     Real("eu-west-1", "t2.micro", hourly("0.0126"), ec2("t2.micro"), IRELAND_2021),
     Real("eu-west-1", "RDS backup storage 100 GiB", Decimal("9.5"), lambda p, r: p.rds_snapshot_monthly(r, 100), SINGAPORE),
     Real("eu-west-2", "io1 1000 IOPS (no storage)", Decimal("76"), volume("io1", 0, 1000), LYFT),
+    Real("eu-west-2", "io1 100 GiB, 1000 IOPS", Decimal("14.5") + Decimal("76"), volume("io1", 100, 1000), "YugabyteDB's quote of the EU (London) offer, effective 2017-06-01"),
     Real("eu-central-1", "t4g.small", hourly("0.0192"), ec2("t4g.small"), "AWS Pricing API rates for eu-central-1, 2026-08-26"),
     Real("eu-central-1", "gp3 100 GiB", Decimal("9.52"), volume("gp3"), "AWS Pricing API rates for eu-central-1, 2026-08-26"),
     Real("eu-central-1", "application load balancer", hourly("0.027"), lb(), "FOCUS billing line, EU (Frankfurt), 2024-09-17"),
