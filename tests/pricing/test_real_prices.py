@@ -89,6 +89,7 @@ SINGAPORE = "rahmat-ullah/DocParser sample AWS bill, May 2025"
 TOKYO_EBS = "AmazonEC2 ap-northeast-1 Price List, published 2026-09-10 (SKUs in source)"
 TOKYO = "ap-northeast-1 Price List CSVs of 2026-09-10/11 (search index file 71291640744)"
 SEOUL = "ap-northeast-2 Price List rates quoted 2026-09-11 and 2026-10-01"
+SPOT_CHECKS = "Price List snapshot spot-checked against AWS pricing pages, 2026-08-10"
 
 REAL_PRICES = [
     # North America
@@ -118,6 +119,11 @@ REAL_PRICES = [
     Real("eu-west-1", "io1 1000 IOPS (no storage)", Decimal("72"), volume("io1", 0, 1000), IRELAND_AUDIT),
     Real("eu-west-1", "io2 100 GiB (1 IOPS)", Decimal("13.8"), volume("io2", 100, 0), IRELAND_2021),
     Real("eu-west-1", "t2.micro", hourly("0.0126"), ec2("t2.micro"), IRELAND_2021),
+    Real("eu-west-1", "m5.large", hourly("0.107"), ec2("m5.large"), SPOT_CHECKS),
+    Real("eu-west-1", "application load balancer", hourly("0.0252"), lb(), "Cost Explorer, eu-west-1, July 2026: 15.00 USD for 595 h"),
+    Real("eu-west-1", "RDS db.t4g.micro PostgreSQL", hourly("0.017"), rds("db.t4g.micro", "postgres"), "Cost Explorer, eu-west-1, July 2026: 12.41 USD per 730 h"),
+    Real("eu-central-1", "RDS db.t3.micro PostgreSQL", hourly("0.021"), rds("db.t3.micro", "postgres"), SPOT_CHECKS),
+    Real("us-east-1", "S3 Standard 100 GiB", Decimal("2.3"), lambda p, r: p.s3_standard_storage_monthly(r, 100 * GIB), SPOT_CHECKS),
     Real("eu-west-1", "RDS backup storage 100 GiB", Decimal("9.5"), lambda p, r: p.rds_snapshot_monthly(r, 100), SINGAPORE),
     Real("eu-west-2", "io1 1000 IOPS (no storage)", Decimal("76"), volume("io1", 0, 1000), LYFT),
     Real("eu-west-2", "io1 100 GiB, 1000 IOPS", Decimal("14.5") + Decimal("76"), volume("io1", 100, 1000), "YugabyteDB's quote of the EU (London) offer, effective 2017-06-01"),
