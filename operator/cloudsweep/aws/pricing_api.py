@@ -64,9 +64,11 @@ REFRESH_QUERIES: tuple[tuple[str, tuple[Mapping[str, str], ...]], ...] = (
     ),
     ("AmazonEC2", ({"Type": "TERM_MATCH", "Field": "productFamily", "Value": "NAT Gateway"},)),
     # CloudWatch Logs data at rest and S3 Standard storage (both TimedStorage-ByteHrs).
+    # CloudWatch Logs stored data: matched on the usage type (any region prefix), not on a
+    # product family, which the builder does not rely on either.
     (
         "AmazonCloudWatch",
-        ({"Type": "TERM_MATCH", "Field": "productFamily", "Value": "Storage Snapshot"},),
+        ({"Type": "CONTAINS", "Field": "usagetype", "Value": "TimedStorage-ByteHrs"},),
     ),
     (
         "AmazonS3",
