@@ -291,6 +291,10 @@ def test_refresh_turns_price_list_strings_into_a_valid_document(
 ) -> None:
     doc = refresh.refresh_catalog(iter(price_list_items), version="2026-11-02")
     assert doc["version"] == "2026-11-02"
+    # Every figure of a refreshed catalog was read from the Price List, on that date.
+    assert doc["regions"]["us-east-1"]["basis"] == (
+        "published: AWS Price List API (pricing:GetProducts), read on 2026-11-02"
+    )
     assert doc["regions"]["us-east-1"]["public_ipv4_hourly"] == "0.005"
     written = refresh.write_catalog(doc, tmp_path / "nested" / "catalog.json")
     assert written.stat().st_mode & 0o777 == 0o644
