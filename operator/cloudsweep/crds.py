@@ -204,14 +204,18 @@ def validate(
         errors.append((("kind",), f"must be {res.kind}, not {obj.get('kind')!r}"))
     value = apply_defaults(kind, obj)
     root = _root(kind)
-    schema_errors = list(_schema_errors(res.kind, _strict_schema(_file(kind)), value))
+    blocking: list[bool] = []
+    schema_errors = list(_schema_errors(res.kind, _strict_schema(_file(kind)), value, blocking))
     schema_errors += list(_list_type_errors(root, value, ()))
     broken = [path for path, _ in schema_errors]
     errors += schema_errors
     old_value = _plain_json(old) if old is not None else _MISSING
     if old is not None:
         _default(root, old_value)
-    errors += list(_cel_errors(root, value, old_value, (), broken))
+    # As the API server: no rule runs once a blocking schema error was found (anywhere); every
+    # rule runs otherwise, also beside a failed pattern or bound (tests/kube_real compares).
+    if not any(blocking):
+        errors += list(_cel_errors(root, value, old_value, ()))
     if res is SCAN_SCHEDULE and isinstance(value.get("spec"), dict):
         errors += list(_schedule_errors(value["spec"], broken))
     return [f"{_format_path(path)}: {message}" for path, message in _dedupe(errors)]
@@ -234,10 +238,6 @@ def _format_path(path: Sequence[PathItem]) -> str:
     for item in path:
         text += f"[{item}]" if isinstance(item, int) else (f".{item}" if text else item)
     return text or "<object>"
-
-
-def _within(path: Sequence[PathItem], prefix: Sequence[PathItem]) -> bool:
-    return tuple(path[: len(prefix)]) == tuple(prefix)
 
 
 def _plain_json(value: Any) -> Any:
@@ -331,12 +331,22 @@ def _json_type(value: Json) -> str:
     return type(value).__name__
 
 
+# The schema failures after which the API server evaluates no x-kubernetes-validations rule
+# (wrong type, enum, required, too long, too many: "some validation rules were not checked because
+# the object was invalid"); after the others (pattern, minimum, maximum, format) every rule runs.
+_BLOCKING_KEYWORDS: Final = frozenset(
+    {"type", "enum", "required", "maxLength", "maxItems", "maxProperties"}
+)
+
+
 def _schema_errors(
-    kind: str, strict: Mapping[str, Any], value: Json
+    kind: str, strict: Mapping[str, Any], value: Json, blocking: list[bool]
 ) -> Iterator[tuple[tuple[PathItem, ...], str]]:
+    """The schema's errors; appends True to ``blocking`` for each one that stops CEL rules."""
     validator = _Validator(strict, format_checker=_FORMATS)
     for error in validator.iter_errors(value):
         path = tuple(error.absolute_path)
+        blocking.append(error.validator in _BLOCKING_KEYWORDS)
         yield from _explain(kind, path, error)
 
 
@@ -518,19 +528,15 @@ def _cel_errors(
     value: Json,
     old: Json,
     path: tuple[PathItem, ...],
-    broken: Sequence[tuple[PathItem, ...]],
 ) -> Iterator[tuple[tuple[PathItem, ...], str]]:
-    # Rules are skipped where the schema already failed below them: a rule like
-    # ``double(self.maxMonthlyCost)`` would only fail again, less clearly.
-    if not any(_within(b, path) for b in broken):
-        for rule in node.get("x-kubernetes-validations", ()):
-            yield from _check_rule(rule, value, old, path)
+    for rule in node.get("x-kubernetes-validations", ()):
+        yield from _check_rule(rule, value, old, path)
     for sub, item, sub_path in _children(node, value, path):
         key = sub_path[-1]
         old_item = _MISSING
         if isinstance(old, dict) and isinstance(key, str) and isinstance(value, dict):
             old_item = old.get(key, _MISSING)
-        yield from _cel_errors(sub, item, old_item, sub_path, broken)
+        yield from _cel_errors(sub, item, old_item, sub_path)
 
 
 def _check_rule(

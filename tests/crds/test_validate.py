@@ -125,13 +125,26 @@ def test_an_account_may_name_all_its_enabled_regions() -> None:
     assert crds.validate("AwsAccount", with_spec("AwsAccount", regions=["all"])) == []
 
 
-def test_cel_rules_are_skipped_where_the_schema_already_failed() -> None:
-    # A malformed ARN is reported once, by the pattern, not again by the account rule.
+def test_cel_rules_run_beside_a_failed_pattern_as_on_the_api_server() -> None:
+    # The API server (seen on kube-real, tests/kube_real) still evaluates every rule after a
+    # pattern, minimum, maximum or format failure: the account rule is reported too.
     obj = with_spec("AwsAccount", roleArn="arn:aws:iam::1:role/x")
 
     errors = crds.validate("AwsAccount", obj)
 
-    assert len(errors) == 1 and errors[0].startswith("spec.roleArn: invalid value"), errors
+    assert [e.split(":")[0] for e in errors] == ["spec.roleArn", "spec.roleArn"], errors
+    assert errors[0].startswith("spec.roleArn: invalid value")
+    assert "differs from accountId" in errors[1]
+
+
+def test_no_cel_rule_runs_after_a_blocking_schema_error_as_on_the_api_server() -> None:
+    # A wrong type, enum value, missing field or too long a value anywhere stops every rule: a
+    # rule like ``double(self.maxMonthlyCost)`` could not be evaluated on such a value.
+    obj = with_spec("CleanupPolicy", maxMonthlyCost=60, requireApprovalAbove="50.00")
+
+    errors = crds.validate("CleanupPolicy", obj)
+
+    assert [e.split(":")[0] for e in errors] == ["spec.maxMonthlyCost"], errors
 
 
 @pytest.mark.parametrize(
