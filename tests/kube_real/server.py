@@ -65,6 +65,14 @@ def read_env(state: Path) -> dict[str, str]:
     return values
 
 
+def _decoded(raw: bytes) -> Any:
+    """JSON, or the text of an answer that is not (``/readyz`` says "ok")."""
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        return {"message": raw.decode(errors="replace")}
+
+
 @dataclass
 class Response:
     status: int
@@ -197,14 +205,9 @@ class KubeReal:
         request.add_header("Accept", "application/json")
         try:
             with urllib.request.urlopen(request, timeout=timeout, context=self._ssl) as response:
-                return Response(response.status, json.loads(response.read() or b"null"))
+                return Response(response.status, _decoded(response.read()))
         except urllib.error.HTTPError as error:
-            raw = error.read()
-            try:
-                decoded = json.loads(raw or b"null")
-            except ValueError:
-                decoded = {"message": raw.decode(errors="replace")}
-            return Response(error.code, decoded)
+            return Response(error.code, _decoded(error.read()))
 
     def get(self, path: str, user: str = "admin") -> Any:
         response = self.request("GET", path, user=user)
@@ -215,34 +218,54 @@ class KubeReal:
 
     # --- the kube-apiserver process ------------------------------------------------------------
 
-    def restart_apiserver(self, down_seconds: float = 0.0) -> None:
-        """Stop kube-apiserver (SIGTERM, as a rolling control plane does) and start it again with
-        the same command line: etcd and the CRD server keep running, so every object and
-        resourceVersion survives; clients see their watches end and connections refused."""
-        pid_file = self.state / "kube-apiserver.pid"
-        pid = int(pid_file.read_text())
-        command = (Path(f"/proc/{pid}/cmdline").read_bytes()).split(b"\0")[:-1]
+    def _stop_process(self, name: str, grace: float) -> list[str]:
+        """SIGTERM, SIGKILL after ``grace`` seconds; the command line to start it again."""
+        pid = int((self.state / f"{name}.pid").read_text())
+        command = [c.decode() for c in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]]
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 60
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-            try:
-                if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
-                    break
-            except OSError:
-                break
+        deadline = time.monotonic() + grace
+        while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(down_seconds)
-        with open(self.state / "kube-apiserver.log", "ab") as log:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.1)
+        return command
+
+    def _start_process(self, name: str, command: list[str]) -> None:
+        with open(self.state / f"{name}.log", "ab") as log:
             process = subprocess.Popen(
-                [c.decode() for c in command],
+                command,
                 cwd=self.state,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
             )
-        pid_file.write_text(f"{process.pid}\n")
+        (self.state / f"{name}.pid").write_text(f"{process.pid}\n")
+
+    def restart_control_plane(self, down_seconds: float = 0.0) -> None:
+        """Stop the CRD server and kube-apiserver (as a control plane upgrade or crash does) and
+        start them again with the same command lines. etcd keeps running, so every object and
+        resourceVersion survives; clients see their watches end and connections refused, and
+        the CRD server's new watch cache starts at etcd's current revision (older: 410 Gone)."""
+        # Open watches hold the CRD server's graceful shutdown for a minute: cut it short.
+        crd_server = self._stop_process("crd-apiserver", grace=3)
+        apiserver = self._stop_process("kube-apiserver", grace=30)
+        time.sleep(down_seconds)
+        self._start_process("kube-apiserver", apiserver)
+        deadline = time.monotonic() + 60
+        while self._readyz() != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # The CRD server reads its request-header CA from the API server when it starts.
+        self._start_process("crd-apiserver", crd_server)
         self.wait_ready()
+
+    def _readyz(self) -> int:
+        try:
+            return self.request("GET", "/readyz", timeout=3).status
+        except OSError:
+            return 0
 
     def wait_ready(self, timeout: float = 90) -> None:
         """Until /readyz answers ok and the custom resources are served through the aggregator."""
@@ -261,6 +284,14 @@ class KubeReal:
                 last = error
             time.sleep(0.3)
         raise AssertionError(f"kube-apiserver not ready after {timeout} s: {last}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return not stat.rsplit(") ", 1)[1].startswith("Z")
 
 
 def start(tool: Path, state: Path) -> KubeReal:
