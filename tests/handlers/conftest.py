@@ -77,6 +77,7 @@ class Fault:
     stall: bool = False
     stall_headers: bool = False
     applied: bool = False
+    stream_error: int | None = None  # a watch answered 200 with one ERROR event of this code
     times: int | None = 1
     hits: int = 0
 
@@ -110,6 +111,17 @@ class _Emulator(kmock.KubernetesEmulator):
         return None
 
     async def _misbehave(self, fault: Fault, request: Any) -> Any:
+        if fault.stream_error is not None:
+            status = {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "code": fault.stream_error,
+                "reason": fault.reason,
+                "message": f"injected {fault.stream_error} in the stream",
+            }
+            event = json.dumps({"type": "ERROR", "object": status}) + "\n"
+            return aiohttp.web.Response(status=200, text=event, content_type="application/json")
         if not fault.stall:
             raise kmock.KubernetesError(
                 status=fault.status,

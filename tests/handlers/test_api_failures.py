@@ -152,6 +152,34 @@ def test_5xx_on_list_and_watch_are_retried(
     assert alive(operator)
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"stream_error": 500, "reason": "InternalError"},
+        {"status": 400, "reason": "BadRequest"},
+        {"status": 410, "reason": "Gone"},
+    ],
+    ids=["error-event-500", "http-400", "http-410"],
+)
+def test_a_watch_error_kopf_gives_up_on_is_followed_by_a_new_list_and_watch(
+    cluster: Cluster,
+    world: demo_world.DemoWorld,
+    request: pytest.FixtureRequest,
+    operator_env: dict[str, str],
+    fault: dict[str, Any],
+) -> None:
+    """kopf 1.45 ends a resource's watcher for good (logged once, /healthz still fine: an
+    operator alive but deaf) on an ERROR event other than 410 in the stream and on a 4xx it
+    does not retry; the resilience hook lists and watches again instead."""
+    cluster.create_namespace(NS, "uid-team-a")
+    failed = cluster.inject(method="GET", path=r"/awsaccounts$", watch=True, **fault)
+    operator = request.getfixturevalue("operator")
+    wait_for(lambda: failed.hits, what="the failed watch")
+    cluster.create("awsaccounts", "AwsAccount", NS, "prod", account_spec(world))
+    ready_account(cluster, "prod", timeout=30)
+    assert alive(operator)
+
+
 # --- 2. 409 Conflict -------------------------------------------------------------------------
 
 

@@ -97,9 +97,20 @@ def bind(kube_real: KubeReal, namespace: str, role: str, subject: str) -> None:
     who = ["--as", name] if kind == "user" else ["--as", "nobody", "--as-group", name]
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if kube_real.kubectl(
-            "auth", "can-i", "list", "awsaccounts.cloudsweep.io", "-n", namespace, *who, check=False
-        ).stdout.strip().startswith("yes"):
+        if (
+            kube_real.kubectl(
+                "auth",
+                "can-i",
+                "list",
+                "awsaccounts.cloudsweep.io",
+                "-n",
+                namespace,
+                *who,
+                check=False,
+            )
+            .stdout.strip()
+            .startswith("yes")
+        ):
             return
         time.sleep(0.3)
     raise AssertionError(f"RoleBinding {role} for {subject} in {namespace} not effective")
@@ -203,7 +214,7 @@ def start_operator(
         }
     )
     log = folder / f"operator-{time.time_ns()}.log"
-    with open(log, "wb") as out:
+    with log.open("wb") as out:
         process = subprocess.Popen(
             [CLOUDSWEEP, "operator", "--standalone"],
             env=env,

@@ -233,7 +233,7 @@ class KubeReal:
         return command
 
     def _start_process(self, name: str, command: list[str]) -> None:
-        with open(self.state / f"{name}.log", "ab") as log:
+        with (self.state / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(
                 command,
                 cwd=self.state,
@@ -334,9 +334,7 @@ def install_crds(instance: KubeReal, folder: Path = REPO / "crds") -> str:
     group to its CRD server (``add-crds.sh STATE``: an APIService per group/version, which a
     real cluster's single API server does not need). Returns kubectl's output."""
     applied = instance.kubectl("apply", "--validate=false", "-k", str(folder))
-    instance.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"
-    )
+    instance.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
     routed = subprocess.run(
         [str(instance.tool / "add-crds.sh"), str(instance.state)],
         capture_output=True,

@@ -31,7 +31,9 @@ ALLOWED = {
         "cleanuppolicies": READ | {"patch", "update", "approve"},
     },
     "bob": {
-        p: READ | {"create", "update", "patch", "delete"} | ({"approve", "configure"} if p == "cleanuppolicies" else set())
+        p: READ
+        | {"create", "update", "patch", "delete"}
+        | ({"approve", "configure"} if p == "cleanuppolicies" else set())
         for p in PLURALS
     },
 }
@@ -72,8 +74,16 @@ def can(kube_real: KubeReal, user: str, verb: str, plural: str, namespace: str) 
 
 def patch(kube_real: KubeReal, user: str, namespace: str, name: str, body: dict[str, Any]) -> Any:
     return kube_real.kubectl(
-        "patch", "cleanuppolicy", name, "-n", namespace, "--type=merge", "-p", json.dumps(body),
-        user=user, check=False,
+        "patch",
+        "cleanuppolicy",
+        name,
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        json.dumps(body),
+        user=user,
+        check=False,
     )
 
 
@@ -108,7 +118,10 @@ def test_each_tenant_role_can_do_what_the_docs_say_in_its_namespace_and_nothing_
     )
     assert created.returncode == 0, created.stderr
     # Carol reads it, and nothing more: RBAC refuses before any webhook is asked.
-    assert kube_real.kubectl("get", "cleanuppolicy", "idle-ips", "-n", own, user="carol").returncode == 0
+    assert (
+        kube_real.kubectl("get", "cleanuppolicy", "idle-ips", "-n", own, user="carol").returncode
+        == 0
+    )
     refused = approvals.approve(kube_real, own, "idle-ips", ENTRY, user="carol")
     assert refused.returncode != 0 and "forbidden" in refused.stderr.lower(), refused.stderr
     # Alice approves (stamped with her name), may change metadata, but not the policy itself:
@@ -116,7 +129,12 @@ def test_each_tenant_role_can_do_what_the_docs_say_in_its_namespace_and_nothing_
     approved = approvals.approve(kube_real, own, "idle-ips", ENTRY, user="alice")
     assert approved.returncode == 0, approved.stderr
     assert approvals.approver(kube_real, own, "idle-ips", ENTRY["resourceId"]) == "alice"
-    assert patch(kube_real, "alice", own, "idle-ips", {"metadata": {"labels": {"seen": "yes"}}}).returncode == 0
+    assert (
+        patch(
+            kube_real, "alice", own, "idle-ips", {"metadata": {"labels": {"seen": "yes"}}}
+        ).returncode
+        == 0
+    )
     edit = patch(kube_real, "alice", own, "idle-ips", {"spec": {"dryRun": True}})
     assert edit.returncode != 0
     assert (
@@ -126,7 +144,9 @@ def test_each_tenant_role_can_do_what_the_docs_say_in_its_namespace_and_nothing_
         "cloudsweep-admin grants it)"
     ) in edit.stderr, edit.stderr
     assert kube_real.get(path(own, "cleanuppolicies", "idle-ips"))["spec"]["dryRun"] is False
-    deleted = kube_real.kubectl("delete", "cleanuppolicy", "idle-ips", "-n", own, user="alice", check=False)
+    deleted = kube_real.kubectl(
+        "delete", "cleanuppolicy", "idle-ips", "-n", own, user="alice", check=False
+    )
     assert deleted.returncode != 0 and "forbidden" in deleted.stderr.lower()
     # Bob edits the policy; in the other namespace he can do nothing at all.
     assert patch(kube_real, "bob", own, "idle-ips", {"spec": {"dryRun": True}}).returncode == 0
@@ -137,7 +157,10 @@ def test_each_tenant_role_can_do_what_the_docs_say_in_its_namespace_and_nothing_
     for user in ALLOWED:
         listed = kube_real.kubectl("get", "cleanuppolicies", "-n", other, user=user, check=False)
         assert listed.returncode != 0 and "forbidden" in listed.stderr.lower(), (user, listed)
-    assert kube_real.kubectl("delete", "cleanuppolicy", "idle-ips", "-n", own, user="bob").returncode == 0
+    assert (
+        kube_real.kubectl("delete", "cleanuppolicy", "idle-ips", "-n", own, user="bob").returncode
+        == 0
+    )
 
 
 def test_the_api_server_calls_the_approval_webhooks_with_the_requesting_user(
@@ -146,13 +169,26 @@ def test_the_api_server_calls_the_approval_webhooks_with_the_requesting_user(
     tenants(kube_real, namespace)
     # A role someone wrote for "editing" policies: patch, but not CloudSweep's approve.
     kube_real.kubectl(
-        "create", "role", "policy-patcher", "-n", namespace,
-        "--verb=get,list,patch", "--resource=cleanuppolicies.cloudsweep.io",
+        "create",
+        "role",
+        "policy-patcher",
+        "-n",
+        namespace,
+        "--verb=get,list,patch",
+        "--resource=cleanuppolicies.cloudsweep.io",
     )
     kube_real.kubectl(
-        "create", "rolebinding", "carol-patches", "-n", namespace, "--role=policy-patcher", "--user=carol"
+        "create",
+        "rolebinding",
+        "carol-patches",
+        "-n",
+        namespace,
+        "--role=policy-patcher",
+        "--user=carol",
     )
-    wait_for(lambda: can(kube_real, "carol", "patch", "cleanuppolicies", namespace), what="carol's role")
+    wait_for(
+        lambda: can(kube_real, "carol", "patch", "cleanuppolicies", namespace), what="carol's role"
+    )
     apply_objects(kube_real, [policy()], "-n", namespace)
 
     # RBAC lets carol patch, the webhook does not let her approve.
@@ -174,8 +210,14 @@ def test_the_api_server_calls_the_approval_webhooks_with_the_requesting_user(
     kube_real.kubectl("delete", "mutatingwebhookconfiguration", "cloudsweep.io")
     second = {**ENTRY, "resourceId": "eipalloc-0fedcba9876543210"}
     wait_for(
-        lambda: approvals.forge(kube_real, namespace, "idle-ips", second, approved_by="the-boss").returncode == 0
-        and approvals.approver(kube_real, namespace, "idle-ips", second["resourceId"]) == "the-boss",
+        lambda: (
+            approvals.forge(
+                kube_real, namespace, "idle-ips", second, approved_by="the-boss"
+            ).returncode
+            == 0
+            and approvals.approver(kube_real, namespace, "idle-ips", second["resourceId"])
+            == "the-boss"
+        ),
         what="an unstamped write (the API server's webhook informer catches up)",
     )
     wait_for(
@@ -185,9 +227,13 @@ def test_the_api_server_calls_the_approval_webhooks_with_the_requesting_user(
 
     # The operator stopped: the persistent, fail-closed check refuses CleanupPolicy writes.
     assert cloudsweep_operator.stop() == 0
-    while_down = approvals.approve(kube_real, namespace, "idle-ips", {**ENTRY, "resourceId": "eipalloc-3"}, user="alice")
+    while_down = approvals.approve(
+        kube_real, namespace, "idle-ips", {**ENTRY, "resourceId": "eipalloc-3"}, user="alice"
+    )
     assert while_down.returncode != 0
-    assert 'failed calling webhook "authorize-changes.cloudsweep.io"' in while_down.stderr, while_down.stderr
+    assert 'failed calling webhook "authorize-changes.cloudsweep.io"' in while_down.stderr, (
+        while_down.stderr
+    )
 
 
 @pytest.mark.parametrize("user", ["alice", "bob", "carol"])

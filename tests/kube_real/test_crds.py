@@ -31,7 +31,11 @@ def _rule_messages(node: Any) -> Iterator[str]:
     for rule in node.get("x-kubernetes-validations", []):
         if rule.get("message"):
             yield rule["message"]
-    children = [*node.get("properties", {}).values(), node.get("items"), node.get("additionalProperties")]
+    children = [
+        *node.get("properties", {}).values(),
+        node.get("items"),
+        node.get("additionalProperties"),
+    ]
     for child in children:
         yield from _rule_messages(child)
 
@@ -87,7 +91,9 @@ def test_the_crds_install_as_kubectl_apply_k_installs_them(kube_real: KubeReal) 
         + ["unchanged"] * 3
     ), again.stdout
     for res in crds.RESOURCES:
-        stored = kube_real.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{res.crd_name}")
+        stored = kube_real.get(
+            f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{res.crd_name}"
+        )
         states = {c["type"]: c["status"] for c in stored["status"]["conditions"]}
         assert states["Established"] == "True" and states["NamesAccepted"] == "True", states
         # The server kept every CEL rule and the whole schema as written (nothing pruned).
@@ -137,7 +143,9 @@ def test_bad_input_is_refused_by_the_server_as_by_the_in_process_validators(
     assert case["field"] in answer.message
     # A rule's message is the CRD's own text: the same words, on the same fields, in both.
     server_rules = {(f, m) for f, text in answer.causes() for m in RULE_MESSAGES if m in text}
-    local_rules = {(f, m) for e in local for f in [e.split(": ", 1)[0]] for m in RULE_MESSAGES if m in e}
+    local_rules = {
+        (f, m) for e in local for f in [e.split(": ", 1)[0]] for m in RULE_MESSAGES if m in e
+    }
     assert server_rules == local_rules, (answer.causes(), local)
     # Every field the server refuses, the in-process validators refuse too (and vice versa,
     # but for unknown fields: the server stops decoding at the first one).
@@ -146,7 +154,7 @@ def test_bad_input_is_refused_by_the_server_as_by_the_in_process_validators(
 
 
 def test_every_bad_input_case_is_judged_here(kube_real: KubeReal) -> None:
-    assert OPERATOR_ONLY <= {c["id"] for c in BAD_INPUTS}
+    assert {c["id"] for c in BAD_INPUTS} >= OPERATOR_ONLY
 
 
 # --- the rest of the CRD tests' corpus ------------------------------------------------------------
@@ -191,7 +199,11 @@ def test_the_action_table_is_the_same_on_the_server(
 
 @pytest.mark.parametrize(
     ("auto", "approval", "accepted"),
-    [("99999999.98", "99999999.99", True), ("99999999.99", "99999999.98", False), ("50", "50.00", True)],
+    [
+        ("99999999.98", "99999999.99", True),
+        ("99999999.99", "99999999.98", False),
+        ("50", "50.00", True),
+    ],
 )
 def test_money_rules_compare_exactly_at_cents_on_the_server(
     kube_real: KubeReal, corpus_namespace: str, auto: str, approval: str, accepted: bool
@@ -221,6 +233,6 @@ def test_account_id_is_immutable_on_the_server_as_in_process(
     message = "accountId is immutable; create a new AwsAccount for another account"
     assert answer.status == 422, answer.body
     assert [f for f, m in answer.causes() if message in m] == ["spec.accountId"], answer.body
-    assert crds.validate("AwsAccount", with_spec("AwsAccount", **new), old=sample("AwsAccount")) == [
-        f"spec.accountId: {message}"
-    ]
+    assert crds.validate(
+        "AwsAccount", with_spec("AwsAccount", **new), old=sample("AwsAccount")
+    ) == [f"spec.accountId: {message}"]

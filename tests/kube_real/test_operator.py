@@ -69,9 +69,16 @@ def policy(name: str = "idle-ips", **spec: Any) -> dict[str, Any]:
     }
 
 
-def run_now(kube_real: KubeReal, namespace: str, value: str, name: str = "nightly") -> dict[str, Any]:
+def run_now(
+    kube_real: KubeReal, namespace: str, value: str, name: str = "nightly"
+) -> dict[str, Any]:
     kube_real.kubectl(
-        "annotate", "scanschedule", name, "-n", namespace, "--overwrite",
+        "annotate",
+        "scanschedule",
+        name,
+        "-n",
+        namespace,
+        "--overwrite",
         f"cloudsweep.io/run-now={value}",
     )
     status: dict[str, Any] = wait_for(
@@ -113,7 +120,10 @@ def table(kube_real: KubeReal, namespace: str, resource: str) -> list[dict[str, 
     starts = [i for i, c in enumerate(header) if c != " " and (i == 0 or header[i - 1] == " ")]
     bounds = list(zip(starts, [*starts[1:], None], strict=True))
     names = [header[a:b].strip() for a, b in bounds]
-    return [{n: line[a:b].strip() for n, (a, b) in zip(names, bounds, strict=True)} for line in lines[1:]]
+    return [
+        {n: line[a:b].strip() for n, (a, b) in zip(names, bounds, strict=True)}
+        for line in lines[1:]
+    ]
 
 
 def addresses(moto_endpoint: str, world: demo_world.DemoWorld, allocation: str) -> list[Any]:
@@ -141,7 +151,11 @@ def test_the_operator_reconciles_scans_and_cleans_an_approved_item(
     # AwsAccount: connected, conditions about this generation, the finalizer, an ExternalId, and
     # all of it written through the status subresource (a spec write could not carry it).
     obj = wait_for(
-        lambda: (o := kube_real.get(path(ns, "awsaccounts", "prod"))) and settled(o, "Connected", "Ready") and o,
+        lambda: (
+            (o := kube_real.get(path(ns, "awsaccounts", "prod")))
+            and settled(o, "Connected", "Ready")
+            and o
+        ),
         what="the account connected",
     )
     assert "cloudsweep.io/finalizer" in obj["metadata"]["finalizers"]
@@ -149,7 +163,10 @@ def test_the_operator_reconciles_scans_and_cleans_an_approved_item(
     assert "Connected" in events(kube_real, ns, "AwsAccount", "prod")
     [row] = table(kube_real, ns, "awsaccounts")
     assert (row["NAME"], row["ACCOUNT"], row["READY"], row["CONNECTED"]) == (
-        "prod", world.account_id, "True", "True"
+        "prod",
+        world.account_id,
+        "True",
+        "True",
     ), row
 
     # A scan, started the documented way; the policy evaluated after it lists what waits.
@@ -161,7 +178,12 @@ def test_the_operator_reconciles_scans_and_cleans_an_approved_item(
     )
     assert scanned["outcome"] == "completed" and int(scanned["wasteItems"]) > 0
     status = wait_for(
-        lambda: (s := kube_real.get(path(ns, "cleanuppolicies", "idle-ips"))["status"]).get("pendingApprovals") and s,
+        lambda: (
+            (s := kube_real.get(path(ns, "cleanuppolicies", "idle-ips"))["status"]).get(
+                "pendingApprovals"
+            )
+            and s
+        ),
         what="pending approvals",
     )
     assert status["executed"] == 0
@@ -185,7 +207,10 @@ def test_the_operator_reconciles_scans_and_cleans_an_approved_item(
     # The next scan's cleanup run releases exactly that address, for real.
     run_now(kube_real, ns, "second")
     done = wait_for(
-        lambda: (s := kube_real.get(path(ns, "cleanuppolicies", "idle-ips"))["status"])["executed"] >= 1 and s,
+        lambda: (
+            (s := kube_real.get(path(ns, "cleanuppolicies", "idle-ips"))["status"])["executed"] >= 1
+            and s
+        ),
         what="the approved item cleaned",
     )
     assert done["executed"] == 1 and done["failed"] == 0

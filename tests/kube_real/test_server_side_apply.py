@@ -27,7 +27,13 @@ SAMPLES = {
 
 def git_apply(kube_real: KubeReal, namespace: str, folder: Path) -> str:
     result = kube_real.kubectl(
-        "apply", "--server-side", f"--field-manager={MANAGER}", "-n", namespace, "-f", str(folder),
+        "apply",
+        "--server-side",
+        f"--field-manager={MANAGER}",
+        "-n",
+        namespace,
+        "-f",
+        str(folder),
         check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -67,8 +73,10 @@ def test_a_second_apply_from_git_meets_no_conflict_and_nothing_is_reverted(
             what=f"{plural} status",
         )
         wait_for(
-            lambda plural=plural: "cloudsweep.io/finalizer"
-            in (fetch(kube_real, namespace, plural)["metadata"].get("finalizers") or []),
+            lambda plural=plural: (
+                "cloudsweep.io/finalizer"
+                in (fetch(kube_real, namespace, plural)["metadata"].get("finalizers") or [])
+            ),
             what=f"{plural} finalizer",
         )
     [approval] = fetch(kube_real, namespace, "cleanuppolicies")["spec"]["approvals"]
@@ -116,14 +124,20 @@ def test_a_second_apply_from_git_meets_no_conflict_and_nothing_is_reverted(
         gen = obj["metadata"]["generation"]
         assert wait_for(
             lambda plural=plural, gen=gen: (
-                condition(fetch(kube_real, namespace, plural), "Ready") or {}
-            ).get("observedGeneration") == gen,
+                (condition(fetch(kube_real, namespace, plural), "Ready") or {}).get(
+                    "observedGeneration"
+                )
+                == gen
+            ),
             what=f"{plural} observed generation {gen}",
         )
         applied = yaml.safe_load((git / SAMPLES[plural][1]).read_text())["spec"]
         for key, value in applied.items():
             if key == "approvals":
                 continue
-            assert json.loads(json.dumps(obj["spec"][key])) == json.loads(json.dumps(value)), (plural, key)
+            assert json.loads(json.dumps(obj["spec"][key])) == json.loads(json.dumps(value)), (
+                plural,
+                key,
+            )
     annotations = after["cleanuppolicies"]["metadata"].get("annotations") or {}
     assert "cloudsweep.io/approval-signatures" in annotations

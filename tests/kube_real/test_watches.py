@@ -38,9 +38,11 @@ def test_the_operator_survives_a_control_plane_restart_and_410_gone(
     ns = namespace
     apply_objects(kube_real, [account(world), schedule()], "-n", ns)
     first = wait_for(
-        lambda: (o := kube_real.get(path(ns, "awsaccounts", "prod")))
-        and (condition(o, "Connected") or {}).get("status") == "True"
-        and o,
+        lambda: (
+            (o := kube_real.get(path(ns, "awsaccounts", "prod")))
+            and (condition(o, "Connected") or {}).get("status") == "True"
+            and o
+        ),
         what="the account connected",
     )
     run_now(kube_real, ns, "before")
@@ -58,10 +60,12 @@ def test_the_operator_survives_a_control_plane_restart_and_410_gone(
     second = account(world, "second")
     apply_objects(kube_real, [second], "-n", ns)
     wait_for(
-        lambda: (condition(kube_real.get(path(ns, "awsaccounts", "second")), "Connected") or {}).get(
-            "status"
-        )
-        == "True",
+        lambda: (
+            (condition(kube_real.get(path(ns, "awsaccounts", "second")), "Connected") or {}).get(
+                "status"
+            )
+            == "True"
+        ),
         timeout=120,
         what="an account created after the restart",
     )

@@ -50,6 +50,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = cfg.kube_watch_timeout_seconds + 30
     settings.watching.inactivity_timeout = cfg.kube_watch_inactivity_seconds
     resilience.guard_timer_patches()
+    resilience.guard_watch_errors(cfg.kube_retry_max_backoff_seconds)
     settings.execution.max_workers = 8
     # Always serve the webhook: kopf refuses to run admission handlers without a server.
     certfile, keyfile, cafile = cfg.webhook_certfile, cfg.webhook_keyfile, None

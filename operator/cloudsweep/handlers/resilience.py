@@ -13,12 +13,20 @@ Both are set up by the start-up handler (``config.configure``).
   computes then (a status the API server keeps refusing is retried once an interval, not in a
   loop). The timers keep what a lost patch must not repeat (a run-now already started) in their
   object's ``memo`` as well as in status.
+- kopf 1.45 restarts a watch (with a new list) only after a 410 Gone inside the stream. Any other
+  ERROR event in the stream, and any 4xx it does not retry on the list or watch request (400, 410,
+  422, ...), fail that resource's watcher, and with it the whole operator (seen in
+  tests/handlers/test_api_failures.py). ``guard_watch_errors`` logs such an error and lists and
+  watches again after a growing delay (``RetryBackoffs``): the same recovery as after 410, with
+  nothing missed (the new list sees every object) and nothing repeated (handlers keep their
+  progress in the objects).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -94,3 +102,52 @@ def guard_timer_patches() -> bool:
         return False
     setattr(daemons, "application", _TimerApplication(current, errors))  # noqa: B010
     return True
+
+
+def guard_watch_errors(cap: float) -> bool:
+    """Install ``_relisting_watch`` into kopf's watching module (once); False if kopf's internals
+    are not what this was written for (then a watch error stops the operator, as in kopf)."""
+    try:
+        from kopf._cogs.clients import errors, watching
+    except ImportError:  # pragma: no cover - another kopf
+        log.warning("kopf internals changed: a watch error will stop the operator")
+        return False
+    current = getattr(watching, "continuous_watch", None)
+    if getattr(current, "guarded", False):
+        return True
+    if current is None:  # pragma: no cover
+        log.warning("kopf internals changed: a watch error will stop the operator")
+        return False
+    recoverable = (watching.WatchingError, errors.APIClientError)
+    setattr(watching, "continuous_watch", _relisting_watch(current, recoverable, cap))  # noqa: B010
+    return True
+
+
+def _relisting_watch(
+    original: Callable[..., AsyncIterator[Any]],
+    recoverable: tuple[type[Exception], ...],
+    cap: float,
+) -> Callable[..., AsyncIterator[Any]]:
+    failures: dict[str, int] = {}  # consecutive failures per resource and namespace
+
+    async def continuous_watch(**kwargs: Any) -> AsyncIterator[Any]:
+        where = f"{kwargs.get('resource')} in {kwargs.get('namespace') or 'all namespaces'}"
+        try:
+            async for event in original(**kwargs):
+                failures.pop(where, None)
+                yield event
+        except recoverable as error:
+            count = failures[where] = failures.get(where, 0) + 1
+            delays = list(zip(range(count), RetryBackoffs(cap), strict=False))
+            delay = delays[-1][1]
+            log.error(
+                "The watch of %s failed (%s); listing and watching again in %s s",
+                where,
+                error,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            # Returning ends this stream: kopf's infinite watch starts a new list and watch.
+
+    continuous_watch.guarded = True  # type: ignore[attr-defined]
+    return continuous_watch
