@@ -247,11 +247,17 @@ def world(moto_endpoint: str) -> demo_world.DemoWorld:
 
 
 @pytest.fixture
+def operator_env() -> dict[str, str]:
+    """More environment for the operator (``CLOUDSWEEP_*`` settings); parametrize to change."""
+    return {}
+
+
+@pytest.fixture
 def cloudsweep_operator(
-    kube_real: KubeReal, database_url: str, moto_endpoint: str
+    kube_real: KubeReal, database_url: str, moto_endpoint: str, operator_env: dict[str, str]
 ) -> Iterator[OperatorProcess]:
     folder = Path(tempfile.mkdtemp(prefix="cs-kr-op-"))
-    running = start_operator(kube_real, folder, database_url, moto_endpoint)
+    running = start_operator(kube_real, folder, database_url, moto_endpoint, **operator_env)
     try:
         yield running
     finally:
@@ -264,6 +270,10 @@ def cloudsweep_operator(
         output = running.output()
         shutil.rmtree(folder, ignore_errors=True)
         assert code == 0, f"the operator did not stop cleanly ({code}):\n{output[-3000:]}"
+        # Real RBAC judged every request by deploy/base's ClusterRole: kopf retries a 403
+        # forever, so a missing rule shows only here.
+        refused = [line for line in output.splitlines() if "Forbidden" in line]
+        assert not refused, "\n".join(refused[:10])
 
 
 def wait_for(check: Any, timeout: float = 60, what: str = "condition", every: float = 0.5) -> Any:
