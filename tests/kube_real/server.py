@@ -11,6 +11,7 @@ Used by ``tests/kube_real/conftest.py``; its README is the reference for the too
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import platform
@@ -258,6 +259,25 @@ class KubeReal:
         deadline = time.monotonic() + 60
         while self._readyz() != 200 and time.monotonic() < deadline:
             time.sleep(0.2)
+        # A starting kube-apiserver resets its built-in APIService for the CRD API to itself
+        # (a separate 1.20 CRD store, without CEL): route it to the 1.36 server again, as
+        # start.sh does, before anything reads or writes a CRD.
+        port = self.env["KUBE_REAL_CRD_SERVER"].rsplit(":", 1)[1]
+        bundle = base64.b64encode(self.ca.read_bytes()).decode()
+        route = {
+            "spec": {
+                "service": {"namespace": "kube-system", "name": "crd-apiserver", "port": int(port)},
+                "caBundle": bundle,
+            }
+        }
+        self.kubectl(
+            "patch",
+            "apiservice",
+            "v1.apiextensions.k8s.io",
+            "--type=merge",
+            "-p",
+            json.dumps(route),
+        )
         # The CRD server reads its request-header CA from the API server when it starts.
         self._start_process("crd-apiserver", crd_server)
         self.wait_ready()
@@ -278,9 +298,16 @@ class KubeReal:
                 served = self.request(
                     "GET", "/apis/cloudsweep.io/v1alpha1/awsaccounts", params={"limit": "1"}
                 )
-                if ready.status == 200 and served.status == 200:
+                crd = self.request(
+                    "GET",
+                    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+                    "awsaccounts.cloudsweep.io",
+                )
+                # Served by the 1.36 CRD server: the CEL rules are there.
+                routed = "x-kubernetes-validations" in json.dumps(crd.body)
+                if ready.status == 200 and served.status == 200 and routed:
                     return
-                last = (ready.status, served.status, served.message)
+                last = (ready.status, served.status, served.message, routed)
             except OSError as error:
                 last = error
             time.sleep(0.3)
