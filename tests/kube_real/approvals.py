@@ -3,7 +3,7 @@
 Today an approval is an entry a user adds to a CleanupPolicy's ``spec.approvals`` (RBAC: patch;
 CloudSweep's validating webhook: the custom verb ``approve``); the mutating webhook stamps it
 with the requesting user and signs it. If approvals change shape (objects of their own), change
-``approve``, ``withdraw`` and ``approver`` here; the tests call only these.
+``approve``, ``approver``, ``forge`` and ``webhooks_called`` here; the tests call only these.
 """
 
 from __future__ import annotations
@@ -76,3 +76,35 @@ def forge(
         json.dumps({"spec": {"approvals": approvals}}),
         check=False,
     )
+
+
+def webhooks_called(kube_real: KubeReal) -> bool:
+    """Whether the API server calls the operator's approval webhooks yet: kopf registers them
+    after /healthz answers, and the CRD server sees new configurations through an informer a
+    moment later. A server-side dry run (nothing stored) whose approval comes back stamped."""
+    probe = {
+        "apiVersion": "cloudsweep.io/v1alpha1",
+        "kind": "CleanupPolicy",
+        "metadata": {"name": "webhook-probe", "namespace": "default"},
+        "spec": {
+            "resourceType": "elastic-ip",
+            "action": "release",
+            "accounts": ["probe"],
+            "approvals": [
+                {
+                    "accountId": "123456789012",
+                    "region": "us-east-1",
+                    "resourceId": "eipalloc-probe",
+                    "maxMonthlyCost": "1.00",
+                }
+            ],
+        },
+    }
+    answer = kube_real.request(
+        "POST",
+        "/apis/cloudsweep.io/v1alpha1/namespaces/default/cleanuppolicies",
+        probe,
+        params={"dryRun": "All"},
+    )
+    entries = (answer.body or {}).get("spec", {}).get("approvals") or [{}]
+    return answer.status == 201 and bool(entries[0].get("approvedBy"))

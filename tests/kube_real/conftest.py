@@ -34,7 +34,7 @@ import pytest
 
 from cloudsweep.aws import demo_world
 from tests.deploy.conftest import render
-from tests.kube_real import server
+from tests.kube_real import approvals, server
 from tests.kube_real.server import KubeReal
 from tests.net import free_port
 
@@ -231,6 +231,12 @@ def start_operator(
     if not running.healthy():
         running.stop()
         raise AssertionError(f"the operator never became healthy:\n{running.output()[-4000:]}")
+    wait_for(
+        lambda: approvals.webhooks_called(kube_real),
+        timeout=60,
+        what="the API server calling the operator's webhooks",
+        every=0.3,
+    )
     return running
 
 
