@@ -129,6 +129,9 @@ class OperatorProcess:
     webhook_port: int
     env: dict[str, str]
     restarts: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # Log length when the test restarted the API server: a starting kube-apiserver answers 403
+    # until its RBAC informers have synced, which kopf retries (checked only before this).
+    rbac_checked_until: int | None = None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -278,7 +281,8 @@ def cloudsweep_operator(
         assert code == 0, f"the operator did not stop cleanly ({code}):\n{output[-3000:]}"
         # Real RBAC judged every request by deploy/base's ClusterRole: kopf retries a 403
         # forever, so a missing rule shows only here.
-        refused = [line for line in output.splitlines() if "Forbidden" in line]
+        checked = output[: running.rbac_checked_until]
+        refused = [line for line in checked.splitlines() if "Forbidden" in line]
         assert not refused, "\n".join(refused[:10])
 
 

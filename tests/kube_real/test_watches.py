@@ -65,6 +65,7 @@ def test_the_operator_survives_a_control_plane_restart_and_410_gone(
     # Etcd moves on (Events, leases): the resourceVersion the operator's watch holds gets old.
     kube_real.kubectl("create", "configmap", "tick", "-n", ns)
 
+    cloudsweep_operator.rbac_checked_until = len(cloudsweep_operator.output())
     kube_real.restart_control_plane(down_seconds=3)
 
     # The server really answers that resourceVersion with 410 Gone now.
