@@ -266,7 +266,12 @@ def cloudsweep_operator(
     kube_real: KubeReal, database_url: str, moto_endpoint: str, operator_env: dict[str, str]
 ) -> Iterator[OperatorProcess]:
     folder = Path(tempfile.mkdtemp(prefix="cs-kr-op-"))
-    running = start_operator(kube_real, folder, database_url, moto_endpoint, **operator_env)
+    try:
+        running = start_operator(kube_real, folder, database_url, moto_endpoint, **operator_env)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        remove_webhook_configurations(kube_real)
+        raise
     try:
         yield running
     finally:
