@@ -234,12 +234,16 @@ def start_operator(
     if not running.healthy():
         running.stop()
         raise AssertionError(f"the operator never became healthy:\n{running.output()[-4000:]}")
-    wait_for(
-        lambda: approvals.webhooks_called(kube_real),
-        timeout=60,
-        what="the API server calling the operator's webhooks",
-        every=0.3,
-    )
+    try:
+        wait_for(
+            lambda: approvals.webhooks_called(kube_real),
+            timeout=60,
+            what="the API server calling the operator's webhooks",
+            every=0.3,
+        )
+    except BaseException:
+        running.stop()
+        raise
     return running
 
 
