@@ -49,6 +49,9 @@ def test_orphaned_snapshot_is_found_with_cost_and_evidence(seed, make_context):
     pricing = finding.resource_details()["pricing"]
     assert pricing["size_gib"] == 15 and pricing["tier"] == "standard"
     assert "upper bound" in finding.details["cost_basis"]
+    assert "billed incrementally" in finding.details["cost_basis"]
+    assert finding.details["cost_is_upper_bound"] is True
+    assert any(e.startswith("cost is an upper bound") for e in finding.evidence)
 
 
 def test_snapshot_used_by_an_ami_is_not_waste(seed, make_context):

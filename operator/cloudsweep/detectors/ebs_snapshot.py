@@ -13,6 +13,7 @@ from cloudsweep.aws.errors import AwsError
 from cloudsweep.detectors import base, register
 from cloudsweep.detectors.context import RegionContext
 from cloudsweep.domain import CLEANUP_ACTION_TAG, Finding, RiskLevel, SafetyCheck
+from cloudsweep.pricing.snapshots import snapshot_cost_statement
 
 _GIB = 1024**3
 _BACKUP_DESCRIPTION = "This snapshot is created by the AWS Backup service"
@@ -151,6 +152,12 @@ class EbsSnapshotDetector(base.Detector[EbsSnapshotParameters]):
                 evidence.append(f"{newer} newer snapshot(s) of {volume_id} exist")
             evidence.append("not used by any AMI of this account")
             evidence.append(base.cost_evidence(cost, unknown, f"{size_gib} GiB of {tier} snapshot"))
+            upper_bound, cost_statement = snapshot_cost_statement(
+                tier, "the full snapshot size" if full_size else "the source volume's size"
+            )
+            evidence.append(
+                f"cost is an {cost_statement}" if upper_bound else f"cost is {cost_statement}"
+            )
             yield Finding(
                 resource_type=self.resource_type,
                 resource_id=snapshot_id,
@@ -169,9 +176,8 @@ class EbsSnapshotDetector(base.Detector[EbsSnapshotParameters]):
                     "orphaned": orphaned,
                     "newer_snapshots_of_volume": newer,
                     "description": snap.get("Description", ""),
-                    "cost_basis": "full snapshot size"
-                    if full_size
-                    else "source volume size (upper bound: snapshots are incremental)",
+                    "cost_basis": cost_statement,
+                    "cost_is_upper_bound": upper_bound,
                     **base.pricing_details(ctx, cost, unknown, size_gib=size_gib, tier=tier),
                 },
             )
