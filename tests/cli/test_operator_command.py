@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -280,9 +281,37 @@ def _run_until_exit(
 def test_an_unreachable_database_is_one_line_per_attempt(
     cluster: Cluster, moto_endpoint: str
 ) -> None:
-    code, output = _run_until_exit(
-        cluster, "postgresql://cloudsweep:secret@127.0.0.1:9/cloudsweep", moto_endpoint, 8
+    expected = "cannot use the database postgresql://cloudsweep:***@127.0.0.1:9/cloudsweep"
+    env = _environment(
+        cluster, "postgresql://cloudsweep:secret@127.0.0.1:9/cloudsweep", moto_endpoint, free_port()
     )
+    process = subprocess.Popen(
+        [CLOUDSWEEP, "operator"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    seen = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if expected in line and sum(expected in seen_line for seen_line in lines) >= 2:
+                seen.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    # Two attempts logged (however slowly a loaded machine starts the process), still running.
+    seen.wait(timeout=120)
+    code = process.poll()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    reader.join(timeout=10)
+    output = "".join(lines)
+    assert seen.is_set(), output[-3000:]
     assert code is None, "the operator must keep trying until the database answers"
     assert "cannot use the database postgresql://cloudsweep:***@127.0.0.1:9/cloudsweep" in output
     assert "secret" not in output and "Traceback" not in output, output[-3000:]
