@@ -152,3 +152,20 @@ def test_the_system_resolver_asks_for_the_absolute_name(monkeypatch: pytest.Monk
         urls.resolve_webhook("https://kubernetes.default/")
     # A trailing dot: no search domain turns it into kubernetes.default.svc.cluster.local.
     assert asked == ["kubernetes.default."]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://hooks.slack.com/services/T0AAA/B0BBB/s3cretPathValue",
+        "https://localhost/services/T0AAA/B0BBB/s3cretPathValue?token=s3cretQueryValue",
+        "https://user:s3cretPassword@hooks.slack.com/services/T0AAA/B0BBB/s3cretPathValue",
+        "https://hooks.slack.com:99999/services/T0AAA/B0BBB/s3cretPathValue",
+    ],
+)
+def test_a_refused_url_is_named_by_its_host_never_its_secret_path(url: str) -> None:
+    with pytest.raises(urls.WebhookRefused) as refused:
+        urls.resolve_webhook(url, resolver=lambda host, port: ["8.8.8.8"])
+    message = str(refused.value)
+    assert "s3cret" not in message, message
+    assert "refused" in message

@@ -38,7 +38,7 @@ from botocore import exceptions as boto_exc
 from botocore.config import Config
 from botocore.credentials import DeferredRefreshableCredentials
 
-from cloudsweep import __version__, domain
+from cloudsweep import __version__, domain, redaction
 from cloudsweep.aws import errors
 from cloudsweep.aws.budget import RequestBudget
 from cloudsweep.aws.budget import attach as attach_budget
@@ -146,6 +146,7 @@ class AccountSession:
         self.role_arn = role_arn
         self.partition = role_arn.split(":", 2)[1]
         self.external_id = external_id
+        redaction.remember(external_id)  # a secret with no telling shape: masked in every log
         self.purpose = purpose
         self.session_name = f"cloudsweep-{self.account_id}-{purpose.value}"
         self._scan_permissions = tuple(scan_permissions) if scan_permissions else None

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from cloudsweep import __version__, aws, cleaning, domain, policies, scanning
+from cloudsweep import __version__, aws, cleaning, domain, policies, redaction, scanning
 from cloudsweep.cli import (
     accounts,
     cleanup,
@@ -64,9 +64,14 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Log everything, AWS requests and responses too (secrets redacted)."
+    ),
 ) -> None:
+    # Before any handler exists: every record of every logger is redacted (cloudsweep.redaction).
+    redaction.install()
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
+        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
 

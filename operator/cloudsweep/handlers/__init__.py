@@ -6,6 +6,7 @@ Importing this package registers every handler: ``config`` (start-up, login), ``
 
 import logging
 
+from cloudsweep import redaction
 from cloudsweep.handlers import awsaccounts, cleanuppolicies, common, config, scanschedules
 
 __all__ = ["awsaccounts", "cleanuppolicies", "common", "config", "scanschedules"]
@@ -18,6 +19,7 @@ def configure_logging(log_format: str, *, debug: bool = False) -> None:
     """
     import kopf
 
+    redaction.install()  # botocore's DEBUG bodies carry credentials; see cloudsweep.redaction
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

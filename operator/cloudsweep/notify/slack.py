@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cloudsweep import redaction
 from cloudsweep.notify import urls
 from cloudsweep.notify.events import Message, Tone
 
@@ -72,6 +73,7 @@ def send(
     resolver: urls.Resolver = urls.system_resolver,
 ) -> None:
     """Post ``message``; raises ``urls.WebhookRefused`` or ``urls.DeliveryError``."""
+    redaction.remember(urls.secret_part(url))
     urls.post_json(
         url, payload(message), timeouts=timeouts, allow_private=allow_private, resolver=resolver
     )

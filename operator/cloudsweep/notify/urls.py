@@ -95,10 +95,33 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+def secret_part(url: str) -> str:
+    """What of a webhook URL is its secret: everything after the host (path, query, fragment)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    return url.split(parts.netloc, 1)[1] if parts.netloc else url
+
+
+def shown(url: str) -> str:
+    """A webhook URL as messages show it: scheme and host only, never the path or user-info."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(an unparseable URL)"
+    if not parts.scheme or not host:
+        return "(a URL without scheme or host)"
+    host = "".join(c if 0x21 <= ord(c) < 0x7F else "?" for c in host)[:253]
+    return f"{parts.scheme}://{host}{port}/..."
+
+
 def _refuse(url: str, why: str) -> WebhookRefused:
-    shown = url if len(url) <= 80 else url[:77] + "..."
+    # Never the path: a Slack webhook's path is its secret, and this message is logged.
     return WebhookRefused(
-        f"webhook URL {shown!r} refused: {why}; use a public https URL such as "
+        f"webhook URL {shown(url)!r} refused: {why}; use a public https URL such as "
         "https://hooks.slack.com/services/..."
     )
 
