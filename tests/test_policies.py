@@ -99,6 +99,27 @@ def decide(p: CleanupPolicy, c: Candidate, mode: RunMode = RunMode.AUTOMATED) ->
         ({"accounts": [123456789012]}, "must be a string"),
         ({"name": "Bad Name"}, "name"),
         ({"unknownField": True}, "unknownField"),
+        # booleans are booleans: pydantic's lax mode read these as false (dry run off)
+        ({"dryRun": "no"}, "dryRun: must be true or false"),
+        ({"dryRun": 0}, "dryRun: must be true or false"),
+        ({"dryRun": "false"}, "dryRun: must be true or false"),
+        ({"autoExecute": 1}, "autoExecute: must be true or false"),
+        ({"maxItemsPerRun": True}, "maxItemsPerRun: must be a whole number"),
+        ({"rules": {"minAgeDays": 7.5}}, "rules.minAgeDays: must be a whole number"),
+        # money is a plain decimal
+        ({"maxCostPerRun": "NaN"}, "maxCostPerRun: 'NaN' is not an amount of money"),
+        ({"maxCostPerRun": "Infinity"}, "maxCostPerRun: 'Infinity' is not an amount of money"),
+        ({"maxCostPerRun": "1E2"}, "maxCostPerRun: '1E2' is not an amount of money"),
+        ({"maxCostPerRun": 12.5}, "maxCostPerRun: 12.5 is a YAML number"),
+        ({"maxCostPerRun": float("inf")}, "maxCostPerRun: inf is a YAML number"),
+        ({"maxCostPerRun": 10**5000}, "maxCostPerRun: the amount is too large"),
+        # text PostgreSQL cannot store, and tag keys AWS would never have
+        ({"rules": {"excludeTags": {"keep\x00me": "*"}}}, "rules.excludeTags: key 'keep\\x00me'"),
+        ({"rules": {"includeTags": {"team": "a\x00"}}}, "NUL character"),
+        ({"rules": {"excludeTags": {"k\ud800": "*"}}}, "lone surrogate U+D800"),
+        ({"rules": {"excludeTags": {"line\nbreak": "*"}}}, "contains a control character"),
+        ({"rules": {"excludeTags": {"": "*"}}}, "1 to 128 characters"),
+        ({"parameters": {"x\x00": 1}}, "parameters: key"),
     ],
 )
 def test_invalid_policies_name_the_bad_field(override: dict[str, Any], field: str) -> None:
@@ -137,6 +158,47 @@ def test_policy_files(tmp_path: Path) -> None:
         policies.load_policies(path)
     with pytest.raises(policies.PolicyError, match="cannot read"):
         policies.load_policies(tmp_path / "missing.yaml")
+
+
+EIP = "resourceType: elastic-ip\naction: release\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        # PyYAML keeps the last of two equal keys, silently
+        (f"name: a\n{EIP}name: b\n", "duplicate key 'name' (line 4, column 1)"),
+        (f"name: a\n{EIP}rules: {{minAgeDays: 1, minAgeDays: 2}}\n", "duplicate key 'minAgeDays'"),
+        # YAML 1.1 booleans are text here, so the boolean fields refuse them
+        (f"name: a\n{EIP}dryRun: no\n", "dryRun: must be true or false, not 'no'"),
+        (f"name: a\n{EIP}dryRun: off\n", "dryRun: must be true or false, not 'off'"),
+        (f"name: a\n{EIP}maxCostPerRun: {'9' * 5000}\n", "more than 100 digits (line 4"),
+        (f'name: a\n{EIP}rules: {{excludeTags: {{"keep\\0me": "*"}}}}\n', "NUL character"),
+    ],
+)
+def test_policy_files_refuse_what_yaml_would_quietly_accept(
+    text: str, says: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.load_policies(path)
+    assert says in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_yaml_true_and_false_stay_booleans(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(f"name: a\n{EIP}dryRun: false\nautoExecute: True\n")
+    (loaded,) = policies.load_policies(path)
+    assert loaded.dry_run is False and loaded.auto_execute is True
+
+
+def test_a_policy_file_that_is_not_utf8_says_where(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_bytes(f"name: a\n{EIP}".encode() + b"# caf\xe9\n")
+    with pytest.raises(policies.PolicyError, match=r"is not UTF-8 text \(byte 0xe9 at offset 54\)"):
+        policies.load_policies(path)
 
 
 # --- decisions ---------------------------------------------------------------------------------

@@ -82,6 +82,60 @@ def money(value: Decimal | int | str) -> Decimal:
     return Decimal(value).quantize(CENTS, rounding=ROUND_HALF_UP)
 
 
+MAX_MONEY = Decimal("99999999.99")  # numeric(10, 2): what the database stores
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
+
+
+def parse_money(value: object) -> Decimal:
+    """An amount of US dollars a person wrote, as exact cents: the one parser of money input
+    (policy files, custom resources, command-line options).
+
+    Only plain decimals are money: ``49.99``, ``50``, or a whole number (YAML ``50``). Refused,
+    each with a message saying how to write it: signs, exponents (``1e3``), ``NaN``,
+    ``Infinity``, more than two decimals, more than ``MAX_MONEY``, booleans, and YAML floats
+    (``49.99`` unquoted is a binary float in YAML, which cannot hold cents exactly).
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value > MAX_MONEY:
+        raise InvalidInput(f"the amount is too large: must be at most {MAX_MONEY}")
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    if isinstance(value, bool | float):
+        kind = "a boolean" if isinstance(value, bool) else "a YAML number"
+        raise InvalidInput(
+            f"{shown} is {kind}, not an amount of money: quote it as a plain decimal string "
+            '("49.99")'
+        )
+    text = str(value).strip() if isinstance(value, int | str | Decimal) else None
+    if text is None or not _PLAIN_DECIMAL.fullmatch(text):
+        raise InvalidInput(
+            f"{shown} is not an amount of money: write a plain decimal such as 49.99 "
+            "(no sign, exponent, NaN or Infinity)"
+        )
+    whole, _, cents = text.partition(".")
+    if len(cents) > 2:
+        raise InvalidInput(f"{shown} has more than two decimals (cents)")
+    amount = Decimal(text)  # at most two decimals: exact, and compared exactly
+    if len(whole) > 20 or amount > MAX_MONEY:
+        raise InvalidInput(f"{shown} is too large: must be at most {MAX_MONEY}")
+    return amount.quantize(CENTS)
+
+
+def unstorable(text: str) -> str | None:
+    """Why PostgreSQL cannot store ``text`` (in ``text`` or ``jsonb``), or None if it can.
+
+    NUL is refused by both types, and a lone UTF-16 surrogate (which JSON's ``\\ud800`` escapes
+    can produce) is not UTF-8 at all: either would fail the write of everything around it.
+    """
+    for index, char in enumerate(text):
+        if char == "\x00":
+            return f"contains a NUL character (at position {index}), which PostgreSQL cannot store"
+        if "\ud800" <= char <= "\udfff":
+            return (
+                f"contains a lone surrogate U+{ord(char):04X} (at position {index}), which is not "
+                "text PostgreSQL can store"
+            )
+    return None
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

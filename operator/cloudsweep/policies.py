@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,30 +40,66 @@ from cloudsweep import cleanup, detectors, domain
 from cloudsweep.store import Candidate
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-MAX_MONEY = Decimal("99999999.99")
+MAX_MONEY = domain.MAX_MONEY
+# Tag keys and values as AWS and the CRD's patterns allow them: no control characters.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class PolicyError(domain.InvalidInput):
     """A policy is invalid; the message names the policy and the bad field."""
 
 
-def _money(value: Any) -> Decimal:
-    if isinstance(value, bool):
-        raise ValueError("must be an amount of money, not a boolean")
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise ValueError(f"{value!r} is not an amount of money") from None
-    if not amount.is_finite() or amount < 0:
-        raise ValueError("must be a non-negative amount")
-    if amount > MAX_MONEY:
-        raise ValueError(f"must be at most {MAX_MONEY}")
-    if amount != amount.quantize(domain.CENTS):
-        raise ValueError("has more than two decimals")
-    return amount.quantize(domain.CENTS)
+def _boolean(value: Any) -> bool:
+    # Not pydantic's lax bool, which reads "no", "off", 0 and "0" as false: for dryRun that
+    # would turn a typo into a real cleanup.
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {value!r}")
+    return value
 
 
-Money = Annotated[Decimal, BeforeValidator(_money)]
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be a whole number, not {value!r}")
+    return value
+
+
+def _tags(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        return value  # pydantic says what is wrong with it
+    for key, text in value.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 128:
+            raise ValueError(f"tag key {key!r} must be text of 1 to 128 characters")
+        if _CONTROL.search(key):
+            raise ValueError(f"tag key {key!r} contains a control character (NUL, newline, tab)")
+        if isinstance(text, str) and (len(text) > 256 or _CONTROL.search(text)):
+            raise ValueError(
+                f"the value of tag {key!r} must be at most 256 characters without control "
+                "characters"
+            )
+    return value
+
+
+def _unstorable(value: Any, path: str) -> Iterator[str]:
+    """Every key and string in ``value`` that PostgreSQL could not store, with where it is."""
+    if isinstance(value, str):
+        problem = domain.unstorable(value)
+        if problem:
+            yield f"{path}: {value[:40]!r} {problem}" if path else f"{value[:40]!r} {problem}"
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and domain.unstorable(key):
+                yield f"{path + ': ' if path else ''}key {key[:40]!r} {domain.unstorable(key)}"
+            yield from _unstorable(item, where)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _unstorable(item, f"{path}[{index}]")
+
+
+Money = Annotated[Decimal, BeforeValidator(domain.parse_money)]
+Boolean = Annotated[bool, BeforeValidator(_boolean)]
+Whole = Annotated[int, BeforeValidator(_whole)]
+Tags = Annotated[dict[str, str], BeforeValidator(_tags)]
 
 
 class _Model(BaseModel):
@@ -75,16 +111,16 @@ class _Model(BaseModel):
 class PolicyRules(_Model):
     """Which findings the policy matches."""
 
-    min_age_days: int = Field(default=7, ge=0, le=3650)
-    min_confidence: int = Field(default=80, ge=1, le=100)
+    min_age_days: Whole = Field(default=7, ge=0, le=3650)
+    min_confidence: Whole = Field(default=80, ge=1, le=100)
     max_risk_level: domain.RiskLevel = domain.RiskLevel.LOW
     min_monthly_cost: Money | None = None
     max_monthly_cost: Money | None = None
     regions: tuple[str, ...] = Field(default=(), max_length=64)
     # Tag key -> value; "*" matches any value. All of include_tags must match; any of exclude_tags
     # excludes.
-    include_tags: dict[str, str] = Field(default_factory=dict, max_length=50)
-    exclude_tags: dict[str, str] = Field(default_factory=dict, max_length=50)
+    include_tags: Tags = Field(default_factory=dict, max_length=50)
+    exclude_tags: Tags = Field(default_factory=dict, max_length=50)
 
     @model_validator(mode="after")
     def _cost_range(self) -> PolicyRules:
@@ -117,14 +153,24 @@ class CleanupPolicy(_Model):
     action: str
     accounts: tuple[domain.AccountId, ...] = Field(default=(), max_length=500)
     rules: PolicyRules = Field(default_factory=PolicyRules)
-    auto_execute: bool = False
+    auto_execute: Boolean = False
     max_monthly_cost: Money = Decimal("0.00")
     require_approval_above: Money = Decimal("50.00")
-    dry_run: bool = True
-    max_items_per_run: int = Field(default=20, ge=1, le=1000)
+    dry_run: Boolean = True
+    max_items_per_run: Whole = Field(default=20, ge=1, le=1000)
     max_cost_per_run: Money = Decimal("500.00")
-    approval_ttl_days: int = Field(default=14, ge=1, le=90)
+    approval_ttl_days: Whole = Field(default=14, ge=1, le=90)
     parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        # First, before any field: a NUL byte in a tag key once made every evaluation of the
+        # namespace fail on the database; refused here, it never reaches the store.
+        problems = list(_unstorable(data, ""))
+        if problems:
+            raise ValueError("; ".join(problems[:5]))
+        return data
 
     @field_validator("name")
     @classmethod
@@ -162,9 +208,9 @@ class CleanupPolicy(_Model):
 def _describe(error: ValidationError) -> str:
     parts = []
     for problem in error.errors():
-        where = ".".join(str(p) for p in problem["loc"]) or "policy"
+        where = ".".join(str(p) for p in problem["loc"])
         message = problem["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}")
+        parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
 
 
@@ -179,13 +225,69 @@ def parse_policy(document: Mapping[str, Any], *, source: str = "policy") -> Clea
         raise PolicyError(f"{source}: policy {name!r} is invalid: {error}") from None
 
 
+class _PolicyLoader(yaml.SafeLoader):
+    """YAML for policy files: a key given twice is an error (PyYAML keeps the last one
+    silently), and only ``true``/``false`` are booleans (YAML 1.2; 1.1 also reads ``yes``, ``no``,
+    ``on`` and ``off`` as booleans, so ``dryRun: no`` would quietly mean "act")."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _bounded_int(loader: _PolicyLoader, node: yaml.ScalarNode) -> int:
+    # Python refuses to convert more than 4,300 digits, with advice meant for programmers.
+    if len(str(node.value)) > 100:
+        raise yaml.constructor.ConstructorError(
+            None, None, "a number of more than 100 digits", node.start_mark
+        )
+    value: int = loader.construct_yaml_int(node)  # type: ignore[no-untyped-call]
+    return value
+
+
+_PolicyLoader.add_constructor("tag:yaml.org,2002:int", _bounded_int)
+_PolicyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_PolicyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def _one_line(error: yaml.YAMLError) -> str:
+    """A YAML error as one line: what, and where (line and column, counted from 1)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def load_policies(path: Path) -> list[CleanupPolicy]:
     """Policies from a YAML file: one policy, a list, or ``policies: [...]``; names are unique."""
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
     except OSError as error:
         raise PolicyError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise PolicyError(
+            f"{path} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+            f"{error.start}); save it as UTF-8"
+        ) from None
+    try:
+        loaded = yaml.load(text, Loader=_PolicyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as error:
+        raise PolicyError(f"{path} is not valid YAML: {_one_line(error)}") from None
+    except ValueError as error:  # an integer too long to convert, for one
         raise PolicyError(f"{path} is not valid YAML: {error}") from None
     if isinstance(loaded, Mapping) and "policies" in loaded:
         loaded = loaded["policies"]

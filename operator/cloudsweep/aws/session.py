@@ -346,10 +346,18 @@ def _assume_role_failed(
     elif classified.code in _ASSUME_ROLE_REASONS:
         reason, fix = _ASSUME_ROLE_REASONS[classified.code]
         reason = f"{reason}: {classified.message}" if classified.message else reason
+    elif isinstance(exc, boto_exc.ConnectionError | boto_exc.HTTPClientError):
+        # Said for whoever reads it, a person at the CLI or an object's status: no promise
+        # of an automatic retry, which only the operator makes.
+        reason, fix = (
+            f"could not reach STS ({classified.message})",
+            "check the network path to STS (proxy, firewall, CLOUDSWEEP_AWS_ENDPOINT_URL); "
+            "if it is a passing outage, try again later",
+        )
     elif classified.kind.retryable:
         reason, fix = (
             f"STS is unavailable or throttling ({classified.message})",
-            "nothing to change; the scan will be retried later",
+            "nothing to change: a temporary failure, try again later",
         )
     else:
         reason, fix = classified.message, "check the role ARN and its trust policy"

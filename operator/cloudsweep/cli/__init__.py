@@ -27,6 +27,7 @@ from cloudsweep.cli import (
 from cloudsweep.store import database
 
 EXIT_ERROR = scan.EXIT_ERROR
+log = logging.getLogger(__name__)
 
 app = typer.Typer(
     name="cloudsweep",
@@ -74,6 +75,14 @@ def _root(
         level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not (debug or verbose):
+        # botocore warns, with a traceback, about a failed credential refresh that the command
+        # then reports itself in one line.
+        for name in _QUIET_UNLESS_ASKED:
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+_QUIET_UNLESS_ASKED = ("botocore", "urllib3")
 
 
 # Errors that are the user's to fix: print the message, not a traceback.
@@ -88,9 +97,28 @@ _EXPECTED = (
 )
 
 
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line, secrets redacted (it may quote a URL or a request)."""
+    return redaction.redact(" ".join(str(error).split()))
+
+
 def main() -> None:
+    """The console script, and the command line's one error boundary: whatever goes wrong, the
+    user gets one line on stderr and exit code 1 (2 for usage errors, which typer reports)."""
     try:
         app()
     except _EXPECTED as error:
-        output.errors.print(f"[red]error:[/red] {output.literal(error)}", markup=True)
+        output.errors.print(f"[red]error:[/red] {output.literal(_one_line(error))}", markup=True)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        output.errors.print("interrupted")
+        sys.exit(130)
+    except Exception as error:  # unforeseen: still one line; the traceback only with --debug
+        log.debug("unexpected error", exc_info=True)
+        output.errors.print(
+            f"[red]error:[/red] {output.literal(type(error).__name__)}: "
+            f"{output.literal(_one_line(error))} (unexpected: rerun with --debug for details, "
+            "and please report it)",
+            markup=True,
+        )
         sys.exit(EXIT_ERROR)

@@ -352,7 +352,7 @@ def approve(
         resource_type=resource_type,
         region=region,
         account=account,
-        max_cost=_money_option(max_cost),
+        max_cost=_money_option(max_cost, "--max-cost"),
     )
 
 
@@ -377,7 +377,7 @@ def reject(
         resource_type=resource_type,
         region=region,
         account=account,
-        max_cost=_money_option(max_cost),
+        max_cost=_money_option(max_cost, "--max-cost"),
     )
 
 
@@ -389,7 +389,12 @@ def actions(
     fmt: Annotated[output.OutputFormat, typer.Option("--output", "-o")] = output.OutputFormat.TABLE,
 ) -> None:
     """The audit trail: every cleanup attempt, dry run or real, newest first."""
-    run_id = uuid.UUID(run) if run else None
+    try:
+        run_id = uuid.UUID(run) if run else None
+    except ValueError:
+        raise domain.InvalidInput(
+            f"--run: {run!r} is not a cleanup run ID (a UUID, as `cloudsweep cleanup` prints it)"
+        ) from None
     handle = database.open_database()
     try:
         records = Store(handle.url).actions(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated
 
 import typer
@@ -12,16 +12,14 @@ from cloudsweep.cli import finding_table, output
 from cloudsweep.store import FindingFilter, Store, database
 
 
-def _money_option(value: str | None) -> Decimal | None:
+def _money_option(value: str | None, option: str = "--min-cost") -> Decimal | None:
+    """A money option, through the one parser of money (plain decimals only)."""
     if value is None:
         return None
     try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise typer.BadParameter(f"{value!r} is not an amount of money") from None
-    if amount < 0:
-        raise typer.BadParameter("must not be negative")
-    return amount
+        return domain.parse_money(value)
+    except domain.InvalidInput as error:
+        raise domain.InvalidInput(f"{option}: {error}") from None
 
 
 def findings(

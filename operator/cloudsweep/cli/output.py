@@ -30,7 +30,8 @@ def _width() -> int | None:
 # No markup by default: messages carry AWS and user text ("[demo]", "rules[0]") that rich would
 # read as tags and drop. The few styled lines pass markup=True and escape with ``literal``.
 console = Console(width=_width(), markup=False)
-errors = Console(stderr=True, markup=False)
+# soft_wrap: an error is one line, however long (the terminal wraps it, not rich).
+errors = Console(stderr=True, markup=False, soft_wrap=True)
 
 
 class OutputFormat(enum.StrEnum):
