@@ -218,6 +218,7 @@ def validate(
         errors += list(_cel_errors(root, value, old_value, ()))
     if res is SCAN_SCHEDULE and isinstance(value.get("spec"), dict):
         errors += list(_schedule_errors(value["spec"], broken))
+    errors += list(_surrogate_errors(value.get("spec"), ("spec",)))
     return [f"{_format_path(path)}: {message}" for path, message in _dedupe(errors)]
 
 
@@ -564,6 +565,28 @@ def _check_rule(
 
 
 # checks a schema cannot express ----------------------------------------------------------------
+
+
+def _surrogate_errors(
+    value: Json, path: tuple[PathItem, ...]
+) -> Iterator[tuple[tuple[PathItem, ...], str]]:
+    """Lone UTF-16 surrogates anywhere (keys too): not UTF-8, so PostgreSQL cannot store them.
+
+    A real API server never passes one on (Go's JSON decoder turns it into U+FFFD); KMock and
+    other Python clients can. NUL and other control characters are the schema's patterns' and
+    CEL rules' to refuse, so that the API server refuses them too.
+    """
+    if isinstance(value, str):
+        if any("\ud800" <= c <= "\udfff" for c in value):
+            yield path, "contains a lone UTF-16 surrogate, which is not text PostgreSQL can store"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if any("\ud800" <= c <= "\udfff" for c in str(key)):
+                yield path, f"key {key!r} contains a lone UTF-16 surrogate, which is not text"
+            yield from _surrogate_errors(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _surrogate_errors(item, (*path, index))
 
 
 def _schedule_errors(

@@ -170,6 +170,62 @@ def test_patterns_are_anchored_and_explained() -> None:
                 assert crds._pattern_hint(pattern) != "a string the pattern accepts", (kind, path)
 
 
+def _wildcards(pattern: str) -> list[str]:
+    """The parts of a regular expression that could match a control character: ``.``, ``\\s``,
+    ``\\S``, ``\\W``, ``\\D`` and negated classes, except ``[^\\x00-\\x1f\\x7f]`` (which excludes
+    them all)."""
+    safe = pattern.replace("[^\\x00-\\x1f\\x7f]", "")
+    found, in_class, index = [], False, 0
+    while index < len(safe):
+        char = safe[index]
+        if char == "\\":
+            if not in_class and safe[index + 1] in "sSWD":
+                found.append(safe[index : index + 2])
+            index += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+            if safe[index + 1] == "^":
+                found.append("[^")
+        elif char == "]" and in_class:
+            in_class = False
+        elif char == "." and not in_class:
+            found.append(".")
+        index += 1
+    return found
+
+
+def test_no_spec_string_admits_a_control_character() -> None:
+    """NUL (which PostgreSQL cannot store) and other control characters are refused at admission
+    in every string of every spec: by an enum, a format, or a pattern without wildcards."""
+    checked = 0
+    for kind, path, node in all_nodes():
+        if not path.startswith(".spec") or node["type"] != "string":
+            continue
+        checked += 1
+        assert "enum" in node or "format" in node or "pattern" in node, (kind, path)
+        assert not _wildcards(node.get("pattern", "")), (kind, path, node["pattern"])
+    assert checked >= 20
+
+
+def test_no_spec_map_admits_a_key_with_a_control_character() -> None:
+    """Map keys have no schema of their own: a CEL rule on every map of a spec refuses them."""
+    maps = [
+        (kind, path, node)
+        for kind, path, node in all_nodes()
+        if path.startswith(".spec") and isinstance(node.get("additionalProperties"), dict)
+    ]
+    assert len(maps) == 4  # two tag maps, two matchLabels
+    for kind, path, node in maps:
+        for bad in ("a\x00b", "line\nbreak", "tab\t", "del\x7f"):
+            refused = [
+                rule["rule"]
+                for rule in node.get("x-kubernetes-validations", ())
+                if list(crds._check_rule(rule, {bad: "x"}, crds._MISSING, ()))
+            ]
+            assert refused, (kind, path, bad)
+
+
 def test_account_ids_and_role_arns_follow_the_domain_rules() -> None:
     from cloudsweep.domain import ACCOUNT_ID_RE, ROLE_ARN_RE
 
