@@ -236,6 +236,61 @@ def run_cleanup(
     return report
 
 
+@dataclass
+class IsolatedRuns:
+    """The runs of ``run_cleanup_isolated``: their reports, and each policy that failed and why."""
+
+    reports: list[RunReport] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # policy name -> why its run failed
+
+    @property
+    def results(self) -> list[ItemResult]:
+        return [result for report in self.reports for result in report.results]
+
+
+def _why(error: Exception) -> str:
+    """An error on one short line (a database error quotes its SQL and parameters after it)."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first[:300]}"
+
+
+def run_cleanup_isolated(
+    store: Store,
+    organization_slug: str,
+    policies: Sequence[CleanupPolicy],
+    options: CleanupOptions,
+) -> IsolatedRuns:
+    """The operator's run after a scan: all of a namespace's policies together, as one plan; if
+    that run fails, each policy alone, so one bad policy cannot stop the others.
+
+    Together first, because the plan gives an item matched by several policies to the first one
+    (in name order) that would act, and a dry-run policy can shadow a real one. Alone afterwards,
+    in the same order: whatever the failed run did is in the ledger, so no item is acted on twice
+    (the claim only takes items still pending or approved).
+    """
+    try:
+        return IsolatedRuns(reports=[run_cleanup(store, organization_slug, policies, options)])
+    except CleanupRefused:
+        raise
+    except Exception as error:
+        if len(policies) < 2:
+            return IsolatedRuns(failed={p.name: _why(error) for p in policies})
+        log.warning(
+            "cleanup run of %s's %d policies failed (%s); running each policy alone",
+            organization_slug,
+            len(policies),
+            _why(error),
+        )
+    isolated = IsolatedRuns()
+    for policy in sorted(policies, key=lambda p: p.name):
+        try:
+            isolated.reports.append(run_cleanup(store, organization_slug, [policy], options))
+        except Exception as error:
+            log.warning("policy %s of %s failed: %s", policy.name, organization_slug, _why(error))
+            isolated.failed[policy.name] = _why(error)
+    return isolated
+
+
 def _report(report: RunReport, result: ItemResult, options: CleanupOptions) -> None:
     report.results.append(result)
     if options.progress is not None:

@@ -31,7 +31,13 @@ REASONS = {
         "ScanFailed",
         "ScanPartial",
     ],
-    "CleanupPolicy": ["Evaluated", "InvalidSpec", "AwaitingApproval", "CleanupFailed"],
+    "CleanupPolicy": [
+        "Evaluated",
+        "InvalidSpec",
+        "AwaitingApproval",
+        "CleanupFailed",
+        "EvaluationFailed",
+    ],
 }
 
 

@@ -432,8 +432,16 @@ def _evaluate(
         }
         for d in waiting[:PENDING_SHOWN]
     ]
+    failure = rt.policy_failure(namespace, name)
     if suspended:
         reason, ready, message = "Suspended", True, "the policy is suspended"
+    elif failure is not None:
+        reason, ready, message = (
+            "EvaluationFailed",
+            False,
+            f"the last cleanup run of this policy failed ({failure}); the namespace's other "
+            "policies ran without it",
+        )
     elif stats.failed and _recent_failure(body, stats.failed):
         reason, ready, message = (
             "CleanupFailed",

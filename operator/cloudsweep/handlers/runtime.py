@@ -65,6 +65,8 @@ class Runtime:
     policies: dict[tuple[str, str], PolicyEntry] = field(default_factory=dict)
     # Told about every scan and cleanup; never blocks them (cloudsweep.notify.Notifier).
     notifier: Any = None
+    # (namespace, policy name) -> why the policy's last cleanup run failed (shown in its status).
+    policy_failures: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.started_at = self.now()
@@ -79,6 +81,21 @@ class Runtime:
                 for (ns, _), entry in sorted(self.policies.items())
                 if ns == namespace and not entry.suspended
             ]
+
+    def record_policy_failures(
+        self, namespace: str, ran: list[str], failed: dict[str, str]
+    ) -> None:
+        """After a cleanup run of ``ran``: remember which failed, forget those that ran well."""
+        with self.lock:
+            for name in ran:
+                if name in failed:
+                    self.policy_failures[(namespace, name)] = failed[name]
+                else:
+                    self.policy_failures.pop((namespace, name), None)
+
+    def policy_failure(self, namespace: str, name: str) -> str | None:
+        with self.lock:
+            return self.policy_failures.get((namespace, name))
 
     def shutdown(self) -> None:
         with self.lock:

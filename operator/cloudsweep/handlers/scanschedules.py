@@ -302,7 +302,8 @@ def _scan_then_clean(
         ):
             policies = rt.namespace_policies(namespace)
             if policies:
-                report = cleaning.run_cleanup(
+                # One bad policy must not stop the namespace's others (issue 11): isolated.
+                runs = cleaning.run_cleanup_isolated(
                     rt.store,
                     namespace,
                     policies,
@@ -315,9 +316,14 @@ def _scan_then_clean(
                         now=rt.now,
                     ),
                 )
-                message += f"; cleanup run {report.run_id}: {len(report.results)} items handled"
+                rt.record_policy_failures(namespace, [p.name for p in policies], runs.failed)
+                runs_named = ", ".join(str(r.run_id) for r in runs.reports) or "none"
+                message += f"; cleanup runs {runs_named}: {len(runs.results)} items handled"
+                if runs.failed:
+                    message += f"; policies {', '.join(sorted(runs.failed))} failed"
                 if rt.notifier is not None:
-                    rt.notifier.notify_cleanup(report)
+                    for report in runs.reports:
+                        rt.notifier.notify_cleanup(report)
     except Exception as error:  # the scan pool must never die; the outcome says what happened
         result, message = "failed", f"{type(error).__name__}: {error}"
         log.exception("[%s/%s] scan of account %s failed", namespace, schedule, account.account_id)
