@@ -117,3 +117,22 @@ def test_installed_redaction_reaches_child_loggers_arguments_and_tracebacks(logg
     for secret in (SECRET_KEY, "plain-words", TOKEN[:30]):
         assert secret not in formatted, formatted
     assert "RuntimeError" in formatted  # the traceback is kept, only masked
+
+
+def test_status_conditions_carry_no_credential_but_the_tenants_own_external_id() -> None:
+    """A condition is read by the namespace: structural secrets go, the ExternalId the tenant
+    must put in its trust policy stays (it is remembered for logs only)."""
+    from cloudsweep.handlers import conditions
+
+    redaction.remember("cs-0123456789abcdef")
+    message = (
+        f'add "sts:ExternalId": "cs-0123456789abcdef"; AWS said <SessionToken>{TOKEN}</SessionToken> '
+        "for https://hooks.slack.com/services/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9e"
+    )
+    (written,) = conditions.merged(
+        None, [conditions.Condition("Ready", False, "Refused", message)], generation=1
+    )
+    assert (
+        TOKEN not in written["message"] and "Zq4f9a0b1c2d3e4f5a6b7c8d9e" not in written["message"]
+    )
+    assert "cs-0123456789abcdef" in written["message"]

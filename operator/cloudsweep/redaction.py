@@ -128,12 +128,17 @@ def _url(match: re.Match[str]) -> str:
     return scheme + authority + _path(rest)
 
 
-def redact(text: str) -> str:
-    """``text`` with every secret this module recognises replaced by ``[REDACTED]``."""
+def redact(text: str, *, remembered: bool = True) -> str:
+    """``text`` with every secret this module recognises replaced by ``[REDACTED]``.
+
+    ``remembered=False`` applies the structural rules only: for text shown to the tenant that
+    owns the remembered values (a status condition may name the namespace's own ExternalId,
+    which the tenant needs for its trust policy).
+    """
     if not text:
         return text
     pattern = _pattern_of_remembered
-    if pattern is not None:
+    if remembered and pattern is not None:
         text = pattern.sub(MASK, text)
     text = _XML.sub(lambda m: m.group(1) + MASK + m.group(4), text)
     text = _QUOTED.sub(lambda m: m.group(1) + m.group(2) + MASK + m.group(4), text)

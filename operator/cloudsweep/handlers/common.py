@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import kopf
 
-from cloudsweep import crds, domain
+from cloudsweep import crds, domain, redaction
 from cloudsweep.handlers import conditions, runtime
 from cloudsweep.store import OrganizationRecord
 
@@ -156,7 +156,7 @@ def refuse(
     patch: kopf.Patch, body: Any, error: Exception, *, also: Sequence[conditions.Condition] = ()
 ) -> None:
     """Record a refusal as a condition and a Warning event; the caller then stops."""
-    message = str(error)
+    message = redaction.redact(str(error), remembered=False)  # an Event: no secret in it
     set_conditions(
         patch, body, [conditions.Condition("Ready", False, "InvalidSpec", message), *also]
     )
@@ -180,7 +180,12 @@ def refuse_again(patch: kopf.Patch, body: Any, error: Exception) -> None:
 
 def normal(body: Any, *, reason: str, message: str) -> None:
     """A Normal Event for an act users care about (kopf's own INFO logs are not posted)."""
-    kopf.event(body, type="Normal", reason=reason, message=message[:1000])
+    kopf.event(
+        body,
+        type="Normal",
+        reason=reason,
+        message=redaction.redact(message, remembered=False)[:1000],
+    )
 
 
 def same_namespace_names(index: Any, namespace: str) -> dict[str, Mapping[str, Any]]:

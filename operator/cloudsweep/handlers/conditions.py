@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cloudsweep import redaction
 from cloudsweep.domain import utcnow
 
 
@@ -43,7 +44,8 @@ def merged(
             "type": update.type,
             "status": update.status_text,
             "reason": update.reason,
-            "message": update.message[:1024],
+            # Status is read by the whole namespace: no credential or webhook secret in it.
+            "message": redaction.redact(update.message, remembered=False)[:1024],
             "lastTransitionTime": stamp if flipped else previous.get("lastTransitionTime", stamp),
         }
         if generation is not None:
