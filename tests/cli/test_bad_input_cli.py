@@ -136,3 +136,39 @@ def test_an_unreachable_sts_endpoint_is_one_line_for_a_person(
     assert_one_line_error(result, says="could not reach", codes=(1,))
     assert "retried later" not in result.stderr
     assert "ext-12345678" not in result.stderr + result.stdout
+
+
+def test_the_error_boundary_turns_any_failure_into_one_redacted_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What no check foresaw (a bug, a library's surprise) still reaches the user as one line,
+    exit code 1, no traceback, and no secret the error happened to quote."""
+    import logging
+    import sys
+
+    from cloudsweep import cli
+
+    def explode() -> None:
+        raise RuntimeError(
+            "boom at https://hooks.slack.com/services/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9e"
+            "\nsecond line"
+        )
+
+    # The command line configures logging for the whole process: not for the rest of the tests.
+    monkeypatch.setattr(cli.redaction, "install", lambda: None)
+    for name in cli._QUIET_UNLESS_ASKED:
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
+    monkeypatch.setattr(sys, "argv", ["cloudsweep", "explode"])
+    cli.app.command("explode")(explode)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+    finally:
+        cli.app.registered_commands = [
+            c for c in cli.app.registered_commands if c.name != "explode"
+        ]
+    shown = capsys.readouterr().err
+    assert exited.value.code == 1
+    assert len(shown.strip().splitlines()) == 1, shown
+    assert "RuntimeError: boom at" in shown and "second line" in shown
+    assert "Zq4f9a0b1c2d3e4f5a6b7c8d9e" not in shown and "Traceback" not in shown
