@@ -101,8 +101,8 @@ def test_bad_input_gets_a_clear_error_and_exit_1(data_home: Path) -> None:
         },
     )
     assert result.returncode == 1
-    assert "cannot use your own AWS credentials" in result.stderr
-    assert "--role-arn" in result.stderr and "--demo" in result.stderr
+    assert "cannot use your own AWS credentials: could not reach STS" in result.stderr
+    assert "--demo" in result.stderr
     assert "Traceback" not in result.stderr and "retried later" not in result.stderr
 
 

@@ -107,6 +107,11 @@ def _ambient_target(
     try:
         identity = ambient.caller_identity(base, settings)
     except aws.AwsError as error:
+        if error.kind.retryable:  # the network or STS, not the credentials
+            raise domain.InvalidInput(
+                f"cannot use your own AWS credentials: could not reach STS ({error}); check the "
+                "network (and AWS_ENDPOINT_URL), or try CloudSweep with --demo"
+            ) from None
         raise domain.InvalidInput(
             f"cannot use your own AWS credentials ({error}); fix them (--profile, `aws sso "
             "login`), scan another account with --role-arn, or try CloudSweep with --demo"
