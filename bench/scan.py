@@ -15,8 +15,9 @@ import typer
 
 from bench.common import fresh_database, machine, peak_rss_mib
 from cloudsweep import aws, scanning
-from cloudsweep.aws import demo_world, emulator
+from cloudsweep.aws import emulator
 from cloudsweep.aws.base import static_session
+from cloudsweep.demo import world as demo_world
 from cloudsweep.settings import Settings
 from cloudsweep.store import Store
 

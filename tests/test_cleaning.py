@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from cloudsweep import aws, cleaning, domain, policies, scanning
-from cloudsweep.aws import demo_world
+from cloudsweep.demo import world as demo_world
 from cloudsweep.settings import Settings
 from cloudsweep.store import AccountRecord, FindingFilter, Store
 from cloudsweep.store.engine import get_engine

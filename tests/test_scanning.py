@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from cloudsweep import aws, domain, scanning
-from cloudsweep.aws import demo_world
+from cloudsweep.demo import world as demo_world
 from cloudsweep.settings import Settings
 from cloudsweep.store import AccountRecord, FindingFilter, Store
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudsweep.aws import demo_world
+from cloudsweep.demo import world as demo_world
 from tests import rbac
 from tests.e2e import samples
 from tests.handlers.conftest import Cluster, cluster, condition, wait_for

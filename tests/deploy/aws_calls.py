@@ -34,8 +34,8 @@ from botocore import xform_name
 _IAM_PREFIX = {"monitoring": "cloudwatch"}
 
 # Modules that never call a scanned account or the operator's AWS account: the demo world
-# builds its emulated accounts on a local moto server.
-EXCLUDED_MODULES = frozenset({"cloudsweep/aws/demo_world.py", "cloudsweep/aws/emulator.py"})
+# (cloudsweep/demo/, a package prefix) builds its emulated accounts on a local moto server.
+EXCLUDED_MODULES = frozenset({"cloudsweep/aws/emulator.py", "cloudsweep/demo/"})
 
 
 @dataclass(frozen=True, order=True)
@@ -144,6 +144,8 @@ def package_calls(root: Path, exclude: Iterable[str] = EXCLUDED_MODULES) -> set[
     calls: set[Call] = set()
     for path in sorted((root / "cloudsweep").rglob("*.py")):
         name = path.relative_to(root).as_posix()
-        if name not in skipped:
+        if name not in skipped and not any(
+            prefix.endswith("/") and name.startswith(prefix) for prefix in skipped
+        ):
             calls |= module_calls(path, name, root)
     return calls

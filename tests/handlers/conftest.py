@@ -38,7 +38,7 @@ import kmock
 from kmock._internal import parsing as kmock_parsing
 
 from cloudsweep import aws
-from cloudsweep.aws import demo_world
+from cloudsweep.demo import world as demo_world
 from cloudsweep.settings import Settings, get_settings
 from cloudsweep.store import Store
 

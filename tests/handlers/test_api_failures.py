@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cloudsweep.aws import demo_world
+from cloudsweep.demo import world as demo_world
 from cloudsweep.handlers.resilience import RetryBackoffs, guard_timer_patches
 
 from .conftest import Cluster, alive, condition, wait_for

@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 
 from cloudsweep import aws
-from cloudsweep.aws import demo_world
+from cloudsweep.demo import world as demo_world
 
 from .. import faults
 from .conftest import Cluster, condition, wait_for

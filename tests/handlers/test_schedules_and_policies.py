@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from cloudsweep.aws import demo_world
+from cloudsweep.demo import world as demo_world
 from cloudsweep.store import FindingFilter
 
 from .conftest import Cluster, condition, wait_for

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from cloudsweep import aws, cleaning, domain, metrics, policies, scanning
-from cloudsweep.aws import demo_world
+from cloudsweep.demo import world as demo_world
 from cloudsweep.settings import Settings
 from cloudsweep.store import FindingFilter, Intent, Store
 from tests.net import free_port

@@ -12,7 +12,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from cloudsweep import aws, domain
-from cloudsweep.aws import demo_world
+from cloudsweep.demo import world as demo_world
 from cloudsweep.settings import Settings
 from cloudsweep.store import FindingFilter, Store
 from cloudsweep.store.engine import get_engine

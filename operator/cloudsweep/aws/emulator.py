@@ -1,7 +1,7 @@
 """A local emulated AWS: a moto server on the loopback interface, running in this process.
 
 Called by the command line for ``cloudsweep scan --demo`` and by the scan benchmark
-(``python -m bench scan``), which then seed it with :mod:`cloudsweep.aws.demo_world`. The only
+(``python -m bench scan``), which then seed it with :mod:`cloudsweep.demo.world`. The only
 module of the package that imports moto.
 
 Example::

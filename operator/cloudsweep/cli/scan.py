@@ -38,7 +38,8 @@ class Target:
 @contextlib.contextmanager
 def _demo_target(settings: Settings, regions: Sequence[str] | None) -> Iterator[Target]:
     """A local moto server seeded with sample waste; stopped when the scan is done."""
-    from cloudsweep.aws import demo_world, emulator
+    from cloudsweep.aws import emulator
+    from cloudsweep.demo import world as demo_world
 
     with output.errors.status("starting the local emulated AWS and seeding sample waste..."):
         local = emulator.LocalAws()

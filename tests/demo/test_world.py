@@ -9,8 +9,9 @@ from typing import Any
 import boto3
 import pytest
 
-from cloudsweep.aws import demo_world, emulator
-from cloudsweep.aws.demo_world import Verdict
+from cloudsweep.aws import emulator
+from cloudsweep.demo import world as demo_world
+from cloudsweep.demo.world import Verdict
 
 ACCOUNT = "210987654321"
 OTHER_ACCOUNT = "999999999999"
