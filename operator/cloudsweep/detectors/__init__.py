@@ -73,11 +73,15 @@ def all_detectors() -> list[Detector[Any]]:
 
 # Imported for their side effect: each module registers its detector.
 from cloudsweep.detectors import (  # noqa: E402
+    ami,
+    ebs_gp3_candidate,
     ebs_snapshot,
     ebs_volume,
     elastic_ip,
     load_balancer,
+    log_group,
     rds_instance,
+    s3_multipart,
 )
 
 __all__ = [
@@ -88,13 +92,17 @@ __all__ = [
     "RegionContext",
     "UnknownDetector",
     "all_detectors",
+    "ami",
+    "ebs_gp3_candidate",
     "ebs_snapshot",
     "ebs_volume",
     "elastic_ip",
     "get",
     "load_balancer",
+    "log_group",
     "names",
     "permissions",
     "rds_instance",
     "register",
+    "s3_multipart",
 ]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import (
         AddressTypeDef,
         ImageTypeDef,
+        InstanceTypeDef,
         SnapshotTypeDef,
         VolumeTypeDef,
     )
@@ -33,7 +34,9 @@ if TYPE_CHECKING:
         TargetGroupTypeDef,
         TargetHealthDescriptionTypeDef,
     )
+    from mypy_boto3_logs.type_defs import LogGroupTypeDef
     from mypy_boto3_rds.type_defs import DBInstanceTypeDef
+    from mypy_boto3_s3.type_defs import BucketTypeDef, MultipartUploadTypeDef
 
 T = TypeVar("T")
 
@@ -43,6 +46,8 @@ _MIN_PAGE = {
     ("ec2", "describe_snapshots"): 5,
     ("ec2", "describe_images"): 6,
     ("rds", "describe_db_instances"): 20,
+    ("ec2", "describe_instances"): 5,
+    ("ec2", "describe_launch_templates"): 5,
 }
 _TAG_BATCH = 20  # DescribeTags of both load balancer APIs takes at most 20 names / ARNs
 
@@ -275,3 +280,130 @@ class Inventory:
             return frozenset(arns)
 
         return self._cached("backup:ListRecoveryPoints", load)
+
+    # --- storage types: AMIs in use, log groups, S3 buckets (i15) -------------------------
+
+    def instances(self) -> list[InstanceTypeDef]:
+        """Every instance of the region in any state but terminated, from all reservations."""
+
+        def load() -> list[InstanceTypeDef]:
+            reservations = self._paginate(
+                "ec2",
+                "describe_instances",
+                "Reservations",
+                Filters=[
+                    {
+                        "Name": "instance-state-name",
+                        "Values": ["pending", "running", "shutting-down", "stopping", "stopped"],
+                    }
+                ],
+            )
+            return [i for r in reservations for i in r.get("Instances", [])]
+
+        return self._cached("ec2:DescribeInstances", load)
+
+    def launch_template_images(self) -> dict[str, list[str]]:
+        """Image ID (or ``resolve:ssm:`` parameter) -> the launch template versions naming it.
+
+        Every version counts, not only the default: an Auto Scaling group or a person may launch
+        any version. One DescribeLaunchTemplateVersions listing per template.
+        """
+
+        def load() -> dict[str, list[str]]:
+            used: dict[str, list[str]] = {}
+            for template in self._paginate("ec2", "describe_launch_templates", "LaunchTemplates"):
+                versions = self._paginate(
+                    "ec2",
+                    "describe_launch_template_versions",
+                    "LaunchTemplateVersions",
+                    LaunchTemplateId=template["LaunchTemplateId"],
+                )
+                for version in versions:
+                    image = (version.get("LaunchTemplateData") or {}).get("ImageId")
+                    if image:
+                        used.setdefault(image, []).append(
+                            f"launch template {template.get('LaunchTemplateName')} "
+                            f"version {version.get('VersionNumber')}"
+                        )
+            return used
+
+        return self._cached("ec2:DescribeLaunchTemplateVersions", load)
+
+    def launch_configuration_images(self) -> dict[str, list[str]]:
+        """Image ID -> the Auto Scaling launch configurations naming it."""
+
+        def load() -> dict[str, list[str]]:
+            used: dict[str, list[str]] = {}
+            for config in self._paginate(
+                "autoscaling", "describe_launch_configurations", "LaunchConfigurations"
+            ):
+                used.setdefault(config["ImageId"], []).append(
+                    f"launch configuration {config['LaunchConfigurationName']}"
+                )
+            return used
+
+        return self._cached("autoscaling:DescribeLaunchConfigurations", load)
+
+    def log_groups(self) -> list[LogGroupTypeDef]:
+        return self._cached(
+            "logs:DescribeLogGroups",
+            lambda: self._paginate("logs", "describe_log_groups", "logGroups"),
+        )
+
+    def log_group_tags(self, arn: str) -> dict[str, str]:
+        def load() -> dict[str, str]:
+            response = self._call("logs", "list_tags_for_resource", resourceArn=arn)
+            return dict(response.get("tags") or {})
+
+        return self._cached(f"logs:ListTagsForResource:{arn}", load)
+
+    def buckets(self) -> list[BucketTypeDef]:
+        """The account's S3 buckets in this region (ListBuckets filtered by ``BucketRegion``)."""
+        return self._cached(
+            "s3:ListBuckets",
+            lambda: self._paginate("s3", "list_buckets", "Buckets", BucketRegion=self.region),
+        )
+
+    def multipart_uploads(self, bucket: str) -> list[MultipartUploadTypeDef]:
+        return self._cached(
+            f"s3:ListMultipartUploads:{bucket}",
+            lambda: self._paginate("s3", "list_multipart_uploads", "Uploads", Bucket=bucket),
+        )
+
+    def upload_bytes(self, bucket: str, key: str, upload_id: str) -> int:
+        """The bytes of the parts uploaded so far (what S3 bills while the upload is pending)."""
+
+        def load() -> list[int]:
+            parts = self._paginate(
+                "s3", "list_parts", "Parts", Bucket=bucket, Key=key, UploadId=upload_id
+            )
+            return [int(p.get("Size", 0)) for p in parts]
+
+        return sum(self._cached(f"s3:ListParts:{bucket}/{upload_id}", load))
+
+    def bucket_lifecycle_rules(self, bucket: str) -> list[dict[str, Any]] | None:
+        """The bucket's lifecycle rules; None when it has no lifecycle configuration."""
+
+        def load() -> dict[str, list[dict[str, Any]]]:
+            # Cached as {} (no configuration) or {"rules": [...]}: listings() counts entries.
+            try:
+                response = self._call("s3", "get_bucket_lifecycle_configuration", Bucket=bucket)
+            except errors.AwsError as exc:
+                if exc.code == "NoSuchLifecycleConfiguration":
+                    return {}
+                raise
+            return {"rules": [dict(rule) for rule in response.get("Rules", [])]}
+
+        return self._cached(f"s3:GetBucketLifecycleConfiguration:{bucket}", load).get("rules")
+
+    def bucket_tags(self, bucket: str) -> dict[str, str]:
+        def load() -> dict[str, str]:
+            try:
+                response = self._call("s3", "get_bucket_tagging", Bucket=bucket)
+            except errors.AwsError as exc:
+                if exc.code == "NoSuchTagSet":
+                    return {}
+                raise
+            return {t["Key"]: t.get("Value", "") for t in response.get("TagSet", [])}
+
+        return self._cached(f"s3:GetBucketTagging:{bucket}", load)

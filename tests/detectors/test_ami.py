@@ -1,0 +1,105 @@
+"""The ami detector against moto over HTTP."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cloudsweep.detectors import ami
+from cloudsweep.domain import RiskLevel, utcnow
+
+from .conftest import REGION, by_id, check
+
+DETECTOR = ami.AmiDetector()
+
+
+def image(ec2, name: str) -> str:
+    return ec2.register_image(Name=name, Architecture="x86_64")["ImageId"]
+
+
+def findings(make_context, **kwargs):
+    params = kwargs.pop("params", {})
+    return by_id(list(DETECTOR.detect(make_context(**kwargs), DETECTOR.parameters(params))))
+
+
+def test_an_old_unused_image_is_found_priced_by_its_snapshots(seed, make_context, catalog):
+    ec2 = seed("ec2")
+    unused = image(ec2, "web-2023.01")
+    (snapshot,) = [
+        m["Ebs"]["SnapshotId"]
+        for m in ec2.describe_images(ImageIds=[unused])["Images"][0]["BlockDeviceMappings"]
+    ]
+    size = ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0]["VolumeSize"]
+
+    finding = findings(make_context)[unused]
+
+    assert finding.details["snapshot_ids"] == [snapshot]
+    assert finding.monthly_cost == catalog.ebs_snapshot_monthly(REGION, size).quantize(
+        finding.monthly_cost
+    )
+    assert finding.monthly_cost > 0
+    assert finding.risk is RiskLevel.LOW
+    assert finding.confidence == 80
+    assert finding.safety_checks_passed
+    assert any("no instance, launch template version" in e for e in finding.evidence)
+
+
+def test_images_in_use_are_not_reported(seed, make_context):
+    """Unhappy paths: an instance (even stopped), a launch template's non-default version and a
+    launch configuration each keep an image in use."""
+    ec2, autoscaling = seed("ec2"), seed("autoscaling")
+    by_instance, by_template, by_config, unused = (
+        image(ec2, n) for n in ("by-instance", "by-template", "by-config", "unused-one")
+    )
+    instance = ec2.run_instances(ImageId=by_instance, MinCount=1, MaxCount=1)["Instances"][0]
+    ec2.stop_instances(InstanceIds=[instance["InstanceId"]])
+    template = ec2.create_launch_template(
+        LaunchTemplateName="web", LaunchTemplateData={"ImageId": unused}
+    )["LaunchTemplate"]
+    # Version 2 names the image; version 1 (the default) names the unused one.
+    ec2.create_launch_template_version(
+        LaunchTemplateId=template["LaunchTemplateId"], LaunchTemplateData={"ImageId": by_template}
+    )
+    autoscaling.create_launch_configuration(
+        LaunchConfigurationName="old-lc", ImageId=by_config, InstanceType="t3.micro"
+    )
+    bystander = image(ec2, "really-unused")
+
+    found = findings(make_context)
+
+    assert bystander in found
+    assert not {by_instance, by_template, by_config, unused} & set(found)
+
+
+def test_a_young_image_is_not_reported_until_it_is_old_enough(seed, make_context):
+    unused = image(seed("ec2"), "fresh-bake")
+
+    assert unused not in findings(make_context, now=utcnow() + timedelta(days=30))
+    assert unused in findings(
+        make_context, now=utcnow() + timedelta(days=30), params={"unused_after_days": 20}
+    )
+
+
+def test_an_ssm_resolved_launch_template_fails_a_check_on_every_image(seed, make_context):
+    ec2 = seed("ec2")
+    unused = image(ec2, "maybe-in-ssm")
+    ec2.create_launch_template(
+        LaunchTemplateName="ssm-web",
+        LaunchTemplateData={"ImageId": "resolve:ssm:/golden/web/latest"},
+    )
+
+    finding = findings(make_context)[unused]
+
+    assert not check(finding, "ssm-reference")
+    assert finding.risk is RiskLevel.MEDIUM
+    assert finding.confidence == 60
+
+
+def test_protected_image_is_high_risk_and_scan_is_read_only(seed, make_context, recorder):
+    ec2 = seed("ec2")
+    unused = image(ec2, "keep-me")
+    ec2.create_tags(Resources=[unused], Tags=[{"Key": "cloudsweep.io/protect", "Value": "true"}])
+
+    finding = findings(make_context)[unused]
+
+    assert finding.risk is RiskLevel.HIGH
+    assert not recorder.mutating()
