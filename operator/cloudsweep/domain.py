@@ -31,6 +31,11 @@ ALL_REGIONS = "all"
 # The safety check a protection tag fails. A finding that fails it is *protected*: its owner
 # declared it intended, so it is shown (with its cost) but never counted as waste.
 PROTECTION_CHECK = "protection-tag"
+# Tags the ``ami`` deregister action puts on the deregistered image's snapshots: they are its undo
+# data until the UTC time in RETAIN_UNTIL_TAG (ISO 8601); the ebs-snapshot detector and actions
+# leave them alone until then, and treat them as any other snapshot after.
+RETAIN_UNTIL_TAG = "cloudsweep.io/retain-until"
+DEREGISTERED_IMAGE_TAG = "cloudsweep.io/deregistered-image"
 
 
 class InvalidInput(ValueError):

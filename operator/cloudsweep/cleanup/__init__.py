@@ -86,9 +86,13 @@ __all__ = [
 
 # Imported for their side effect: each module registers its actions.
 from cloudsweep.cleanup import (  # noqa: E402, F401
+    ami,
+    ebs_gp3_candidate,
     ebs_snapshot,
     ebs_volume,
     elastic_ip,
     load_balancer,
+    log_group,
     rds_instance,
+    s3_multipart,
 )

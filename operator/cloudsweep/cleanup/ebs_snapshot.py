@@ -32,6 +32,7 @@ Both actions, step by step:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -58,7 +59,7 @@ from cloudsweep.cleanup.common import (
     user_tags,
 )
 from cloudsweep.cleanup.ebs_volume import SOURCE_VOLUME_TAG, describe_snapshot
-from cloudsweep.domain import ActionType, money
+from cloudsweep.domain import DEREGISTERED_IMAGE_TAG, RETAIN_UNTIL_TAG, ActionType, money
 from cloudsweep.pricing import PriceCatalog
 
 # Tiering statuses (DescribeSnapshotTierStatus) after which an archive request has nothing to do.
@@ -93,6 +94,16 @@ def images_using(ctx: ActionContext, snapshot_id: str) -> list[str]:
                     if mapping.get("Ebs", {}).get("SnapshotId") == snapshot_id:
                         images.append(str(image["ImageId"]))
     return sorted(set(images))
+
+
+def _grace_over(retain_until: str, now: datetime) -> bool:
+    """Whether the grace period tagged by the ``ami`` deregister action has ended; an unreadable
+    date never ends (the detector judges it the same way)."""
+    try:
+        until = datetime.fromisoformat(retain_until)
+    except ValueError:
+        return False
+    return until.tzinfo is not None and now >= until
 
 
 def tier_status(ctx: ActionContext, snapshot_id: str) -> dict[str, Any]:
@@ -146,6 +157,14 @@ class _SnapshotAction(CleanupAction):
                 f"snapshot is the rollback copy of volume {tags[SOURCE_VOLUME_TAG]} kept by "
                 f"cleanup action {tags[ACTION_TAG]}; remove it by hand once that undo is not "
                 "needed",
+                facts,
+            )
+        retain_until = tags.get(RETAIN_UNTIL_TAG)
+        if retain_until is not None and not _grace_over(retain_until, ctx.now()):
+            return Recheck(
+                False,
+                f"snapshot is kept until {retain_until} for the rollback of deregistered "
+                f"{tags.get(DEREGISTERED_IMAGE_TAG, 'AMI')}",
                 facts,
             )
         images = images_using(ctx, item.resource_id)

@@ -6,13 +6,21 @@ Registered in ``detectors/__init__.py``; run by the scan run for each account an
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 from pydantic import Field
 
 from cloudsweep.aws.errors import AwsError
 from cloudsweep.detectors import base, register
 from cloudsweep.detectors.context import RegionContext
-from cloudsweep.domain import CLEANUP_ACTION_TAG, Finding, RiskLevel, SafetyCheck
+from cloudsweep.domain import (
+    CLEANUP_ACTION_TAG,
+    DEREGISTERED_IMAGE_TAG,
+    RETAIN_UNTIL_TAG,
+    Finding,
+    RiskLevel,
+    SafetyCheck,
+)
 from cloudsweep.pricing.snapshots import snapshot_cost_statement
 
 _GIB = 1024**3
@@ -122,6 +130,9 @@ class EbsSnapshotDetector(base.Detector[EbsSnapshotParameters]):
                         f"keeps the undo data of cleanup action {undo_of} (`cloudsweep rollback`)",
                     )
                 )
+            grace = _ami_grace_check(tags, ctx.now)
+            if grace is not None:
+                checks.append(grace)
             if orphaned and old:
                 score = 85.0
             elif orphaned:
@@ -181,6 +192,27 @@ class EbsSnapshotDetector(base.Detector[EbsSnapshotParameters]):
                     **base.pricing_details(ctx, cost, unknown, size_gib=size_gib, tier=tier),
                 },
             )
+
+
+def _ami_grace_check(tags: dict[str, str], now: datetime) -> SafetyCheck | None:
+    """The snapshot of an AMI the ``ami`` cleanup deregistered: its undo data until the grace
+    period it was tagged with ends (an unreadable date keeps it protected)."""
+    until_text = tags.get(RETAIN_UNTIL_TAG)
+    if until_text is None:
+        return None
+    image = tags.get(DEREGISTERED_IMAGE_TAG, "an AMI")
+    try:
+        until = datetime.fromisoformat(until_text)
+    except ValueError:
+        until = None
+    if until is None or until.tzinfo is None or now < until:
+        return SafetyCheck(
+            "ami-grace-period",
+            False,
+            f"kept until {until_text} so deregistered {image} can be registered again "
+            "(`cloudsweep rollback`)",
+        )
+    return SafetyCheck("ami-grace-period", True, f"grace period of deregistered {image} ended")
 
 
 def _made_by_backup(description: str, tags: dict[str, str]) -> bool:

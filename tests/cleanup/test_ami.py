@@ -1,0 +1,235 @@
+"""The ami cleanup action (deregister) against moto over HTTP, and the hand-over of the kept
+snapshots to the ebs-snapshot detector and actions after the grace period.
+
+moto 5.2 gives every registered image a snapshot of its own and ignores the
+BlockDeviceMappings of RegisterImage: the rollback is checked by the image it registers (name,
+architecture, tags), not by which snapshot moto attaches to it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from cloudsweep import aws, cleanup, detectors
+from cloudsweep.cleanup import ACTION_TAG, ami, ebs_snapshot
+from cloudsweep.detectors import RegionContext
+from cloudsweep.domain import DEREGISTERED_IMAGE_TAG, RETAIN_UNTIL_TAG, utcnow
+from cloudsweep.pricing import load_catalog
+from cloudsweep.settings import Settings
+from tests import faults
+
+from .ebs_helpers import ACCOUNT, EXTERNAL_ID, ROLE_ARN, tag_dict
+from .storage_helpers import REGION, StorageHarness, at
+
+DEREGISTER = ami.DeregisterImage()
+PARAMS = DEREGISTER.parameters({"snapshot_grace_days": 10})
+
+
+@pytest.fixture
+def h(moto_endpoint: str) -> StorageHarness:
+    return StorageHarness(moto_endpoint)
+
+
+def image(h: StorageHarness, name: str = "web-2023.01") -> tuple[str, str]:
+    image_id = h.ec2.register_image(Name=name, Architecture="x86_64")["ImageId"]
+    h.ec2.create_tags(Resources=[image_id], Tags=[{"Key": "team", "Value": "web"}])
+    (mapping,) = h.ec2.describe_images(ImageIds=[image_id])["Images"][0]["BlockDeviceMappings"]
+    return image_id, mapping["Ebs"]["SnapshotId"]
+
+
+def registered(h: StorageHarness, image_id: str) -> bool:
+    return bool(h.ec2.describe_images(ImageIds=[image_id])["Images"])
+
+
+def deregistered(h: StorageHarness, image_id: str):
+    item = h.item("ami", image_id)
+    ctx = h.ctx()
+    data = DEREGISTER.prepare(ctx, item, PARAMS, {})
+    return item, ctx, data, DEREGISTER.execute(ctx, item, PARAMS, data)
+
+
+def test_registered_and_saves_nothing_itself(h):
+    assert cleanup.actions_for("ami") == ["deregister"]
+    image_id, _ = image(h)
+    item = h.item("ami", image_id)
+    assert item.monthly_cost > 0
+    assert DEREGISTER.estimated_monthly_savings(item) == 0  # the snapshot actions save it later
+
+
+def test_recheck_refuses_an_image_a_launch_template_or_instance_uses_now(h):
+    image_id, _ = image(h)
+    item = h.item("ami", image_id)
+    assert DEREGISTER.recheck(h.ctx(), item).still_waste
+
+    h.ec2.create_launch_template(
+        LaunchTemplateName="late", LaunchTemplateData={"ImageId": image_id}
+    )
+    by_template = DEREGISTER.recheck(h.ctx(), item)
+    assert not by_template.still_waste
+    assert "launch template late version 1" in by_template.reason
+
+    h.ec2.delete_launch_template(LaunchTemplateName="late")
+    h.client("autoscaling").create_launch_configuration(
+        LaunchConfigurationName="lc-late", ImageId=image_id, InstanceType="t3.micro"
+    )
+    assert "launch configuration lc-late" in DEREGISTER.recheck(h.ctx(), item).reason
+
+    h.client("autoscaling").delete_launch_configuration(LaunchConfigurationName="lc-late")
+    instance = h.ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]
+    assert f"instance {instance['InstanceId']}" in DEREGISTER.recheck(h.ctx(), item).reason
+    assert h.count("DeregisterImage") == 0
+
+
+def test_recheck_refuses_protected_and_is_gone_when_deregistered(h):
+    image_id, _ = image(h)
+    item = h.item("ami", image_id)
+    h.ec2.create_tags(Resources=[image_id], Tags=[{"Key": "do-not-delete", "Value": "1"}])
+    assert "protected" in DEREGISTER.recheck(h.ctx(), item).reason
+
+    h.ec2.deregister_image(ImageId=image_id)
+    assert DEREGISTER.recheck(h.ctx(), item).facts["gone"] is True
+
+
+def test_dry_run_changes_nothing(h):
+    image_id, snapshot = image(h)
+    item = h.item("ami", image_id)
+
+    result = DEREGISTER.dry_run(h.ctx(), item, PARAMS)
+
+    assert result.would_succeed, result.message
+    assert registered(h, image_id)
+    assert RETAIN_UNTIL_TAG not in tag_dict(
+        h.ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0].get("Tags")
+    )
+    assert all(r.params.get("DryRun") for r in h.mutating())
+
+
+def test_deregister_keeps_the_snapshots_tagged_with_their_grace_period(h):
+    image_id, snapshot = image(h)
+    bystander, _ = image(h, "other-image")
+    started = utcnow()
+    _, _, data, outcome = deregistered(h, image_id)
+
+    assert not outcome.already_done
+    assert not registered(h, image_id) and registered(h, bystander)
+    assert data["snapshot_ids"] == [snapshot]
+    assert data["register"]["Name"] == "web-2023.01"
+    assert h.checkpoints["register"] == data["register"], "recorded before anything changed"
+    tags = tag_dict(h.ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0]["Tags"])
+    assert tags[DEREGISTERED_IMAGE_TAG] == image_id
+    until = datetime.fromisoformat(tags[RETAIN_UNTIL_TAG])
+    assert (
+        timedelta(days=10) - timedelta(minutes=1) < until - started < timedelta(days=10, minutes=1)
+    )
+    deregisters = h.recorder.calls(operation="DeregisterImage")
+    assert [r.params for r in deregisters] == [
+        {"ImageId": image_id}
+    ]  # no DeleteAssociatedSnapshots
+    operations = [r.operation for r in h.mutating()]
+    assert operations.index("CreateTags") < operations.index("DeregisterImage")
+
+
+def test_execute_refuses_when_a_kept_snapshot_is_gone(h):
+    image_id, snapshot = image(h)
+    item = h.item("ami", image_id)
+    ctx = h.ctx()
+    data = DEREGISTER.prepare(ctx, item, PARAMS, {})
+    h.ec2.deregister_image(ImageId=image_id)  # moto refuses to delete an AMI's snapshot
+    h.ec2.delete_snapshot(SnapshotId=snapshot)
+
+    with pytest.raises(aws.AwsError, match="could not be registered again"):
+        DEREGISTER.execute(ctx, item, PARAMS, data)
+
+
+def test_a_lost_response_is_done_on_the_next_attempt_not_repeated(h):
+    image_id, _ = image(h)
+    item = h.item("ami", image_id)
+    ctx = h.ctx()
+    data = DEREGISTER.prepare(ctx, item, PARAMS, {})
+    lost = faults.lose_response(h.events, "ec2", "DeregisterImage")
+
+    with pytest.raises(aws.AwsError) as failed:
+        DEREGISTER.execute(ctx, item, PARAMS, data)
+    assert aws.errors.outcome_unknown(failed.value) and lost.hits == 1
+
+    again = DEREGISTER.execute(ctx, item, PARAMS, DEREGISTER.prepare(ctx, item, PARAMS, data))
+
+    assert again.already_done
+    assert [r.error_code for r in h.recorder.calls(operation="DeregisterImage")][1:] == [
+        "InvalidAMIID.Unavailable"
+    ]
+
+
+def test_rollback_registers_the_image_again_once(h):
+    image_id, _ = image(h)
+    _, _, data, _ = deregistered(h, image_id)
+    rollback_ctx = h.ctx(checkpoints={})
+
+    outcome = DEREGISTER.rollback(rollback_ctx, data, PARAMS)
+
+    again = h.ec2.describe_images(ImageIds=[outcome.response["ImageId"]])["Images"][0]
+    assert (again["Name"], again["State"]) == ("web-2023.01", "available")
+    (call,) = h.recorder.calls(operation="RegisterImage")
+    assert call.params["Name"] == "web-2023.01"
+    assert [m["Ebs"]["SnapshotId"] for m in call.params["BlockDeviceMappings"]] == data[
+        "snapshot_ids"
+    ]
+    assert tag_dict(again["Tags"]) == {"team": "web", ACTION_TAG: str(rollback_ctx.action_id)}
+    assert DEREGISTER.rollback(rollback_ctx, data, PARAMS).already_done
+    assert h.count("RegisterImage") == 1
+
+
+def test_a_rollback_whose_answer_was_lost_finds_the_image_by_name(h):
+    image_id, _ = image(h)
+    _, _, data, _ = deregistered(h, image_id)
+    rollback_ctx = h.ctx(checkpoints={})
+    faults.lose_response(h.events, "ec2", "RegisterImage")
+
+    with pytest.raises(aws.AwsError):
+        DEREGISTER.rollback(rollback_ctx, data, PARAMS)
+    again = DEREGISTER.rollback(rollback_ctx, data, PARAMS)
+
+    assert again.already_done
+    assert h.count("RegisterImage") == 1
+
+
+def test_rollback_after_the_snapshots_went_says_why_it_cannot(h):
+    image_id, snapshot = image(h)
+    _, _, data, _ = deregistered(h, image_id)
+    h.ec2.delete_snapshot(SnapshotId=snapshot)
+
+    with pytest.raises(aws.AwsError, match="cannot be registered again"):
+        DEREGISTER.rollback(h.ctx(checkpoints={}), data, PARAMS)
+    assert h.count("RegisterImage") == 0
+
+
+def test_the_snapshot_detector_and_actions_take_over_only_after_the_grace_period(h):
+    image_id, snapshot = image(h)
+    deregistered(h, image_id)
+    detector = detectors.get("ebs-snapshot")()
+
+    def snapshot_finding(now: datetime):
+        scan = aws.AccountSession(
+            ACCOUNT,
+            ROLE_ARN,
+            external_id=EXTERNAL_ID,
+            settings=Settings(aws_endpoint_url=h.endpoint),
+        )
+        context = RegionContext.for_session(scan, REGION, load_catalog(), now=now)
+        found = {f.resource_id: f for f in detector.detect(context, detector.parameters())}
+        return found[snapshot]
+
+    during = snapshot_finding(utcnow() + timedelta(days=5))
+    (grace,) = [c for c in during.safety_checks if c.name == "ami-grace-period"]
+    assert not grace.passed and image_id in grace.detail
+    after = snapshot_finding(utcnow() + timedelta(days=120))
+    assert [c.passed for c in after.safety_checks if c.name == "ami-grace-period"] == [True]
+    assert after.safety_checks_passed
+
+    item = h.item("ebs-snapshot", snapshot)
+    delete = ebs_snapshot.DeleteSnapshot()
+    early = delete.recheck(h.ctx(), item)
+    assert not early.still_waste and "kept until" in early.reason
+    assert delete.recheck(at(h.ctx(), utcnow() + timedelta(days=11)), item).still_waste

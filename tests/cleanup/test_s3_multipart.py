@@ -1,0 +1,173 @@
+"""The s3-incomplete-multipart cleanup action (add-abort-multipart-rule) against moto over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloudsweep import aws, cleanup
+from cloudsweep.cleanup import s3_multipart
+from tests import faults
+
+from .storage_helpers import StorageHarness
+
+ADD_RULE = s3_multipart.AddAbortMultipartRule()
+PARAMS = ADD_RULE.parameters({"days_after_initiation": 3})
+EXISTING = [
+    {
+        "ID": "expire-logs",
+        "Status": "Enabled",
+        "Filter": {"Prefix": "logs/"},
+        "Expiration": {"Days": 30},
+    },
+    {
+        "ID": "to-ia",
+        "Status": "Enabled",
+        "Filter": {"Prefix": "data/"},
+        "Transitions": [{"Days": 60, "StorageClass": "STANDARD_IA"}],
+    },
+]
+
+
+@pytest.fixture
+def h(moto_endpoint: str) -> StorageHarness:
+    return StorageHarness(moto_endpoint)
+
+
+def bucket(h: StorageHarness, name: str, rules: list | None = None) -> str:
+    s3 = h.client("s3")
+    s3.create_bucket(Bucket=name)
+    upload = s3.create_multipart_upload(Bucket=name, Key="big/file")["UploadId"]
+    s3.upload_part(Bucket=name, Key="big/file", UploadId=upload, PartNumber=1, Body=b"x" * 1024)
+    if rules is not None:
+        s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
+    return name
+
+
+def rules_of(h: StorageHarness, name: str) -> list | None:
+    try:
+        return h.client("s3").get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+    except h.client("s3").exceptions.ClientError as exc:
+        assert exc.response["Error"]["Code"] == "NoSuchLifecycleConfiguration"
+        return None
+
+
+def puts(h: StorageHarness) -> int:
+    return h.recorder.count(service="s3", operation="PutBucketLifecycleConfiguration")
+
+
+def run(h: StorageHarness, name: str):
+    item = h.item("s3-incomplete-multipart", name)
+    ctx = h.ctx()
+    data = ADD_RULE.prepare(ctx, item, PARAMS, {})
+    return item, ctx, data, ADD_RULE.execute(ctx, item, PARAMS, data)
+
+
+def test_registered():
+    assert cleanup.actions_for("s3-incomplete-multipart") == ["add-abort-multipart-rule"]
+
+
+def test_without_a_configuration_the_rule_is_added_and_rollback_leaves_none(h):
+    name = bucket(h, "no-config-bucket")
+    _, _, data, outcome = run(h, name)
+
+    assert data["previous_rules"] is None and not outcome.already_done
+    assert rules_of(h, name) == [s3_multipart.abort_rule(3)]
+
+    undone = ADD_RULE.rollback(h.ctx(checkpoints={}), data, PARAMS)
+    assert not undone.already_done
+    assert rules_of(h, name) is None
+    assert ADD_RULE.rollback(h.ctx(checkpoints={}), data, PARAMS).already_done
+
+
+def test_an_existing_configuration_is_kept_and_restored_exactly(h):
+    """Unhappy path of the issue: a lifecycle configuration already present."""
+    name = bucket(h, "has-config-bucket", EXISTING)
+    before = rules_of(h, name)
+    _, _, data, _ = run(h, name)
+
+    after = rules_of(h, name)
+    assert after[:-1] == before
+    assert after[-1]["ID"] == s3_multipart.RULE_ID
+    assert after[-1]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 3}
+
+    ADD_RULE.rollback(h.ctx(checkpoints={}), data, PARAMS)
+
+    assert rules_of(h, name) == before
+
+
+def test_rollback_refuses_to_overwrite_a_later_change(h):
+    name = bucket(h, "changed-later-bucket")
+    _, _, data, _ = run(h, name)
+    changed = [*rules_of(h, name), EXISTING[0]]
+    h.client("s3").put_bucket_lifecycle_configuration(
+        Bucket=name, LifecycleConfiguration={"Rules": changed}
+    )
+
+    with pytest.raises(aws.AwsError, match="not overwriting that change"):
+        ADD_RULE.rollback(h.ctx(checkpoints={}), data, PARAMS)
+
+    assert rules_of(h, name) == changed
+
+
+def test_execute_refuses_a_configuration_changed_after_prepare(h):
+    name = bucket(h, "race-bucket")
+    item = h.item("s3-incomplete-multipart", name)
+    ctx = h.ctx()
+    data = ADD_RULE.prepare(ctx, item, PARAMS, {})
+    h.client("s3").put_bucket_lifecycle_configuration(
+        Bucket=name, LifecycleConfiguration={"Rules": EXISTING}
+    )
+
+    with pytest.raises(aws.AwsError, match="changed after it was recorded"):
+        ADD_RULE.execute(ctx, item, PARAMS, data)
+
+    assert puts(h) == 0
+
+
+def test_recheck_refuses_protected_and_finished_and_is_gone_when_covered(h):
+    name = bucket(h, "recheck-bucket")
+    item = h.item("s3-incomplete-multipart", name)
+    s3 = h.client("s3")
+    assert ADD_RULE.recheck(h.ctx(), item).still_waste
+
+    s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": [{"Key": "do-not-delete", "Value": "y"}]})
+    assert "protected" in ADD_RULE.recheck(h.ctx(), item).reason
+    s3.delete_bucket_tagging(Bucket=name)
+
+    (upload,) = s3.list_multipart_uploads(Bucket=name)["Uploads"]
+    s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+    finished = ADD_RULE.recheck(h.ctx(), item)
+    assert not finished.still_waste and "no incomplete multipart uploads" in finished.reason
+
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=name, LifecycleConfiguration={"Rules": [s3_multipart.abort_rule(1)]}
+    )
+    assert ADD_RULE.recheck(h.ctx(), item).facts["gone"] is True
+
+
+def test_dry_run_writes_nothing(h):
+    name = bucket(h, "dry-bucket", EXISTING)
+    item = h.item("s3-incomplete-multipart", name)
+
+    result = ADD_RULE.dry_run(h.ctx(), item, PARAMS)
+
+    assert result.would_succeed and "2 existing rule(s)" in result.message
+    assert h.mutating() == []
+
+
+def test_a_lost_response_is_done_on_the_next_attempt_not_repeated(h):
+    name = bucket(h, "lost-bucket", EXISTING)
+    item = h.item("s3-incomplete-multipart", name)
+    ctx = h.ctx()
+    data = ADD_RULE.prepare(ctx, item, PARAMS, {})
+    lost = faults.lose_response(h.events_of("s3"), "s3", "PutBucketLifecycleConfiguration")
+
+    with pytest.raises(aws.AwsError) as failed:
+        ADD_RULE.execute(ctx, item, PARAMS, data)
+    assert aws.errors.outcome_unknown(failed.value) and lost.hits == 1
+
+    again = ADD_RULE.execute(ctx, item, PARAMS, ADD_RULE.prepare(ctx, item, PARAMS, data))
+
+    assert again.already_done
+    assert puts(h) == 1
+    assert len(rules_of(h, name)) == 3
