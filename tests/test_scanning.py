@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from cloudsweep import aws, domain, scanning
+from cloudsweep import aws, detectors, domain, scanning
 from cloudsweep.demo import world as demo_world
 from cloudsweep.settings import Settings
 from cloudsweep.store import AccountRecord, FindingFilter, Store
@@ -196,8 +196,12 @@ def test_a_throttled_region_fails_alone_and_closes_nothing(store, account, setti
 
     assert outcome.scan.status == "partial"
     failed = {(t.region, t.detector) for t in outcome.failed_tasks}
-    # Both EBS detectors read the one (failed) volume listing of eu-west-1; nothing else failed.
-    assert failed == {("eu-west-1", "ebs-volume"), ("eu-west-1", "ebs-snapshot")}
+    # The EBS detectors read the one (failed) volume listing of eu-west-1; nothing else failed.
+    assert failed == {
+        ("eu-west-1", "ebs-volume"),
+        ("eu-west-1", "ebs-snapshot"),
+        ("eu-west-1", "ebs-gp3-candidate"),
+    }
     assert {t.error_kind for t in outcome.failed_tasks} == {"throttled"}
     assert outcome.scan.metadata["regions_failed"] == ["eu-west-1"]
     assert (
@@ -303,7 +307,7 @@ def test_progress_reports_every_task(store, account, settings) -> None:
     events: list[scanning.ScanProgress] = []
     _scan(store, account, settings, progress=events.append)
     assert [e.done for e in events] == list(range(1, len(events) + 1))
-    assert events[-1].done == events[-1].total == 2 * 5
+    assert events[-1].done == events[-1].total == 2 * len(detectors.names())
 
 
 def _seeder_client(endpoint: str, world: demo_world.DemoWorld, service: str, region: str) -> Any:

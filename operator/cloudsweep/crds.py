@@ -55,6 +55,10 @@ ACTIONS_BY_RESOURCE_TYPE: Final[Mapping[str, tuple[str, ...]]] = MappingProxyTyp
         "elastic-ip": ("release",),
         "load-balancer": ("delete",),
         "rds-instance": ("stop", "final-snapshot-and-delete"),
+        "ebs-gp3-candidate": ("modify-to-gp3",),
+        "ami": ("deregister",),
+        "cloudwatch-log-group": ("set-retention",),
+        "s3-incomplete-multipart": ("add-abort-multipart-rule",),
     }
 )
 

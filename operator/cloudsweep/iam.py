@@ -40,7 +40,6 @@ DEFAULT_ROLE_NAME: Final = "CloudSweep"
 # IAM actions no code path calls directly, that AWS checks on the caller's behalf. The least
 # privilege test allows exactly these beyond the operations the code calls.
 IMPLIED_ACTIONS: Final[Mapping[str, str]] = {
-    "ec2:CreateTags": "CreateSnapshot and CreateVolume pass TagSpecifications (tag on create)",
     "elasticloadbalancing:AddTags": "the rollback's Create* calls pass Tags (tag on create)",
     "rds:AddTagsToResource": "RestoreDBInstanceFromDBSnapshot passes Tags (tag on create)",
     "rds:CreateDBSnapshot": "DeleteDBInstance with FinalDBSnapshotIdentifier takes a snapshot",
@@ -56,6 +55,7 @@ IMPLIED_ACTIONS: Final[Mapping[str, str]] = {
 UNRESTRICTED_OPERATIONS: Final = frozenset({"sts:GetCallerIdentity"})
 
 _SERVICE_SIDS: Final[Mapping[str, str]] = {
+    "autoscaling": "AutoScaling",
     "backup": "Backup",
     "cloudwatch": "CloudWatch",
     "ec2": "Ec2",

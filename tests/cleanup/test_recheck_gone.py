@@ -29,6 +29,10 @@ MISSING: dict[str, tuple[str, str | None, dict[str, Any]]] = {
         {"lb_type": "application"},
     ),
     "rds-instance": ("missing-db", None, {}),
+    "ebs-gp3-candidate": ("vol-0123456789abcdef0", None, {"volume_type": "gp2"}),
+    "ami": ("ami-0123456789abcdef0", None, {}),
+    "cloudwatch-log-group": ("/missing/log-group", None, {}),
+    "s3-incomplete-multipart": ("cloudsweep-missing-bucket", None, {}),
 }
 
 

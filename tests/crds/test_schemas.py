@@ -322,6 +322,10 @@ def test_action_enum_is_the_union_of_the_action_table() -> None:
             "archive",
             "stop",
             "final-snapshot-and-delete",
+            "modify-to-gp3",
+            "deregister",
+            "set-retention",
+            "add-abort-multipart-rule",
         }
     )
 

@@ -68,6 +68,8 @@ def test_world_covers_two_regions_with_each_kind_and_verdict(world: demo_world.D
             "load-balancer": {"no-targets", "serving", "no-target-groups"},
             "classic-load-balancer": {"no-instances", "serving"},
             "rds-instance": {"stopped", "idle", "busy"},
+            "ebs-gp3-candidate": {"gp2-attached", "io1-attached", "protected"},
+            "ami": {"registered", "unused", "launch-template", "launch-configuration", "recent"},
         }.items():
             found = {r.category for r in world.select(kind=kind, region=region)}
             assert found == categories, (region, kind)
@@ -79,7 +81,9 @@ def test_world_covers_two_regions_with_each_kind_and_verdict(world: demo_world.D
 def test_volumes_are_as_declared(world: demo_world.DemoWorld, aws: Clients) -> None:
     for region in world.regions:
         volumes = {v["VolumeId"]: v for v in aws("ec2", region).describe_volumes()["Volumes"]}
-        assert set(volumes) == world.ids(kind="ebs-volume", region=region)
+        assert set(volumes) == world.ids(kind="ebs-volume", region=region) | world.ids(
+            kind="ebs-gp3-candidate", region=region
+        )
         categories = world.categories("ebs-volume")
         for volume_id in world.ids(kind="ebs-volume", region=region, category="unattached"):
             assert volumes[volume_id]["State"] == "available"
@@ -255,6 +259,7 @@ def test_seeding_the_default_account_and_custom_regions(moto_endpoint: str) -> N
     aws = Clients(moto_endpoint, "123456789012")
     assert len(aws("ec2", "ap-southeast-2").describe_volumes()["Volumes"]) == len(
         world.ids(kind="ebs-volume", region="ap-southeast-2")
+        | world.ids(kind="ebs-gp3-candidate", region="ap-southeast-2")
     )
     # A second seeding of the same account (here: a bulk world) reuses the roles.
     summary = demo_world.seed_bulk_world(moto_endpoint, resources=30, regions=("us-west-2",))
@@ -332,3 +337,44 @@ def test_minimum_list_calls_pages_each_listing_in_each_region(moto_endpoint: str
 def test_bulk_world_refuses_a_negative_size(moto_endpoint: str) -> None:
     with pytest.raises(ValueError, match="zero or more"):
         demo_world.seed_bulk_world(moto_endpoint, resources=-1)
+
+
+def test_log_groups_and_buckets_are_seeded_where_their_storage_is_priced(
+    world: demo_world.DemoWorld,
+) -> None:
+    """The packaged catalog prices CloudWatch Logs and S3 storage in us-east-1 only."""
+    for kind, categories in {
+        "cloudwatch-log-group": {"never-expires", "has-retention", "protected"},
+        "s3-incomplete-multipart": {"no-lifecycle", "lifecycle-without-abort", "abort-rule"},
+    }.items():
+        assert {r.category for r in world.select(kind=kind, region="us-east-1")} == categories
+        assert not world.select(kind=kind, region="eu-west-1")
+
+
+def test_storage_seeds_are_as_declared(world: demo_world.DemoWorld, moto_endpoint: str) -> None:
+    from cloudsweep.demo.seeding import Account
+
+    account = Account(moto_endpoint, ACCOUNT)
+    ec2 = account.ec2("us-east-1")
+    for seeded in world.select(kind="ebs-gp3-candidate", region="us-east-1"):
+        (volume,) = ec2.describe_volumes(VolumeIds=[seeded.resource_id])["Volumes"]
+        assert volume["State"] == "in-use"
+        assert volume["VolumeType"] == seeded.attributes["volume_type"]
+    groups = {
+        g["logGroupName"]: g for g in account.logs("us-east-1").describe_log_groups()["logGroups"]
+    }
+    for seeded in world.select(kind="cloudwatch-log-group"):
+        group = groups[seeded.resource_id]
+        assert group["storedBytes"] == int(seeded.attributes["stored_gib"]) * 1024**3
+        assert ("retentionInDays" in group) == (seeded.category == "has-retention")
+    s3 = account.s3("us-east-1")
+    for seeded in world.select(kind="s3-incomplete-multipart"):
+        uploads = s3.list_multipart_uploads(Bucket=seeded.resource_id)["Uploads"]
+        parts = sum(
+            p["Size"]
+            for u in uploads
+            for p in s3.list_parts(Bucket=seeded.resource_id, Key=u["Key"], UploadId=u["UploadId"])[
+                "Parts"
+            ]
+        )
+        assert parts == int(seeded.attributes["parts_gib"]) * 1024**3

@@ -32,6 +32,16 @@ from botocore import xform_name
 
 # IAM's service prefix where it differs from the model's signingName.
 _IAM_PREFIX = {"monitoring": "cloudwatch"}
+# IAM action names that differ from the operation's name ("Actions, resources, and condition keys
+# for Amazon S3"): DeleteBucketLifecycle is authorised by s3:PutLifecycleConfiguration.
+IAM_ACTION_OF: dict[tuple[str, str], str] = {
+    ("s3", "ListBuckets"): "s3:ListAllMyBuckets",
+    ("s3", "GetBucketLifecycleConfiguration"): "s3:GetLifecycleConfiguration",
+    ("s3", "PutBucketLifecycleConfiguration"): "s3:PutLifecycleConfiguration",
+    ("s3", "DeleteBucketLifecycle"): "s3:PutLifecycleConfiguration",
+    ("s3", "ListMultipartUploads"): "s3:ListBucketMultipartUploads",
+    ("s3", "ListParts"): "s3:ListMultipartUploadParts",
+}
 
 # Modules that never call a scanned account or the operator's AWS account: the demo world
 # (cloudsweep/demo/, a package prefix) builds its emulated accounts on a local moto server.
@@ -46,7 +56,8 @@ class Call:
 
     @property
     def action(self) -> str:
-        return f"{iam_prefix(self.service)}:{self.operation}"
+        named = IAM_ACTION_OF.get((self.service, self.operation))
+        return named or f"{iam_prefix(self.service)}:{self.operation}"
 
 
 @functools.cache

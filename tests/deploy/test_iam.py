@@ -20,11 +20,26 @@ NOT_CALLED = {
     ("ec2", "DescribeTags", "cloudsweep/detectors/inventory.py"): (
         "Inventory._tags calls describe_tags for elb and elbv2 only; the module also names ec2"
     ),
+    ("autoscaling", "DescribeTags", "cloudsweep/detectors/inventory.py"): (
+        "Inventory._tags calls describe_tags for elb and elbv2 only; the module also names "
+        "autoscaling (for DescribeLaunchConfigurations)"
+    ),
+    ("autoscaling", "DescribeLoadBalancers", "cloudsweep/detectors/inventory.py"): (
+        "describe_load_balancers is called on elb and elbv2; autoscaling has an operation of "
+        "that name"
+    ),
+    ("rds", "ListTagsForResource", "cloudsweep/detectors/inventory.py"): (
+        "list_tags_for_resource is called on logs (log group tags); rds has one of that name"
+    ),
 }
 
 
 # IAM permission names that are not operation names: KMS's ReEncrypt needs both of these.
-IAM_ONLY_ACTIONS = {"kms:ReEncryptFrom": "kms:ReEncrypt", "kms:ReEncryptTo": "kms:ReEncrypt"}
+IAM_ONLY_ACTIONS = {
+    "kms:ReEncryptFrom": "kms:ReEncrypt",
+    "kms:ReEncryptTo": "kms:ReEncrypt",
+    **{action: f"s3:{op}" for (_, op), action in aws_calls.IAM_ACTION_OF.items()},
+}
 
 
 def _statements(policy: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -117,6 +132,9 @@ def test_every_action_is_a_real_operation() -> None:
         "sts",
         "pricing",
         "organizations",
+        "autoscaling",
+        "logs",
+        "s3",
     ):
         prefix = aws_calls.iam_prefix(service)
         known |= {f"{prefix}:{op}" for op in aws_calls.operations(service).values()}

@@ -48,8 +48,16 @@ ACCESS_KEY_ID: Final = "AKIACLOUDSWEEPDEMO00"
 SECRET_ACCESS_KEY: Final = "cloudsweep-demo-secret"
 
 BackdatedKind = Literal[
-    "ebs-volume", "ebs-snapshot", "ami", "load-balancer", "classic-load-balancer", "rds-instance"
+    "ebs-volume",
+    "ebs-snapshot",
+    "ami",
+    "load-balancer",
+    "classic-load-balancer",
+    "rds-instance",
+    "cloudwatch-log-group",
+    "s3-bucket",
 ]
+SizedKind = Literal["cloudwatch-log-group", "s3-multipart-upload"]
 
 
 class LocalAws:
@@ -119,7 +127,8 @@ def backdate(
     seeded world would be all seconds old and no age rule (a volume unattached for 30 days, a
     snapshot older than 90) could be shown. The server of :class:`LocalAws` (and the tests')
     runs in this process, so its state can be reached directly. Keys are volume, snapshot and AMI
-    IDs, load balancer ARNs, classic load balancer names or DB instance identifiers.
+    IDs, load balancer ARNs, classic load balancer names, DB instance identifiers, log group
+    names or bucket names.
 
     Returns how many of the resources were found; 0 means the server is another process (or the
     IDs are wrong), and nothing was changed.
@@ -144,6 +153,10 @@ def backdate(
             )
         elif kind == "classic-load-balancer":
             target.created_time = aware
+        elif kind == "cloudwatch-log-group":
+            target.creation_time = naive
+        elif kind == "s3-bucket":
+            target.creation_date = aware
         else:
             target.created = naive
             target.instance_create_time = naive
@@ -151,8 +164,51 @@ def backdate(
     return found
 
 
+def set_stored_bytes(
+    account_id: str, region: str, kind: SizedKind, sizes: Mapping[str, int]
+) -> int:
+    """Set what a moto server in this process reports as stored: a log group's ``storedBytes``
+    (keys: log group names) or the part sizes of a multipart upload (keys: ``bucket/upload-id``).
+
+    The demo shows the cost of gigabytes of old logs and abandoned parts without sending
+    gigabytes into an in-process server. Returns how many were found, as :func:`backdate` does.
+    """
+    found = 0
+    for key, size in sizes.items():
+        if kind == "cloudwatch-log-group":
+            from moto.logs.models import logs_backends
+
+            group = logs_backends[account_id][region].groups.get(key)
+            streams = list(group.streams.values()) if group is not None else []
+            if not streams:
+                continue
+            for index, stream in enumerate(streams):
+                stream.stored_bytes = size if index == 0 else 0
+        else:
+            from moto.s3.models import s3_backends
+
+            bucket_name, _, upload_id = key.partition("/")
+            bucket = s3_backends[account_id]["aws"].buckets.get(bucket_name)
+            upload = bucket.multiparts.get(upload_id) if bucket is not None else None
+            parts = list(upload.parts.values()) if upload is not None else []
+            if not parts:
+                continue
+            for index, part in enumerate(parts):
+                part.contentsize = size // len(parts) + (size % len(parts) if index == 0 else 0)
+        found += 1
+    return found
+
+
 def _moto_object(account_id: str, region: str, kind: BackdatedKind, resource_id: str) -> Any:
     # Imported here: these pull in large moto backends that only backdating needs.
+    if kind == "cloudwatch-log-group":
+        from moto.logs.models import logs_backends
+
+        return logs_backends[account_id][region].groups.get(resource_id)
+    if kind == "s3-bucket":
+        from moto.s3.models import s3_backends
+
+        return s3_backends[account_id]["aws"].buckets.get(resource_id)
     if kind in ("ebs-volume", "ebs-snapshot", "ami"):
         from moto.ec2.models import ec2_backends
 

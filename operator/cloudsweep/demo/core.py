@@ -58,6 +58,14 @@ def seed_ec2(demo: RegionSeed) -> None:
             MinCount=1,
             MaxCount=1,
             SubnetId=subnets[0]["SubnetId"],
+            # gp3 root volumes, as current AMIs have: the gp2 volumes of the demo are the
+            # ebs-gp3-candidate seeds (demo.storage), which name their verdict explicitly.
+            BlockDeviceMappings=[
+                {
+                    "DeviceName": "/dev/sda1",
+                    "Ebs": {"VolumeSize": 8, "VolumeType": "gp3", "DeleteOnTermination": True},
+                }
+            ],
             TagSpecifications=spec("instance", tags) + spec("volume", tags),
         )
         instance = reply["Instances"][0]

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from cloudsweep.aws import emulator
-from cloudsweep.demo import core
+from cloudsweep.demo import core, storage
 from cloudsweep.demo.seeding import (
     DEFAULT_ACCOUNT_ID,
     DEMO_EXTERNAL_ID,
@@ -173,6 +173,7 @@ REGION_SEEDERS: Final[tuple[Callable[[RegionSeed], None], ...]] = (
     core.seed_ec2,
     core.seed_load_balancers,
     core.seed_databases,
+    storage.seed_storage,
 )
 
 
@@ -221,8 +222,9 @@ def _backdate(account_id: str, resources: Iterable[SeededResource]) -> bool:
     """Give the resources their intended creation times; False if the server is not in-process."""
     by_region: dict[tuple[str, str], dict[str, datetime]] = {}
     for r in resources:
-        if r.kind in _BACKDATABLE:
-            by_region.setdefault((r.region, r.kind), {})[r.resource_id] = r.created_at
+        kind = _BACKDATED_AS.get(r.kind, r.kind)
+        if kind in _BACKDATABLE:
+            by_region.setdefault((r.region, kind), {})[r.resource_id] = r.created_at
     wanted = found = 0
     for (region, kind), created in by_region.items():
         wanted += len(created)
@@ -232,7 +234,10 @@ def _backdate(account_id: str, resources: Iterable[SeededResource]) -> bool:
 
 _BACKDATABLE: Final = frozenset(
     {"ebs-volume", "ebs-snapshot", "ami", "load-balancer", "classic-load-balancer", "rds-instance"}
+    | {"cloudwatch-log-group", "s3-bucket"}
 )
+# Seeded kinds whose AWS resource is of another kind (a gp3 candidate is an EBS volume).
+_BACKDATED_AS: Final = {"ebs-gp3-candidate": "ebs-volume", "s3-incomplete-multipart": "s3-bucket"}
 
 
 # --- the bulk world ---------------------------------------------------------------------------
