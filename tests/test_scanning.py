@@ -341,12 +341,17 @@ def _regions_answer(regions: dict[str, str]) -> Callable[..., None]:
 
 def _deny_region(events: Any, region: str) -> None:
     """Every call in ``region`` answered AccessDenied, as an SCP denying the region does."""
-    for service in ("ec2", "elbv2", "elb", "rds", "cloudwatch"):
+    message = "explicit deny in a service control policy"
+    for service in ("ec2", "elbv2", "elb", "rds", "cloudwatch", "autoscaling"):
         body = (faults.ec2_error_body if service == "ec2" else faults.query_error_body)(
-            "UnauthorizedOperation" if service == "ec2" else "AccessDenied",
-            "explicit deny in a service control policy",
+            "UnauthorizedOperation" if service == "ec2" else "AccessDenied", message
         )
         faults.fail_with(events, f"before-send.{service}", status=403, body=body, region=region)
+    # CloudWatch Logs speaks JSON, S3 its own XML.
+    logs = f'{{"__type": "AccessDeniedException", "message": "{message}"}}'.encode()
+    faults.fail_with(events, "before-send.cloudwatch-logs", status=400, body=logs, region=region)
+    s3 = f"<Error><Code>AccessDenied</Code><Message>{message}</Message></Error>".encode()
+    faults.fail_with(events, "before-send.s3", status=403, body=s3, region=region)
 
 
 def test_all_regions_scans_the_enabled_ones_and_skips_the_others_with_the_reason(

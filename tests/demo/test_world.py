@@ -342,39 +342,56 @@ def test_bulk_world_refuses_a_negative_size(moto_endpoint: str) -> None:
 def test_log_groups_and_buckets_are_seeded_where_their_storage_is_priced(
     world: demo_world.DemoWorld,
 ) -> None:
-    """The packaged catalog prices CloudWatch Logs and S3 storage in us-east-1 only."""
-    for kind, categories in {
-        "cloudwatch-log-group": {"never-expires", "has-retention", "protected"},
-        "s3-incomplete-multipart": {"no-lifecycle", "lifecycle-without-abort", "abort-rule"},
-    }.items():
-        assert {r.category for r in world.select(kind=kind, region="us-east-1")} == categories
-        assert not world.select(kind=kind, region="eu-west-1")
+    from cloudsweep.pricing import load_catalog
+
+    catalog = load_catalog()
+    for kind, categories, price in (
+        (
+            "cloudwatch-log-group",
+            {"never-expires", "has-retention", "protected"},
+            catalog.cloudwatch_logs_storage_monthly,
+        ),
+        (
+            "s3-incomplete-multipart",
+            {"no-lifecycle", "lifecycle-without-abort", "abort-rule"},
+            catalog.s3_standard_storage_monthly,
+        ),
+    ):
+        for region in world.regions:
+            try:
+                price(region, 1024**3)
+            except LookupError:
+                assert not world.select(kind=kind, region=region)
+            else:
+                assert {r.category for r in world.select(kind=kind, region=region)} == categories
+    assert world.select(kind="cloudwatch-log-group", region="us-east-1")
 
 
 def test_storage_seeds_are_as_declared(world: demo_world.DemoWorld, moto_endpoint: str) -> None:
     from cloudsweep.demo.seeding import Account
 
     account = Account(moto_endpoint, ACCOUNT)
-    ec2 = account.ec2("us-east-1")
-    for seeded in world.select(kind="ebs-gp3-candidate", region="us-east-1"):
-        (volume,) = ec2.describe_volumes(VolumeIds=[seeded.resource_id])["Volumes"]
-        assert volume["State"] == "in-use"
-        assert volume["VolumeType"] == seeded.attributes["volume_type"]
-    groups = {
-        g["logGroupName"]: g for g in account.logs("us-east-1").describe_log_groups()["logGroups"]
-    }
-    for seeded in world.select(kind="cloudwatch-log-group"):
-        group = groups[seeded.resource_id]
-        assert group["storedBytes"] == int(seeded.attributes["stored_gib"]) * 1024**3
-        assert ("retentionInDays" in group) == (seeded.category == "has-retention")
-    s3 = account.s3("us-east-1")
-    for seeded in world.select(kind="s3-incomplete-multipart"):
-        uploads = s3.list_multipart_uploads(Bucket=seeded.resource_id)["Uploads"]
-        parts = sum(
-            p["Size"]
-            for u in uploads
-            for p in s3.list_parts(Bucket=seeded.resource_id, Key=u["Key"], UploadId=u["UploadId"])[
-                "Parts"
-            ]
-        )
-        assert parts == int(seeded.attributes["parts_gib"]) * 1024**3
+    for region in world.regions:
+        ec2 = account.ec2(region)
+        for seeded in world.select(kind="ebs-gp3-candidate", region=region):
+            (volume,) = ec2.describe_volumes(VolumeIds=[seeded.resource_id])["Volumes"]
+            assert volume["State"] == "in-use"
+            assert volume["VolumeType"] == seeded.attributes["volume_type"]
+        groups = {
+            g["logGroupName"]: g for g in account.logs(region).describe_log_groups()["logGroups"]
+        }
+        for seeded in world.select(kind="cloudwatch-log-group", region=region):
+            group = groups[seeded.resource_id]
+            assert group["storedBytes"] == int(seeded.attributes["stored_gib"]) * 1024**3
+            assert ("retentionInDays" in group) == (seeded.category == "has-retention")
+        s3 = account.s3(region)
+        for seeded in world.select(kind="s3-incomplete-multipart", region=region):
+            uploads = s3.list_multipart_uploads(Bucket=seeded.resource_id)["Uploads"]
+            parts = sum(
+                p["Size"]
+                for u in uploads
+                for p in s3.list_parts(
+                    Bucket=seeded.resource_id, Key=u["Key"], UploadId=u["UploadId"]
+                )["Parts"]
+            )
+            assert parts == int(seeded.attributes["parts_gib"]) * 1024**3

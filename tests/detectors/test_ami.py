@@ -103,3 +103,12 @@ def test_protected_image_is_high_risk_and_scan_is_read_only(seed, make_context, 
 
     assert finding.risk is RiskLevel.HIGH
     assert not recorder.mutating()
+
+
+def test_an_image_only_terminated_instances_used_is_unused(seed, make_context):
+    ec2 = seed("ec2")
+    image_id = image(ec2, "old-fleet")
+    instance = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+
+    assert image_id in findings(make_context)

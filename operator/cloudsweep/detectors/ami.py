@@ -73,6 +73,9 @@ class AmiDetector(base.Detector[AmiParameters]):
             return
         in_use: dict[str, list[str]] = {}
         for instance in ctx.inventory.instances():
+            # A terminated instance launches nothing again (the listing may include them).
+            if (instance.get("State") or {}).get("Name") == "terminated":
+                continue
             image_id = instance.get("ImageId")
             if image_id:
                 in_use.setdefault(image_id, []).append(f"instance {instance['InstanceId']}")
