@@ -79,7 +79,7 @@ def test_duplicate_names_are_refused():
 def test_permissions_union():
     actions = detectors.permissions()
     assert actions == sorted(set(actions))
-    assert "ec2:DescribeVolumes" in actions and "cloudwatch:GetMetricStatistics" in actions
+    assert "ec2:DescribeVolumes" in actions and "cloudwatch:GetMetricData" in actions
     assert detectors.permissions(["elastic-ip"]) == ["ec2:DescribeAddresses"]
     with pytest.raises(detectors.UnknownDetector):
         detectors.permissions(["nope"])
