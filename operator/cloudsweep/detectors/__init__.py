@@ -75,8 +75,11 @@ def all_detectors() -> list[Detector[Any]]:
 from cloudsweep.detectors import (  # noqa: E402
     ebs_snapshot,
     ebs_volume,
+    ec2_instance,
+    ec2_stopped_instance,
     elastic_ip,
     load_balancer,
+    nat_gateway,
     rds_instance,
 )
 
@@ -90,10 +93,13 @@ __all__ = [
     "all_detectors",
     "ebs_snapshot",
     "ebs_volume",
+    "ec2_instance",
+    "ec2_stopped_instance",
     "elastic_ip",
     "get",
     "load_balancer",
     "names",
+    "nat_gateway",
     "permissions",
     "rds_instance",
     "register",
