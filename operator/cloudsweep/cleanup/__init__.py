@@ -88,7 +88,10 @@ __all__ = [
 from cloudsweep.cleanup import (  # noqa: E402, F401
     ebs_snapshot,
     ebs_volume,
+    ec2_instance,
+    ec2_stopped_instance,
     elastic_ip,
     load_balancer,
+    nat_gateway,
     rds_instance,
 )

@@ -146,7 +146,7 @@ class Ec2InstanceDetector(base.Detector[Ec2InstanceParameters]):
         if not idle:
             return
         # One call per 100 distinct types, and only for instances that look idle.
-        types = ctx.inventory.instance_types(str(i.get("InstanceType")) for i, *_ in idle)
+        types = ctx.inventory.instance_types(str(i.get("InstanceType") or "") for i, *_ in idle)
         for instance, evidence, checks, score in idle:
             yield self._finding(ctx, params, instance, types, evidence, checks, score)
 

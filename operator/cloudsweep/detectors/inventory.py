@@ -156,7 +156,7 @@ class Inventory:
 
     def instance_types(self, names: Iterable[str]) -> dict[str, InstanceTypeInfoTypeDef]:
         """What AWS says of these instance types (instance storage...), 100 types a call."""
-        wanted = sorted(set(names))
+        wanted = sorted({n for n in names if n})
         out: dict[str, InstanceTypeInfoTypeDef] = {}
         for start in range(0, len(wanted), _INSTANCE_TYPE_BATCH):
             batch = wanted[start : start + _INSTANCE_TYPE_BATCH]
