@@ -71,6 +71,7 @@ from cloudsweep.pricing import active
 SOURCE_INSTANCE_TAG = "cloudsweep.io/source-instance"
 RESTORED_FROM_TAG = "cloudsweep.io/restored-from-image"
 _GONE_STATES = frozenset({"shutting-down", "terminated"})
+_LIVE_STATES = ("pending", "running", "stopping", "stopped")
 _CONFIG_KEYS = (
     "instance_id",
     "instance_type",
@@ -266,10 +267,7 @@ class SnapshotAndTerminateInstance(CleanupAction):
                 Description=f"CloudSweep: {item.resource_id} before termination "
                 f"(action {ctx.action_id})",
                 NoReboot=True,  # it is stopped: nothing to flush
-                TagSpecifications=[
-                    *tag_specification("image", tags),
-                    *tag_specification("snapshot", tags),
-                ],
+                TagSpecifications=tag_specification("image", tags),
             )
         image_id = str(image["ImageId"])
         # Into the ledger before anything can fail: a crash from here on finds this image.
@@ -287,7 +285,30 @@ class SnapshotAndTerminateInstance(CleanupAction):
             )
         if image.get("State") != "available":
             wait(ctx, "image_available", "DescribeImages", params, ImageIds=[image_id])
-        return {"image_id": image_id, **config}
+            image = describe_image(ctx, image_id) or image
+        snapshot_ids = self._tag_snapshots(ctx, item, image)
+        return {"image_id": image_id, "snapshot_ids": snapshot_ids, **config}
+
+    def _tag_snapshots(
+        self, ctx: ActionContext, item: CleanupItem, image: Mapping[str, Any]
+    ) -> list[str]:
+        """Tag the AMI's snapshots with the action ID, so whoever finds them knows why they
+        exist. Tagged here rather than in CreateImage's TagSpecifications, which the emulator
+        of the tests and the demo does not take for snapshots; CreateTags is idempotent."""
+        snapshot_ids = [
+            str(m["Ebs"]["SnapshotId"])
+            for m in image.get("BlockDeviceMappings", [])
+            if m.get("Ebs", {}).get("SnapshotId")
+        ]
+        if snapshot_ids:
+            tags = {ACTION_TAG: str(ctx.action_id), SOURCE_INSTANCE_TAG: item.resource_id}
+            call(
+                ctx,
+                "CreateTags",
+                Resources=snapshot_ids,
+                Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+            )
+        return snapshot_ids
 
     def _earlier_image(
         self, ctx: ActionContext, recorded: Mapping[str, Any]
@@ -372,15 +393,35 @@ class SnapshotAndTerminateInstance(CleanupAction):
             request["UserData"] = rollback_data["user_data"]
         if rollback_data.get("ebs_optimized"):
             request["EbsOptimized"] = True
-        launched = call(ctx, "RunInstances", **request)
-        instance_id = str(launched["Instances"][0]["InstanceId"])
+        # An earlier run of this rollback, found by its tag (the ClientToken covers AWS; the
+        # tag also covers endpoints that ignore it).
+        earlier = [
+            i
+            for r in call(
+                ctx,
+                "DescribeInstances",
+                Filters=[
+                    {"Name": f"tag:{ACTION_TAG}", "Values": [action_id]},
+                    {"Name": "instance-state-name", "Values": list(_LIVE_STATES)},
+                ],
+            ).get("Reservations", [])
+            for i in r.get("Instances", [])
+        ]
+        if earlier:
+            instance_id = str(earlier[0]["InstanceId"])
+        else:
+            launched = call(ctx, "RunInstances", **request)
+            instance_id = str(launched["Instances"][0]["InstanceId"])
         ctx.checkpoint({"restored_instance_id": instance_id})
-        wait(ctx, "instance_running", "DescribeInstances", params, InstanceIds=[instance_id])
-        # The original was stopped: so is its restoration (a start is the owner's call).
-        call(ctx, "StopInstances", InstanceIds=[instance_id])
+        current = describe_instance(ctx, instance_id) or {}
+        if current.get("State", {}).get("Name") not in ("stopping", "stopped"):
+            wait(ctx, "instance_running", "DescribeInstances", params, InstanceIds=[instance_id])
+            # The original was stopped: so is its restoration (a start is the owner's call).
+            call(ctx, "StopInstances", InstanceIds=[instance_id])
         wait(ctx, "instance_stopped", "DescribeInstances", params, InstanceIds=[instance_id])
         return Outcome(
             {"InstanceId": instance_id, "ImageId": image_id},
+            already_done=bool(earlier),
             note=f"instance {instance_id} launched from {image_id} and stopped "
             f"(was {rollback_data.get('instance_id')})",
         )
