@@ -270,13 +270,14 @@ class DeleteNatGateway(CleanupAction):
     def _route(self, ctx: ActionContext, route: Mapping[str, str], nat_id: str) -> dict[str, str]:
         destination = {k: v for k, v in route.items() if k in _DESTINATIONS}
         target = {"RouteTableId": route["route_table_id"], "NatGatewayId": nat_id, **destination}
-        try:
-            call(ctx, "ReplaceRoute", **target)
-        except aws.AwsError as exc:
-            # The blackhole route was removed since: create it again.
-            if exc.kind is not ErrorKind.NOT_FOUND and "NotFound" not in exc.code:
-                raise
-            call(ctx, "CreateRoute", **target)
+        tables = call(ctx, "DescribeRouteTables", RouteTableIds=[route["route_table_id"]])
+        present = any(
+            all(r.get(k) == v for k, v in destination.items())
+            for table in tables.get("RouteTables", [])
+            for r in table.get("Routes", [])
+        )
+        # The blackhole route left by the delete is replaced; one removed since is created.
+        call(ctx, "ReplaceRoute" if present else "CreateRoute", **target)
         return {**route, "nat_gateway_id": nat_id}
 
 
