@@ -55,6 +55,9 @@ ACTIONS_BY_RESOURCE_TYPE: Final[Mapping[str, tuple[str, ...]]] = MappingProxyTyp
         "elastic-ip": ("release",),
         "load-balancer": ("delete",),
         "rds-instance": ("stop", "final-snapshot-and-delete"),
+        "ec2-instance": ("stop",),
+        "ec2-stopped-instance": ("snapshot-and-terminate",),
+        "nat-gateway": ("delete",),
     }
 )
 

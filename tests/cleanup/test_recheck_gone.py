@@ -29,6 +29,9 @@ MISSING: dict[str, tuple[str, str | None, dict[str, Any]]] = {
         {"lb_type": "application"},
     ),
     "rds-instance": ("missing-db", None, {}),
+    "ec2-instance": ("i-0123456789abcdef0", None, {"instance_type": "t3.micro"}),
+    "ec2-stopped-instance": ("i-0123456789abcdef1", None, {"instance_type": "t3.micro"}),
+    "nat-gateway": ("nat-0123456789abcdef0", None, {}),
 }
 
 

@@ -322,6 +322,7 @@ def test_action_enum_is_the_union_of_the_action_table() -> None:
             "archive",
             "stop",
             "final-snapshot-and-delete",
+            "snapshot-and-terminate",
         }
     )
 

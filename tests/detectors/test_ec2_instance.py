@@ -124,7 +124,7 @@ def test_auto_scaling_group_and_instance_store_fail_their_checks(seed, make_cont
     assert check(findings[in_group], "stoppable")
     assert not check(findings[ephemeral], "stoppable")
     assert check(findings[ephemeral], "auto-scaling-group")
-    reason = [c.detail for c in findings[ephemeral].safety_checks if c.name == "stoppable"][0]
+    reason = next(c.detail for c in findings[ephemeral].safety_checks if c.name == "stoppable")
     assert "instance-store" in reason
     # m5d.large is not in the catalog: kept at 0 with the reason.
     assert findings[ephemeral].monthly_cost == 0

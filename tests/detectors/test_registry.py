@@ -16,7 +16,16 @@ _ACTION = re.compile(r"^[a-z0-9-]+:[A-Z][A-Za-z0-9]+$")
 
 
 def test_every_resource_type_of_the_brief_is_registered():
-    assert NAMES == ["ebs-snapshot", "ebs-volume", "elastic-ip", "load-balancer", "rds-instance"]
+    assert NAMES == [
+        "ebs-snapshot",
+        "ebs-volume",
+        "ec2-instance",
+        "ec2-stopped-instance",
+        "elastic-ip",
+        "load-balancer",
+        "nat-gateway",
+        "rds-instance",
+    ]
     assert [type(d).name for d in detectors.all_detectors()] == NAMES
 
 

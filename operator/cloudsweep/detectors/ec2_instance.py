@@ -33,18 +33,18 @@ class Ec2InstanceParameters(base.DetectorParameters):
         description="Days of CloudWatch CPU and network to look at (14: AWS Compute Optimizer's "
         "and Trusted Advisor's lookback).",
     )
-    max_cpu_percent: float = Field(
-        default=5.0,
+    max_cpu_percent: int = Field(
+        default=5,
         ge=0,
         le=100,
         description="A daily CPU maximum at or under this, every day, is idle (5%: stricter than "
         "Trusted Advisor's 10% daily average, since this is the daily peak).",
     )
-    max_network_mb_per_day: float = Field(
-        default=5.0,
+    max_network_bytes_per_day: int = Field(
+        default=5_000_000,
         ge=0,
-        le=1_000_000,
-        description="Network in plus out at or under this many MB every day is negligible "
+        le=10**15,
+        description="Network in plus out at or under this many bytes every day is negligible "
         "(5 MB: Trusted Advisor's low-utilization EC2 check).",
     )
 
@@ -97,12 +97,12 @@ class Ec2InstanceDetector(base.Detector[Ec2InstanceParameters]):
     Example ScanSchedule entry::
 
         detectors:
-          ec2-instance: {lookback_days: 14, max_cpu_percent: 5, max_network_mb_per_day: 5}
+          ec2-instance: {lookback_days: 14, max_cpu_percent: 5, max_network_bytes_per_day: 5000000}
 
     CloudWatch ``AWS/EC2`` ``CPUUtilization`` (daily Maximum) and ``NetworkIn`` / ``NetworkOut``
     (daily Sum) for every running instance of the region, in ``ceil(3 x instances / 500)``
     ``GetMetricData`` calls. Idle: every day's CPU peak at most ``max_cpu_percent`` and the
-    busiest day's network in plus out at most ``max_network_mb_per_day``.
+    busiest day's network in plus out at most ``max_network_bytes_per_day``.
 
     Scoring:
 
@@ -167,15 +167,15 @@ class Ec2InstanceDetector(base.Detector[Ec2InstanceParameters]):
                 [SafetyCheck(METRICS_CHECK, False, f"no CloudWatch datapoints in {window}")],
                 40.0,
             )
-        network_mb = (net_in.peak + net_out.peak) / _MB
-        if cpu.peak > params.max_cpu_percent or network_mb > params.max_network_mb_per_day:
+        network = net_in.peak + net_out.peak
+        if cpu.peak > params.max_cpu_percent or network > params.max_network_bytes_per_day:
             return None
         return (
             [
                 f"CPU at most {cpu.peak:.1f}% a day over {window} ({cpu.coverage()}; idle at <= "
                 f"{params.max_cpu_percent:g}%)",
-                f"network at most {network_mb:.2f} MB a day in + out (idle at <= "
-                f"{params.max_network_mb_per_day:g} MB)",
+                f"network at most {network / _MB:.2f} MB a day in + out (idle at <= "
+                f"{params.max_network_bytes_per_day / _MB:g} MB)",
             ],
             [SafetyCheck(METRICS_CHECK, True, f"CPU datapoints on {cpu.coverage()}")],
             85.0 if cpu.complete else 60.0,

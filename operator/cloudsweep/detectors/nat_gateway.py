@@ -37,7 +37,7 @@ class NatGatewayParameters(base.DetectorParameters):
         ge=0,
         le=10**15,
         description="At most this many bytes through the gateway over the lookback is idle "
-        "(0: no traffic at all, as the issue and Trusted Advisor's idle NAT check ask).",
+        "(0: no traffic at all).",
     )
 
 
