@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -17,6 +17,10 @@ from cloudsweep.detectors.context import RegionContext
 from cloudsweep.detectors.metrics import MetricQuery, MetricSeries
 from cloudsweep.domain import Finding, RiskLevel, SafetyCheck
 from cloudsweep.pricing import load_balancers as pricing_lb
+
+if TYPE_CHECKING:
+    from mypy_boto3_elb.type_defs import LoadBalancerDescriptionTypeDef
+    from mypy_boto3_elbv2.type_defs import LoadBalancerTypeDef
 
 # A failed load balancer is AWS's to clean up; a provisioning one is young (recently-created).
 _SKIPPED_STATES = ("failed",)
@@ -154,8 +158,31 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
     Parameters = LoadBalancerParameters
 
     def detect(self, ctx: RegionContext, params: LoadBalancerParameters) -> Iterator[Finding]:
-        yield from self._elbv2(ctx, params)
-        yield from self._classic(ctx, params)
+        balancers = [
+            lb
+            for lb in ctx.inventory.load_balancers()
+            if lb.get("State", {}).get("Code") not in _SKIPPED_STATES
+        ]
+        classic = ctx.inventory.classic_load_balancers()
+        # The traffic of both kinds in one batch: ceil(queries / 500) calls for the region.
+        wanted = {
+            lb["LoadBalancerArn"]: _queries(
+                lb.get("Type", "application"),
+                ("LoadBalancer", lb["LoadBalancerArn"].split(":loadbalancer/", 1)[-1]),
+            )
+            for lb in balancers
+        }
+        wanted.update(
+            {
+                lb["LoadBalancerName"]: _queries(
+                    "classic", ("LoadBalancerName", lb["LoadBalancerName"])
+                )
+                for lb in classic
+            }
+        )
+        traffic = self._read_traffic(ctx, params, wanted) if wanted else {}
+        yield from self._elbv2(ctx, params, balancers, traffic)
+        yield from self._classic(ctx, params, classic, traffic)
 
     def _read_traffic(
         self,
@@ -172,26 +199,16 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
             key: _traffic(params, [series[q] for q in qs], window) for key, qs in wanted.items()
         }
 
-    def _elbv2(self, ctx: RegionContext, params: LoadBalancerParameters) -> Iterator[Finding]:
-        balancers = [
-            lb
-            for lb in ctx.inventory.load_balancers()
-            if lb.get("State", {}).get("Code") not in _SKIPPED_STATES
-        ]
+    def _elbv2(
+        self,
+        ctx: RegionContext,
+        params: LoadBalancerParameters,
+        balancers: list[LoadBalancerTypeDef],
+        traffic: dict[str, _Traffic],
+    ) -> Iterator[Finding]:
         if not balancers:
             return
         groups = ctx.inventory.target_groups()
-        traffic = self._read_traffic(
-            ctx,
-            params,
-            {
-                lb["LoadBalancerArn"]: _queries(
-                    lb.get("Type", "application"),
-                    ("LoadBalancer", lb["LoadBalancerArn"].split(":loadbalancer/", 1)[-1]),
-                )
-                for lb in balancers
-            },
-        )
         idle: list[tuple[Any, list[str], float, list[SafetyCheck]]] = []
         registered_by_arn: dict[str, int] = {}
         for lb in balancers:
@@ -259,20 +276,15 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
                 },
             )
 
-    def _classic(self, ctx: RegionContext, params: LoadBalancerParameters) -> Iterator[Finding]:
-        balancers = ctx.inventory.classic_load_balancers()
+    def _classic(
+        self,
+        ctx: RegionContext,
+        params: LoadBalancerParameters,
+        balancers: list[LoadBalancerDescriptionTypeDef],
+        traffic: dict[str, _Traffic],
+    ) -> Iterator[Finding]:
         if not balancers:
             return
-        traffic = self._read_traffic(
-            ctx,
-            params,
-            {
-                lb["LoadBalancerName"]: _queries(
-                    "classic", ("LoadBalancerName", lb["LoadBalancerName"])
-                )
-                for lb in balancers
-            },
-        )
         idle: list[tuple[Any, list[str], float, list[SafetyCheck]]] = []
         for lb in balancers:
             seen = traffic[lb["LoadBalancerName"]]
