@@ -11,7 +11,14 @@ from typing import Any
 
 from cloudsweep.cleanup import common
 from cloudsweep.cleanup.base import ActionContext, CleanupItem, Recheck
-from cloudsweep.cleanup.lb_common import CLASSIC, call, protected, registered_seen
+from cloudsweep.cleanup.lb_common import (
+    CLASSIC,
+    call,
+    healthy_seen,
+    protected,
+    recent_traffic,
+    registered_seen,
+)
 
 
 def describe_load_balancer(ctx: ActionContext, name: str) -> dict[str, Any] | None:
@@ -51,8 +58,20 @@ def recheck(ctx: ActionContext, item: CleanupItem) -> Recheck:
         ).get("InstanceStates", [])
         in_service = [s["InstanceId"] for s in health if s.get("State") == "InService"]
         facts["in_service"] = in_service
-        if in_service:
-            return Recheck(False, f"{len(in_service)} instance(s) are InService now", facts)
+        was_healthy = healthy_seen(item)
+        if len(in_service) > was_healthy:
+            return Recheck(
+                False,
+                f"{len(in_service)} instance(s) are InService now (the scan saw {was_healthy})",
+                facts,
+            )
+        if was_healthy:
+            traffic = recent_traffic(ctx, item)
+            facts["traffic_last_day"] = traffic
+            if traffic > 0:
+                return Recheck(
+                    False, f"it has traffic again: {traffic:,.0f} in the last day", facts
+                )
     seen = registered_seen(item)
     if len(instances) > seen:
         return Recheck(

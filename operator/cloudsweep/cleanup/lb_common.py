@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from cloudsweep import aws
@@ -91,3 +91,48 @@ class Restore:
 
     def call(self, operation: str, method: str, **params: Any) -> Any:
         return call(self.ctx, self.service, operation, method, **params)
+
+
+def healthy_seen(item: CleanupItem) -> int:
+    """How many targets (classic: instances) were healthy when the scan judged the load balancer
+    idle by its traffic; 0 for findings of "nothing healthy behind it" (and older findings)."""
+    seen = item.resource_details.get("healthy_targets")
+    return seen if isinstance(seen, int) else 0
+
+
+# What the detector reads per kind: (namespace, metrics, dimension name).
+_TRAFFIC = {
+    "application": ("AWS/ApplicationELB", ("RequestCount",), "LoadBalancer"),
+    "network": ("AWS/NetworkELB", ("ProcessedBytes",), "LoadBalancer"),
+    "gateway": ("AWS/GatewayELB", ("ProcessedBytes",), "LoadBalancer"),
+    "classic": ("AWS/ELB", ("RequestCount", "EstimatedProcessedBytes"), "LoadBalancerName"),
+}
+
+
+def recent_traffic(ctx: ActionContext, item: CleanupItem, hours: int = 24) -> float:
+    """Requests (or processed bytes) of the load balancer over the last ``hours``, from CloudWatch:
+    a load balancer judged idle by its traffic that has some now is in use again."""
+    namespace, metrics, dimension = _TRAFFIC.get(
+        str(item.resource_details.get("lb_type")), _TRAFFIC["application"]
+    )
+    end = ctx.now().replace(second=0, microsecond=0)
+    queries = [
+        {
+            "Id": f"m{i}",
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": namespace,
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": dimension, "Value": item.resource_id}],
+                },
+                "Period": 3600,
+                "Stat": "Sum",
+            },
+        }
+        for i, metric in enumerate(metrics)
+    ]
+    with aws.translated("cloudwatch", "GetMetricData", ctx.region):
+        answer = ctx.client("cloudwatch").get_metric_data(
+            MetricDataQueries=queries, StartTime=end - timedelta(hours=hours), EndTime=end
+        )
+    return float(sum(sum(r.get("Values", [])) for r in answer.get("MetricDataResults", [])))

@@ -12,7 +12,14 @@ from typing import Any
 from cloudsweep import aws
 from cloudsweep.cleanup import common
 from cloudsweep.cleanup.base import ActionContext, CleanupItem, Recheck
-from cloudsweep.cleanup.lb_common import ELBV2, call, protected, registered_seen
+from cloudsweep.cleanup.lb_common import (
+    ELBV2,
+    call,
+    healthy_seen,
+    protected,
+    recent_traffic,
+    registered_seen,
+)
 
 
 def load_balancer_arn(ctx: ActionContext, item: CleanupItem) -> str:
@@ -100,8 +107,9 @@ def recheck(ctx: ActionContext, item: CleanupItem) -> Recheck:
             "deletion protection is on (attribute deletion_protection.enabled is true)",
             {"deletion_protection": True},
         )
-    # The detector's rule: waste while no target is healthy. A target registered since the
-    # scan also refuses: someone is bringing the load balancer (back) into service.
+    # The detector's rules: waste while no target is healthy, or while healthy targets get no
+    # traffic. More healthy targets than the scan saw, a target registered since, or traffic in
+    # the last day refuse: someone is bringing the load balancer (back) into service.
     registered = healthy = 0
     groups = target_groups_of(ctx, arn)
     for group in groups:
@@ -114,8 +122,16 @@ def recheck(ctx: ActionContext, item: CleanupItem) -> Recheck:
         "healthy_targets": healthy,
         "state": lb.get("State", {}).get("Code"),
     }
-    if healthy:
-        return Recheck(False, f"{healthy} target(s) are healthy now", facts)
+    was_healthy = healthy_seen(item)
+    if healthy > was_healthy:
+        return Recheck(
+            False, f"{healthy} target(s) are healthy now (the scan saw {was_healthy})", facts
+        )
+    if was_healthy:
+        traffic = recent_traffic(ctx, item)
+        facts["traffic_last_day"] = traffic
+        if traffic > 0:
+            return Recheck(False, f"it has traffic again: {traffic:,.0f} in the last day", facts)
     seen = registered_seen(item)
     if registered > seen:
         return Recheck(
@@ -123,7 +139,7 @@ def recheck(ctx: ActionContext, item: CleanupItem) -> Recheck:
             f"targets were registered since the scan ({registered} now, {seen} then)",
             facts,
         )
-    return Recheck(True, "still idle: no healthy target, not protected", facts)
+    return Recheck(True, "still idle: no new healthy target, no traffic, not protected", facts)
 
 
 def record(ctx: ActionContext, item: CleanupItem) -> dict[str, Any]:

@@ -95,6 +95,7 @@ class DeleteLoadBalancer(CleanupAction):
         "elasticloadbalancing:DescribeInstanceHealth",
         "elasticloadbalancing:DescribeLoadBalancerPolicies",
         "elasticloadbalancing:DeleteLoadBalancer",
+        "cloudwatch:GetMetricData",  # re-reads the traffic of one judged idle by its traffic
         # rollback
         "elasticloadbalancing:CreateLoadBalancer",
         "elasticloadbalancing:ModifyLoadBalancerAttributes",

@@ -211,6 +211,7 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
         groups = ctx.inventory.target_groups()
         idle: list[tuple[Any, list[str], float, list[SafetyCheck]]] = []
         registered_by_arn: dict[str, int] = {}
+        healthy_by_arn: dict[str, int] = {}
         for lb in balancers:
             arn = lb["LoadBalancerArn"]
             seen = traffic[arn]
@@ -234,6 +235,7 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
                 targets = f"{healthy} of {registered} registered targets healthy"
             score, checks = _score(registered, healthy, seen)
             registered_by_arn[arn] = registered
+            healthy_by_arn[arn] = healthy
             idle.append((lb, [targets, seen.evidence], score, checks))
         if not idle:
             return
@@ -269,6 +271,8 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
                     "state": lb.get("State", {}).get("Code"),
                     # Cleanup's re-check refuses when more targets are registered than this.
                     "registered_targets": registered_by_arn.get(arn, 0),
+                    # Non-zero: judged idle by traffic; cleanup then re-reads the traffic.
+                    "healthy_targets": healthy_by_arn.get(arn, 0),
                     "target_groups": [
                         g["TargetGroupName"] for g in groups if arn in g.get("LoadBalancerArns", [])
                     ],
@@ -286,6 +290,7 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
         if not balancers:
             return
         idle: list[tuple[Any, list[str], float, list[SafetyCheck]]] = []
+        healthy_by_name: dict[str, int] = {}
         for lb in balancers:
             seen = traffic[lb["LoadBalancerName"]]
             if seen.busy:
@@ -303,6 +308,7 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
                     else f"none of {len(instances)} registered instances is InService"
                 )
             score, checks = _score(len(instances), healthy, seen)
+            healthy_by_name[lb["LoadBalancerName"]] = healthy
             idle.append((lb, [targets, seen.evidence], score, checks))
         if not idle:
             return
@@ -327,6 +333,7 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
                     "dns_name": lb.get("DNSName"),
                     "scheme": lb.get("Scheme"),
                     "registered_targets": len(lb.get("Instances", [])),
+                    "healthy_targets": healthy_by_name.get(name, 0),
                     "lookback_days": params.lookback_days,
                 },
             )
