@@ -6,11 +6,13 @@ the low-confidence "metrics missing" one, which is all the action needs.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from cloudsweep import aws, cleanup
 from cloudsweep.cleanup import ec2_instance
-from cloudsweep.domain import ActionType
+from cloudsweep.domain import ActionType, utcnow
 from tests import faults
 
 from .compute_helpers import run_instance, seeder_client, state
@@ -155,3 +157,28 @@ def test_rollback_of_a_terminated_instance_says_so(h: Harness):
 
     with pytest.raises(aws.AwsError, match="terminated since it was stopped"):
         STOP.rollback(h.ctx(), data, params)
+
+
+def test_recheck_refuses_an_instance_busy_since_the_scan(h: Harness):
+    """The scan's thresholds travel with the finding; the last day's CPU over them refuses."""
+    instance_id = run_instance(h)
+    item = h.item("ec2-instance", instance_id)
+    assert item.resource_details["max_cpu_percent"] == 5
+    assert STOP.recheck(h.ctx(), item).still_waste
+
+    seeder_client(h, "cloudwatch").put_metric_data(
+        Namespace="AWS/EC2",
+        MetricData=[
+            {
+                "MetricName": "CPUUtilization",
+                "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
+                "Value": 63.0,
+                "Timestamp": utcnow() - timedelta(hours=3),
+            }
+        ],
+    )
+    refused = STOP.recheck(h.ctx(), item)
+
+    assert not refused.still_waste
+    assert "CPU peaked at 63.0% in the last day" in refused.reason
+    assert state(h, instance_id) == "running" and not h.mutating()

@@ -17,7 +17,8 @@ Step by step:
   carries a protection tag, belongs to an Auto Scaling group (its tag, or
   ``DescribeAutoScalingInstances``: the group would replace it), has instance-store volumes
   (``DescribeInstanceTypes``: a stop erases them), is instance-store backed or a spot instance,
-  or its type changed since the scan.
+  or its type changed since the scan; refused too when CloudWatch shows it busy over the last
+  day by the scan's own thresholds (``GetMetricData``: CPU peak, network in + out).
 - dry run: ``StopInstances`` with ``DryRun=True``.
 - prepare: records ``instance_id, instance_type, state_before, availability_zone,
   private_ip_address, public_ip_address, volume_ids, tags``: a start gives the instance a new
@@ -31,6 +32,7 @@ Step by step:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -103,6 +105,55 @@ def not_stoppable(ctx: ActionContext, instance: Mapping[str, Any]) -> str | None
     return None
 
 
+def _usage_queries(instance_id: str) -> list[dict[str, Any]]:
+    dims = [{"Name": "InstanceId", "Value": instance_id}]
+    return [
+        {
+            "Id": query_id,
+            "MetricStat": {
+                "Metric": {"Namespace": "AWS/EC2", "MetricName": metric, "Dimensions": dims},
+                "Period": 3600,
+                "Stat": stat,
+            },
+        }
+        for query_id, metric, stat in (
+            ("cpu", "CPUUtilization", "Maximum"),
+            ("net_in", "NetworkIn", "Sum"),
+            ("net_out", "NetworkOut", "Sum"),
+        )
+    ]
+
+
+def busy_since_scan(ctx: ActionContext, item: CleanupItem) -> str | None:
+    """Why the instance is no longer idle by the scan's own thresholds over the last day, or
+    None. Missing datapoints say nothing either way (the finding already says so)."""
+    details = item.resource_details
+    max_cpu = details.get("max_cpu_percent")
+    max_network = details.get("max_network_bytes_per_day")
+    if max_cpu is None and max_network is None:
+        return None  # a finding from before the thresholds were recorded
+    end = ctx.now().replace(second=0, microsecond=0)
+    with aws.translated("cloudwatch", "GetMetricData", ctx.region):
+        answer = ctx.client("cloudwatch").get_metric_data(
+            MetricDataQueries=_usage_queries(item.resource_id),
+            StartTime=end - timedelta(days=1),
+            EndTime=end,
+        )
+    values = {r["Id"]: list(r.get("Values", [])) for r in answer.get("MetricDataResults", [])}
+    cpu = max(values.get("cpu") or [0.0])
+    network = sum(values.get("net_in") or []) + sum(values.get("net_out") or [])
+    if max_cpu is not None and cpu > float(max_cpu):
+        return (
+            f"busy since the scan: CPU peaked at {cpu:.1f}% in the last day (idle at <= {max_cpu}%)"
+        )
+    if max_network is not None and network > float(max_network):
+        return (
+            f"busy since the scan: {network:,.0f} bytes of network in the last day "
+            f"(idle at <= {int(max_network):,})"
+        )
+    return None
+
+
 def refusal(ctx: ActionContext, item: CleanupItem, instance: Mapping[str, Any]) -> str | None:
     """What makes a running instance no longer safe to stop, or None (shared with terminate)."""
     protection = protected_by(tag_map(instance.get("Tags")), ctx.protection_tags)
@@ -145,6 +196,7 @@ class StopInstance(CleanupAction):
     )
     permissions: ClassVar[tuple[str, ...]] = (
         "autoscaling:DescribeAutoScalingInstances",
+        "cloudwatch:GetMetricData",
         "ec2:DescribeInstanceTypes",
         "ec2:DescribeInstances",
         "ec2:StartInstances",
@@ -169,7 +221,11 @@ class StopInstance(CleanupAction):
             return Recheck.gone(f"instance is already {state}", **facts)
         if state != "running":
             return Recheck(False, f"instance is {state}, not running", facts)
-        why = refusal(ctx, item, instance) or not_stoppable(ctx, instance)
+        why = (
+            refusal(ctx, item, instance)
+            or not_stoppable(ctx, instance)
+            or busy_since_scan(ctx, item)
+        )
         if why:
             return Recheck(False, why, facts)
         return Recheck(

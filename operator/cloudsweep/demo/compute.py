@@ -9,6 +9,7 @@ the instances stay young and the stopped one is not yet "long stopped".
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -170,3 +171,61 @@ def _nat_bytes(cloudwatch: Any, nat_id: str, now: datetime, per_day: int) -> Non
             for metric in ("BytesInFromSource", "BytesInFromDestination")
         ],
     )
+
+
+# What a resource in use shows in CloudWatch, per kind: (namespace, dimension, metrics).
+_IN_USE_TRAFFIC = {
+    "application": ("AWS/ApplicationELB", "LoadBalancer", (("RequestCount", 12_000),)),
+    "network": ("AWS/NetworkELB", "LoadBalancer", (("ProcessedBytes", 4_000_000_000),)),
+    "gateway": ("AWS/GatewayELB", "LoadBalancer", (("ProcessedBytes", 4_000_000_000),)),
+    "classic": ("AWS/ELB", "LoadBalancerName", (("RequestCount", 9_000),)),
+}
+
+
+def seed_usage(
+    cloudwatch_for: Callable[[str], Any],
+    in_use: Iterable[tuple[str, str, str, str | None]],
+    now: datetime,
+) -> int:
+    """Give resources the demo world marks in use the CloudWatch history that says so, since the
+    idleness detectors read traffic: ``in_use`` holds ``(region, kind, resource_id, lb_type)`` with
+    kind ``ec2-instance`` (CPU 35%, network), ``load-balancer`` (an ARN or ``app/name/id``, with
+    ``lb_type`` application, network or gateway) or ``classic-load-balancer`` (a name). Returns
+    how many resources got datapoints.
+
+    Example (the demo world, after seeding)::
+
+        compute.seed_usage(
+            lambda region: account.client("cloudwatch", region),
+            [(r.region, r.kind, r.resource_id, r.attributes.get("type"))
+             for r in world.select(verdict=Verdict.IN_USE)],
+            now,
+        )
+    """
+    seeded = 0
+    for region, kind, resource_id, lb_type in in_use:
+        cloudwatch = cloudwatch_for(region)
+        if kind == "ec2-instance":
+            _usage(cloudwatch, resource_id, now, cpu=35.0, network_bytes=800_000_000)
+        elif kind in ("load-balancer", "classic-load-balancer"):
+            key = "classic" if kind == "classic-load-balancer" else (lb_type or "application")
+            namespace, dimension, metrics = _IN_USE_TRAFFIC[key]
+            value = resource_id.split(":loadbalancer/", 1)[-1]
+            _put(
+                cloudwatch,
+                namespace,
+                [
+                    {
+                        "MetricName": metric,
+                        "Dimensions": [{"Name": dimension, "Value": value}],
+                        "Value": per_day,
+                        "Timestamp": now - day * DAY - timedelta(hours=1),
+                    }
+                    for day in range(LOOKBACK_DAYS)
+                    for metric, per_day in metrics
+                ],
+            )
+        else:
+            continue
+        seeded += 1
+    return seeded

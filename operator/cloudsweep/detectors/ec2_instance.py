@@ -233,6 +233,9 @@ class Ec2InstanceDetector(base.Detector[Ec2InstanceParameters]):
                 "instance_type": instance_type,
                 "volume_ids": volumes,
                 "lookback_days": params.lookback_days,
+                # The stop action's re-check holds the last day to the same thresholds.
+                "max_cpu_percent": params.max_cpu_percent,
+                "max_network_bytes_per_day": params.max_network_bytes_per_day,
                 **base.pricing_details(ctx, cost, unknown, instance_type=instance_type),
             },
         )
