@@ -6,14 +6,17 @@ is read-only; the dry-run test proves nothing is deleted.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from cloudsweep import aws, cleanup
 from cloudsweep.cleanup import nat_gateway
 from cloudsweep.cleanup.base import ACTION_TAG
-from cloudsweep.domain import ActionType
+from cloudsweep.domain import ActionType, utcnow
 from tests import faults
 
+from .compute_helpers import seeder_client
 from .ebs_helpers import Harness, tag_dict, tags_spec
 
 DELETE = nat_gateway.DeleteNatGateway()
@@ -161,3 +164,27 @@ def test_crash_after_the_delete_then_resume_is_recorded_once(h: Harness):
     assert DELETE.recheck(h.ctx(ctx.action_id), item).facts.get("gone")
     assert DELETE.prepare(ctx, item, params, h.checkpoints) == data  # from the ledger
     assert h.recorder.count(service="ec2", operation="DeleteNatGateway") == 1
+
+
+def test_recheck_refuses_a_gateway_with_traffic_since_the_scan(h: Harness):
+    nat, *_ = _nat(h)
+    item = h.item("nat-gateway", nat)
+    assert item.resource_details["max_bytes"] == 0
+    assert DELETE.recheck(h.ctx(), item).still_waste
+
+    seeder_client(h, "cloudwatch").put_metric_data(
+        Namespace="AWS/NATGateway",
+        MetricData=[
+            {
+                "MetricName": "BytesInFromSource",
+                "Dimensions": [{"Name": "NatGatewayId", "Value": nat}],
+                "Value": 2048,
+                "Timestamp": utcnow() - timedelta(hours=5),
+            }
+        ],
+    )
+    refused = DELETE.recheck(h.ctx(), item)
+
+    assert not refused.still_waste
+    assert "traffic again: 2,048 bytes in the last day" in refused.reason
+    assert _nat_state(h, nat) == "available"

@@ -14,7 +14,8 @@ Step by step:
 
 - recheck: ``DescribeNatGateways``; "gone" when it is deleting, deleted or unknown; refused when
   it is not available, carries a protection tag, or a route table routes to it now that did not
-  at scan time (someone started using it).
+  at scan time (someone started using it), or it processed more than the scan's ``max_bytes``
+  over the last day (``GetMetricData``).
 - dry run: read-only (``DescribeNatGateways``, ``DescribeRouteTables``): AWS's
   ``DeleteNatGateway`` takes ``DryRun``, but the emulator of the tests and the demo ignores it
   and deletes, so CloudSweep never relies on it.
@@ -33,6 +34,7 @@ Step by step:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from cloudsweep import aws
@@ -88,6 +90,28 @@ def routes_to(ctx: ActionContext, nat_id: str) -> list[dict[str, str]]:
     return found
 
 
+def bytes_last_day(ctx: ActionContext, nat_id: str) -> float:
+    """Bytes processed over the last day (in from sources and back from destinations)."""
+    end = ctx.now().replace(second=0, microsecond=0)
+    dims = [{"Name": "NatGatewayId", "Value": nat_id}]
+    queries = [
+        {
+            "Id": f"m{i}",
+            "MetricStat": {
+                "Metric": {"Namespace": "AWS/NATGateway", "MetricName": name, "Dimensions": dims},
+                "Period": 3600,
+                "Stat": "Sum",
+            },
+        }
+        for i, name in enumerate(("BytesInFromSource", "BytesInFromDestination"))
+    ]
+    with aws.translated("cloudwatch", "GetMetricData", ctx.region):
+        answer = ctx.client("cloudwatch").get_metric_data(
+            MetricDataQueries=queries, StartTime=end - timedelta(days=1), EndTime=end
+        )
+    return float(sum(sum(r.get("Values", [])) for r in answer.get("MetricDataResults", [])))
+
+
 @register
 class DeleteNatGateway(CleanupAction):
     """Delete the idle NAT gateway after recording it and its routes; undo recreates it on the
@@ -111,6 +135,7 @@ class DeleteNatGateway(CleanupAction):
         "public IP, new ID) and points every recorded route at it"
     )
     permissions: ClassVar[tuple[str, ...]] = (
+        "cloudwatch:GetMetricData",
         "ec2:CreateNatGateway",
         "ec2:CreateRoute",
         "ec2:CreateTags",
@@ -143,6 +168,17 @@ class DeleteNatGateway(CleanupAction):
                 f"route tables {', '.join(sorted(now - seen))} route to it since the scan",
                 facts,
             )
+        limit = item.resource_details.get("max_bytes")
+        if now and limit is not None:
+            processed = bytes_last_day(ctx, item.resource_id)
+            facts["bytes_last_day"] = processed
+            if processed > float(limit):
+                return Recheck(
+                    False,
+                    f"it carries traffic again: {processed:,.0f} bytes in the last day "
+                    f"(idle at <= {int(limit):,})",
+                    facts,
+                )
         return Recheck(True, "still available, unprotected, and no new route to it", facts)
 
     def dry_run(

@@ -180,6 +180,7 @@ class NatGatewayDetector(base.Detector[NatGatewayParameters]):
                 "allocation_ids": allocations,
                 "route_tables": tables,
                 "lookback_days": params.lookback_days,
+                "max_bytes": params.max_bytes,  # the delete action re-checks the last day by it
                 **base.pricing_details(
                     ctx, cost, unknown, gb_processed_per_month=str(round(gb_month, 3))
                 ),
