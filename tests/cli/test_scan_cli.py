@@ -87,15 +87,9 @@ def test_bad_input_gets_a_clear_error_and_exit_1(data_home: Path) -> None:
     assert "exactly 12 digits" in result.stderr
     assert "Traceback" not in result.stderr
 
-<<<<<<< HEAD
     result = _cloudsweep("scan", "--detectors", "no-such-type", "--demo", data_home=tmp_path)
     assert result.returncode == 1
     assert "unknown resource type 'no-such-type'" in result.stderr
-=======
-    result = _cloudsweep("scan", "--detectors", "sqs-queue", "--demo", data_home=tmp_path)
-    assert result.returncode == 1
-    assert "unknown resource type 'sqs-queue'" in result.stderr
->>>>>>> 6bfa024 (Stop re-checks the last day's CPU and network against the scan's thresholds; demo.compute.seed_usage gives in-use demo resources their CloudWatch history; tests name an unregistered type that stays unregistered)
 
     # No role and your own credentials unusable (here: nothing listens where AWS should be).
     result = _cloudsweep(
