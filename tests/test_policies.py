@@ -84,7 +84,7 @@ def decide(p: CleanupPolicy, c: Candidate, mode: RunMode = RunMode.AUTOMATED) ->
 @pytest.mark.parametrize(
     ("override", "field"),
     [
-        ({"resourceType": "nat-gateway"}, "unknown resource type 'nat-gateway'"),
+        ({"resourceType": "sqs-queue"}, "unknown resource type 'sqs-queue'"),
         ({"action": "delete"}, "action 'delete' is not available for elastic-ip"),
         ({"rules": {"minConfidence": 101}}, "rules.minConfidence"),
         ({"rules": {"minAgeDays": -1}}, "rules.minAgeDays"),

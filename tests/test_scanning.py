@@ -14,18 +14,31 @@ import boto3
 import pytest
 
 from cloudsweep import aws, detectors, domain, scanning
+from cloudsweep.demo import compute
 from cloudsweep.demo import world as demo_world
 from cloudsweep.settings import Settings
 from cloudsweep.store import AccountRecord, FindingFilter, Store
 
 from . import faults
+from .detectors.conftest import assumed_boto3_session
 
 ORG = "team-a"
 
 
 @pytest.fixture
 def world(moto_endpoint: str) -> demo_world.DemoWorld:
-    return demo_world.seed_demo_world(moto_endpoint, regions=("us-east-1", "eu-west-1"))
+    seeded = demo_world.seed_demo_world(moto_endpoint, regions=("us-east-1", "eu-west-1"))
+    # What is in use also looks in use to the idleness detectors, which read CloudWatch.
+    session = assumed_boto3_session(moto_endpoint, seeded.account_id)
+    compute.seed_usage(
+        lambda region: session.client("cloudwatch", region_name=region, endpoint_url=moto_endpoint),
+        [
+            (r.region, r.kind, r.resource_id, r.attributes.get("type"))
+            for r in seeded.select(verdict=demo_world.Verdict.IN_USE)
+        ],
+        seeded.now,
+    )
+    return seeded
 
 
 @pytest.fixture
@@ -277,8 +290,8 @@ def test_bad_parameters_are_refused_before_anything_happens(store, account, sett
     with pytest.raises(scanning.ScanRefused, match="ebs-volume") as refused:
         _scan(store, account, settings, recorder=recorder, options=options)
     assert "bogus" in str(refused.value) and "min_age_days" in str(refused.value)
-    with pytest.raises(domain.InvalidInput, match="unknown resource type 'nat-gateway'"):
-        _scan(store, account, settings, options=scanning.ScanOptions(detectors=["nat-gateway"]))
+    with pytest.raises(domain.InvalidInput, match="unknown resource type 'sqs-queue'"):
+        _scan(store, account, settings, options=scanning.ScanOptions(detectors=["sqs-queue"]))
     assert recorder.records == []
     assert store.latest_scan(account.id) is None
 
@@ -307,7 +320,7 @@ def test_progress_reports_every_task(store, account, settings) -> None:
     events: list[scanning.ScanProgress] = []
     _scan(store, account, settings, progress=events.append)
     assert [e.done for e in events] == list(range(1, len(events) + 1))
-    assert events[-1].done == events[-1].total == 2 * len(detectors.names())
+    assert events[-1].done == events[-1].total == 2 * len(detectors.names())  # regions x detectors
 
 
 def _seeder_client(endpoint: str, world: demo_world.DemoWorld, service: str, region: str) -> Any:

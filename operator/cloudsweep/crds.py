@@ -59,6 +59,9 @@ ACTIONS_BY_RESOURCE_TYPE: Final[Mapping[str, tuple[str, ...]]] = MappingProxyTyp
         "ami": ("deregister",),
         "cloudwatch-log-group": ("set-retention",),
         "s3-incomplete-multipart": ("add-abort-multipart-rule",),
+        "ec2-instance": ("stop",),
+        "ec2-stopped-instance": ("snapshot-and-terminate",),
+        "nat-gateway": ("delete",),
     }
 )
 

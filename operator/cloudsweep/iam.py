@@ -40,6 +40,7 @@ DEFAULT_ROLE_NAME: Final = "CloudSweep"
 # IAM actions no code path calls directly, that AWS checks on the caller's behalf. The least
 # privilege test allows exactly these beyond the operations the code calls.
 IMPLIED_ACTIONS: Final[Mapping[str, str]] = {
+    "iam:PassRole": "RunInstances with an IAM instance profile passes its role (EC2 rollback)",
     "elasticloadbalancing:AddTags": "the rollback's Create* calls pass Tags (tag on create)",
     "rds:AddTagsToResource": "RestoreDBInstanceFromDBSnapshot passes Tags (tag on create)",
     "rds:CreateDBSnapshot": "DeleteDBInstance with FinalDBSnapshotIdentifier takes a snapshot",

@@ -13,6 +13,7 @@ not exercised.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 
@@ -20,9 +21,10 @@ from cloudsweep import aws
 from cloudsweep.cleanup import ACTION_TAG, get
 from cloudsweep.cleanup.load_balancer import DeleteLoadBalancer
 from cloudsweep.detectors.load_balancer import LoadBalancerDetector
+from cloudsweep.domain import utcnow
 from tests import faults
 
-from .lb_rds_helpers import REGION, Harness, strip_volatile, tags_of
+from .lb_rds_helpers import LATER, REGION, Harness, strip_volatile, tags_of
 
 DETECTOR = LoadBalancerDetector()
 ACTION = DeleteLoadBalancer()
@@ -626,3 +628,63 @@ def test_rollback_names_recorded_targets_aws_refuses_to_register(h):
     assert f"target {w['instance']} of promo-api not registered" in outcome.note
     new_api = outcome.response["target_groups"][w["api"]]
     assert h.seed("elbv2").describe_target_groups(TargetGroupArns=[new_api])["TargetGroups"]
+
+
+def test_a_load_balancer_judged_idle_by_traffic_is_refused_once_traffic_returns(h):
+    """Healthy targets and almost no requests over the lookback: a finding. The re-check reads
+    the last day's RequestCount and refuses when there is traffic again."""
+    elbv2, ec2, cloudwatch = h.seed("elbv2"), h.seed("ec2"), h.seed("cloudwatch")
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    arn = elbv2.create_load_balancer(Name="quiet", Subnets=subnets)["LoadBalancers"][0][
+        "LoadBalancerArn"
+    ]
+    group = elbv2.create_target_group(Name="quiet-tg", Protocol="HTTP", Port=80, VpcId=vpc)[
+        "TargetGroups"
+    ][0]["TargetGroupArn"]
+    elbv2.create_listener(
+        LoadBalancerArn=arn,
+        Protocol="HTTP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": group}],
+    )
+    instance = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)["Instances"][0][
+        "InstanceId"
+    ]
+    elbv2.register_targets(TargetGroupArn=group, Targets=[{"Id": instance}])
+    resource_id = arn.split(":loadbalancer/", 1)[1]
+    dims = [{"Name": "LoadBalancer", "Value": resource_id}]
+    scan_time = utcnow() + LATER  # what the helper's scan uses as now
+    cloudwatch.put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[
+            {
+                "MetricName": "RequestCount",
+                "Dimensions": dims,
+                "Value": 3,
+                "Timestamp": scan_time - timedelta(days=d, hours=1),
+            }
+            for d in range(14)
+        ],
+    )
+    item = h.item(DETECTOR, resource_id)
+    assert item.resource_details["healthy_targets"] == 1
+
+    quiet = ACTION.recheck(h.context(), item)
+    assert quiet.still_waste, quiet.reason
+    assert quiet.facts["traffic_last_day"] == 0
+
+    cloudwatch.put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[
+            {
+                "MetricName": "RequestCount",
+                "Dimensions": dims,
+                "Value": 40,
+                "Timestamp": utcnow() - timedelta(hours=2),
+            }
+        ],
+    )
+    busy = ACTION.recheck(h.context(), item)
+    assert not busy.still_waste and "traffic again: 40 in the last day" in busy.reason
+    assert h.mutating() == []

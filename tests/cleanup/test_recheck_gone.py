@@ -33,6 +33,9 @@ MISSING: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "ami": ("ami-0123456789abcdef0", None, {}),
     "cloudwatch-log-group": ("/missing/log-group", None, {}),
     "s3-incomplete-multipart": ("cloudsweep-missing-bucket", None, {}),
+    "ec2-instance": ("i-0123456789abcdef0", None, {"instance_type": "t3.micro"}),
+    "ec2-stopped-instance": ("i-0123456789abcdef1", None, {"instance_type": "t3.micro"}),
+    "nat-gateway": ("nat-0123456789abcdef0", None, {}),
 }
 
 

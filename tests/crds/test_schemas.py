@@ -326,6 +326,7 @@ def test_action_enum_is_the_union_of_the_action_table() -> None:
             "deregister",
             "set-retention",
             "add-abort-multipart-rule",
+            "snapshot-and-terminate",
         }
     )
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 from cloudsweep.detectors import load_balancer
 from cloudsweep.domain import RiskLevel, utcnow
 
-from .conftest import ACCOUNT, REGION, by_id, check
+from .conftest import ACCOUNT, LATER, REGION, by_id, check
 
 DETECTOR = load_balancer.LoadBalancerDetector()
 
@@ -48,6 +49,35 @@ def _rid(arn):
     return arn.split(":loadbalancer/", 1)[1]
 
 
+def _traffic(cloudwatch, now, namespace, metric, dimension, value, days=14):
+    """Daily datapoints of one load balancer metric, as ELB publishes them."""
+    name, dim_value = dimension
+    cloudwatch.put_metric_data(
+        Namespace=namespace,
+        MetricData=[
+            {
+                "MetricName": metric,
+                "Dimensions": [{"Name": name, "Value": dim_value}],
+                "Value": value,
+                "Timestamp": now - timedelta(days=day, hours=1),
+            }
+            for day in range(days)
+        ],
+    )
+
+
+def _requests(cloudwatch, now, arn, per_day, days=14):
+    _traffic(
+        cloudwatch,
+        now,
+        "AWS/ApplicationELB",
+        "RequestCount",
+        ("LoadBalancer", _rid(arn)),
+        per_day,
+        days,
+    )
+
+
 def test_elbv2_idle_and_busy(seed, make_context):
     ec2, elbv2 = seed("ec2"), seed("elbv2")
     vpc, subnets = _network(ec2)
@@ -63,8 +93,10 @@ def test_elbv2_idle_and_busy(seed, make_context):
     elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": stopped}])
     ec2.stop_instances(InstanceIds=[stopped])  # moto reports its target as "unused"
     network = _alb(elbv2, subnets, "nlb", lb_type="network")
+    now = utcnow() + LATER
+    _requests(seed("cloudwatch"), now, healthy, 500)
 
-    findings = by_id(list(DETECTOR.detect(make_context(), DETECTOR.parameters())))
+    findings = by_id(list(DETECTOR.detect(make_context(now=now), DETECTOR.parameters())))
 
     assert set(findings) == {_rid(no_groups), _rid(empty), _rid(unhealthy), _rid(network)}
     idle = findings[_rid(no_groups)]
@@ -133,8 +165,10 @@ def test_classic_without_instances_is_idle_with_in_service_is_not(seed, make_con
     elb.register_instances_with_load_balancer(
         LoadBalancerName="busy", Instances=[{"InstanceId": _instance(ec2)}]
     )
+    now = utcnow() + LATER
+    _traffic(seed("cloudwatch"), now, "AWS/ELB", "RequestCount", ("LoadBalancerName", "busy"), 1000)
 
-    findings = by_id(list(DETECTOR.detect(make_context(), DETECTOR.parameters())))
+    findings = by_id(list(DETECTOR.detect(make_context(now=now), DETECTOR.parameters())))
 
     assert set(findings) == {"lonely"}
     lonely = findings["lonely"]
@@ -183,3 +217,87 @@ def test_listings_follow_every_page(seed, make_context, recorder):
     # Tags are fetched in one batch per API, not once per load balancer.
     assert recorder.count(service="elbv2", operation="DescribeTags") == 1
     assert recorder.count(service="elb", operation="DescribeTags") == 1
+
+
+def _healthy_alb(ec2, elbv2, vpc, subnets, name):
+    arn = _alb(elbv2, subnets, name)
+    tg = _target_group(elbv2, vpc, arn, f"{name}-tg")
+    elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": _instance(ec2)}])
+    return arn
+
+
+def test_healthy_targets_but_no_traffic_is_idle_and_missing_metrics_are_evidence_only(
+    seed, make_context
+):
+    ec2, elbv2, cloudwatch = seed("ec2"), seed("elbv2"), seed("cloudwatch")
+    vpc, subnets = _network(ec2)
+    now = utcnow() + LATER
+    quiet = _healthy_alb(ec2, elbv2, vpc, subnets, "quiet")
+    _requests(cloudwatch, now, quiet, 3)  # 42 requests in 14 days: at most 100 is idle
+    silent = _healthy_alb(ec2, elbv2, vpc, subnets, "silent")  # no datapoint at all
+    busy = _healthy_alb(ec2, elbv2, vpc, subnets, "busy")
+    _requests(cloudwatch, now, busy, 10)  # 140 requests
+
+    findings = by_id(list(DETECTOR.detect(make_context(now=now), DETECTOR.parameters())))
+
+    assert set(findings) == {_rid(quiet), _rid(silent)}
+    idle = findings[_rid(quiet)]
+    assert idle.confidence == 80 and idle.risk is RiskLevel.MEDIUM
+    assert check(idle, "metrics-present")
+    assert any("RequestCount 42 in 14 days (14 of 14 days" in e for e in idle.evidence)
+    unknown = findings[_rid(silent)]
+    assert unknown.confidence == 50
+    assert not check(unknown, "metrics-present")
+    assert any("no RequestCount datapoints in 14 days" in e for e in unknown.evidence)
+
+
+def test_thresholds_and_lookback_are_parameters(seed, make_context, recorder):
+    ec2, elbv2, cloudwatch = seed("ec2"), seed("elbv2"), seed("cloudwatch")
+    vpc, subnets = _network(ec2)
+    now = utcnow() + LATER
+    quiet = _healthy_alb(ec2, elbv2, vpc, subnets, "quiet")
+    _requests(cloudwatch, now, quiet, 3)
+    nlb = _alb(elbv2, subnets, "bytes", lb_type="network")
+    _traffic(cloudwatch, now, "AWS/NetworkELB", "ProcessedBytes", ("LoadBalancer", _rid(nlb)), 1000)
+    params = DETECTOR.parameters(
+        {"max_requests": 10, "max_processed_bytes": 20_000, "lookback_days": 7}
+    )
+
+    findings = by_id(list(DETECTOR.detect(make_context(now=now), params)))
+
+    assert set(findings) == {_rid(nlb)}  # 7 000 bytes in 7 days; 21 requests are use
+    assert any("ProcessedBytes 7,000 in 7 days" in e for e in findings[_rid(nlb)].evidence)
+    (call,) = recorder.calls(operation="GetMetricData")
+    assert call.params["EndTime"] - call.params["StartTime"] == timedelta(days=7)
+
+
+def test_busy_load_balancers_cost_no_per_resource_call(seed, make_context, recorder):
+    """Target health, instance health and attributes are read only for idle-looking ones; the
+    traffic of all of them, ELBv2 and classic, comes in one GetMetricData call."""
+    ec2, elbv2, elb, cloudwatch = seed("ec2"), seed("elbv2"), seed("elb"), seed("cloudwatch")
+    vpc, subnets = _network(ec2)
+    now = utcnow() + LATER
+    for n in range(4):
+        _requests(cloudwatch, now, _healthy_alb(ec2, elbv2, vpc, subnets, f"busy-{n}"), 1000)
+    idle = _healthy_alb(ec2, elbv2, vpc, subnets, "idle")
+    _requests(cloudwatch, now, idle, 0)
+    listeners = [{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}]
+    for n in range(3):
+        name = f"classic-{n}"
+        elb.create_load_balancer(
+            LoadBalancerName=name, Listeners=listeners, AvailabilityZones=[f"{REGION}a"]
+        )
+        elb.register_instances_with_load_balancer(
+            LoadBalancerName=name, Instances=[{"InstanceId": _instance(ec2)}]
+        )
+        _traffic(cloudwatch, now, "AWS/ELB", "RequestCount", ("LoadBalancerName", name), 1000)
+
+    findings = list(DETECTOR.detect(make_context(now=now), DETECTOR.parameters()))
+
+    assert [f.resource_id for f in findings] == [_rid(idle)]
+    assert recorder.count(operation="DescribeTargetHealth") == 1
+    assert recorder.count(operation="DescribeLoadBalancerAttributes") == 1
+    assert recorder.count(operation="DescribeInstanceHealth") == 0
+    assert recorder.count(operation="DescribeTargetGroups") == 1
+    assert recorder.count(operation="GetMetricData") == 1
+    assert recorder.count(service="elb", operation="DescribeTags") == 0

@@ -134,6 +134,36 @@ def test_lookback_is_a_parameter(seed, make_context, recorder):
 
     list(DETECTOR.detect(make_context(), params))
 
-    (call,) = recorder.calls(operation="GetMetricStatistics")
+    (call,) = recorder.calls(operation="GetMetricData")
     window = call.params["EndTime"] - call.params["StartTime"]
     assert window == timedelta(days=30)
+    (query,) = call.params["MetricDataQueries"]
+    assert query["MetricStat"]["Metric"]["MetricName"] == "DatabaseConnections"
+
+
+def test_idleness_of_many_instances_is_read_in_one_call(seed, make_context, recorder):
+    """No call per database: one GetMetricData for every available instance of the region."""
+    rds, cloudwatch = seed("rds"), seed("cloudwatch")
+    now = utcnow() + LATER
+    for n in range(6):
+        _db(rds, f"db-{n}")
+    _connections(cloudwatch, "db-0", now, [5] * 14)
+
+    findings = by_id(list(DETECTOR.detect(make_context(now=now), DETECTOR.parameters())))
+
+    assert "db-0" not in findings and len(findings) == 5
+    assert recorder.count(service="cloudwatch", operation="GetMetricData") == 1
+    assert not recorder.calls(operation="GetMetricStatistics")
+
+
+def test_max_connections_is_a_threshold(seed, make_context):
+    rds, cloudwatch = seed("rds"), seed("cloudwatch")
+    now = utcnow() + LATER
+    _db(rds, "quiet-db")
+    _connections(cloudwatch, "quiet-db", now, [2] * 14)
+    params = DETECTOR.parameters({"max_connections": 2})
+
+    (finding,) = DETECTOR.detect(make_context(now=now), params)
+
+    assert finding.resource_id == "quiet-db" and finding.confidence == 85
+    assert any("at most 2 connections" in e for e in finding.evidence)

@@ -22,8 +22,11 @@ def test_every_resource_type_of_the_brief_is_registered():
         "ebs-gp3-candidate",
         "ebs-snapshot",
         "ebs-volume",
+        "ec2-instance",
+        "ec2-stopped-instance",
         "elastic-ip",
         "load-balancer",
+        "nat-gateway",
         "rds-instance",
         "s3-incomplete-multipart",
     ]
@@ -89,7 +92,7 @@ def test_duplicate_names_are_refused():
 def test_permissions_union():
     actions = detectors.permissions()
     assert actions == sorted(set(actions))
-    assert "ec2:DescribeVolumes" in actions and "cloudwatch:GetMetricStatistics" in actions
+    assert "ec2:DescribeVolumes" in actions and "cloudwatch:GetMetricData" in actions
     assert detectors.permissions(["elastic-ip"]) == ["ec2:DescribeAddresses"]
     with pytest.raises(detectors.UnknownDetector):
         detectors.permissions(["nope"])

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from cloudsweep.aws import demo_world
+from cloudsweep.demo import world as demo_world
 from tests.deploy.conftest import render
 from tests.kube_real import approvals, server
 from tests.kube_real.server import KubeReal

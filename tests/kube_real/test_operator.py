@@ -13,7 +13,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from cloudsweep.aws import demo_world
+from cloudsweep.demo import world as demo_world
 from tests.kube_real import approvals
 from tests.kube_real.conftest import OperatorProcess, bind, condition, wait_for
 from tests.kube_real.server import KubeReal, apply_objects
@@ -128,7 +128,7 @@ def table(kube_real: KubeReal, namespace: str, resource: str) -> list[dict[str, 
 
 def addresses(moto_endpoint: str, world: demo_world.DemoWorld, allocation: str) -> list[Any]:
     """The Elastic IP as the account's own EC2 API lists it (empty once released)."""
-    ec2 = demo_world._Account(moto_endpoint, world.account_id).ec2("us-east-1")
+    ec2 = demo_world.Account(moto_endpoint, world.account_id).ec2("us-east-1")
     try:
         return list(ec2.describe_addresses(AllocationIds=[allocation])["Addresses"])
     except botocore.exceptions.ClientError as error:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from cloudsweep.aws import demo_world
+from cloudsweep.demo import world as demo_world
 from tests.kube_real.conftest import OperatorProcess, condition, wait_for
 from tests.kube_real.server import KubeReal, apply_objects
 from tests.kube_real.test_operator import account, events, path, run_now, schedule

@@ -230,3 +230,37 @@ def _moto_object(account_id: str, region: str, kind: BackdatedKind, resource_id:
     from moto.rds.models import rds_backends
 
     return rds_backends[account_id][region].databases.get(resource_id)
+
+
+def backdate_compute(
+    account_id: str,
+    region: str,
+    *,
+    launched: Mapping[str, datetime] | None = None,
+    stopped: Mapping[str, datetime] | None = None,
+    nat_created: Mapping[str, datetime] | None = None,
+) -> int:
+    """Set launch times, stop times and NAT gateway creation times in a moto server of this
+    process (see :func:`backdate`): moto stamps them with the time of the request, so a demo could
+    show no instance stopped for months. The stop time is the one AWS reports, inside the
+    instance's ``StateTransitionReason``. Returns how many resources were found."""
+    from moto.ec2.models import ec2_backends
+
+    ec2 = ec2_backends[account_id][region]
+    instances = {i.id: i for r in ec2.reservations.values() for i in r.instances}
+    found = 0
+    for instance_id, when in (launched or {}).items():
+        if instance_id in instances:
+            instances[instance_id].launch_time = when.astimezone(UTC).replace(tzinfo=None)
+            found += 1
+    for instance_id, when in (stopped or {}).items():
+        if instance_id in instances:
+            stamp = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+            instances[instance_id]._reason = f"User initiated ({stamp} GMT)"
+            found += 1
+    for nat_id, when in (nat_created or {}).items():
+        nat = ec2.nat_gateways.get(nat_id)
+        if nat is not None:
+            nat._created_at = when.astimezone(UTC).replace(tzinfo=None)
+            found += 1
+    return found

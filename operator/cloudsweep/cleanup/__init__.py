@@ -90,9 +90,12 @@ from cloudsweep.cleanup import (  # noqa: E402, F401
     ebs_gp3_candidate,
     ebs_snapshot,
     ebs_volume,
+    ec2_instance,
+    ec2_stopped_instance,
     elastic_ip,
     load_balancer,
     log_group,
+    nat_gateway,
     rds_instance,
     s3_multipart,
 )

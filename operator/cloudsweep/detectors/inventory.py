@@ -19,12 +19,18 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cloudsweep.aws import errors
+from cloudsweep.detectors.metrics import MetricQuery, MetricSeries, MetricsReader
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mypy_boto3_ec2.type_defs import (
         AddressTypeDef,
         ImageTypeDef,
         InstanceTypeDef,
+        InstanceTypeInfoTypeDef,
+        NatGatewayTypeDef,
+        RouteTableTypeDef,
         SnapshotTypeDef,
         VolumeTypeDef,
     )
@@ -45,11 +51,14 @@ _MIN_PAGE = {
     ("ec2", "describe_volumes"): 5,
     ("ec2", "describe_snapshots"): 5,
     ("ec2", "describe_images"): 6,
-    ("rds", "describe_db_instances"): 20,
     ("ec2", "describe_instances"): 5,
+    ("ec2", "describe_nat_gateways"): 5,
+    ("ec2", "describe_route_tables"): 5,
+    ("rds", "describe_db_instances"): 20,
     ("ec2", "describe_launch_templates"): 5,
 }
 _TAG_BATCH = 20  # DescribeTags of both load balancer APIs takes at most 20 names / ARNs
+_INSTANCE_TYPE_BATCH = 100  # DescribeInstanceTypes takes at most 100 types
 
 
 def _operation_name(method: str) -> str:
@@ -81,6 +90,7 @@ class Inventory:
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._cache: dict[str, Any] = {}
+        self.metrics = MetricsReader(client, region=region)
 
     # --- machinery -----------------------------------------------------------------------
 
@@ -128,7 +138,51 @@ class Inventory:
             snapshot = dict(self._cache)
         return {k: v.error for k, v in snapshot.items() if isinstance(v, _Failed)}
 
+    # --- CloudWatch ----------------------------------------------------------------------
+
+    def metric_series(
+        self, queries: Sequence[MetricQuery], *, now: datetime, lookback_days: int
+    ) -> dict[MetricQuery, MetricSeries]:
+        """Daily series of many resources' metrics, 500 queries a ``GetMetricData`` call."""
+        return self.metrics.read(queries, now=now, lookback_days=lookback_days)
+
     # --- EC2 -----------------------------------------------------------------------------
+
+    def instances(self) -> list[InstanceTypeDef]:
+        """Every instance of the region (all states), flattened out of the reservations."""
+
+        def load() -> list[InstanceTypeDef]:
+            reservations = self._paginate("ec2", "describe_instances", "Reservations")
+            return [i for r in reservations for i in r.get("Instances", [])]
+
+        return self._cached("ec2:DescribeInstances", load)
+
+    def instance_types(self, names: Iterable[str]) -> dict[str, InstanceTypeInfoTypeDef]:
+        """What AWS says of these instance types (instance storage...), 100 types a call."""
+        wanted = sorted({n for n in names if n})
+        out: dict[str, InstanceTypeInfoTypeDef] = {}
+        for start in range(0, len(wanted), _INSTANCE_TYPE_BATCH):
+            batch = wanted[start : start + _INSTANCE_TYPE_BATCH]
+
+            def load(batch: list[str] = batch) -> list[InstanceTypeInfoTypeDef]:
+                response = self._call("ec2", "describe_instance_types", InstanceTypes=batch)
+                return list(response.get("InstanceTypes", []))
+
+            for info in self._cached(f"ec2:DescribeInstanceTypes:{','.join(batch)}", load):
+                out[str(info.get("InstanceType"))] = info
+        return out
+
+    def nat_gateways(self) -> list[NatGatewayTypeDef]:
+        return self._cached(
+            "ec2:DescribeNatGateways",
+            lambda: self._paginate("ec2", "describe_nat_gateways", "NatGateways"),
+        )
+
+    def route_tables(self) -> list[RouteTableTypeDef]:
+        return self._cached(
+            "ec2:DescribeRouteTables",
+            lambda: self._paginate("ec2", "describe_route_tables", "RouteTables"),
+        )
 
     def volumes(self) -> list[VolumeTypeDef]:
         return self._cached(
@@ -282,25 +336,6 @@ class Inventory:
         return self._cached("backup:ListRecoveryPoints", load)
 
     # --- storage types: AMIs in use, log groups, S3 buckets (i15) -------------------------
-
-    def instances(self) -> list[InstanceTypeDef]:
-        """Every instance of the region in any state but terminated, from all reservations."""
-
-        def load() -> list[InstanceTypeDef]:
-            reservations = self._paginate(
-                "ec2",
-                "describe_instances",
-                "Reservations",
-                Filters=[
-                    {
-                        "Name": "instance-state-name",
-                        "Values": ["pending", "running", "shutting-down", "stopping", "stopped"],
-                    }
-                ],
-            )
-            return [i for r in reservations for i in r.get("Instances", [])]
-
-        return self._cached("ec2:DescribeInstances", load)
 
     def launch_template_images(self) -> dict[str, list[str]]:
         """Image ID (or ``resolve:ssm:`` parameter) -> the launch template versions naming it.

@@ -6,21 +6,17 @@ Registered in ``detectors/__init__.py``; run by the scan run for each account an
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from cloudsweep.aws import errors
 from cloudsweep.detectors import base, register
 from cloudsweep.detectors.context import RegionContext
+from cloudsweep.detectors.metrics import MetricQuery, MetricSeries
 from cloudsweep.domain import Finding, RiskLevel, SafetyCheck, money
 
 if TYPE_CHECKING:
     from mypy_boto3_rds.type_defs import DBInstanceTypeDef
-
-_DAY = 86400
 
 
 class RdsInstanceParameters(base.DetectorParameters):
@@ -28,8 +24,21 @@ class RdsInstanceParameters(base.DetectorParameters):
         default=14,
         ge=1,
         le=63,
-        description="Days of CloudWatch DatabaseConnections to look at for idle instances.",
+        description="Days of CloudWatch DatabaseConnections to look at for idle instances "
+        "(14: AWS Compute Optimizer's default lookback).",
     )
+    max_connections: int = Field(
+        default=0,
+        ge=0,
+        le=100_000,
+        description="A peak of at most this many connections a day over the lookback is idle "
+        "(0: Trusted Advisor's idle RDS check asks for no connection at all).",
+    )
+
+
+def _connections(identifier: str) -> MetricQuery:
+    dims = (("DBInstanceIdentifier", identifier),)
+    return MetricQuery("AWS/RDS", "DatabaseConnections", dims, "Maximum")
 
 
 @register
@@ -42,14 +51,16 @@ class RdsInstanceDetector(base.Detector[RdsInstanceParameters]):
           rds-instance: {lookback_days: 30}
 
     Idle detection reads CloudWatch ``AWS/RDS DatabaseConnections`` (daily Maximum) over
-    ``lookback_days``, only for instances at least that old (a younger one has no full history).
+    ``lookback_days``, only for instances at least that old (a younger one has no full history),
+    for all instances of the region in ``ceil(instances / 500)`` ``GetMetricData`` calls.
     Aurora cluster members are skipped: storage and stop/start belong to the cluster.
 
     Scoring:
 
     - stopped: confidence 75 (people stop databases on purpose, and AWS starts them again after
       7 days); cost is storage only (instance hours are not billed while stopped).
-    - available with datapoints whose maximum is 0: confidence 85, cost instance + storage.
+    - available with datapoints whose maximum is at most ``max_connections``: confidence 85 (65
+      when fewer days than the lookback have datapoints), cost instance + storage.
     - available with no datapoint at all: confidence 40 and a failed ``metrics-present`` check,
       because missing metrics look the same as an idle database.
     - risk MEDIUM (a database holds data; cleanup takes a final snapshot); HIGH with a protection
@@ -59,13 +70,30 @@ class RdsInstanceDetector(base.Detector[RdsInstanceParameters]):
 
     name = "rds-instance"
     resource_type = "rds-instance"
-    permissions = ("rds:DescribeDBInstances", "cloudwatch:GetMetricStatistics")
+    permissions = ("rds:DescribeDBInstances", "cloudwatch:GetMetricData")
     Parameters = RdsInstanceParameters
 
     def detect(self, ctx: RegionContext, params: RdsInstanceParameters) -> Iterator[Finding]:
-        for db in ctx.inventory.db_instances():
-            if db.get("DBClusterIdentifier") or db.get("Engine", "").startswith("aurora"):
-                continue
+        candidates = [
+            db
+            for db in ctx.inventory.db_instances()
+            if not (db.get("DBClusterIdentifier") or db.get("Engine", "").startswith("aurora"))
+        ]
+        # One batch of queries for every available instance old enough to have a full history.
+        queries = {
+            db["DBInstanceIdentifier"]: _connections(db["DBInstanceIdentifier"])
+            for db in candidates
+            if db.get("DBInstanceStatus") == "available"
+            and (base.age_days(db.get("InstanceCreateTime"), ctx.now) or 0) >= params.lookback_days
+        }
+        series = (
+            ctx.inventory.metric_series(
+                list(queries.values()), now=ctx.now, lookback_days=params.lookback_days
+            )
+            if queries
+            else {}
+        )
+        for db in candidates:
             status = db.get("DBInstanceStatus")
             if status == "stopped":
                 yield self._finding(
@@ -80,8 +108,9 @@ class RdsInstanceDetector(base.Detector[RdsInstanceParameters]):
                     checks=[],
                     score=75,
                 )
-            elif status == "available":
-                found = self._idle(ctx, params, db)
+            elif db["DBInstanceIdentifier"] in queries:
+                query = queries[db["DBInstanceIdentifier"]]
+                found = self._idle(params, series[query])
                 if found is not None:
                     evidence, checks, score = found
                     yield self._finding(
@@ -95,37 +124,24 @@ class RdsInstanceDetector(base.Detector[RdsInstanceParameters]):
                     )
 
     def _idle(
-        self, ctx: RegionContext, params: RdsInstanceParameters, db: DBInstanceTypeDef
+        self, params: RdsInstanceParameters, series: MetricSeries
     ) -> tuple[list[str], list[SafetyCheck], float] | None:
-        age = base.age_days(db.get("InstanceCreateTime"), ctx.now)
-        if age is None or age < params.lookback_days:
-            return None
-        identifier = db["DBInstanceIdentifier"]
-        with errors.translated("cloudwatch", "GetMetricStatistics", ctx.region):
-            response = ctx.client("cloudwatch").get_metric_statistics(
-                Namespace="AWS/RDS",
-                MetricName="DatabaseConnections",
-                Dimensions=[{"Name": "DBInstanceIdentifier", "Value": identifier}],
-                StartTime=ctx.now - timedelta(days=params.lookback_days),
-                EndTime=ctx.now,
-                Period=_DAY,
-                Statistics=["Maximum"],
-            )
-        points = response.get("Datapoints", [])
         window = f"{params.lookback_days} days"
-        if not points:
+        if series.missing:
             return (
                 [f"no DatabaseConnections datapoints in {window}: idle, or metrics missing"],
                 [SafetyCheck("metrics-present", False, f"no CloudWatch datapoints in {window}")],
                 40.0,
             )
-        peak = max(Decimal(str(p.get("Maximum", 0))) for p in points)
-        if peak > 0:
+        if series.peak > params.max_connections:
             return None
         return (
-            [f"0 connections in {window} ({len(points)} daily datapoints, maximum 0)"],
-            [SafetyCheck("metrics-present", True, f"{len(points)} datapoints in {window}")],
-            85.0,
+            [
+                f"at most {series.peak:.0f} connections in {window} ({series.datapoints} daily "
+                f"datapoints, idle at <= {params.max_connections})"
+            ],
+            [SafetyCheck("metrics-present", True, f"{series.coverage()} with datapoints")],
+            85.0 if series.complete else 65.0,
         )
 
     def _finding(

@@ -1,0 +1,167 @@
+"""CloudWatch metrics of many resources in few calls: the one reader every idleness judgement uses.
+
+Held by ``detectors.inventory.Inventory`` (one per account and region) and called by the detectors
+that judge idleness from traffic (``ec2-instance``, ``nat-gateway``, ``load-balancer``,
+``rds-instance``) through ``Inventory.metric_series``. ``GetMetricData`` takes up to 500 queries a
+call, so the metrics of N resources cost ``ceil(queries / 500)`` calls (per detector that asks),
+plus a page per ``NextToken`` when AWS splits a large answer.
+
+Every series is daily (``Period`` one day): a detector sees how many of the lookback's days have
+a datapoint, which is how a finding tells "idle" (datapoints, all small) from "no metrics"
+(missing datapoints are evidence, not proof).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from cloudsweep.aws import errors
+
+MAX_QUERIES_PER_CALL = 500  # GetMetricData's documented limit of MetricDataQueries
+DAY_SECONDS = 86400
+
+
+@dataclass(frozen=True, slots=True)
+class MetricQuery:
+    """One statistic of one metric of one resource, daily over a lookback.
+
+    Example: ``MetricQuery("AWS/EC2", "CPUUtilization", (("InstanceId", "i-0abc"),), "Maximum")``.
+    """
+
+    namespace: str
+    metric: str
+    dimensions: tuple[tuple[str, str], ...]
+    stat: str  # Sum, Maximum, Average, Minimum, SampleCount
+
+    def request(self, query_id: str) -> dict[str, Any]:
+        return {
+            "Id": query_id,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": self.namespace,
+                    "MetricName": self.metric,
+                    "Dimensions": [{"Name": n, "Value": v} for n, v in self.dimensions],
+                },
+                "Period": DAY_SECONDS,
+                "Stat": self.stat,
+            },
+            "ReturnData": True,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSeries:
+    """The daily values of one query over the lookback (one per day that had data)."""
+
+    query: MetricQuery
+    lookback_days: int
+    values: tuple[float, ...] = field(default=())
+
+    @property
+    def datapoints(self) -> int:
+        return len(self.values)
+
+    @property
+    def missing(self) -> bool:
+        return not self.values
+
+    @property
+    def complete(self) -> bool:
+        """A datapoint for (nearly) every day: one day short is the partial day at the edge."""
+        return len(self.values) >= self.lookback_days - 1
+
+    @property
+    def peak(self) -> float:
+        return max(self.values, default=0.0)
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.values))
+
+    def coverage(self) -> str:
+        """``"12 of 14 days"``: for a finding's evidence."""
+        return f"{self.datapoints} of {self.lookback_days} days"
+
+
+class MetricsReader:
+    """Batched, cached ``GetMetricData`` for one account and region.
+
+    Example::
+
+        reader = MetricsReader(client, region="eu-west-1")
+        cpu = MetricQuery("AWS/EC2", "CPUUtilization", (("InstanceId", "i-0abc"),), "Maximum")
+        series = reader.read([cpu], now=now, lookback_days=14)
+        series[cpu].peak, series[cpu].coverage()
+
+    A query asked for twice (same window) is fetched once. A failed call raises
+    ``aws.errors.AwsError``; the caller decides (the detectors let the region's detector fail, as
+    for any unreadable listing).
+    """
+
+    def __init__(self, client: Callable[[str], Any], *, region: str) -> None:
+        self._client = client
+        self.region = region
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[MetricQuery, datetime, int], MetricSeries] = {}
+        self.calls = 0  # GetMetricData calls made, pages included
+        self.queries = 0  # distinct queries sent
+
+    def read(
+        self, queries: Sequence[MetricQuery], *, now: datetime, lookback_days: int
+    ) -> dict[MetricQuery, MetricSeries]:
+        # Whole minutes: CloudWatch aligns windows to the period; the same ``now`` gives the same
+        # window (and cache key) to every detector of a scan.
+        end = now.replace(second=0, microsecond=0)
+        wanted = list(dict.fromkeys(queries))
+        out: dict[MetricQuery, MetricSeries] = {}
+        missing: list[MetricQuery] = []
+        with self._lock:
+            for query in wanted:
+                cached = self._cache.get((query, end, lookback_days))
+                if cached is None:
+                    missing.append(query)
+                else:
+                    out[query] = cached
+        for start in range(0, len(missing), MAX_QUERIES_PER_CALL):
+            batch = missing[start : start + MAX_QUERIES_PER_CALL]
+            fetched = self._fetch(batch, end, lookback_days)
+            with self._lock:
+                for query, series in fetched.items():
+                    self._cache[(query, end, lookback_days)] = series
+                    out[query] = series
+        return out
+
+    def _fetch(
+        self, batch: Sequence[MetricQuery], end: datetime, lookback_days: int
+    ) -> dict[MetricQuery, MetricSeries]:
+        by_id = {f"m{i}": query for i, query in enumerate(batch)}
+        values: dict[str, list[float]] = {query_id: [] for query_id in by_id}
+        request: dict[str, Any] = {
+            "MetricDataQueries": [query.request(query_id) for query_id, query in by_id.items()],
+            "StartTime": end - timedelta(days=lookback_days),
+            "EndTime": end,
+            "ScanBy": "TimestampAscending",
+        }
+        client = self._client("cloudwatch")
+        while True:
+            with errors.translated("cloudwatch", "GetMetricData", self.region):
+                response = client.get_metric_data(**request)
+            with self._lock:
+                self.calls += 1
+            for result in response.get("MetricDataResults", []):
+                if result.get("Id") in values:
+                    values[result["Id"]].extend(float(v) for v in result.get("Values", []))
+            token = response.get("NextToken")
+            if not token:
+                break
+            request["NextToken"] = token
+        with self._lock:
+            self.queries += len(batch)
+        return {
+            query: MetricSeries(query, lookback_days, tuple(values[query_id]))
+            for query_id, query in by_id.items()
+        }
