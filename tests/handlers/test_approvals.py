@@ -1,0 +1,321 @@
+"""CleanupApproval end to end: the operator acting for real on KMock + moto + PostgreSQL.
+
+The API server's part is played by the test: KMock calls no webhooks, so a "properly admitted"
+approval is what a real API server does (assign the UID and creationTimestamp, call the
+validating webhook ``record-approval`` with the object and the requesting user, then store the
+object). A forged one is what a hostile tenant can do: call the webhook directly, then write
+the object straight to the API (where the API server assigns its own UID), or write it while
+the webhook is bypassed and call the webhook afterwards with the stored UID.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+import boto3
+
+from cloudsweep import aws
+from cloudsweep.aws import demo_world
+from cloudsweep.store import FindingFilter
+from tests import faults
+
+from .conftest import Cluster, condition, wait_for
+from .test_schedules_and_policies import connected_account, schedule_spec
+
+NS = "team-a"
+REGION = "us-east-1"
+MARIA = {"username": "maria@example.com", "uid": "u-maria", "groups": ["payments-leads"]}
+MALLORY = {"username": "mallory@example.com", "uid": "u-mallory", "groups": ["payments"]}
+
+
+def utc(offset_seconds: float = 0) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + offset_seconds))
+
+
+def approval_object(
+    name: str, resource_id: str, *, uid: str, created: str | None = None, **spec: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "cloudsweep.io/v1alpha1",
+        "kind": "CleanupApproval",
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            "uid": uid,
+            "generation": 1,
+            "resourceVersion": "1",
+            "creationTimestamp": created or utc(),
+        },
+        "spec": {
+            "policy": "idle-ips",
+            "accountId": spec.pop("accountId"),
+            "region": REGION,
+            "resourceId": resource_id,
+            "maxMonthlyCost": "10.00",
+            **spec,
+        },
+    }
+
+
+def call_webhook(port: int, obj: dict[str, Any], userinfo: dict[str, Any]) -> dict[str, Any]:
+    """POST an AdmissionReview to the webhook, as the API server (or anyone reaching it) can."""
+    body = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": f"req-{obj['metadata']['uid']}",
+            "kind": {"group": "cloudsweep.io", "version": "v1alpha1", "kind": "CleanupApproval"},
+            "resource": {
+                "group": "cloudsweep.io",
+                "version": "v1alpha1",
+                "resource": "cleanupapprovals",
+            },
+            "name": obj["metadata"]["name"],
+            "namespace": NS,
+            "operation": "CREATE",
+            "userInfo": userinfo,
+            "object": obj,
+            "oldObject": None,
+            "dryRun": False,
+        },
+    }
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/record-approval", data=json.dumps(body).encode(), method="POST"
+    )
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.loads(response.read())["response"])
+
+
+def store_object(cluster: Cluster, obj: dict[str, Any]) -> None:
+    meta = obj["metadata"]
+    cluster.create(
+        "cleanupapprovals",
+        "CleanupApproval",
+        NS,
+        meta["name"],
+        obj["spec"],
+        uid=meta["uid"],
+        creationTimestamp=meta["creationTimestamp"],
+    )
+
+
+def admit(cluster: Cluster, port: int, obj: dict[str, Any], userinfo: dict[str, Any]) -> None:
+    """A real API server's create: the webhook sees the object with its UID, then it is stored."""
+    answer = call_webhook(port, obj, userinfo)
+    assert answer["allowed"] is True, answer
+    store_object(cluster, obj)
+
+
+def ready(cluster: Cluster, name: str) -> dict[str, Any]:
+    return condition(cluster.get("cleanupapprovals", NS, name), "Ready") or {}
+
+
+def released(recorder: aws.CallRecorder) -> list[str]:
+    return [
+        str(c.params.get("AllocationId"))
+        for c in recorder.calls(operation="ReleaseAddress")
+        if not c.params.get("DryRun")
+    ]
+
+
+def ec2(world: demo_world.DemoWorld) -> Any:
+    """moto's EC2, seen from outside CloudSweep (moto's default account is the demo account)."""
+    assert world.account_id == "123456789012"
+    return boto3.client(
+        "ec2",
+        region_name=REGION,
+        endpoint_url=world.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def addresses(world: demo_world.DemoWorld) -> set[str]:
+    return {a["AllocationId"] for a in ec2(world).describe_addresses()["Addresses"]}
+
+
+def test_the_operator_acts_for_real_only_on_admitted_approvals(
+    cluster: Cluster, operator, world, recorder, webhook_port: int
+) -> None:
+    third = ec2(world).allocate_address(Domain="vpc")["AllocationId"]
+    cluster.create_namespace(NS, "uid-team-a")
+    connected_account(cluster, world)
+    cluster.create(
+        "cleanuppolicies",
+        "CleanupPolicy",
+        NS,
+        "idle-ips",
+        {
+            "resourceType": "elastic-ip",
+            "action": "release",
+            "accountSelector": {},
+            "rules": {"minAgeDays": 0, "minConfidence": 50},
+            "dryRun": False,
+        },
+    )
+    cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec())
+
+    def run_now(value: str) -> None:
+        cluster.patch(
+            "scanschedules",
+            NS,
+            "nightly",
+            {"metadata": {"annotations": {"cloudsweep.io/run-now": value}}},
+        )
+        wait_for(
+            lambda: (
+                (s := cluster.get("scanschedules", NS, "nightly")["status"])["lastRunNow"] == value
+                and s["lastRunOutcome"] == "completed"
+            ),
+            timeout=60,
+            what=f"scan {value}",
+        )
+
+    run_now("scan")
+    pending = wait_for(
+        lambda: (
+            len(p := cluster.get("cleanuppolicies", NS, "idle-ips")["status"]["pendingApprovals"])
+            == 3
+            and p
+        ),
+        what="three addresses awaiting approval",
+    )
+    ids = sorted(p["resourceId"] for p in pending)
+    assert third in ids
+    forged_id, good_id, failing_id = (
+        [i for i in ids if i != third][0],
+        third,
+        [i for i in ids if i != third][1],
+    )
+    account = world.account_id
+
+    def status_of(resource_id: str) -> str:
+        [item] = [
+            f
+            for f in operator.store.findings(FindingFilter(NS, account_id=account, region=REGION))
+            if f.resource_id == resource_id
+        ]
+        return str(item.cleanup_status)
+
+    # 1. A stamp obtained by a direct POST: the webhook answers anyone who reaches it, but what it
+    # records is bound to the UID in the request, and the object written straight to the API gets
+    # the API server's own UID: the record does not match, the approval is ignored.
+    forged = approval_object("forged", forged_id, uid="uid-guessed-by-mallory", accountId=account)
+    assert call_webhook(webhook_port, forged, {"username": "the-boss"})["allowed"] is True
+    store_object(cluster, {**forged, "metadata": {**forged["metadata"], "uid": "uid-from-api"}})
+    # 2. Written while the webhook was bypassed, then the real UID sent to the webhook later.
+    late = approval_object("late", forged_id, uid="uid-late", created=utc(-600), accountId=account)
+    store_object(cluster, late)
+    assert call_webhook(webhook_port, late, {"username": "the-boss"})["allowed"] is True
+
+    for name, why in (("forged", "no record"), ("late", "not made when the object was created")):
+        cond = wait_for(
+            lambda n=name: (c := ready(cluster, n)).get("reason") == "ApprovalIgnored" and c,
+            what=f"{name} ignored",
+        )
+        assert cond["status"] == "False"
+        assert why in cond["message"] or "has no record" in cond["message"], cond
+    events = wait_for(
+        lambda: [e for e in cluster.events(NS) if e.get("reason") == "ApprovalIgnored"],
+        what="ApprovalIgnored events",
+    )
+    assert {e["involvedObject"]["name"] for e in events} >= {"forged", "late"}
+    run_now("after-forgeries")
+    assert status_of(forged_id) == "pending"
+    assert released(recorder) == []
+    assert [c for c in recorder.mutating() if not c.params.get("DryRun")] == []
+    assert operator.store.actions(NS, include_dry_runs=False) == []
+
+    # 3. A properly admitted approval: one release, one ledger row, the policy's status counts it.
+    admit(
+        cluster,
+        webhook_port,
+        approval_object("good", good_id, uid="uid-good", accountId=account),
+        MARIA,
+    )
+    recorded = wait_for(
+        lambda: (c := ready(cluster, "good")).get("reason") == "Recorded" and c,
+        what="good approval recorded",
+    )
+    assert "maria@example.com" in recorded["message"]
+    assert (
+        cluster.get("cleanupapprovals", NS, "good")["status"]["approvedBy"] == "maria@example.com"
+    )
+    assert status_of(good_id) == "approved"
+    run_now("after-approval")
+    assert released(recorder) == [good_id]
+    assert good_id not in addresses(world) and forged_id in addresses(world)
+    [row] = operator.store.actions(NS, include_dry_runs=False)
+    assert (row.resource_id, row.status, row.policy_name) == (good_id, "succeeded", "idle-ips")
+    assert "approved by maria@example.com" in str(row.decision_reason)
+    status = wait_for(
+        lambda: (
+            (s := cluster.get("cleanuppolicies", NS, "idle-ips")["status"]).get("executed") == 1
+            and s
+        ),
+        what="executed=1",
+    )
+    assert status["failed"] == 0
+    assert status["savingsMonthly"] == f"{row.estimated_monthly_savings:.2f}"
+    assert float(status["savingsMonthly"]) > 0
+
+    # 4. A release that fails: CleanupFailed, until a later attempt succeeds.
+    def failing_release(*args: Any, **kwargs: Any) -> aws.AccountSession:
+        session = aws.AccountSession(*args, **kwargs)
+        faults.fail_with(
+            session.events,
+            "before-send.ec2.ReleaseAddress",
+            status=400,
+            body=faults.ec2_error_body("AuthFailure", "not allowed to release this address"),
+        )
+        return session
+
+    operator.session_factory = failing_release
+    admit(
+        cluster,
+        webhook_port,
+        approval_object("fails", failing_id, uid="uid-fails", accountId=account),
+        MARIA,
+    )
+    wait_for(lambda: status_of(failing_id) == "approved", what="second approval recorded")
+    run_now("failing")
+    failed = wait_for(
+        lambda: (
+            (c := condition(cluster.get("cleanuppolicies", NS, "idle-ips"), "Ready"))
+            and c["reason"] == "CleanupFailed"
+            and c
+        ),
+        what="CleanupFailed",
+    )
+    assert failed["status"] == "False"
+    assert cluster.get("cleanuppolicies", NS, "idle-ips")["status"]["failed"] == 1
+    assert failing_id in addresses(world)
+
+    operator.session_factory = aws.AccountSession
+    admit(
+        cluster,
+        webhook_port,
+        approval_object("second-try", forged_id, uid="uid-second", accountId=account),
+        MARIA,
+    )
+    wait_for(lambda: status_of(forged_id) == "approved", what="a proper approval of the first")
+    run_now("recovered")
+    cleared = wait_for(
+        lambda: (
+            (c := condition(cluster.get("cleanuppolicies", NS, "idle-ips"), "Ready"))
+            and c["reason"] != "CleanupFailed"
+            and c
+        ),
+        what="CleanupFailed cleared",
+    )
+    assert cleared["status"] == "True", cleared
+    final = cluster.get("cleanuppolicies", NS, "idle-ips")["status"]
+    assert (final["executed"], final["failed"]) == (2, 1)
+    # One call per approved item (the failed one answered with an error, and not retried).
+    assert sorted(released(recorder)) == sorted([good_id, failing_id, forged_id])
+    assert addresses(world) & {good_id, failing_id, forged_id} == {failing_id}
+    assert len(operator.store.actions(NS, include_dry_runs=False)) == 3
