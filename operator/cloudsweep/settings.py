@@ -120,6 +120,14 @@ class Settings(BaseSettings):
         description="Operator: how often scan outcomes and policy evaluations reach objects' status.",
     )
     metrics_port: int = Field(default=9090, ge=0, le=65535, description="Operator: /metrics port.")
+    metrics_auth: bool = Field(
+        default=True,
+        description="Operator: serve /metrics over HTTPS (the webhook's certificate) only to "
+        "scrapers whose bearer token the Kubernetes API authenticates (TokenReview) and "
+        "authorizes for `get` on `/metrics` (SubjectAccessReview; ClusterRole "
+        "cloudsweep-metrics-reader), as controller-runtime's secure metrics do. false: plain "
+        "HTTP to anyone who reaches the port; then limit it with a NetworkPolicy.",
+    )
     health_port: int = Field(default=8080, ge=0, le=65535, description="Operator: /healthz port.")
     webhook_port: int = Field(
         default=9443,

@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from cloudsweep.handlers import certificates, resilience, runtime, webhooks
+from cloudsweep.handlers import certificates, metrics_access, resilience, runtime, webhooks
 from cloudsweep.settings import get_settings
 from cloudsweep.store import Store, database
 
@@ -98,7 +98,20 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             )
         )
         if cfg.metrics_port:
-            metrics.start_metrics_server(cfg.metrics_port, handle.url)
+            # The metrics name every tenant's accounts: authorized scrapers only, over TLS.
+            secure = cfg.metrics_auth and certfile is not None and keyfile is not None
+            if cfg.metrics_auth and not secure:
+                log.warning(
+                    "metrics: CLOUDSWEEP_METRICS_AUTH needs a TLS certificate (the webhook's); "
+                    "without one /metrics asks for tokens over plain HTTP"
+                )
+            metrics.start_metrics_server(
+                cfg.metrics_port,
+                handle.url,
+                authorize=metrics_access.MetricsAccess() if cfg.metrics_auth else None,
+                certfile=str(certfile) if secure else None,
+                keyfile=str(keyfile) if secure else None,
+            )
 
 
 @kopf.on.cleanup(id="shutdown")
