@@ -319,3 +319,16 @@ def test_the_operator_acts_for_real_only_on_admitted_approvals(
     assert sorted(released(recorder)) == sorted([good_id, failing_id, forged_id])
     assert addresses(world) & {good_id, failing_id, forged_id} == {failing_id}
     assert len(operator.store.actions(NS, include_dry_runs=False)) == 3
+
+
+def test_deleting_an_unadmitted_approval_releases_it(cluster: Cluster, operator, world) -> None:
+    cluster.create_namespace(NS, "uid-team-a")
+    store_object(
+        cluster, approval_object("unadmitted", "eipalloc-1", uid="uid-x", accountId=world.account_id)
+    )
+    wait_for(lambda: ready(cluster, "unadmitted").get("reason") == "ApprovalIgnored", what="ignored")
+    cluster.delete("cleanupapprovals", NS, "unadmitted")
+    wait_for(
+        lambda: cluster.get("cleanupapprovals", NS, "unadmitted") is None,
+        what="the approval deleted (finalizer released)",
+    )
