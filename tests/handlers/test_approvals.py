@@ -324,9 +324,12 @@ def test_the_operator_acts_for_real_only_on_admitted_approvals(
 def test_deleting_an_unadmitted_approval_releases_it(cluster: Cluster, operator, world) -> None:
     cluster.create_namespace(NS, "uid-team-a")
     store_object(
-        cluster, approval_object("unadmitted", "eipalloc-1", uid="uid-x", accountId=world.account_id)
+        cluster,
+        approval_object("unadmitted", "eipalloc-1", uid="uid-x", accountId=world.account_id),
     )
-    wait_for(lambda: ready(cluster, "unadmitted").get("reason") == "ApprovalIgnored", what="ignored")
+    wait_for(
+        lambda: ready(cluster, "unadmitted").get("reason") == "ApprovalIgnored", what="ignored"
+    )
     cluster.delete("cleanupapprovals", NS, "unadmitted")
     wait_for(
         lambda: cluster.get("cleanupapprovals", NS, "unadmitted") is None,

@@ -52,6 +52,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     resilience.guard_timer_patches()
     resilience.guard_watch_errors(cfg.kube_retry_max_backoff_seconds)
     settings.execution.max_workers = 8
+    # A deleted object's timers stop within moments; without this kopf re-checks them only every
+    # minute (cancellation_polling), so a finalizer (a CleanupApproval's withdrawal) waited a
+    # minute for nothing.
+    settings.background.instant_exit_timeout = 2.0
     # Always serve the webhook: kopf refuses to run admission handlers without a server.
     certfile, keyfile, cafile = cfg.webhook_certfile, cfg.webhook_keyfile, None
     if not cfg.webhook_insecure and certfile is None:
