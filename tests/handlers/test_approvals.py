@@ -186,11 +186,8 @@ def test_the_operator_acts_for_real_only_on_admitted_approvals(
     )
     ids = sorted(p["resourceId"] for p in pending)
     assert third in ids
-    forged_id, good_id, failing_id = (
-        [i for i in ids if i != third][0],
-        third,
-        [i for i in ids if i != third][1],
-    )
+    forged_id, failing_id = (i for i in ids if i != third)
+    good_id = third
     account = world.account_id
 
     def status_of(resource_id: str) -> str:
@@ -335,3 +332,197 @@ def test_deleting_an_unadmitted_approval_releases_it(cluster: Cluster, operator,
         lambda: cluster.get("cleanupapprovals", NS, "unadmitted") is None,
         what="the approval deleted (finalizer released)",
     )
+
+
+ARGOCD = "system:serviceaccount:argocd:argocd-application-controller"
+
+
+def gitops_apply(cluster: Cluster, name: str, spec: dict[str, Any], **labels: str) -> None:
+    """The GitOps controller's sync: the policy as Git has it, applied server-side by its own
+    field manager (KMock merges what it is sent; a real API server applies it field by field)."""
+    manifest = {
+        "apiVersion": "cloudsweep.io/v1alpha1",
+        "kind": "CleanupPolicy",
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "spec": spec,
+    }
+    cluster.request(
+        "PATCH",
+        f"/apis/cloudsweep.io/v1alpha1/namespaces/{NS}/cleanuppolicies/{name}"
+        "?fieldManager=argocd-controller&force=true",
+        manifest,
+        "application/apply-patch+yaml",
+    )
+
+
+def test_gitops_owns_the_policy_people_own_the_approvals(
+    cluster: Cluster, operator, world, webhook_port: int
+) -> None:
+    """Issue 17.4: a later sync of the policy by the GitOps controller neither removes nor
+    forges approvals; it cannot re-approve a rejected finding; a change of the policy's spec
+    ends the approvals given under the old spec."""
+    cluster.create_namespace(NS, "uid-team-a")
+    connected_account(cluster, world)
+    spec: dict[str, Any] = {
+        "resourceType": "elastic-ip",
+        "action": "release",
+        "accountSelector": {},
+        "rules": {"minAgeDays": 0, "minConfidence": 50},
+        "dryRun": True,
+    }
+    cluster.create("cleanuppolicies", "CleanupPolicy", NS, "idle-ips", spec)
+    cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec())
+    cluster.patch(
+        "scanschedules",
+        NS,
+        "nightly",
+        {"metadata": {"annotations": {"cloudsweep.io/run-now": "1"}}},
+    )
+    pending = wait_for(
+        lambda: cluster.get("cleanuppolicies", NS, "idle-ips")["status"]["pendingApprovals"],
+        timeout=60,
+        what="findings awaiting approval",
+    )
+    first, second = sorted(p["resourceId"] for p in pending)[:2]
+    account = world.account_id
+
+    def status_of(resource_id: str) -> str:
+        [found] = [
+            f
+            for f in operator.store.findings(FindingFilter(NS, account_id=account, region=REGION))
+            if f.resource_id == resource_id
+        ]
+        return str(found.cleanup_status)
+
+    admit(
+        cluster, webhook_port, approval_object("a1", first, uid="uid-a1", accountId=account), MARIA
+    )
+    admit(
+        cluster, webhook_port, approval_object("a2", second, uid="uid-a2", accountId=account), MARIA
+    )
+    wait_for(lambda: {status_of(first), status_of(second)} == {"approved"}, what="both approved")
+
+    # A sync that changes only metadata, and that carries a forged in-policy approval in the name
+    # of a person: the approvals stay as they were, the forged entry is reported and ignored.
+    forged = {
+        "accountId": account,
+        "region": REGION,
+        "resourceId": first,
+        "maxMonthlyCost": "99.00",
+        "approvedBy": "maria@example.com",
+    }
+    gitops_apply(cluster, "idle-ips", {**spec, "approvals": [forged]}, team="payments")
+    wait_for(
+        lambda: [
+            e
+            for e in cluster.events(NS)
+            if e.get("reason") == "ApprovalIgnored" and e["involvedObject"]["name"] == "idle-ips"
+        ],
+        what="the forged in-policy entry reported",
+    )
+    listed = cluster.request(
+        "GET", f"/apis/cloudsweep.io/v1alpha1/namespaces/{NS}/cleanupapprovals"
+    )
+    assert sorted(o["metadata"]["name"] for o in listed["items"]) == ["a1", "a2"]
+    assert {status_of(first), status_of(second)} == {"approved"}
+    approval = operator.store.candidate(
+        next(f.id for f in operator.store.findings(FindingFilter(NS)) if f.resource_id == first)
+    ).approval
+    assert approval.approver_email == "maria@example.com" and approval.monthly_cost == 10
+
+    # Someone rejects the first finding; later syncs (a label change) never re-approve it.
+    admit(
+        cluster,
+        webhook_port,
+        approval_object("r1", first, uid="uid-r1", accountId=account, decision="Reject"),
+        {"username": "ada@example.com", "groups": ["finops"]},
+    )
+    wait_for(lambda: status_of(first) == "rejected", what="rejected")
+    gitops_apply(cluster, "idle-ips", spec, team="payments", synced="again")
+    time.sleep(3)  # several ticks of every timer (1 s here)
+    assert status_of(first) == "rejected"
+    assert ready(cluster, "a1")["reason"] == "Recorded"  # the object is fine; the decision is newer
+
+    # The policy's spec changes in Git (a wider rule): the approvals given under the old spec end.
+    gitops_apply(cluster, "idle-ips", {**spec, "rules": {"minAgeDays": 0, "minConfidence": 10}})
+    ignored = wait_for(
+        lambda: (c := ready(cluster, "a2")).get("reason") == "ApprovalIgnored" and c,
+        what="the old approval ignored",
+    )
+    assert "changed since this approval was given" in ignored["message"]
+    awaiting = wait_for(
+        lambda: [
+            p["resourceId"]
+            for p in cluster.get("cleanuppolicies", NS, "idle-ips")["status"]["pendingApprovals"]
+            if p["resourceId"] == second
+        ],
+        what="the second finding awaiting approval again",
+    )
+    assert awaiting == [second]
+
+
+def test_the_webhook_records_once_and_refuses_what_it_cannot_bind(
+    cluster: Cluster, operator, world, webhook_port: int
+) -> None:
+    cluster.create_namespace(NS, "uid-team-a")
+    account = world.account_id
+    obj = approval_object("a", "eipalloc-1", uid="uid-a", accountId=account)
+    # No such policy (yet): refused, nothing recorded.
+    answer = call_webhook(webhook_port, obj, MARIA)
+    assert answer["allowed"] is False and answer["status"]["code"] == 404
+    assert "no valid CleanupPolicy 'idle-ips'" in answer["status"]["message"]
+    assert operator.store.admission("uid-a") is None
+
+    cluster.create(
+        "cleanuppolicies",
+        "CleanupPolicy",
+        NS,
+        "idle-ips",
+        {"resourceType": "elastic-ip", "action": "release", "accountSelector": {}},
+    )
+    wait_for(lambda: (NS, "idle-ips") in operator.policies, what="the policy known")
+    # Without the UID the API server assigns, there is nothing to bind the record to.
+    no_uid = approval_object("b", "eipalloc-1", uid="", accountId=account)
+    assert call_webhook(webhook_port, no_uid, MARIA)["status"]["code"] == 400
+    # A dry run (kubectl create --dry-run=server) records nothing.
+    dry = {**obj, "metadata": {**obj["metadata"], "uid": "uid-dry"}}
+    body_dry = call_webhook_dry(webhook_port, dry, MARIA)
+    assert body_dry["allowed"] is True
+    assert operator.store.admission("uid-dry") is None
+    # The API server's call records; its retry is fine; a later call in another name is refused.
+    assert call_webhook(webhook_port, obj, MARIA)["allowed"] is True
+    assert call_webhook(webhook_port, obj, MARIA)["allowed"] is True
+    again = call_webhook(webhook_port, obj, MALLORY)
+    assert again["allowed"] is False and again["status"]["code"] == 409
+    record = operator.store.admission("uid-a")
+    assert record is not None and record.username == "maria@example.com"
+    assert record.groups == ("payments-leads",)
+
+
+def call_webhook_dry(port: int, obj: dict[str, Any], userinfo: dict[str, Any]) -> dict[str, Any]:
+    body = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "req-dry",
+            "kind": {"group": "cloudsweep.io", "version": "v1alpha1", "kind": "CleanupApproval"},
+            "resource": {
+                "group": "cloudsweep.io",
+                "version": "v1alpha1",
+                "resource": "cleanupapprovals",
+            },
+            "name": obj["metadata"]["name"],
+            "namespace": NS,
+            "operation": "CREATE",
+            "userInfo": userinfo,
+            "object": obj,
+            "oldObject": None,
+            "dryRun": True,
+        },
+    }
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/record-approval", data=json.dumps(body).encode(), method="POST"
+    )
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.loads(response.read())["response"])

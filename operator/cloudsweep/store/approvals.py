@@ -52,8 +52,9 @@ def record_admission(session: Session, record: AdmissionRecord) -> bool:
             admitted_at=record.admitted_at,
         )
         .on_conflict_do_nothing(index_elements=["object_uid"])
+        .returning(ApprovalAdmission.id)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return result.scalar_one_or_none() is not None
 
 
 def admission(session: Session, object_uid: str) -> AdmissionRecord | None:
