@@ -155,6 +155,12 @@ class Settings(BaseSettings):
     webhook_keyfile: Path | None = Field(
         default=None, description="Operator: webhook TLS private key."
     )
+    webhook_client_ca: Path | None = Field(
+        default=None,
+        description="Operator: a CA bundle; the webhook then accepts only TLS clients with a "
+        "certificate it signed: the API server, given a client certificate for webhooks with an "
+        "AdmissionConfiguration kubeConfigFile (self-managed control planes; docs/approvals.md).",
+    )
     webhook_insecure: bool = Field(
         default=False, description="Operator: serve the webhook over plain HTTP (tests only)."
     )

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -62,15 +64,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         hosts = [h for h in (cfg.webhook_host, "localhost", "127.0.0.1") if h]
         certfile, keyfile = certificates.self_signed(hosts)
         cafile = certfile
-    server: dict[str, Any] = {
-        "addr": cfg.webhook_addr,
-        "port": cfg.webhook_port or None,
-        "host": cfg.webhook_host,
-        "certfile": str(certfile) if certfile else None,
-        "pkeyfile": str(keyfile) if keyfile else None,
-        "cafile": str(cafile) if cafile else None,
-        "insecure": cfg.webhook_insecure,
-    }
+    server = webhook_server_options(cfg, certfile, keyfile, cafile)
     if cfg.webhook_service:
         try:
             service = webhooks.service_reference(cfg.webhook_service)
@@ -116,6 +110,26 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
                 certfile=str(certfile) if secure else None,
                 keyfile=str(keyfile) if secure else None,
             )
+
+
+def webhook_server_options(
+    cfg: Any, certfile: Path | None, keyfile: Path | None, cafile: Path | None
+) -> dict[str, Any]:
+    """kopf's ``WebhookServer`` arguments. With ``webhook_client_ca`` the TLS handshake requires
+    a client certificate signed by it: only the API server (given one) can call the webhook."""
+    server: dict[str, Any] = {
+        "addr": cfg.webhook_addr,
+        "port": cfg.webhook_port or None,
+        "host": cfg.webhook_host,
+        "certfile": str(certfile) if certfile else None,
+        "pkeyfile": str(keyfile) if keyfile else None,
+        "cafile": str(cafile) if cafile else None,
+        "insecure": cfg.webhook_insecure,
+    }
+    if cfg.webhook_client_ca is not None:
+        server["verify_cafile"] = str(cfg.webhook_client_ca)
+        server["verify_mode"] = ssl.CERT_REQUIRED
+    return server
 
 
 @kopf.on.cleanup(id="shutdown")
