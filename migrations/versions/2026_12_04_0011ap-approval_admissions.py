@@ -32,9 +32,7 @@ def upgrade() -> None:
         sa.Column("policy_name", sa.String(253), nullable=False),
         sa.Column("policy_hash", sa.String(64), nullable=False),
         sa.Column("username", sa.String(255), nullable=False),
-        sa.Column(
-            "user_groups", pg.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False
-        ),
+        sa.Column("user_groups", pg.JSONB(), server_default=sa.text("'[]'::jsonb"), nullable=False),
         sa.Column("object_created_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("admitted_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column(

@@ -304,3 +304,40 @@ def test_only_the_metrics_reader_may_scrape() -> None:
     for obj in by_kind(objects, "ClusterRole"):
         if obj["metadata"]["name"] != "cloudsweep-metrics-reader":
             assert not any(k == "nonResourceURL" for k, _, _ in _flatten(obj["rules"]))
+
+
+def test_the_gitops_role_edits_everything_and_approves_nothing() -> None:
+    """Issue 17.4: Git owns the policies, people own the approvals."""
+    objects = render("deploy/base")
+    gitops = _flatten(one(objects, "ClusterRole", "cloudsweep-gitops")["rules"])
+    admin = _flatten(one(objects, "ClusterRole", "cloudsweep-admin")["rules"])
+    approving = {("cloudsweep.io", "cleanuppolicies", "approve")} | {
+        ("cloudsweep.io", "cleanupapprovals", v) for v in ("create", "update", "patch", "delete")
+    }
+    assert not gitops & approving
+    assert gitops == (admin - approving) | {
+        ("cloudsweep.io", "cleanupapprovals", v) for v in ("get", "list", "watch")
+    }
+
+
+def test_gitops_examples_sync_policies_and_never_approve() -> None:
+    """deploy/gitops: the controllers prune only what they track and apply as a subject bound to
+    cloudsweep-gitops, which approves nothing (see the test above)."""
+    folder = REPO / "deploy" / "gitops"
+    argo = yaml.safe_load((folder / "argocd-application.yaml").read_text())
+    assert argo["kind"] == "Application" and argo["spec"]["syncPolicy"]["automated"]["prune"]
+    assert "ServerSideApply=true" in argo["spec"]["syncPolicy"]["syncOptions"]
+    flux = yaml.safe_load((folder / "flux-kustomization.yaml").read_text())
+    assert flux["kind"] == "Kustomization" and flux["spec"]["prune"] is True
+    bindings = list(yaml.safe_load_all((folder / "rbac.yaml").read_text()))
+    [gitops] = [
+        b
+        for b in bindings
+        if b["metadata"]["name"] == "cloudsweep-gitops" and b["kind"] == "RoleBinding"
+    ]
+    assert gitops["roleRef"]["name"] == "cloudsweep-gitops"
+    subjects = {(s["kind"], s["name"]) for s in gitops["subjects"]}
+    assert ("ServiceAccount", flux["spec"]["serviceAccountName"]) in subjects
+    assert ("ServiceAccount", "argocd-application-controller") in subjects
+    for doc in (argo, flux):
+        assert "CleanupApproval" not in yaml.safe_dump(doc)

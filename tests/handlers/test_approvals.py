@@ -497,6 +497,14 @@ def test_the_webhook_records_once_and_refuses_what_it_cannot_bind(
     record = operator.store.admission("uid-a")
     assert record is not None and record.username == "maria@example.com"
     assert record.groups == ("payments-leads",)
+    # What is stored must be what was admitted: a raised cost is not the admitted approval.
+    raised = {**obj, "spec": {**obj["spec"], "maxMonthlyCost": "999.00"}}
+    store_object(cluster, raised)
+    ignored = wait_for(
+        lambda: (c := ready(cluster, "a")).get("reason") == "ApprovalIgnored" and c,
+        what="a changed spec ignored",
+    )
+    assert "differs from what the API server admitted" in ignored["message"]
 
 
 def call_webhook_dry(port: int, obj: dict[str, Any], userinfo: dict[str, Any]) -> dict[str, Any]:

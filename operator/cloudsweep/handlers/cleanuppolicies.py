@@ -1,11 +1,11 @@
-"""CleanupPolicy: the policy model from the spec, Kubernetes-native approvals, and status.
+"""CleanupPolicy: the policy model from the spec, and status.
 
-Approvals live in ``spec.approvals`` (GitOps-friendly, governed by RBAC on the object). The
-mutating admission webhook stamps each new or changed entry with the requesting user
-(``approvedBy``, ``approvedAt``) and signs it with the operator's key (annotation
-``cloudsweep.io/approval-signatures``); an entry whose signature does not verify (typed into YAML,
-edited with the webhook bypassed) is never honoured. Policies run after each scan of an account in
-their namespace (see ``scanschedules``); a timer keeps their status current.
+Approvals are CleanupApproval objects (``cleanupapprovals``, docs/approvals.md). The old
+``spec.approvals`` entries are still stamped by the mutating webhook (so existing objects stay
+valid) but never honoured: their HMAC stamp could be had from the webhook by anyone who reached
+it, and under GitOps they would name the controller as the approver; the operator reports them
+with an ``ApprovalIgnored`` event. Policies run after each scan of an account in their namespace
+(see ``scanschedules``); a timer keeps their status current.
 
 RBAC cannot tell the fields of an object apart, so the validating admission webhook checks two
 custom verbs with a SubjectAccessReview (``access``): ``approve`` to add, change or remove
@@ -324,7 +324,7 @@ def _apply_approvals(
             reason="ApprovalIgnored",
             message=(
                 f"{len(entries)} entries of spec.approvals are ignored: approvals are "
-                "CleanupApproval objects now (kubectl create, or `cloudsweep approve --kube`); "
+                "CleanupApproval objects now, created with kubectl under your own credentials; "
                 "see docs/approvals.md"
             ),
         )
