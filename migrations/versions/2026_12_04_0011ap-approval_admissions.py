@@ -1,7 +1,7 @@
 """CleanupApproval objects: what the API server admitted for each, recorded by the webhook.
 
 Revision ID: 0011ap
-Revises: 0003
+Revises: 0016 (chained after main's head at rebase)
 Create Date: 2026-12-04 14:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
 revision: str = "0011ap"
-down_revision: str | None = "0003"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
