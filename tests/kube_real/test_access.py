@@ -17,7 +17,7 @@ import pytest
 from tests.kube_real import approvals
 from tests.kube_real.conftest import OperatorProcess, bind, wait_for
 from tests.kube_real.server import KubeReal, apply_objects
-from tests.kube_real.test_operator import path, policy
+from tests.kube_real.test_operator import events, path, policy
 
 PLURALS = ("awsaccounts", "scanschedules", "cleanuppolicies", "cleanupapprovals")
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "approve", "configure")
@@ -227,3 +227,37 @@ def test_no_tenant_role_is_bound_by_default(kube_real: KubeReal, namespace: str,
     """Installing CloudSweep grants tenants nothing until an administrator binds a role (the
     aggregation into `view` needs a controller manager, which kube-real does not run)."""
     assert not any(can(kube_real, user, verb, p, namespace) for p in PLURALS for verb in VERBS)
+
+
+def test_an_approval_written_past_the_webhook_is_ignored(
+    kube_real: KubeReal, namespace: str, cloudsweep_operator: OperatorProcess
+) -> None:
+    """With the webhook's registration removed (only a cluster administrator can), a
+    CleanupApproval is stored without a record: the operator never honours it, and says why
+    (docs/approvals.md, threat 4). The operator's next start registers the webhook again."""
+    tenants(kube_real, namespace)
+    apply_objects(kube_real, [policy()], "-n", namespace)
+    assert approvals.approve(kube_real, namespace, "idle-ips", ENTRY, user="alice").returncode == 0
+    assert approvals.approver(kube_real, namespace, "idle-ips", ENTRY["resourceId"]) == "alice"
+
+    kube_real.kubectl("delete", "validatingwebhookconfiguration", "cloudsweep.io")
+    attempts = iter(range(1000))
+
+    def unrecorded() -> str | None:
+        entry = {**ENTRY, "resourceId": f"eipalloc-past-{next(attempts)}"}
+        created = approvals.approve(kube_real, namespace, "idle-ips", entry, user="alice")
+        assert created.returncode == 0, created.stderr
+        if approvals.approver(kube_real, namespace, "idle-ips", entry["resourceId"]) is None:
+            return created.stdout.split()[0].split("/")[-1]  # "cleanupapproval.../NAME created"
+        return None  # the API server still called the webhook (its informer catches up)
+
+    name = wait_for(unrecorded, what="a CleanupApproval stored past the webhook")
+    stored = kube_real.get(path(namespace, "cleanupapprovals", name))
+    [ready] = [c for c in stored["status"]["conditions"] if c["type"] == "Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "ApprovalIgnored")
+    assert "no record of this object" in ready["message"]
+    assert "approvedBy" not in stored["status"]
+    wait_for(
+        lambda: "ApprovalIgnored" in events(kube_real, namespace, "CleanupApproval", name),
+        what="the ApprovalIgnored event",
+    )
