@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 
 from cloudsweep import aws
-from cloudsweep.aws import demo_world
+from cloudsweep.demo import world as demo_world
 from cloudsweep.store import FindingFilter
 from tests import faults
 
