@@ -1,4 +1,4 @@
-"""The three CustomResourceDefinitions (``crds/*.yaml``) as data: names, defaults and validation.
+"""The CustomResourceDefinitions (``crds/*.yaml``) as data: names, defaults and validation.
 
 Called by the kopf handlers (``cloudsweep.handlers``), which register on the group, version and
 plural named here and, for every object they receive, call ``apply_defaults`` and ``validate``
@@ -93,7 +93,10 @@ class Resource:
 AWS_ACCOUNT: Final = Resource("AwsAccount", "awsaccounts", "awsaccount", ("awsacct",))
 SCAN_SCHEDULE: Final = Resource("ScanSchedule", "scanschedules", "scanschedule", ("scansched",))
 CLEANUP_POLICY: Final = Resource("CleanupPolicy", "cleanuppolicies", "cleanuppolicy", ("cleanpol",))
-RESOURCES: Final = (AWS_ACCOUNT, SCAN_SCHEDULE, CLEANUP_POLICY)
+CLEANUP_APPROVAL: Final = Resource(
+    "CleanupApproval", "cleanupapprovals", "cleanupapproval", ("cleanappr",)
+)
+RESOURCES: Final = (AWS_ACCOUNT, SCAN_SCHEDULE, CLEANUP_POLICY, CLEANUP_APPROVAL)
 
 Json = Any  # a value decoded from JSON or YAML: dict, list, str, int, float, bool or None
 PathItem = str | int

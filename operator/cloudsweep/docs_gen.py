@@ -166,7 +166,7 @@ def _rules(node: Mapping[str, Any], path: str) -> Iterator[tuple[str, str]]:
 
 
 def crd_reference() -> str:
-    """The Markdown reference of the three custom resources, from their CRDs' schemas."""
+    """The Markdown reference of the custom resources, from their CRDs' schemas."""
     out = [
         "# CRD reference",
         "",

@@ -158,6 +158,10 @@ class RiskLevel(enum.StrEnum):
         return list(RiskLevel).index(self)
 
 
+# No approval holds longer than this, whatever its expiry or its policy's approvalTtlDays say.
+MAX_APPROVAL_DAYS = 90
+
+
 class CleanupStatus(enum.StrEnum):
     PENDING = "pending"
     APPROVED = "approved"

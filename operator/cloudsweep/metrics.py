@@ -14,6 +14,7 @@ and their bounds: ``docs/metrics.md``.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,14 +22,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from cloudsweep import domain
@@ -407,21 +410,82 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
+# (bearer token or None, path) -> (HTTP status, message): 200 serves the metrics. The operator
+# passes Kubernetes' answer (handlers.metrics_access); this module knows nothing of Kubernetes.
+Authorizer = Callable[[str | None, str], tuple[int, str]]
+_REASONS = {401: "Unauthorized", 403: "Forbidden", 503: "Service Unavailable"}
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """One line per scrape on standard error would bury the operator's own log."""
+
+
+def _guarded(app: Any, authorize: Authorizer) -> Any:
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        header = str(environ.get("HTTP_AUTHORIZATION") or "")
+        scheme, _, credentials = header.partition(" ")
+        token = credentials.strip() if scheme.lower() == "bearer" else None
+        status, message = authorize(token or None, str(environ.get("PATH_INFO") or "/"))
+        if status != 200:
+            headers = [("Content-Type", "text/plain; charset=utf-8")]
+            if status == 401:
+                headers.append(("WWW-Authenticate", 'Bearer realm="cloudsweep-metrics"'))
+            start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
+            return [(message + "\n").encode()]
+        return app(environ, start_response)
+
+    return guarded
+
+
 def serve(
-    port: int, store_url: str, *, addr: str = "0.0.0.0", **collector_options: Any
+    port: int,
+    store_url: str,
+    *,
+    addr: str = "0.0.0.0",
+    authorize: Authorizer | None = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    **collector_options: Any,
 ) -> MetricsServer:
-    """Serve a fresh registry over HTTP in a daemon thread (``/metrics``, and any other path)."""
+    """Serve a fresh registry over HTTP(S) in a daemon thread (``/metrics``, and any other path).
+
+    With ``authorize`` every request is checked first (its bearer token); with ``certfile`` and
+    ``keyfile`` it is served over TLS, so the token never crosses the network in clear text.
+    """
     registry = build_registry(store_url, **collector_options)
-    server, thread = start_http_server(port, addr=addr, registry=registry)
+    app = make_wsgi_app(registry)
+    if authorize is not None:
+        app = _guarded(app, authorize)
+    server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    if certfile and keyfile:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(certfile, keyfile)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="cloudsweep-metrics")
+    thread.start()
     return MetricsServer(
         port=int(server.server_address[1]), registry=registry, _server=server, _thread=thread
     )
 
 
-def start_metrics_server(port: int, store_url: str) -> None:
+def start_metrics_server(
+    port: int,
+    store_url: str,
+    *,
+    authorize: Authorizer | None = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> None:
     """What the operator calls at startup: serve the metrics on 0.0.0.0:``port`` until exit."""
-    serve(port, store_url)
-    log.info("metrics: serving on port %d", port)
+    serve(port, store_url, authorize=authorize, certfile=certfile, keyfile=keyfile)
+    log.info(
+        "metrics: serving on port %d (%s, %s)",
+        port,
+        "https" if certfile else "http",
+        "authorized scrapes only" if authorize else "open to anyone who reaches the port",
+    )
 
 
 def label_names() -> Iterable[str]:

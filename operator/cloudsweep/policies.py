@@ -15,7 +15,10 @@ Money thresholds (the same in the CRD's documentation):
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -205,6 +208,14 @@ class CleanupPolicy(_Model):
         return self.model_dump(mode="json", by_alias=True)
 
 
+def spec_hash(policy: CleanupPolicy) -> str:
+    """What a CleanupApproval binds itself to: everything the policy decides by, except the
+    accounts it resolved (AwsAccounts come and go; the approval names its account itself).
+    Any other change of the policy (dry run, rules, thresholds, action) voids its approvals."""
+    document = {k: v for k, v in policy.to_document().items() if k != "accounts"}
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _describe(error: ValidationError) -> str:
     parts = []
     for problem in error.errors():
@@ -392,11 +403,22 @@ def _rule_failure(policy: CleanupPolicy, candidate: Candidate, now: datetime) ->
     return None
 
 
-def approval_problem(candidate: Candidate, now: datetime) -> str | None:
+def approval_problem(
+    candidate: Candidate, now: datetime, policy: CleanupPolicy | None = None
+) -> str | None:
     """Why the item's recorded approval does not count (None: it counts, or there is none)."""
     approval = candidate.approval
     if approval is None:
         return None
+    if (
+        policy is not None
+        and approval.policy_hash is not None
+        and approval.policy_name == policy.name
+        and approval.policy_hash != spec_hash(policy)
+    ):
+        return (
+            f"CleanupPolicy {policy.name} changed since the approval by {approval.approver_email}"
+        )
     if now >= approval.expires_at:
         return f"the approval by {approval.approver_email} expired at {approval.expires_at.isoformat()}"
     if candidate.monthly_cost > approval.monthly_cost:
@@ -414,7 +436,14 @@ def decide(
     if failure is not None:
         return Decision(candidate, policy, DecisionKind.SKIP, failure)
     cost = candidate.monthly_cost
-    lapsed = approval_problem(candidate, now)
+    if (
+        candidate.approval is not None
+        and candidate.approval.policy_name is not None
+        and candidate.approval.policy_name != policy.name
+    ):
+        # Approved under another policy: it holds there, not here (and does not lapse here).
+        candidate = dataclasses.replace(candidate, approval=None)
+    lapsed = approval_problem(candidate, now, policy)
     approved = candidate.approval is not None and lapsed is None
     if approved:
         assert candidate.approval is not None

@@ -120,6 +120,14 @@ class Settings(BaseSettings):
         description="Operator: how often scan outcomes and policy evaluations reach objects' status.",
     )
     metrics_port: int = Field(default=9090, ge=0, le=65535, description="Operator: /metrics port.")
+    metrics_auth: bool = Field(
+        default=True,
+        description="Operator: serve /metrics over HTTPS (the webhook's certificate) only to "
+        "scrapers whose bearer token the Kubernetes API authenticates (TokenReview) and "
+        "authorizes for `get` on `/metrics` (SubjectAccessReview; ClusterRole "
+        "cloudsweep-metrics-reader), as controller-runtime's secure metrics do. false: plain "
+        "HTTP to anyone who reaches the port; then limit it with a NetworkPolicy.",
+    )
     health_port: int = Field(default=8080, ge=0, le=65535, description="Operator: /healthz port.")
     webhook_port: int = Field(
         default=9443,
@@ -146,6 +154,12 @@ class Settings(BaseSettings):
     )
     webhook_keyfile: Path | None = Field(
         default=None, description="Operator: webhook TLS private key."
+    )
+    webhook_client_ca: Path | None = Field(
+        default=None,
+        description="Operator: a CA bundle; the webhook then accepts only TLS clients with a "
+        "certificate it signed: the API server, given a client certificate for webhooks with an "
+        "AdmissionConfiguration kubeConfigFile (self-managed control planes; docs/approvals.md).",
     )
     webhook_insecure: bool = Field(
         default=False, description="Operator: serve the webhook over plain HTTP (tests only)."

@@ -10,10 +10,12 @@ import base64
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,6 +166,7 @@ def test_the_cluster_role_allows_every_request_the_operator_makes(
     """Every request of a whole life (start, the samples reconciled, a scan, a dry-run cleanup,
     events, a deletion, the stop) checked against deploy/base's ClusterRole, as RBAC would."""
     # As the Deployment runs it: managed webhook configurations, its own TLS certificate.
+    metrics_port = free_port()
     process = _start(
         stopped,
         ["--standalone"],
@@ -174,8 +177,45 @@ def test_the_cluster_role_allows_every_request_the_operator_makes(
         CLOUDSWEEP_WEBHOOK_INSECURE="false",
         CLOUDSWEEP_WEBHOOK_HOST="127.0.0.1",
         CLOUDSWEEP_WEBHOOK_SERVICE="cloudsweep/cloudsweep-webhook",
+        CLOUDSWEEP_METRICS_PORT=str(metrics_port),
     )
     samples.apply_to(cluster, NS, account=account_spec(world))
+    # A CleanupApproval the webhook never saw (KMock calls none): watched, reported, deleted.
+    cluster.create(
+        "cleanupapprovals",
+        "CleanupApproval",
+        NS,
+        "unadmitted",
+        {
+            "policy": "unattached-volumes",
+            "accountId": "123456789012",
+            "region": "us-east-1",
+            "resourceId": "vol-1",
+            "maxMonthlyCost": "1.00",
+        },
+    )
+    wait_for(
+        lambda: (
+            (condition(cluster.get("cleanupapprovals", NS, "unadmitted"), "Ready") or {}).get(
+                "reason"
+            )
+            == "ApprovalIgnored"
+        ),
+        timeout=60,
+        what="the approval reported as ignored",
+    )
+    cluster.delete("cleanupapprovals", NS, "unadmitted")
+    wait_for(
+        lambda: cluster.get("cleanupapprovals", NS, "unadmitted") is None,
+        timeout=60,
+        what="the approval deleted (finalizer released)",
+    )
+    # A scrape with a token KMock cannot vouch for: the operator asks (TokenReview), and refuses.
+    scrape = urllib.request.Request(f"https://127.0.0.1:{metrics_port}/metrics")
+    scrape.add_header("Authorization", "Bearer not-a-real-token")
+    with pytest.raises(urllib.error.HTTPError) as refused_scrape:
+        urllib.request.urlopen(scrape, timeout=15, context=ssl._create_unverified_context())
+    assert refused_scrape.value.code in (401, 503)
     cluster.patch(
         "scanschedules",
         NS,
@@ -203,25 +243,35 @@ def test_the_cluster_role_allows_every_request_the_operator_makes(
     )
     # The managed webhook configurations: the permission check fails closed, the approval
     # stamping open (its unsigned approvals are never honoured).
-    assert _webhooks(cluster, "validating") == {"authorize-changes.cloudsweep.io": "Fail"}
+    # The approval record fails closed too: an approval the webhook did not see never counts.
+    persistent = {
+        "authorize-changes.cloudsweep.io": "Fail",
+        "record-approval.cloudsweep.io": "Fail",
+    }
+    assert _webhooks(cluster, "validating") == persistent
     assert _webhooks(cluster, "mutating") == {"stamp-approvals.cloudsweep.io": "Ignore"}
     # Named by Service, which every API server routes itself (a URL's host it must resolve).
-    for kind, handler in (("validating", "authorize-changes"), ("mutating", "stamp-approvals")):
+    for kind, handlers in (
+        ("validating", {"authorize-changes", "record-approval"}),
+        ("mutating", {"stamp-approvals"}),
+    ):
         path = f"/apis/admissionregistration.k8s.io/v1/{kind}webhookconfigurations/cloudsweep.io"
-        (client,) = [w["clientConfig"] for w in cluster.request("GET", path)["webhooks"]]
-        assert client["service"] == {
-            "namespace": "cloudsweep",
-            "name": "cloudsweep-webhook",
-            "port": 443,
-            "path": f"/{handler}",
-        }
-        assert "url" not in client and base64.b64decode(client["caBundle"]).startswith(b"-----")
+        clients = [w["clientConfig"] for w in cluster.request("GET", path)["webhooks"]]
+        assert {c["service"]["path"] for c in clients} == {f"/{h}" for h in handlers}
+        for client in clients:
+            assert {k: v for k, v in client["service"].items() if k != "path"} == {
+                "namespace": "cloudsweep",
+                "name": "cloudsweep-webhook",
+                "port": 443,
+            }
+            assert "url" not in client
+            assert base64.b64decode(client["caBundle"]).startswith(b"-----")
     process.send_signal(signal.SIGTERM)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output[-4000:]
     # kopf removes its webhooks when it stops, but the permission check is persistent: while the
     # operator is away, CleanupPolicy changes are refused rather than let through unchecked.
-    assert _webhooks(cluster, "validating") == {"authorize-changes.cloudsweep.io": "Fail"}
+    assert _webhooks(cluster, "validating") == persistent
     assert _webhooks(cluster, "mutating") == {}
 
     from tests.deploy.conftest import one, render
@@ -245,7 +295,8 @@ def test_the_cluster_role_allows_every_request_the_operator_makes(
     refused = sorted(str(n) for n in ours if not rbac.permits(role["rules"], n))
     assert not refused, f"the ClusterRole refuses what the operator does: {refused}"
     # And the other way: nothing granted that the operator does not do. SubjectAccessReviews are
-    # made when the API server calls the webhook, which KMock does not (tests/handlers do that).
+    # made when the API server calls the webhook, which KMock does not (tests/handlers do that),
+    # or for a scraper whose token a TokenReview accepted (KMock accepts none).
     spare = sorted(str(g) for g in rbac.unused(role["rules"], ours))
     assert spare == ["create authorization.k8s.io/subjectaccessreviews"], spare
 

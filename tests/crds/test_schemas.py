@@ -78,6 +78,7 @@ def test_served_and_stored_v1alpha1_with_status_subresource(kind: str) -> None:
 def test_short_names() -> None:
     assert {k: CRDS[k]["spec"]["names"]["shortNames"] for k in KINDS} == {
         "AwsAccount": ["awsacct"],
+        "CleanupApproval": ["cleanappr"],
         "CleanupPolicy": ["cleanpol"],
         "ScanSchedule": ["scansched"],
     }
@@ -89,6 +90,7 @@ def test_printer_columns() -> None:
         "AwsAccount": ["ACCOUNT", "READY", "CONNECTED", "WASTE ($/MONTH)", "LAST SCAN", "AGE"],
         "ScanSchedule": ["SCHEDULE", "SUSPENDED", "LAST SCHEDULE", "NEXT", "AGE"],
         "CleanupPolicy": ["TYPE", "ACTION", "DRY RUN", "AWAITING", "EXECUTED", "AGE"],
+        "CleanupApproval": ["POLICY", "RESOURCE", "DECISION", "APPROVER", "READY", "AGE"],
     }
 
 
@@ -241,7 +243,7 @@ def test_account_ids_and_role_arns_follow_the_domain_rules() -> None:
             ).replace("(?P<account>[0-9]{12})", "[0-9]{12}").replace(
                 "(?P<path>[\\w+=,.@/-]{1,512})", "[\\w+=,.@/-]{1,512}"
             )
-    assert len(account_paths) == 2  # AwsAccount.spec.accountId, CleanupPolicy approvals
+    assert len(account_paths) == 3  # AwsAccount, CleanupPolicy approvals, CleanupApproval
 
 
 def test_money_is_a_decimal_string_never_a_float() -> None:
@@ -282,6 +284,7 @@ def test_region_enums_equal_the_pricing_catalog() -> None:
         ("ScanSchedule", ".spec.regions[]"),
         ("CleanupPolicy", ".spec.rules.regions[]"),
         ("CleanupPolicy", ".spec.approvals[].region"),
+        ("CleanupApproval", ".spec.region"),
     }
     for kind, path, enum in found:
         # An account may also say [all]: every region enabled for it, read from AWS at each scan.

@@ -22,6 +22,7 @@ SAMPLE_FILES = {
     "AwsAccount": SAMPLES / "awsaccount.yaml",
     "ScanSchedule": SAMPLES / "scanschedule.yaml",
     "CleanupPolicy": SAMPLES / "cleanuppolicy.yaml",
+    "CleanupApproval": SAMPLES / "cleanupapproval.yaml",
 }
 BAD_INPUTS = yaml.safe_load((Path(__file__).parent / "data" / "bad_inputs.yaml").read_text())
 
@@ -301,7 +302,15 @@ def test_unknown_fields_are_refused_at_every_level() -> None:
     obj = sample("CleanupPolicy")
     obj["extra"] = 1
     obj["spec"]["rules"]["olderThan"] = "30d"
-    obj["spec"]["approvals"][0]["approvedFor"] = "ever"
+    obj["spec"]["approvals"] = [  # the retired in-policy approvals (docs/approvals.md)
+        {
+            "accountId": "123456789012",
+            "region": "us-east-1",
+            "resourceId": "vol-1",
+            "maxMonthlyCost": "1.00",
+            "approvedFor": "ever",
+        }
+    ]
 
     errors = crds.validate("CleanupPolicy", obj)
 
@@ -356,9 +365,9 @@ def test_status_written_by_the_operator_is_validated_too() -> None:
 
 
 def test_yaml_timestamps_are_read_as_kubectl_sends_them() -> None:
-    obj = sample("CleanupPolicy")
-    obj["spec"]["approvals"][0]["expiresAt"] = yaml.safe_load("t: 2030-01-31T00:00:00Z")["t"]
-    assert crds.validate("CleanupPolicy", obj) == []
+    obj = sample("CleanupApproval")
+    obj["spec"]["expiresAt"] = yaml.safe_load("t: 2030-01-31T00:00:00Z")["t"]
+    assert crds.validate("CleanupApproval", obj) == []
 
 
 def test_huge_inputs_are_refused_quickly() -> None:
@@ -409,3 +418,16 @@ def test_missing_crds_dir_says_how_to_fix(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv(crds.CRDS_DIR_ENV, str(tmp_path))
     with pytest.raises(FileNotFoundError, match=crds.CRDS_DIR_ENV):
         crds.load("AwsAccount")
+
+
+def test_an_admitted_cleanup_approval_cannot_be_changed() -> None:
+    old = sample("CleanupApproval")
+    old["metadata"]["name"] = "a"
+    assert crds.validate("CleanupApproval", old, old=old) == []
+    raised = copy.deepcopy(old)
+    raised["spec"]["maxMonthlyCost"] = "9999.00"
+    errors = crds.validate("CleanupApproval", raised, old=old)
+    assert errors == [
+        "spec: a CleanupApproval cannot be changed once admitted: delete it and create a new one"
+    ], errors
+    assert crds.validate("CleanupApproval", raised) == []  # a new object may say anything valid

@@ -38,6 +38,7 @@ REASONS = {
         "CleanupFailed",
         "EvaluationFailed",
     ],
+    "CleanupApproval": ["Recorded", "FindingNotFound", "ApprovalIgnored", "InvalidSpec"],
 }
 
 

@@ -114,7 +114,7 @@ def test_operator_deployment_follows_kopf_guidance(overlay: str) -> None:
     assert "--standalone" in operator["args"]
     assert operator["securityContext"]["runAsUser"] == OPERATOR_USER
     ports = {p["name"]: p["containerPort"] for p in operator["ports"]}
-    assert ports == {"healthz": 8080, "http-metrics": 9090, "webhook": 9443}
+    assert ports == {"healthz": 8080, "https-metrics": 9090, "webhook": 9443}
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert operator[probe]["httpGet"] == {"path": "/healthz", "port": "healthz"}, probe
     # Migrations run before the new version starts.
@@ -191,9 +191,11 @@ EXPECTED_OPERATOR_RULES = [
     ("cloudsweep.io", "awsaccounts", ("list", "watch", "patch")),
     ("cloudsweep.io", "scanschedules", ("list", "watch", "patch")),
     ("cloudsweep.io", "cleanuppolicies", ("list", "watch", "patch")),
+    ("cloudsweep.io", "cleanupapprovals", ("list", "watch", "patch")),
     ("cloudsweep.io", "awsaccounts/status", ("patch",)),
     ("cloudsweep.io", "scanschedules/status", ("patch",)),
     ("cloudsweep.io", "cleanuppolicies/status", ("patch",)),
+    ("cloudsweep.io", "cleanupapprovals/status", ("patch",)),
     ("", "namespaces", ("list", "watch")),
     ("", "events", ("create",)),
     ("apiextensions.k8s.io", "customresourcedefinitions", ("list", "watch")),
@@ -212,13 +214,18 @@ EXPECTED_OPERATOR_RULES = [
     ),
     # The validating webhook's SubjectAccessReviews (tenant verbs approve and configure).
     ("authorization.k8s.io", "subjectaccessreviews", ("create",)),
+    # Who a /metrics scraper is (its bearer token), before the SubjectAccessReview on /metrics.
+    ("authentication.k8s.io", "tokenreviews", ("create",)),
 ]
 
 
 def _flatten(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
     flat = set()
     for rule in rules:
-        for group in rule["apiGroups"]:
+        for url in rule.get("nonResourceURLs", []):
+            for verb in rule["verbs"]:
+                flat.add(("nonResourceURL", url, verb))
+        for group in rule.get("apiGroups", []):
             for resource in rule["resources"]:
                 for name in rule.get("resourceNames", [""]):
                     for verb in rule["verbs"]:
@@ -249,11 +256,19 @@ def test_tenant_roles_read_approve_and_edit() -> None:
     viewer = _flatten(one(objects, "ClusterRole", "cloudsweep-viewer")["rules"])
     member = _flatten(one(objects, "ClusterRole", "cloudsweep-member")["rules"])
     admin = _flatten(one(objects, "ClusterRole", "cloudsweep-admin")["rules"])
-    reads = {("cloudsweep.io", k, v) for k in kinds for v in ("get", "list", "watch")}
+    reads = {
+        ("cloudsweep.io", k, v)
+        for k in (*kinds, "cleanupapprovals")
+        for v in ("get", "list", "watch")
+    }
     assert viewer == reads
-    assert member == reads | {
+    # Approving is creating a CleanupApproval (deleting it withdraws the approval); nobody
+    # may change one, and only the operator writes its status.
+    approving = {("cloudsweep.io", "cleanupapprovals", v) for v in ("create", "delete")}
+    assert member == reads | approving | {
         ("cloudsweep.io", "cleanuppolicies", v) for v in ("patch", "update", "approve")
     }
+    assert not {("cloudsweep.io", "cleanupapprovals", v) for v in ("update", "patch")} & admin
     assert admin >= member | {("cloudsweep.io", "cleanuppolicies", "configure")}
     assert {("cloudsweep.io", k, "delete") for k in kinds} <= admin
     assert not any(r.endswith("/status") for _, r, _ in viewer | member | admin)
@@ -264,3 +279,65 @@ def test_service_account_is_annotated_for_irsa() -> None:
         account = one(render(overlay), "ServiceAccount", "cloudsweep")
         arn = account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
         assert arn.startswith("arn:aws:iam::") and ":role/" in arn
+
+
+def test_only_the_metrics_reader_may_scrape() -> None:
+    """/metrics answers the tokens of users with get on /metrics (handlers/metrics_access.py)."""
+    objects = render("deploy/base")
+    reader = one(objects, "ClusterRole", "cloudsweep-metrics-reader")
+    assert _flatten(reader["rules"]) == {("nonResourceURL", "/metrics", "get")}
+    binding = one(objects, "ClusterRoleBinding", "cloudsweep-metrics-reader")
+    assert binding["roleRef"]["name"] == "cloudsweep-metrics-reader"
+    [monitor] = by_kind(objects, "ServiceMonitor")
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    [policy] = by_kind(objects, "NetworkPolicy")
+    [metrics_rule] = [
+        r
+        for r in policy["spec"]["ingress"]
+        if any(p["port"] == "https-metrics" for p in r["ports"])
+    ]
+    assert metrics_rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    for obj in by_kind(objects, "ClusterRole"):
+        if obj["metadata"]["name"] != "cloudsweep-metrics-reader":
+            assert not any(k == "nonResourceURL" for k, _, _ in _flatten(obj["rules"]))
+
+
+def test_the_gitops_role_edits_everything_and_approves_nothing() -> None:
+    """Issue 17.4: Git owns the policies, people own the approvals."""
+    objects = render("deploy/base")
+    gitops = _flatten(one(objects, "ClusterRole", "cloudsweep-gitops")["rules"])
+    admin = _flatten(one(objects, "ClusterRole", "cloudsweep-admin")["rules"])
+    approving = {("cloudsweep.io", "cleanuppolicies", "approve")} | {
+        ("cloudsweep.io", "cleanupapprovals", v) for v in ("create", "update", "patch", "delete")
+    }
+    assert not gitops & approving
+    assert gitops == (admin - approving) | {
+        ("cloudsweep.io", "cleanupapprovals", v) for v in ("get", "list", "watch")
+    }
+
+
+def test_gitops_examples_sync_policies_and_never_approve() -> None:
+    """deploy/gitops: the controllers prune only what they track and apply as a subject bound to
+    cloudsweep-gitops, which approves nothing (see the test above)."""
+    folder = REPO / "deploy" / "gitops"
+    argo = yaml.safe_load((folder / "argocd-application.yaml").read_text())
+    assert argo["kind"] == "Application" and argo["spec"]["syncPolicy"]["automated"]["prune"]
+    assert "ServerSideApply=true" in argo["spec"]["syncPolicy"]["syncOptions"]
+    flux = yaml.safe_load((folder / "flux-kustomization.yaml").read_text())
+    assert flux["kind"] == "Kustomization" and flux["spec"]["prune"] is True
+    bindings = list(yaml.safe_load_all((folder / "rbac.yaml").read_text()))
+    [gitops] = [
+        b
+        for b in bindings
+        if b["metadata"]["name"] == "cloudsweep-gitops" and b["kind"] == "RoleBinding"
+    ]
+    assert gitops["roleRef"]["name"] == "cloudsweep-gitops"
+    subjects = {(s["kind"], s["name"]) for s in gitops["subjects"]}
+    assert ("ServiceAccount", flux["spec"]["serviceAccountName"]) in subjects
+    assert ("ServiceAccount", "argocd-application-controller") in subjects
+    for doc in (argo, flux):
+        assert "CleanupApproval" not in yaml.safe_dump(doc)

@@ -202,24 +202,44 @@ def test_scan_finds_the_volume(cluster: Callable[..., str], applied: dict[str, s
     eventually(scanned, timeout=600, what="a scan with waste")
 
 
-def test_metrics_are_served(cluster: Callable[..., str], applied: dict[str, str]) -> None:
-    def metrics() -> str:
-        text = cluster(
-            "-n",
-            NS,
-            "exec",
-            "deploy/cloudsweep",
-            "-c",
-            "operator",
-            "--",
-            "python",
-            "-c",
-            "import urllib.request; print(urllib.request.urlopen("
-            "'http://127.0.0.1:9090/metrics', timeout=10).read().decode())",
-        )
-        return text if "cloudsweep_" in text else ""
+# Scrapes /metrics from inside the operator's pod over HTTPS, with the token given (or none);
+# prints the HTTP status and the body (docs/install.md, "Metrics").
+_SCRAPE = (
+    "import ssl,sys,urllib.request,urllib.error\n"
+    "r=urllib.request.Request('https://127.0.0.1:9090/metrics')\n"
+    "t=sys.argv[1] if len(sys.argv)>1 else ''\n"
+    "t and r.add_header('Authorization','Bearer '+t)\n"
+    "try:\n"
+    " x=urllib.request.urlopen(r,timeout=10,context=ssl._create_unverified_context())\n"
+    " print(x.status);print(x.read().decode())\n"
+    "except urllib.error.HTTPError as e:\n"
+    " print(e.code)\n"
+)
 
-    text = eventually(metrics, what="cloudsweep_ metrics")
+
+def test_metrics_are_served(cluster: Callable[..., str], applied: dict[str, str]) -> None:
+    """Only to a token the API server authenticates and RBAC lets get /metrics."""
+
+    def scrape(*token: str) -> str:
+        return cluster(
+            "-n", NS, "exec", "deploy/cloudsweep", "-c", "operator", "--",
+            "python", "-c", _SCRAPE, *token,
+        )  # fmt: skip
+
+    assert eventually(lambda: scrape().startswith("401"), what="401 without a token")
+    cluster("-n", NS, "create", "serviceaccount", "e2e-scraper")
+    assert scrape(cluster("-n", NS, "create", "token", "e2e-scraper").strip()).startswith("403")
+    cluster(
+        "create", "clusterrolebinding", "e2e-scraper", "--clusterrole=cloudsweep-metrics-reader",
+        f"--serviceaccount={NS}:e2e-scraper",
+    )  # fmt: skip
+    token = cluster("-n", NS, "create", "token", "e2e-scraper").strip()
+
+    def metrics() -> str:
+        text = scrape(token)
+        return text if text.startswith("200") and "cloudsweep_" in text else ""
+
+    text = eventually(metrics, timeout=120, what="cloudsweep_ metrics")  # RBAC cache: 60 s
     assert "# TYPE" in text
     health = cluster(
         "-n",

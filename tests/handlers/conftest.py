@@ -323,6 +323,7 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
                     ("awsaccounts", "AwsAccount"),
                     ("scanschedules", "ScanSchedule"),
                     ("cleanuppolicies", "CleanupPolicy"),
+                    ("cleanupapprovals", "CleanupApproval"),
                 ):
                     emulator.resources[f"{GROUP_VERSION}/{plural}"] = kmock.ResourceInfo(
                         kind=kind,

@@ -198,7 +198,7 @@ def _apply_patch(obj: dict[str, Any], response: dict[str, Any]) -> dict[str, Any
     return dict(jsonpatch.apply_patch(obj, patch))
 
 
-def test_the_webhook_stamps_approvals_with_the_requesting_user_and_forgeries_are_ignored(
+def test_the_webhook_stamps_approvals_but_spec_approvals_are_never_honoured(
     cluster: Cluster, operator, world, webhook_port: int
 ) -> None:
     cluster.create_namespace(NS, "uid-team-a")
@@ -240,14 +240,29 @@ def test_the_webhook_stamps_approvals_with_the_requesting_user_and_forgeries_are
     third = _apply_patch(raised, _admission(webhook_port, raised, second, "bob@example.com"))
     assert third["spec"]["approvals"][0]["approvedBy"] == "bob@example.com"
 
-    from cloudsweep.handlers import cleanuppolicies
-
-    good, bad = cleanuppolicies.verified_approvals(third, NS, "ips")
-    assert len(good) == 1 and bad == 0
-    forged = json.loads(json.dumps(third))
-    forged["spec"]["approvals"][0]["approvedBy"] = "mallory@example.com"  # webhook bypassed
-    good, bad = cleanuppolicies.verified_approvals(forged, NS, "ips")
-    assert good == [] and bad == 1
+    # Even with the webhook's valid stamp, entries of spec.approvals are never honoured: the
+    # stamp could be had by a direct call to the webhook (docs/approvals.md). They are
+    # reported, and approvals are CleanupApproval objects (test_approvals.py).
+    cluster.create(
+        "cleanuppolicies",
+        "CleanupPolicy",
+        NS,
+        "ips",
+        third["spec"],
+        annotations=third["metadata"]["annotations"],
+    )
+    event = wait_for(
+        lambda: [
+            e
+            for e in cluster.events(NS)
+            if e.get("reason") == "ApprovalIgnored" and e["involvedObject"]["name"] == "ips"
+        ],
+        what="ApprovalIgnored on the policy",
+    )
+    assert "CleanupApproval" in event[0]["message"]
+    assert not [
+        f for f in operator.store.findings(FindingFilter(NS)) if f.cleanup_status == "approved"
+    ]
 
 
 def test_the_plans_monthly_scan_limit_is_enforced_with_a_condition(

@@ -1,15 +1,16 @@
 """How a user approves a pending cleanup through the real API server, in one place.
 
-Today an approval is an entry a user adds to a CleanupPolicy's ``spec.approvals`` (RBAC: patch;
-CloudSweep's validating webhook: the custom verb ``approve``); the mutating webhook stamps it
-with the requesting user and signs it. If approvals change shape (objects of their own), change
-``approve``, ``approver``, ``forge`` and ``webhooks_called`` here; the tests call only these.
+An approval is a CleanupApproval object the user creates with kubectl under their own
+credentials (RBAC: create cleanupapprovals); CloudSweep's validating webhook ``record-approval``
+records the requesting user, bound to the object's UID, and the operator writes it to
+``status.approvedBy`` (docs/approvals.md). The tests call only these functions.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,9 +19,24 @@ from tests.kube_real.server import KubeReal
 APPROVAL_FIELDS = ("accountId", "region", "resourceId", "maxMonthlyCost")
 
 
-def _approvals(kube_real: KubeReal, namespace: str, policy: str) -> list[dict[str, Any]]:
-    path = f"/apis/cloudsweep.io/v1alpha1/namespaces/{namespace}/cleanuppolicies/{policy}"
-    return list((kube_real.get(path) or {}).get("spec", {}).get("approvals") or [])
+def _objects(kube_real: KubeReal, namespace: str) -> list[dict[str, Any]]:
+    path = f"/apis/cloudsweep.io/v1alpha1/namespaces/{namespace}/cleanupapprovals"
+    return list((kube_real.get(path) or {}).get("items") or [])
+
+
+def _manifest(namespace: str, policy: str, pending: Mapping[str, Any], comment: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "cloudsweep.io/v1alpha1",
+            "kind": "CleanupApproval",
+            "metadata": {"generateName": f"{policy}-", "namespace": namespace},
+            "spec": {
+                "policy": policy,
+                **{k: pending[k] for k in APPROVAL_FIELDS},
+                "comment": comment,
+            },
+        }
+    )
 
 
 def approve(
@@ -31,51 +47,70 @@ def approve(
     user: str,
 ) -> subprocess.CompletedProcess[str]:
     """``user`` approves one entry of the policy's ``status.pendingApprovals`` with kubectl, as
-    the sample's comment tells users to (copied into ``spec.approvals``). Not checked: see
-    ``returncode`` and ``stderr`` (the server's refusal, as users see it)."""
-    entry = {k: pending[k] for k in APPROVAL_FIELDS}
-    entry["comment"] = f"approved by {user} in a test"
-    approvals = [*_approvals(kube_real, namespace, policy), entry]
-    return kube_real.kubectl(
-        "patch",
-        "cleanuppolicy",
-        policy,
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"approvals": approvals}}),
-        user=user,
-        check=False,
-    )
+    deploy/samples/cleanupapproval.yaml tells users to. Not checked: see ``returncode`` and
+    ``stderr`` (the server's refusal, as users see it). A policy created a moment ago may not
+    be known to the operator yet (the webhook says so, "try again shortly"): retried for 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        result = kube_real.kubectl(
+            "create",
+            "-f",
+            "-",
+            stdin=_manifest(namespace, policy, pending, f"approved by {user} in a test"),
+            user=user,
+            check=False,
+        )
+        if "has not read it yet" not in result.stderr or time.monotonic() > deadline:
+            return result
+        time.sleep(1)
 
 
-def approver(kube_real: KubeReal, namespace: str, policy: str, resource_id: str) -> str | None:
-    """Who the stored approval of ``resource_id`` names (stamped by CloudSweep), if any."""
-    for entry in _approvals(kube_real, namespace, policy):
-        if entry.get("resourceId") == resource_id:
-            return str(entry.get("approvedBy") or "") or None
-    return None
+def approver(
+    kube_real: KubeReal, namespace: str, policy: str, resource_id: str, wait: float = 30
+) -> str | None:
+    """Who CloudSweep recorded as the approver of ``resource_id`` under ``policy``, if any: the
+    ``status.approvedBy`` the operator writes (from the webhook's record) once it honours the
+    object; None when no such object exists or the operator does not honour it."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = [
+            o
+            for o in _objects(kube_real, namespace)
+            if o["spec"].get("resourceId") == resource_id and o["spec"].get("policy") == policy
+        ]
+        if not found:
+            return None
+        names = [str((o.get("status") or {}).get("approvedBy") or "") for o in found]
+        reasons = {
+            c.get("reason")
+            for o in found
+            for c in (o.get("status") or {}).get("conditions") or []
+            if c.get("type") == "Ready"
+        }
+        if any(names):
+            return next(n for n in names if n)
+        if "ApprovalIgnored" in reasons or time.monotonic() > deadline:
+            return None
+        time.sleep(0.5)
 
 
 def forge(
     kube_real: KubeReal, namespace: str, policy: str, pending: Mapping[str, Any], approved_by: str
 ) -> subprocess.CompletedProcess[str]:
-    """An admin writes an approval naming someone else as its approver (a YAML edit)."""
-    entry = {k: pending[k] for k in APPROVAL_FIELDS}
-    entry.update(approvedBy=approved_by, approvedAt="2026-01-01T00:00:00Z")
-    approvals = [*_approvals(kube_real, namespace, policy), entry]
-    return kube_real.kubectl(
-        "patch",
-        "cleanuppolicy",
-        policy,
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"approvals": approvals}}),
-        check=False,
-    )
+    """An admin tries to approve in someone else's name: there is no approver field to write, so
+    the nearest is a comment; the record names the requesting user whatever the YAML says."""
+    deadline = time.monotonic() + 30
+    while True:
+        result = kube_real.kubectl(
+            "create",
+            "-f",
+            "-",
+            stdin=_manifest(namespace, policy, pending, f"approvedBy: {approved_by}"),
+            check=False,
+        )
+        if "has not read it yet" not in result.stderr or time.monotonic() > deadline:
+            return result
+        time.sleep(1)
 
 
 def webhooks_called(kube_real: KubeReal) -> bool:

@@ -19,20 +19,26 @@ from tests.kube_real.conftest import OperatorProcess, bind, wait_for
 from tests.kube_real.server import KubeReal, apply_objects
 from tests.kube_real.test_operator import events, path, policy
 
-PLURALS = ("awsaccounts", "scanschedules", "cleanuppolicies")
+PLURALS = ("awsaccounts", "scanschedules", "cleanuppolicies", "cleanupapprovals")
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "approve", "configure")
 READ = {"get", "list", "watch"}
 # docs/install.md, section 6, as RBAC grants it (the webhook adds what each custom verb guards).
+# Approving is creating a CleanupApproval; nobody may change one (docs/approvals.md).
 ALLOWED = {
     "carol": {p: READ for p in PLURALS},
     "alice": {
         "awsaccounts": READ,
         "scanschedules": READ,
         "cleanuppolicies": READ | {"patch", "update", "approve"},
+        "cleanupapprovals": READ | {"create", "delete"},
     },
     "bob": {
         p: READ
-        | {"create", "update", "patch", "delete"}
+        | (
+            {"create", "delete"}
+            if p == "cleanupapprovals"
+            else {"create", "update", "patch", "delete"}
+        )
         | ({"approve", "configure"} if p == "cleanuppolicies" else set())
         for p in PLURALS
     },
@@ -191,47 +197,27 @@ def test_the_api_server_calls_the_approval_webhooks_with_the_requesting_user(
     )
     apply_objects(kube_real, [policy()], "-n", namespace)
 
-    # RBAC lets carol patch, the webhook does not let her approve.
+    # RBAC lets carol patch policies, but approving is creating a CleanupApproval, which her
+    # role does not grant: the API server itself refuses (docs/approvals.md).
     refused = approvals.approve(kube_real, namespace, "idle-ips", ENTRY, user="carol")
     assert refused.returncode != 0
-    assert (
-        f"carol may not make this change to CleanupPolicy {namespace}/idle-ips: changing "
-        "spec.approvals (1 added) needs verb 'approve'"
-    ) in refused.stderr, refused.stderr
+    assert 'cannot create resource "cleanupapprovals"' in refused.stderr, refused.stderr
     assert approvals.approver(kube_real, namespace, "idle-ips", ENTRY["resourceId"]) is None
 
-    # Whatever approver an admin writes into YAML, the stamp is the requesting user's own.
+    # Whatever an admin writes into YAML, the approver recorded is the requesting user: the
+    # API server told the webhook, bound to the UID it assigned.
     forged = approvals.forge(kube_real, namespace, "idle-ips", ENTRY, approved_by="the-boss")
     assert forged.returncode == 0, forged.stderr
     assert approvals.approver(kube_real, namespace, "idle-ips", ENTRY["resourceId"]) == "admin"
 
-    # With the stamping webhook gone (written while it was down), a forged approver is stored
-    # as written, and the operator ignores the unsigned approval, saying so.
-    kube_real.kubectl("delete", "mutatingwebhookconfiguration", "cloudsweep.io")
-    second = {**ENTRY, "resourceId": "eipalloc-0fedcba9876543210"}
-    wait_for(
-        lambda: (
-            approvals.forge(
-                kube_real, namespace, "idle-ips", second, approved_by="the-boss"
-            ).returncode
-            == 0
-            and approvals.approver(kube_real, namespace, "idle-ips", second["resourceId"])
-            == "the-boss"
-        ),
-        what="an unstamped write (the API server's webhook informer catches up)",
-    )
-    wait_for(
-        lambda: "ApprovalIgnored" in events(kube_real, namespace, "CleanupPolicy", "idle-ips"),
-        what="the ApprovalIgnored event",
-    )
-
-    # The operator stopped: the persistent, fail-closed check refuses CleanupPolicy writes.
+    # The operator stopped: the persistent, fail-closed record refuses new approvals (one it did
+    # not see would never count anyway).
     assert cloudsweep_operator.stop() == 0
     while_down = approvals.approve(
         kube_real, namespace, "idle-ips", {**ENTRY, "resourceId": "eipalloc-3"}, user="alice"
     )
     assert while_down.returncode != 0
-    assert 'failed calling webhook "authorize-changes.cloudsweep.io"' in while_down.stderr, (
+    assert 'failed calling webhook "record-approval.cloudsweep.io"' in while_down.stderr, (
         while_down.stderr
     )
 
@@ -241,3 +227,37 @@ def test_no_tenant_role_is_bound_by_default(kube_real: KubeReal, namespace: str,
     """Installing CloudSweep grants tenants nothing until an administrator binds a role (the
     aggregation into `view` needs a controller manager, which kube-real does not run)."""
     assert not any(can(kube_real, user, verb, p, namespace) for p in PLURALS for verb in VERBS)
+
+
+def test_an_approval_written_past_the_webhook_is_ignored(
+    kube_real: KubeReal, namespace: str, cloudsweep_operator: OperatorProcess
+) -> None:
+    """With the webhook's registration removed (only a cluster administrator can), a
+    CleanupApproval is stored without a record: the operator never honours it, and says why
+    (docs/approvals.md, threat 4). The operator's next start registers the webhook again."""
+    tenants(kube_real, namespace)
+    apply_objects(kube_real, [policy()], "-n", namespace)
+    assert approvals.approve(kube_real, namespace, "idle-ips", ENTRY, user="alice").returncode == 0
+    assert approvals.approver(kube_real, namespace, "idle-ips", ENTRY["resourceId"]) == "alice"
+
+    kube_real.kubectl("delete", "validatingwebhookconfiguration", "cloudsweep.io")
+    attempts = iter(range(1000))
+
+    def unrecorded() -> str | None:
+        entry = {**ENTRY, "resourceId": f"eipalloc-past-{next(attempts)}"}
+        created = approvals.approve(kube_real, namespace, "idle-ips", entry, user="alice")
+        assert created.returncode == 0, created.stderr
+        if approvals.approver(kube_real, namespace, "idle-ips", entry["resourceId"]) is None:
+            return created.stdout.split()[0].split("/")[-1]  # "cleanupapproval.../NAME created"
+        return None  # the API server still called the webhook (its informer catches up)
+
+    name = wait_for(unrecorded, what="a CleanupApproval stored past the webhook")
+    stored = kube_real.get(path(namespace, "cleanupapprovals", name))
+    [ready] = [c for c in stored["status"]["conditions"] if c["type"] == "Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "ApprovalIgnored")
+    assert "no record of this object" in ready["message"]
+    assert "approvedBy" not in stored["status"]
+    wait_for(
+        lambda: "ApprovalIgnored" in events(kube_real, namespace, "CleanupApproval", name),
+        what="the ApprovalIgnored event",
+    )

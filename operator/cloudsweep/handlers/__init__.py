@@ -1,15 +1,30 @@
 """The kopf handlers: the operator's front door over the engine. The only package importing kopf.
 
 Importing this package registers every handler: ``config`` (start-up, login), ``common``
-(the namespaces index), ``awsaccounts``, ``scanschedules`` and ``cleanuppolicies``.
+(the namespaces index), ``awsaccounts``, ``scanschedules``, ``cleanuppolicies`` and
+``cleanupapprovals``.
 """
 
 import logging
 
 from cloudsweep import redaction
-from cloudsweep.handlers import awsaccounts, cleanuppolicies, common, config, scanschedules
+from cloudsweep.handlers import (
+    awsaccounts,
+    cleanupapprovals,
+    cleanuppolicies,
+    common,
+    config,
+    scanschedules,
+)
 
-__all__ = ["awsaccounts", "cleanuppolicies", "common", "config", "scanschedules"]
+__all__ = [
+    "awsaccounts",
+    "cleanupapprovals",
+    "cleanuppolicies",
+    "common",
+    "config",
+    "scanschedules",
+]
 
 
 def configure_logging(log_format: str, *, debug: bool = False) -> None:

@@ -1,7 +1,9 @@
-"""Ask the Kubernetes API server whether a user may do something: a SubjectAccessReview.
+"""Ask the Kubernetes API server who a caller is (TokenReview) and whether they may do something
+(SubjectAccessReview).
 
 The admission webhook uses it for CloudSweep's custom RBAC verbs (``approve`` and ``configure``
-on cleanuppolicies): RBAC grants them, but no API request checks them by itself.
+on cleanuppolicies): RBAC grants them, but no API request checks them by itself. The metrics
+server uses it (``metrics_access``) to serve ``/metrics`` only to authorized scrapers.
 
 The review is made with the operator's own credentials, found the way ``config.login`` finds
 them: ``CLOUDSWEEP_KUBE_API_URL`` with ``CLOUDSWEEP_KUBE_TOKEN`` (a `kubectl proxy`, a test
@@ -90,6 +92,58 @@ def review(
     return Answer(allowed=status.get("allowed") is True and not status.get("denied"), reason=reason)
 
 
+def review_path(userinfo: Mapping[str, Any], *, verb: str, path: str) -> Answer:
+    """May the user ``verb`` the non-resource URL ``path`` (``get /metrics``)? RBAC grants it
+    with ``nonResourceURLs`` in a ClusterRole (deploy/base/rbac.yaml: cloudsweep-metrics-reader)."""
+    body = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {**subject(userinfo), "nonResourceAttributes": {"path": path, "verb": verb}},
+    }
+    return _answer(_call(_create, body))
+
+
+def authenticate(token: str) -> dict[str, Any] | None:
+    """Who the bearer token belongs to (a TokenReview): the user info, or None if the API server
+    does not accept the token. Raises ``AccessReviewError`` when it gave no answer."""
+    body = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": token},
+    }
+    data = _call(_create_token_review, body)
+    status = data.get("status") if isinstance(data, Mapping) else None
+    if not isinstance(status, Mapping):
+        raise AccessReviewError("the TokenReview came back without a status")
+    user = status.get("user")
+    if status.get("authenticated") is not True or not isinstance(user, Mapping):
+        return None
+    return dict(user)
+
+
+def _call(create: Any, body: Mapping[str, Any]) -> Any:
+    try:
+        return create(body)
+    except kubernetes.client.ApiException as error:
+        if error.status != 401:
+            raise AccessReviewError(_describe(error)) from None
+        _forget_client()
+        try:
+            return create(body)
+        except Exception as again:
+            raise AccessReviewError(_describe(again)) from None
+    except Exception as error:
+        raise AccessReviewError(_describe(error)) from None
+
+
+def _answer(data: Any) -> Answer:
+    status = data.get("status") if isinstance(data, Mapping) else None
+    if not isinstance(status, Mapping):
+        raise AccessReviewError("the SubjectAccessReview came back without a status")
+    reason = str(status.get("reason") or status.get("evaluationError") or "")
+    return Answer(allowed=status.get("allowed") is True and not status.get("denied"), reason=reason)
+
+
 def subject(userinfo: Mapping[str, Any]) -> dict[str, Any]:
     """A SubjectAccessReview's subject from an admission request's ``userInfo``: all of it (user,
     groups, uid, extra), since RBAC bindings name groups as often as users."""
@@ -108,6 +162,19 @@ def subject(userinfo: Mapping[str, Any]) -> dict[str, Any]:
 def _create(body: Mapping[str, Any]) -> Any:
     api = kubernetes.client.AuthorizationV1Api(_api_client())
     response = api.create_subject_access_review(
+        body,
+        _preload_content=False,
+        _request_timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
+    )
+    try:
+        return json.loads(response.data)
+    finally:
+        response.release_conn()
+
+
+def _create_token_review(body: Mapping[str, Any]) -> Any:
+    api = kubernetes.client.AuthenticationV1Api(_api_client())
+    response = api.create_token_review(
         body,
         _preload_content=False,
         _request_timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),

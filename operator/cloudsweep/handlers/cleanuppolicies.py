@@ -1,11 +1,11 @@
-"""CleanupPolicy: the policy model from the spec, Kubernetes-native approvals, and status.
+"""CleanupPolicy: the policy model from the spec, and status.
 
-Approvals live in ``spec.approvals`` (GitOps-friendly, governed by RBAC on the object). The
-mutating admission webhook stamps each new or changed entry with the requesting user
-(``approvedBy``, ``approvedAt``) and signs it with the operator's key (annotation
-``cloudsweep.io/approval-signatures``); an entry whose signature does not verify (typed into YAML,
-edited with the webhook bypassed) is never honoured. Policies run after each scan of an account in
-their namespace (see ``scanschedules``); a timer keeps their status current.
+Approvals are CleanupApproval objects (``cleanupapprovals``, docs/approvals.md). The old
+``spec.approvals`` entries are still stamped by the mutating webhook (so existing objects stay
+valid) but never honoured: their HMAC stamp could be had from the webhook by anyone who reached
+it, and under GitOps they would name the controller as the approver; the operator reports them
+with an ``ApprovalIgnored`` event. Policies run after each scan of an account in their namespace
+(see ``scanschedules``); a timer keeps their status current.
 
 RBAC cannot tell the fields of an object apart, so the validating admission webhook checks two
 custom verbs with a SubjectAccessReview (``access``): ``approve`` to add, change or remove
@@ -20,8 +20,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import kopf
@@ -31,7 +29,6 @@ from cloudsweep.handlers import access, common, runtime
 from cloudsweep.handlers.conditions import Condition
 from cloudsweep.handlers.runtime import PolicyEntry
 from cloudsweep.settings import get_settings
-from cloudsweep.store import FindingFilter
 
 R = crds.CLEANUP_POLICY
 KIND = R.kind
@@ -317,38 +314,19 @@ def register(
 def _apply_approvals(
     body: kopf.Body, patch: kopf.Patch, namespace: str, name: str, org_id: Any
 ) -> None:
-    rt = runtime.get()
-    good, bad = verified_approvals(body, namespace, name)
-    if bad:
+    """Entries of ``spec.approvals`` are never honoured (docs/approvals.md): their stamp could
+    be had from the webhook by anyone who reached it, and under GitOps they would record the
+    GitOps controller as the approver. Approvals are CleanupApproval objects; say so."""
+    entries = [e for e in body.get("spec", {}).get("approvals") or [] if isinstance(e, Mapping)]
+    if entries:
         kopf.warn(
             body,
             reason="ApprovalIgnored",
-            message=f"{bad} approvals are not signed by CloudSweep's admission webhook and are ignored",
-        )
-    for entry in good:
-        items = [
-            item
-            for item in rt.store.findings(
-                FindingFilter(
-                    namespace, account_id=str(entry["accountId"]), region=str(entry["region"])
-                )
-            )
-            if item.resource_id == entry["resourceId"]
-        ]
-        if not items:
-            continue
-        expires = entry.get("expiresAt")
-        rt.store.decide_items(
-            org_id,
-            [item.id for item in items],
-            approve=True,
-            approver_email=str(entry["approvedBy"]),
-            now=rt.now(),
-            approved_cost=Decimal(str(entry["maxMonthlyCost"])),
-            expires_at=datetime.fromisoformat(str(expires).replace("Z", "+00:00"))
-            if expires
-            else None,
-            ttl=timedelta(days=14),
+            message=(
+                f"{len(entries)} entries of spec.approvals are ignored: approvals are "
+                "CleanupApproval objects now, created with kubectl under your own credentials; "
+                "see docs/approvals.md"
+            ),
         )
 
 
@@ -442,11 +420,13 @@ def _evaluate(
             f"the last cleanup run of this policy failed ({failure}); the namespace's other "
             "policies ran without it",
         )
-    elif stats.failed and _recent_failure(body, stats.failed):
+    elif stats.failing:
+        # Until a later attempt succeeds: one failure must not mark the policy failed forever.
         reason, ready, message = (
             "CleanupFailed",
             False,
-            f"{stats.failed} cleanup attempts failed; see `cloudsweep actions`",
+            f"the latest cleanup attempt failed ({stats.failed} failed in all); "
+            "see `cloudsweep actions`",
         )
     elif waiting:
         reason, ready, message = (
@@ -461,10 +441,6 @@ def _evaluate(
             f"{len(plan.actionable)} items may be acted on in the next run",
         )
     common.set_conditions(patch, body, [Condition("Ready", ready, reason, message)])
-
-
-def _recent_failure(body: Mapping[str, Any], failed: int) -> bool:
-    return bool(failed > int(body.get("status", {}).get("failed") or 0) or failed)
 
 
 @kopf.on.delete(R.group, R.version, R.plural, id="retire", optional=True)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
+from pathlib import Path
 from typing import Any
 
 import kopf
 
-from cloudsweep.handlers import certificates, resilience, runtime, webhooks
+from cloudsweep.handlers import certificates, metrics_access, resilience, runtime, webhooks
 from cloudsweep.settings import get_settings
 from cloudsweep.store import Store, database
 
@@ -52,21 +54,17 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     resilience.guard_timer_patches()
     resilience.guard_watch_errors(cfg.kube_retry_max_backoff_seconds)
     settings.execution.max_workers = 8
+    # A deleted object's timers stop within moments; without this kopf re-checks them only every
+    # minute (cancellation_polling), so a finalizer (a CleanupApproval's withdrawal) waited a
+    # minute for nothing.
+    settings.background.instant_exit_timeout = 2.0
     # Always serve the webhook: kopf refuses to run admission handlers without a server.
     certfile, keyfile, cafile = cfg.webhook_certfile, cfg.webhook_keyfile, None
     if not cfg.webhook_insecure and certfile is None:
         hosts = [h for h in (cfg.webhook_host, "localhost", "127.0.0.1") if h]
         certfile, keyfile = certificates.self_signed(hosts)
         cafile = certfile
-    server: dict[str, Any] = {
-        "addr": cfg.webhook_addr,
-        "port": cfg.webhook_port or None,
-        "host": cfg.webhook_host,
-        "certfile": str(certfile) if certfile else None,
-        "pkeyfile": str(keyfile) if keyfile else None,
-        "cafile": str(cafile) if cafile else None,
-        "insecure": cfg.webhook_insecure,
-    }
+    server = webhook_server_options(cfg, certfile, keyfile, cafile)
     if cfg.webhook_service:
         try:
             service = webhooks.service_reference(cfg.webhook_service)
@@ -98,7 +96,40 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             )
         )
         if cfg.metrics_port:
-            metrics.start_metrics_server(cfg.metrics_port, handle.url)
+            # The metrics name every tenant's accounts: authorized scrapers only, over TLS.
+            secure = cfg.metrics_auth and certfile is not None and keyfile is not None
+            if cfg.metrics_auth and not secure:
+                log.warning(
+                    "metrics: CLOUDSWEEP_METRICS_AUTH needs a TLS certificate (the webhook's); "
+                    "without one /metrics asks for tokens over plain HTTP"
+                )
+            metrics.start_metrics_server(
+                cfg.metrics_port,
+                handle.url,
+                authorize=metrics_access.MetricsAccess() if cfg.metrics_auth else None,
+                certfile=str(certfile) if secure else None,
+                keyfile=str(keyfile) if secure else None,
+            )
+
+
+def webhook_server_options(
+    cfg: Any, certfile: Path | None, keyfile: Path | None, cafile: Path | None
+) -> dict[str, Any]:
+    """kopf's ``WebhookServer`` arguments. With ``webhook_client_ca`` the TLS handshake requires
+    a client certificate signed by it: only the API server (given one) can call the webhook."""
+    server: dict[str, Any] = {
+        "addr": cfg.webhook_addr,
+        "port": cfg.webhook_port or None,
+        "host": cfg.webhook_host,
+        "certfile": str(certfile) if certfile else None,
+        "pkeyfile": str(keyfile) if keyfile else None,
+        "cafile": str(cafile) if cafile else None,
+        "insecure": cfg.webhook_insecure,
+    }
+    if cfg.webhook_client_ca is not None:
+        server["verify_cafile"] = str(cfg.webhook_client_ca)
+        server["verify_mode"] = ssl.CERT_REQUIRED
+    return server
 
 
 @kopf.on.cleanup(id="shutdown")

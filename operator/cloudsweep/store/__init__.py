@@ -4,6 +4,7 @@ The engine and the front doors use ``Store``; ``database.open_database`` says wh
 """
 
 from cloudsweep.store.api import BATCH_SIZE, ItemLock, Store
+from cloudsweep.store.approvals import AdmissionRecord
 from cloudsweep.store.findings import FindingFilter
 from cloudsweep.store.ledger import ActionRecord, Approval, Candidate, Intent
 from cloudsweep.store.records import (
@@ -19,6 +20,7 @@ __all__ = [
     "BATCH_SIZE",
     "AccountRecord",
     "ActionRecord",
+    "AdmissionRecord",
     "Approval",
     "Candidate",
     "FindingFilter",

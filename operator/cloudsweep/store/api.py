@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from cloudsweep import domain
 from cloudsweep.store import (
     accounts,
+    approvals,
     findings,
     ledger,
     migrate,
@@ -277,6 +278,9 @@ class Store:
         ttl: timedelta = timedelta(days=14),
         approved_cost: Any = None,
         expires_at: datetime | None = None,
+        decided_at: datetime | None = None,
+        policy_name: str | None = None,
+        policy_hash: str | None = None,
     ) -> list[uuid.UUID]:
         with session_scope(self.url) as session:
             return ledger.decide_items(
@@ -289,6 +293,36 @@ class Store:
                 ttl=ttl,
                 approved_cost=approved_cost,
                 expires_at=expires_at,
+                decided_at=decided_at,
+                policy_name=policy_name,
+                policy_hash=policy_hash,
+            )
+
+    def record_admission(self, record: approvals.AdmissionRecord) -> bool:
+        with session_scope(self.url) as session:
+            return approvals.record_admission(session, record)
+
+    def admission(self, object_uid: str) -> approvals.AdmissionRecord | None:
+        with session_scope(self.url) as session:
+            return approvals.admission(session, object_uid)
+
+    def withdraw_approval(
+        self,
+        organization_id: uuid.UUID,
+        item_ids: Sequence[uuid.UUID],
+        *,
+        approved_at: datetime,
+        approver: str,
+        now: datetime,
+    ) -> list[uuid.UUID]:
+        with session_scope(self.url) as session:
+            return ledger.withdraw_approval(
+                session,
+                organization_id,
+                item_ids,
+                approved_at=approved_at,
+                approver=approver,
+                now=now,
             )
 
     def lapse_approval(self, item_id: uuid.UUID, reason: str, now: datetime) -> None:

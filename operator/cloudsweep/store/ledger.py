@@ -44,6 +44,10 @@ class Approval:
     expires_at: datetime
     monthly_cost: Decimal
     fingerprint: str
+    # A CleanupApproval binds itself to one policy's spec (``policies.spec_hash``); None for the
+    # CLI's approvals, which hold under any policy.
+    policy_name: str | None = None
+    policy_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +143,29 @@ def _approval(metadata: Mapping[str, Any] | None) -> Approval | None:
         expires_at=datetime.fromisoformat(raw["expires_at"]),
         monthly_cost=Decimal(raw["monthly_cost"]),
         fingerprint=raw["fingerprint"],
+        policy_name=raw.get("policy_name"),
+        policy_hash=raw.get("policy_hash"),
     )
+
+
+# What ends an item's approvals: a rejection, a lapse (the cost rose, the resource or the policy
+# changed, it expired), a refusal at execution, a rollback. An approval counts only if it was
+# given after the last of these, so replaying an older one (a policy re-applied by GitOps, an
+# approval object seen again after a restart) never brings it back.
+_ENDINGS = ("rejected", "lapsed_approval", "refused", "rolled_back", "withdrawn")
+
+
+def decisions_ended_at(metadata: Mapping[str, Any] | None) -> datetime | None:
+    """When the item's last approval ended or it was rejected (None: never)."""
+    times = []
+    for key in _ENDINGS:
+        entry = (metadata or {}).get(key)
+        if isinstance(entry, Mapping) and entry.get("at"):
+            try:
+                times.append(datetime.fromisoformat(str(entry["at"])))
+            except ValueError:
+                continue
+    return max(times) if times else None
 
 
 def _candidate_query(organization_id: uuid.UUID) -> Any:
@@ -241,14 +267,25 @@ def decide_items(
     ttl: timedelta,
     approved_cost: Decimal | None = None,
     expires_at: datetime | None = None,
+    decided_at: datetime | None = None,
+    policy_name: str | None = None,
+    policy_hash: str | None = None,
 ) -> list[uuid.UUID]:
     """Approve or reject items of the organization that wait for a decision; returns those changed.
 
-    An approval holds up to ``approved_cost`` a month (default: the item's cost now) until
-    ``expires_at`` (default: ``now + ttl``).
+    ``decided_at`` is when the person decided (default ``now``; a CleanupApproval's admission
+    time). An approval holds up to ``approved_cost`` a month (default: the item's cost now) until
+    ``expires_at``, never later than ``decided_at + ttl`` (``ttl`` at most
+    ``domain.MAX_APPROVAL_DAYS``): a far-future expiry is cut back, and an approval applied again
+    keeps its first deadline. An approval older than the item's last rejection, lapse, refusal
+    or rollback changes nothing: only a newer decision re-opens the item.
 
     Items of another organization, gone, being cleaned or already cleaned are left alone.
     """
+    decided_at = decided_at or now
+    ttl = min(ttl, timedelta(days=domain.MAX_APPROVAL_DAYS))
+    deadline = decided_at + ttl
+    expires = min(expires_at, deadline) if expires_at is not None else deadline
     user_id = ensure_user(session, organization_id, approver_email)
     rows = session.execute(
         sa.select(WasteItem)
@@ -270,15 +307,24 @@ def decide_items(
     changed = []
     for item in rows:
         metadata = dict(item.cleanup_metadata or {})
+        ended = decisions_ended_at(metadata)
+        if ended is not None and decided_at <= ended:
+            continue  # decided before the item was last rejected (or its approval ended)
         if approve:
+            current = metadata.get("approval") or {}
+            if (
+                current.get("approved_at") == decided_at.isoformat()
+                and current.get("approver_email") == approver_email.strip().lower()
+            ):
+                continue  # this very approval, applied again: nothing new, no fresh deadline
             item.cleanup_status = domain.CleanupStatus.APPROVED.value
             item.cleanup_approved_by = user_id
-            item.cleanup_approved_at = now
+            item.cleanup_approved_at = decided_at
             metadata["approval"] = {
                 "approved_by": str(user_id),
                 "approver_email": approver_email.strip().lower(),
-                "approved_at": now.isoformat(),
-                "expires_at": (expires_at or now + ttl).isoformat(),
+                "approved_at": decided_at.isoformat(),
+                "expires_at": expires.isoformat(),
                 "monthly_cost": str(
                     approved_cost if approved_cost is not None else item.monthly_cost
                 ),
@@ -288,17 +334,66 @@ def decide_items(
                     item.safety_checks_passed,
                     item.resource_details,
                 ),
+                **(
+                    {"policy_name": policy_name, "policy_hash": policy_hash}
+                    if policy_hash is not None
+                    else {}
+                ),
             }
         else:
             item.cleanup_status = domain.CleanupStatus.REJECTED.value
             item.cleanup_approved_by = None
             item.cleanup_approved_at = None
             metadata.pop("approval", None)
-            metadata["rejected"] = {"by": approver_email.strip().lower(), "at": now.isoformat()}
+            metadata["rejected"] = {
+                "by": approver_email.strip().lower(),
+                "at": decided_at.isoformat(),
+            }
         item.cleanup_metadata = metadata
         item.updated_at = now
         changed.append(item.id)
     return changed
+
+
+def withdraw_approval(
+    session: Session,
+    organization_id: uuid.UUID,
+    item_ids: Sequence[uuid.UUID],
+    *,
+    approved_at: datetime,
+    approver: str,
+    now: datetime,
+) -> list[uuid.UUID]:
+    """Take back the approval given at ``approved_at`` by ``approver`` (its object was deleted)
+    from the items that still carry exactly it; a later or another person's decision stays."""
+    rows = session.execute(
+        sa.select(WasteItem)
+        .join(AwsAccount, AwsAccount.id == WasteItem.aws_account_id)
+        .where(
+            WasteItem.id.in_(list(item_ids)),
+            AwsAccount.organization_id == organization_id,
+            WasteItem.cleanup_status == domain.CleanupStatus.APPROVED.value,
+        )
+        .with_for_update()
+    ).scalars()
+    withdrawn = []
+    for item in rows:
+        metadata = dict(item.cleanup_metadata or {})
+        current = metadata.get("approval") or {}
+        if (current.get("approved_at"), current.get("approver_email")) != (
+            approved_at.isoformat(),
+            approver.strip().lower(),
+        ):
+            continue
+        metadata.pop("approval", None)
+        metadata["withdrawn"] = {"by": approver.strip().lower(), "at": now.isoformat()}
+        item.cleanup_metadata = metadata
+        item.cleanup_status = domain.CleanupStatus.PENDING.value
+        item.cleanup_approved_by = None
+        item.cleanup_approved_at = None
+        item.updated_at = now
+        withdrawn.append(item.id)
+    return withdrawn
 
 
 def lapse_approval(session: Session, item_id: uuid.UUID, reason: str, now: datetime) -> None:
@@ -534,7 +629,8 @@ def finish(
         elif item_status is domain.CleanupStatus.PENDING:
             # Refused: the approval, if any, was for a resource that is not the one out there now.
             metadata = dict(item.cleanup_metadata or {})
-            metadata.pop("approval", None)
+            if metadata.pop("approval", None) is not None:
+                metadata["refused"] = {"reason": error, "at": now.isoformat()}
             item.cleanup_metadata = metadata
             item.cleanup_approved_by = None
             item.cleanup_approved_at = None
@@ -710,6 +806,15 @@ class PolicyStats:
     executed: int
     failed: int
     savings_monthly: Decimal
+    last_failed_at: datetime | None = None
+    last_succeeded_at: datetime | None = None
+
+    @property
+    def failing(self) -> bool:
+        """The policy's latest real attempt with an outcome failed (a later success clears it)."""
+        if self.last_failed_at is None:
+            return False
+        return self.last_succeeded_at is None or self.last_failed_at > self.last_succeeded_at
 
 
 def policy_stats(session: Session, organization_id: uuid.UUID, policy_name: str) -> PolicyStats:
@@ -725,6 +830,12 @@ def policy_stats(session: Session, organization_id: uuid.UUID, policy_name: str)
                 ),
                 0,
             ),
+            sa.func.max(
+                sa.func.coalesce(CleanupAction.completed_at, CleanupAction.executed_at)
+            ).filter(CleanupAction.status == domain.AttemptStatus.FAILED.value),
+            sa.func.max(
+                sa.func.coalesce(CleanupAction.completed_at, CleanupAction.executed_at)
+            ).filter(CleanupAction.status == domain.AttemptStatus.SUCCEEDED.value),
         )
         .join(WasteItem, WasteItem.id == CleanupAction.waste_item_id)
         .join(AwsAccount, AwsAccount.id == WasteItem.aws_account_id)
@@ -736,7 +847,11 @@ def policy_stats(session: Session, organization_id: uuid.UUID, policy_name: str)
         )
     ).one()
     return PolicyStats(
-        executed=int(row[0]), failed=int(row[1]), savings_monthly=Decimal(row[2] or 0)
+        executed=int(row[0]),
+        failed=int(row[1]),
+        savings_monthly=Decimal(row[2] or 0),
+        last_failed_at=row[3],
+        last_succeeded_at=row[4],
     )
 
 

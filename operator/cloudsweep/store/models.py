@@ -483,6 +483,32 @@ class NotificationSettings(Base):
     updated_at: Mapped[datetime] = _updated_at()
 
 
+class ApprovalAdmission(Base):
+    """What the API server admitted for one CleanupApproval object (docs/approvals.md).
+
+    Written by the operator's validating admission webhook, once per object UID (the first
+    record wins), before the object exists; the operator honours a CleanupApproval only when
+    this record matches it. The approver is the request's user, never a field of the object.
+    """
+
+    __tablename__ = "approval_admissions"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    object_uid: Mapped[str] = mapped_column(sa.String(64), nullable=False, unique=True)
+    namespace: Mapped[str] = mapped_column(sa.String(63), nullable=False)
+    name: Mapped[str] = mapped_column(sa.String(253), nullable=False)
+    spec_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    policy_name: Mapped[str] = mapped_column(sa.String(253), nullable=False)
+    policy_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    username: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    user_groups: Mapped[list[str]] = mapped_column(
+        pg.JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")
+    )
+    object_created_at: Mapped[datetime | None] = mapped_column()
+    admitted_at: Mapped[datetime] = mapped_column(nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+
+
 # Materialized views: created by the migration (their SQL lives there only), read through these
 # table objects, which Alembic's autogenerate does not see.
 views_metadata = sa.MetaData()
