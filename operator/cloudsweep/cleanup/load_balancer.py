@@ -271,6 +271,7 @@ class DeleteLoadBalancer(CleanupAction):
                 registered += 1
                 healthy += target.get("TargetHealth", {}).get("State") == "healthy"
         facts = {
+            "tags": tags,  # the executor applies the scan's and the policy's tag rules to them
             "target_groups": [g["TargetGroupName"] for g in groups],
             "registered_targets": registered,
             "healthy_targets": healthy,
@@ -300,7 +301,7 @@ class DeleteLoadBalancer(CleanupAction):
         if protected:
             return Recheck(False, protected, {"tags": tags})
         instances = [i["InstanceId"] for i in lb.get("Instances") or []]
-        facts: dict[str, Any] = {"instances": instances}
+        facts: dict[str, Any] = {"tags": tags, "instances": instances}
         if instances:
             health = _call(
                 ctx,
