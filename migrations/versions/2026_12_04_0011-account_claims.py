@@ -5,7 +5,7 @@ Existing registrations are claimed by the organization that registered the accou
 oldest live row); the others are refused at their next reconcile.
 
 Revision ID: 0011
-Revises: 0003
+Revises: 0016 (main's head when this branch was rebased; originally 0003)
 Create Date: 2026-12-04 14:00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
 revision: str = "0011"
-down_revision: str | None = "0003"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -260,9 +260,7 @@ def run_cleanup(
         now=now,
     )
     report = RunReport(run_id=run_id, dry_run=dry_run, plan=plan)
-    sessions = _Sessions(
-        options, settings, rate_budget.for_settings(store.url, settings), store
-    )
+    sessions = _Sessions(options, settings, rate_budget.for_settings(store.url, settings), store)
     by_name = {p.name: p for p in policies}
     try:
         quiet_since = now - timedelta(seconds=settings.cleanup_takeover_seconds)
@@ -777,9 +775,7 @@ def rollback(
     candidate = store.candidate(record.waste_item_id)
     if candidate is None:
         raise CleanupRefused(f"the finding of action {action_id} no longer exists")
-    sessions = _Sessions(
-        options, settings, rate_budget.for_settings(store.url, settings), store
-    )
+    sessions = _Sessions(options, settings, rate_budget.for_settings(store.url, settings), store)
     if options.dry_run:
         return RollbackResult(
             action_id,
