@@ -147,6 +147,7 @@ def test_deleting_an_account_stops_its_running_scan(
         {"metadata": {"annotations": {"cloudsweep.io/run-now": "now"}}},
     )
     wait_for(lambda: len(sts.calls(account=world.account_id)) >= 4, what="the scan under way")
+    requested = time.time()
     cluster.delete("awsaccounts", "team-a", "prod")
     wait_for(
         lambda: cluster.get("awsaccounts", "team-a", "prod") is None, timeout=90, what="deleted"
@@ -154,6 +155,9 @@ def test_deleting_an_account_stops_its_running_scan(
     processed = time.time()
     time.sleep(4)  # longer than the rest of the scan would take
 
+    # Not vacuous: the scan was still calling AWS when the deletion was requested...
+    assert sts.calls(account=world.account_id, since=requested - 2)
+    # ...and moto received nothing signed with the account's keys once it was processed.
     assert sts.calls(account=world.account_id, since=processed) == []
     with get_engine(database_url).connect() as conn:
         items = conn.execute(sa.text("SELECT count(*) FROM waste_items")).scalar_one()
