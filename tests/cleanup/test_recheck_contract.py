@@ -147,8 +147,11 @@ def test_every_registered_action_has_a_builder() -> None:
 def test_the_recheck_applies_every_rule_that_selected_the_item(
     action: type[cleanup.CleanupAction], rule: str, moto_endpoint: str, database_url: str
 ) -> None:
+    builder = BUILDERS.get(action.resource_type)
+    if builder is None:
+        pytest.fail(f"no builder for {action.resource_type}: add one to BUILDERS")
     h = Harness(moto_endpoint)
-    built = BUILDERS[action.resource_type](h)
+    built = builder(h)
     store = Store(database_url)
     org = store.ensure_organization("contract")
     account = store.register_account(
