@@ -1,6 +1,8 @@
 """Fixtures that start real servers, shared by every test module.
 
-- ``moto_endpoint``: a moto server over HTTP (``ThreadedMotoServer``), reset before each test.
+- ``moto_endpoint``: a moto server over HTTP (``ThreadedMotoServer``), reset before each test,
+  behind an enforcing STS (``tests/sts_gate.py``: roles require an ExternalId unless a test says
+  otherwise; ``sts`` gives the test its trust policies and the server-side request log).
 - ``database_url``: a fresh PostgreSQL database per test, cloned from a migrated template on one
   embedded server (pgserver) per session, or on ``CLOUDSWEEP_TEST_DATABASE_URL``'s server.
 """
@@ -31,15 +33,34 @@ os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
 
 from moto.server import ThreadedMotoServer  # noqa: E402
 
-from tests import containers  # noqa: E402
+from tests import containers, sts_gate  # noqa: E402
 
 # One line per request from moto's web server drowns every failure report.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
+class _GatedMotoServer(ThreadedMotoServer):
+    """moto's threaded server behind the enforcing STS of ``tests/sts_gate.py``."""
+
+    def _server_entry(self) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        app = sts_gate.GATE.wrap(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
 @pytest.fixture(scope="session")
 def _moto_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = _GatedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     try:
@@ -54,7 +75,14 @@ def moto_endpoint(_moto_server: str) -> str:
     request = urllib.request.Request(f"{_moto_server}/moto-api/reset", method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
+    sts_gate.GATE.reset()
     return _moto_server
+
+
+@pytest.fixture
+def sts(moto_endpoint: str) -> sts_gate.StsGate:
+    """The enforcing STS in front of moto (trust policies, and the log of every request)."""
+    return sts_gate.GATE
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------

@@ -369,9 +369,10 @@ def test_every_call_is_made_under_the_accounts_own_credentials(
     run(store, settings, recorder, [eip_policy()], dry_run=False, actor_email=ACTOR)
     accounts = {c.caller_account for c in recorder.records if c.service != "sts"}
     assert accounts == {world.account_id}
-    (assume,) = recorder.calls(operation="AssumeRole")
+    assume, probe = recorder.calls(operation="AssumeRole")
     assert assume.params["RoleSessionName"] == f"cloudsweep-{world.account_id}-cleanup"
     assert assume.params["ExternalId"] == world.external_id
+    assert "ExternalId" not in probe.params and probe.error_code == "AccessDenied"
 
 
 def test_actions_are_listed_per_organization(store, account, settings) -> None:

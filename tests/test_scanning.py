@@ -128,9 +128,12 @@ def test_scan_runs_under_a_read_only_session_policy_with_the_external_id(
     recorder = aws.CallRecorder()
     outcome = _scan(store, account, settings, recorder=recorder)
 
-    (assume,) = recorder.calls(operation="AssumeRole")
+    assume, probe = recorder.calls(operation="AssumeRole")
     assert assume.params["ExternalId"] == world.external_id
     assert assume.params["RoleSessionName"] == f"cloudsweep-{world.account_id}-scan"
+    # The role must refuse CloudSweep without the ExternalId: one probe, which may do nothing.
+    assert "ExternalId" not in probe.params and probe.error_code == "AccessDenied"
+    assert '"Action":["sts:GetCallerIdentity"]' in probe.params["Policy"]
     assert (
         '"Effect": "Allow"' in assume.params["Policy"]
         or '"Effect":"Allow"' in assume.params["Policy"]

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cloudsweep import aws, cleanup, domain
-from cloudsweep.cleanup import ActionContext, CleanupAction, CleanupItem
+from cloudsweep.cleanup import ActionContext, CleanupAction, CleanupItem, Recheck, Selection
 from cloudsweep.policies import (
     CleanupPolicy,
     Decision,
@@ -49,6 +49,10 @@ class LostLock(RuntimeError):
 
 class CleanupRefused(domain.InvalidInput):
     """The run cannot start (unknown organization, no identity for a manual real run)."""
+
+
+class AccountNotHeld(CleanupRefused):
+    """The item's account is held by another organization: nothing of it is touched."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +100,19 @@ class CleanupOptions:
     progress: Callable[[ItemResult], None] | None = None
 
 
-def cleanup_item(candidate: Candidate) -> CleanupItem:
+def cleanup_item(
+    candidate: Candidate,
+    policy: CleanupPolicy | None = None,
+    protection_tags: Sequence[str] = (),
+) -> CleanupItem:
+    """The item an action works on, with the tag rules that selected it (the scan's protection
+    tags from the stored finding, the policy's include and exclude tags)."""
+    selection = Selection.of(
+        candidate.resource_details,
+        include_tags=policy.rules.include_tags if policy is not None else None,
+        exclude_tags=policy.rules.exclude_tags if policy is not None else None,
+        protection_tags=protection_tags,
+    )
     return CleanupItem(
         waste_item_id=candidate.id,
         account_id=candidate.account_id,
@@ -107,21 +123,57 @@ def cleanup_item(candidate: Candidate) -> CleanupItem:
         availability_zone=candidate.availability_zone,
         monthly_cost=candidate.monthly_cost,
         resource_details=candidate.resource_details,
+        selection=selection,
     )
+
+
+def recheck_item(action: CleanupAction, ctx: ActionContext, item: CleanupItem) -> Recheck:
+    """The action's re-check, then the rules that selected the item applied to the live tags it
+    reports: the re-check at execution is never laxer than the scan and the policy, whatever
+    the action checks itself. An action that reports no tags is refused (fail closed)."""
+    recheck = action.recheck(ctx, item)
+    if not recheck.still_waste:
+        return recheck
+    tags = recheck.facts.get("tags")
+    if not isinstance(tags, Mapping):
+        return Recheck(
+            False,
+            f"the re-check of {action.resource_type} {action.action} reported no current tags, "
+            "so the rules that selected the item cannot be checked",
+            recheck.facts,
+        )
+    refusal = item.selection.refusal({str(k): str(v) for k, v in tags.items()})
+    if refusal is not None:
+        return Recheck(False, refusal, recheck.facts)
+    return recheck
 
 
 class _Sessions:
     """One cleanup session per account for the run (not the scan's read-only sessions)."""
 
     def __init__(
-        self, options: CleanupOptions, settings: Settings, budget: aws.RequestBudget | None
+        self,
+        options: CleanupOptions,
+        settings: Settings,
+        budget: aws.RequestBudget | None,
+        store: Store,
     ) -> None:
         self._options = options
         self._settings = settings
         self._budget = budget
+        self._store = store
         self._sessions: dict[str, aws.AccountSession] = {}
 
     def get(self, candidate: Candidate) -> aws.AccountSession:
+        """The account's cleanup session; ``AccountNotHeld`` (before any AWS call) when the
+        candidate's organization does not hold the account and sharing is not allowed."""
+        if not self._settings.allow_shared_accounts:
+            holder = self._store.account_holder(candidate.account_id)
+            if holder != candidate.organization_id:
+                raise AccountNotHeld(
+                    f"AWS account {candidate.account_id} is not held by this organization "
+                    "(another organization registered it): nothing of it is cleaned"
+                )
         session = self._sessions.get(candidate.account_id)
         if session is None:
             if candidate.role_arn is None:
@@ -142,6 +194,9 @@ class _Sessions:
                 settings=self._settings,
                 recorder=self._options.recorder,
                 budget=self._budget,
+                # No cleanup ever runs in an account whose role lets CloudSweep in without the
+                # ExternalId: the session refuses before any call beyond STS.
+                require_external_id=not self._settings.allow_shared_accounts,
             )
             self._sessions[candidate.account_id] = session
         return session
@@ -205,7 +260,7 @@ def run_cleanup(
         now=now,
     )
     report = RunReport(run_id=run_id, dry_run=dry_run, plan=plan)
-    sessions = _Sessions(options, settings, rate_budget.for_settings(store.url, settings))
+    sessions = _Sessions(options, settings, rate_budget.for_settings(store.url, settings), store)
     by_name = {p.name: p for p in policies}
     try:
         quiet_since = now - timedelta(seconds=settings.cleanup_takeover_seconds)
@@ -339,6 +394,7 @@ def _context(
     action_id: uuid.UUID,
     *,
     persist: bool,
+    item: CleanupItem | None = None,
 ) -> ActionContext:
     session = sessions.get(candidate)
     region = candidate.region
@@ -356,7 +412,9 @@ def _context(
         client=lambda service: session.client(service, region),
         now=options.now,
         checkpoint=checkpoint,
-        protection_tags=options.protection_tags,
+        protection_tags=(
+            item.selection.protection_tags if item is not None else options.protection_tags
+        ),
     )
 
 
@@ -389,12 +447,14 @@ def _dry_run_item(
 ) -> ItemResult:
     action = cleanup.get(decision.policy.resource_type, decision.policy.action)()
     params = action.parameters(decision.policy.parameters)
-    item = cleanup_item(decision.candidate)
+    item = cleanup_item(decision.candidate, decision.policy, options.protection_tags)
     intent = _intent(decision, action, options, actor, run_id, dry_run=True)
-    ctx = _context(store, decision.candidate, sessions, options, uuid.uuid4(), persist=False)
     response: dict[str, Any]
     try:
-        recheck = action.recheck(ctx, item)
+        ctx = _context(
+            store, decision.candidate, sessions, options, uuid.uuid4(), persist=False, item=item
+        )
+        recheck = recheck_item(action, ctx, item)
         if not recheck.still_waste:
             would, message, response = (
                 False,
@@ -405,6 +465,8 @@ def _dry_run_item(
             result = action.dry_run(ctx, item, params)
             would, message = result.would_succeed, result.message
             response = {"checked": list(result.calls), "recheck": dict(recheck.facts)}
+    except AccountNotHeld as error:
+        would, message, response = False, f"would refuse: {error}", {"code": "AccountNotHeld"}
     except aws.AwsError as error:
         would, message, response = (
             False,
@@ -427,7 +489,7 @@ def _act_on_item(
 ) -> ItemResult:
     action = cleanup.get(decision.policy.resource_type, decision.policy.action)()
     params = action.parameters(decision.policy.parameters)
-    item = cleanup_item(decision.candidate)
+    item = cleanup_item(decision.candidate, decision.policy, options.protection_tags)
     with store.item_lock(decision.candidate.id) as lock:
         if lock is None:
             return _result(decision, "skipped", "another worker is acting on this item", None)
@@ -440,7 +502,20 @@ def _act_on_item(
             return _result(
                 decision, "skipped", "the item changed state or was taken by another run", None
             )
-        ctx = _context(store, decision.candidate, sessions, options, action_id, persist=True)
+        try:
+            ctx = _context(
+                store, decision.candidate, sessions, options, action_id, persist=True, item=item
+            )
+        except AccountNotHeld as error:
+            store.finish(
+                action_id,
+                status=domain.AttemptStatus.REFUSED,
+                now=options.now(),
+                error=f"refused: {error}",
+                response={"code": "AccountNotHeld"},
+                item_status=domain.CleanupStatus.PENDING,
+            )
+            return _result(decision, "refused", str(error), action_id)
         return _carry_out(store, decision, action, params, item, ctx, lock, action_id, recorded={})
 
 
@@ -462,7 +537,7 @@ def _carry_out(
         if not lock.alive():
             raise LostLock("lost the database before the re-check")
         store.heartbeat(action_id, now())
-        recheck = action.recheck(ctx, item)
+        recheck = recheck_item(action, ctx, item)
         if not recheck.still_waste:
             store.finish(
                 action_id,
@@ -481,6 +556,18 @@ def _carry_out(
         # cleanup_takeover_seconds after it, longer than this call can be in flight.
         store.heartbeat(action_id, now())
         outcome = action.execute(ctx, item, params, rollback_data)
+    except aws.ExternalIdNotEnforced as error:
+        # Refused before any call beyond STS: nothing was done; the item waits for the trust
+        # policy to be fixed.
+        store.finish(
+            action_id,
+            status=domain.AttemptStatus.REFUSED,
+            now=now(),
+            error=f"refused: {error}",
+            response={"error_kind": error.kind.value, "code": error.code},
+            item_status=domain.CleanupStatus.PENDING,
+        )
+        return _result(decision, "refused", str(error), action_id)
     except LostLock as error:
         # No outcome can be written; the intent stays and the next real run reconciles it.
         log.error("cleanup of %s stopped: %s", item.resource_id, error)
@@ -562,14 +649,14 @@ def _recover(
             return None
         action = cleanup.get(record.resource_type, record.action)()
         policy = policies.get(record.policy_name or "")
-        ctx = _context(store, candidate, sessions, options, action_id, persist=True)
-        item = cleanup_item(candidate)
+        item = cleanup_item(candidate, policy, options.protection_tags)
         stand_in = policy or CleanupPolicy.model_construct(
             name=record.policy_name or "?", action=record.action
         )
         try:
+            ctx = _context(store, candidate, sessions, options, action_id, persist=True, item=item)
             recheck = action.recheck(ctx, item)
-        except aws.AwsError as error:
+        except (aws.AwsError, AccountNotHeld) as error:
             return _result(
                 Decision(candidate, stand_in, DecisionKind.SKIP, ""),
                 "interrupted",
@@ -688,7 +775,7 @@ def rollback(
     candidate = store.candidate(record.waste_item_id)
     if candidate is None:
         raise CleanupRefused(f"the finding of action {action_id} no longer exists")
-    sessions = _Sessions(options, settings, rate_budget.for_settings(store.url, settings))
+    sessions = _Sessions(options, settings, rate_budget.for_settings(store.url, settings), store)
     if options.dry_run:
         return RollbackResult(
             action_id,
@@ -702,6 +789,7 @@ def rollback(
     if not options.actor_email:
         raise CleanupRefused("a rollback needs the identity of who runs it (--as EMAIL)")
     actor = store.ensure_user(organization.id, options.actor_email)
+    sessions.get(candidate)  # AccountNotHeld before anything is recorded or called
     intent = Intent(
         item_id=record.waste_item_id,
         run_id=None,

@@ -40,6 +40,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from cloudsweep import cleanup, detectors, domain
+from cloudsweep.cleanup import selection
 from cloudsweep.store import Candidate
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -356,14 +357,6 @@ def _age_days(candidate: Candidate, now: datetime) -> tuple[float, str]:
     return (now - candidate.discovered_at).total_seconds() / 86400, "first seen"
 
 
-def _tags_match(tags: Mapping[str, str], wanted: Mapping[str, str]) -> list[str]:
-    return [
-        key
-        for key, value in wanted.items()
-        if key not in tags or (value != "*" and tags[key] != value)
-    ]
-
-
 def _rule_failure(policy: CleanupPolicy, candidate: Candidate, now: datetime) -> str | None:
     rules = policy.rules
     if not candidate.safety_checks_passed:
@@ -392,12 +385,11 @@ def _rule_failure(policy: CleanupPolicy, candidate: Candidate, now: datetime) ->
     if rules.max_monthly_cost is not None and candidate.monthly_cost > rules.max_monthly_cost:
         return f"costs {candidate.monthly_cost}/month, over the rule's maxMonthlyCost {rules.max_monthly_cost}"
     tags = dict(candidate.resource_details.get("tags") or {})
-    missing = _tags_match(tags, rules.include_tags)
+    # The same rules as the executor's re-check applies to the live tags (cleanup.selection).
+    missing = selection.missing_included(tags, rules.include_tags)
     if missing:
         return f"lacks the included tags {', '.join(missing)}"
-    excluded = [
-        k for k, v in rules.exclude_tags.items() if k in tags and (v == "*" or tags[k] == v)
-    ]
+    excluded = selection.present_excluded(tags, rules.exclude_tags)
     if excluded:
         return f"has the excluded tags {', '.join(excluded)}"
     return None

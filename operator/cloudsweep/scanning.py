@@ -12,6 +12,7 @@ that belong to another account, fail the whole run before any call beyond STS.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +36,11 @@ log = logging.getLogger(__name__)
 
 class ScanRefused(domain.InvalidInput):
     """The scan cannot start (bad parameters, unknown detector, no regions); nothing was called."""
+
+
+class ScanCancelled(Exception):
+    """Raised in a detector's thread at its next AWS call once the scan is cancelled (its
+    AwsAccount was deleted, or a schedule's Replace policy stopped it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +147,14 @@ def run_scan(
     if all_regions:
         permissions.add(aws_regions.DESCRIBE_REGIONS_PERMISSION)
 
+    holder = store.account_holder(account.account_id)
+    if holder != account.organization_id and not settings.allow_shared_accounts:
+        # Registered before claims existed, or while sharing was allowed: not this
+        # organization's account (any more). Refused before any AWS call.
+        raise ScanRefused(
+            f"AWS account {account.account_id} is not held by this organization: another "
+            "organization registered it (an account belongs to one organization only)"
+        )
     scan = store.open_scan(
         account.id,
         scan_type=options.scan_type,
@@ -158,15 +172,36 @@ def run_scan(
         recorder=recorder,
         concurrency=concurrency,
         budget=rate_budget.for_settings(store.url, settings),
+        # An account whose role does not enforce the ExternalId is not used (confused deputy);
+        # a scan on the user's own credentials assumes no role.
+        **(
+            {"require_external_id": not settings.allow_shared_accounts}
+            if account.role_arn is not None
+            else {}
+        ),
     )
     skipped: dict[str, str] = {}
+    if cancel is not None:
+        session = _Cancellable(session, cancel)
     try:
+        if cancel is not None and cancel.is_set():
+            raise ScanCancelled()
         session.verify()
         if all_regions:
             found = aws_regions.account_regions(session)
             named = [r for r in regions if r != domain.ALL_REGIONS]
             regions = list(dict.fromkeys([*found.enabled, *named]))
             skipped = {r: why for r, why in found.skipped.items() if r not in regions}
+    except ScanCancelled:
+        closed = store.close_scan(
+            scan,
+            status=domain.ScanStatus.CANCELLED,
+            completed_at=now(),
+            resources_scanned=0,
+            error_message="cancelled before it started",
+            metadata={"api_calls": len(recorder.records)},
+        )
+        return ScanOutcome(scan=closed, tasks=(), api_calls=len(recorder.records))
     except aws.AwsError as error:
         store.set_connection(account.id, domain.ConnectionStatus.FAILED, str(error))
         closed = store.close_scan(
@@ -192,7 +227,17 @@ def run_scan(
     cancelled = False
 
     def run_task(region: str, detector: Detector[Any], params: Any) -> list[domain.Finding]:
-        return list(detector.detect(contexts[region], params))
+        # What selected each finding travels with it to the cleanup's re-check, which must
+        # never be laxer than the scan (e.g. a ScanSchedule's own protection tags).
+        selection = {
+            "detector": detector.name,
+            "protection_tags": list(params.protection_tags),
+            "min_age_days": params.min_age_days,
+        }
+        return [
+            dataclasses.replace(found, details={**found.details, "selection": selection})
+            for found in detector.detect(contexts[region], params)
+        ]
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="scan") as pool:
         pending: dict[Future[list[domain.Finding]], tuple[str, str]] = {
@@ -208,8 +253,8 @@ def run_scan(
                     future.cancel()
             for future in done:
                 region, name = pending.pop(future)
-                if future.cancelled():
-                    continue
+                if future.cancelled() or cancelled:
+                    continue  # a cancelled scan stores nothing more
                 outcome = _task_outcome(future, region, name, buffer)
                 outcomes.append(outcome)
                 if progress is not None:
@@ -217,7 +262,7 @@ def run_scan(
                 if len(buffer) >= BATCH_SIZE:
                     store.upsert_findings(scan, buffer, seen_at=now())
                     buffer.clear()
-    if buffer:
+    if buffer and not cancelled:
         store.upsert_findings(scan, buffer, seen_at=now())
 
     return _finish(
@@ -236,11 +281,38 @@ def run_scan(
     )
 
 
+class _Cancellable:
+    """The scan's session, whose clients check the cancellation before every AWS call (each
+    page of a listing is one): a running detector stops at its next call, not when it is done."""
+
+    def __init__(self, session: aws.ScanSession, cancel: threading.Event) -> None:
+        self._session = session
+        self._cancel = cancel
+        self.account_id = session.account_id
+        self.partition = session.partition
+
+    def verify(self) -> aws.CallerIdentity:
+        return self._session.verify()
+
+    def client(self, service: str, region: str) -> Any:
+        client = self._session.client(service, region)
+        client.meta.events.register(
+            "before-call", self._check, unique_id=f"cloudsweep-cancel-{id(self._cancel)}"
+        )
+        return client
+
+    def _check(self, **_: Any) -> None:
+        if self._cancel.is_set():
+            raise ScanCancelled()
+
+
 def _task_outcome(
     future: Future[list[domain.Finding]], region: str, name: str, buffer: list[domain.Finding]
 ) -> TaskOutcome:
     try:
         found = future.result()
+    except ScanCancelled:
+        return TaskOutcome(region, name, error_kind="cancelled", error="the scan was cancelled")
     except aws.AwsError as error:
         log.warning("%s in %s failed: %s", name, region, error)
         return TaskOutcome(region, name, error_kind=error.kind.value, error=str(error))

@@ -183,6 +183,15 @@ class Settings(BaseSettings):
         "stay below AWS's documented limits; as JSON in the environment: "
         "'{\"ec2\": 10}'.",
     )
+    allow_shared_accounts: bool = Field(
+        default=False,
+        description="Single-team installs only. Off (the default): an AWS account belongs to the "
+        "first organization (namespace) that registers it and is refused to every other one "
+        "(AccountClaimedByAnotherOrganization), and an account whose role can be assumed without "
+        "its ExternalId is neither connected, scanned nor cleaned (ExternalIdNotEnforced). On: "
+        "several organizations may register the same account, and roles that do not enforce the "
+        "ExternalId are used (with a warning condition).",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -16,6 +16,7 @@ import pytest
 from cloudsweep import aws
 from cloudsweep.aws import ambient
 from cloudsweep.settings import Settings
+from tests import sts_gate
 
 MOTO_ACCOUNT = "123456789012"
 
@@ -32,6 +33,8 @@ def _role_session(moto_endpoint: str) -> boto3.Session:
         RoleName="developer",
         AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
     )["Role"]
+    # A person's role, assumed without an ExternalId: no condition in its trust policy.
+    sts_gate.GATE.lax_roles.add(role["Arn"])
     sts = boto3.client("sts", endpoint_url=moto_endpoint, region_name="us-east-1")
     creds = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="sso-user")["Credentials"]
     return boto3.Session(

@@ -49,7 +49,7 @@ def test_a_missing_resource_is_reported_gone(
     session = aws.AccountSession(
         ACCOUNT,
         f"arn:aws:iam::{ACCOUNT}:role/cleanup",
-        external_id=None,
+        external_id="cs-recheck-gone",
         purpose=aws.Purpose.CLEANUP,
         settings=Settings(aws_endpoint_url=moto_endpoint, aws_max_attempts=2),
     )

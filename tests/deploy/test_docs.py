@@ -19,6 +19,7 @@ REASONS = {
         "AssumeRoleFailed",
         "IdentityMismatch",
         "ExternalIdNotEnforced",
+        "AccountClaimedByAnotherOrganization",
         "InvalidSpec",
         "Deleting",
     ],

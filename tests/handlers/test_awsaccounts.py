@@ -48,12 +48,12 @@ def test_account_gets_its_external_id_and_connects(
         and ready["lastTransitionTime"]
         and ready["observedGeneration"] == 1
     )
-    # moto does not enforce ExternalIds, so the probe without it succeeds: CloudSweep warns.
+    # The role (behind the tests' enforcing STS) refuses CloudSweep's probe without the ExternalId.
     enforced = condition(obj, "ExternalIdEnforced")
-    assert enforced["status"] == "False" and enforced["reason"] == "ExternalIdNotEnforced"
-    assert external_id in enforced["message"]
+    assert enforced["status"] == "True" and enforced["reason"] == "ExternalIdEnforced"
     assumes = recorder.calls(operation="AssumeRole")
     assert any(c.params.get("ExternalId") == external_id for c in assumes)
+    assert any("ExternalId" not in c.params and c.error_code == "AccessDenied" for c in assumes)
     # The organization is the namespace, with its UID; the ExternalId is in the database.
     org = operator.store.organization(NS)
     assert org is not None
@@ -61,9 +61,7 @@ def test_account_gets_its_external_id_and_connects(
     assert account is not None and account.external_id == external_id
     assert account.connection_status == "connected"
     wait_for(
-        lambda: (
-            {"ExternalIdNotEnforced", "Connected"} <= {e.get("reason") for e in cluster.events(NS)}
-        ),
+        lambda: "Connected" in {e.get("reason") for e in cluster.events(NS)},
         what="events",
     )
 

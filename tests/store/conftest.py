@@ -19,7 +19,9 @@ def store(database_url: str) -> Store:
 
 @pytest.fixture
 def make_account(store: Store) -> Callable[..., AccountRecord]:
-    def make(slug: str = "team-a", account_id: str = "111111111111") -> AccountRecord:
+    def make(
+        slug: str = "team-a", account_id: str = "111111111111", *, allow_shared: bool = False
+    ) -> AccountRecord:
         org = store.ensure_organization(slug)
         return store.register_account(
             org.id,
@@ -27,6 +29,7 @@ def make_account(store: Store) -> Callable[..., AccountRecord]:
             role_arn=f"arn:aws:iam::{account_id}:role/CloudSweepScanner",
             external_id="ext-1",
             regions=["us-east-1", "eu-west-1"],
+            allow_shared=allow_shared,
         )
 
     return make

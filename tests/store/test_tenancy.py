@@ -9,14 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from cloudsweep import domain
-from cloudsweep.store import FindingFilter, Store
+from cloudsweep.store import AccountClaimed, FindingFilter, Store
 
 from .conftest import T0, finding
 
 
 def test_same_account_in_two_organizations_stays_apart(store: Store, make_account) -> None:
-    a = make_account("team-a", "111111111111")
-    b = make_account("team-b", "111111111111")
+    """A single-team install that allows shared accounts still keys every row per organization."""
+    a = make_account("team-a", "111111111111", allow_shared=True)
+    b = make_account("team-b", "111111111111", allow_shared=True)
     assert a.id != b.id
     scan_a = store.open_scan(
         a.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
@@ -86,3 +87,74 @@ def test_a_namespace_uid_names_one_organization(store: Store) -> None:
     store.ensure_organization("team-a", namespace_uid="uid-1")
     with pytest.raises(domain.InvalidInput, match="another organization"):
         store.ensure_organization("team-b", namespace_uid="uid-1")
+
+
+def test_an_account_belongs_to_the_first_organization_that_registers_it(
+    store: Store, make_account
+) -> None:
+    holder = make_account("team-a", "111111111111")
+    with pytest.raises(AccountClaimed, match="another organization") as refused:
+        make_account("team-b", "111111111111")
+    assert "team-a" not in str(refused.value)  # tenants learn nothing about each other
+    team_b = store.organization("team-b")
+    assert team_b is not None and store.account(team_b.id, "111111111111") is None
+    assert store.account_holder("111111111111") == holder.organization_id
+    # The holder updates its registration freely.
+    assert make_account("team-a", "111111111111").id == holder.id
+
+
+def test_deleting_the_holders_account_releases_the_claim(store: Store, make_account) -> None:
+    holder = make_account("team-a", "111111111111")
+    store.mark_account_deleted(holder.id, T0)
+    assert store.account_holder("111111111111") is None
+    taken = make_account("team-b", "111111111111")
+    assert store.account_holder("111111111111") == taken.organization_id
+    # The old holder's history stays with it, and it cannot take the account back.
+    with pytest.raises(AccountClaimed):
+        make_account("team-a", "111111111111")
+    team_a = store.organization("team-a")
+    assert team_a is not None and store.account(team_a.id, "111111111111") is not None
+
+
+def test_two_organizations_registering_one_account_at_once_get_one_holder(
+    store: Store, make_account
+) -> None:
+    """Two operator replicas reconciling two namespaces' AwsAccounts at the same moment: the
+    claim's primary key lets exactly one organization in, every round."""
+    for round_ in range(40):
+        account_id = f"{round_ + 100000000000}"
+        barrier = threading.Barrier(2)
+
+        def register(
+            slug: str, barrier: threading.Barrier = barrier, account_id: str = account_id
+        ) -> bool:
+            barrier.wait()
+            try:
+                make_account(slug, account_id)
+            except AccountClaimed:
+                return False
+            return True
+
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = list(pool.map(register, [f"race-a-{round_}", f"race-b-{round_}"]))
+        assert sorted(outcomes) == [False, True], f"round {round_}: {outcomes}"
+        live = [
+            org
+            for org in (f"race-a-{round_}", f"race-b-{round_}")
+            if (o := store.organization(org)) and store.account(o.id, account_id)
+        ]
+        assert len(live) == 1
+
+
+def test_findings_of_a_deleted_account_are_not_stored(store: Store, make_account) -> None:
+    """The store's write path refuses findings once the account's deletion is processed, so a
+    scan still running then stores nothing more."""
+    account = make_account("team-a", "111111111111")
+    scan = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.upsert_findings(scan, [finding("vol-before")])
+    store.mark_account_deleted(account.id, T0)
+    result = store.upsert_findings(scan, [finding("vol-after"), finding("vol-before")])
+    assert (result.inserted, result.updated) == (0, 0)
+    assert [i.resource_id for i in store.findings(FindingFilter("team-a"))] == ["vol-before"]

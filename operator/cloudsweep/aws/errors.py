@@ -169,6 +169,33 @@ class IdentityMismatch(AwsError):
         )
 
 
+class ExternalIdNotEnforced(AwsError):
+    """The role can be assumed without the account's ExternalId (the confused-deputy guard is off):
+    CloudSweep refuses to use it unless the installation allows shared accounts."""
+
+    def __init__(self, *, role_arn: str, external_id_configured: bool) -> None:
+        super().__init__(
+            ErrorKind.ACCESS_DENIED,
+            service="sts",
+            operation="AssumeRole",
+            code="ExternalIdNotEnforced",
+            message=f"{role_arn} can be assumed without the ExternalId",
+        )
+        self.role_arn = role_arn
+        fix = (
+            'add the condition "sts:ExternalId" with the account\'s ExternalId (status.externalId) '
+            "to the role's trust policy"
+            if external_id_configured
+            else "give the account an ExternalId and require it in the role's trust policy "
+            '(condition "sts:ExternalId")'
+        )
+        self.args = (
+            f"refusing to use {role_arn}: it can be assumed without the ExternalId, so anyone "
+            f"who knows its ARN can make CloudSweep act in the account (confused deputy); {fix}, "
+            "or, for a single-team install only, set CLOUDSWEEP_ALLOW_SHARED_ACCOUNTS=true",
+        )
+
+
 def classify(
     exc: BaseException, *, service: str, operation: str, region: str | None = None
 ) -> AwsError:

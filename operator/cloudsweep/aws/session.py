@@ -15,6 +15,10 @@ How a session is built:
 - credentials are ``DeferredRefreshableCredentials``: botocore calls AssumeRole again before they
   expire, so hour-long scans keep working;
 - before the first client is handed out, ``GetCallerIdentity`` must return the declared account;
+- with ``require_external_id=True`` (every scan and cleanup session, unless the installation allows
+  shared accounts) the role must also *refuse* an AssumeRole without the ExternalId: one probe,
+  whose session policy allows nothing but ``sts:GetCallerIdentity``; a role that lets it through
+  raises ``ExternalIdNotEnforced`` before any call beyond STS;
 - every client uses botocore's *standard* retry mode (bounded attempts, jittered exponential
   back-off; *adaptive* mode would share one client-side rate budget, which a multi-tenant operator
   must not do) and a connection pool sized for the scan's concurrency;
@@ -140,7 +144,9 @@ class AccountSession:
         concurrency: int | None = None,
         duration_seconds: int = DEFAULT_DURATION_SECONDS,
         budget: RequestBudget | None = None,
+        require_external_id: bool = False,
     ) -> None:
+        self.require_external_id = require_external_id
         self.account_id = domain.validate_account_id(account_id)
         domain.validate_role_for_account(role_arn, self.account_id)
         self.role_arn = role_arn
@@ -196,8 +202,7 @@ class AccountSession:
                 params["PolicyArns"] = [{"arn": arn}]
         return params
 
-    def _assume_role(self) -> dict[str, str]:
-        """Refresh callback of the credentials: one AssumeRole call."""
+    def _sts(self) -> Any:
         if self._base_sts is None:
             self._base_sts = self._base.client(
                 "sts",
@@ -205,8 +210,12 @@ class AccountSession:
                 endpoint_url=self._endpoint,
                 config=self._config,
             )
+        return self._base_sts
+
+    def _assume_role(self) -> dict[str, str]:
+        """Refresh callback of the credentials: one AssumeRole call."""
         try:
-            response = self._base_sts.assume_role(**self.assume_role_params())
+            response = self._sts().assume_role(**self.assume_role_params())
         except (boto_exc.ClientError, boto_exc.BotoCoreError) as exc:
             raise _assume_role_failed(self.role_arn, self.account_id, exc) from exc
         self.assume_role_count += 1
@@ -251,7 +260,36 @@ class AccountSession:
             raise errors.IdentityMismatch(
                 declared=self.account_id, actual=identity.account, caller_arn=identity.arn
             )
+        if self.require_external_id and self.assumable_without_external_id():
+            raise errors.ExternalIdNotEnforced(
+                role_arn=self.role_arn, external_id_configured=bool(self.external_id)
+            )
         return identity
+
+    def assumable_without_external_id(self) -> bool:
+        """Does the role let CloudSweep in without the ExternalId (confused-deputy guard off)?
+
+        Without a configured ExternalId the session itself got in without one: True, no call.
+        Otherwise one AssumeRole without it, whose session policy allows only GetCallerIdentity
+        (the probe's credentials are never used). AccessDenied means the guard holds; any other
+        failure (throttling, STS down) is raised: an unknown answer is not a "no".
+        """
+        if not self.external_id:
+            return True
+        params = {
+            "RoleArn": self.role_arn,
+            "RoleSessionName": f"cloudsweep-{self.account_id}-probe",
+            "DurationSeconds": 900,
+            "Policy": read_only_policy(()),
+        }
+        try:
+            self._sts().assume_role(**params)
+        except (boto_exc.ClientError, boto_exc.BotoCoreError) as exc:
+            classified = errors.classify(exc, service="sts", operation="AssumeRole")
+            if classified.kind is errors.ErrorKind.ACCESS_DENIED:
+                return False
+            raise _assume_role_failed(self.role_arn, self.account_id, exc) from exc
+        return True
 
     # --- clients -------------------------------------------------------------------------
 

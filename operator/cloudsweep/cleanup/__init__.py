@@ -19,6 +19,7 @@ from cloudsweep.cleanup.base import (
     Outcome,
     Recheck,
 )
+from cloudsweep.cleanup.selection import Selection
 from cloudsweep.domain import InvalidInput
 
 A = TypeVar("A", bound=type[CleanupAction])
@@ -76,6 +77,7 @@ __all__ = [
     "DryRunResult",
     "Outcome",
     "Recheck",
+    "Selection",
     "UnknownAction",
     "actions_for",
     "all_actions",

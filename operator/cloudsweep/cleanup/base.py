@@ -8,7 +8,10 @@ data, acts, and undoes, each step idempotent so that a crash and a rerun repeat 
 Steps, in the order the executor calls them for one item:
 
 1. ``recheck``: read-only; is the resource still the waste the scan saw (not attached, not
-   protected, not changed)? If not, the executor refuses and records it.
+   protected, not changed)? If not, the executor refuses and records it. Its facts must carry
+   the resource's live tags under ``"tags"`` (a ``{key: value}`` mapping): the executor applies
+   the rules that selected the item (``CleanupItem.selection``) to them and refuses an item
+   whose re-check does not report them.
 2. ``dry_run``: for a dry run only: ask AWS whether the calls would succeed (``DryRun=True`` where
    the API has it, read-only checks where it does not) and change nothing.
 3. ``prepare``: record what undo needs (a snapshot, a final configuration). Call
@@ -32,6 +35,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from cloudsweep.cleanup.selection import DEFAULT_PROTECTION_TAGS, Selection
 from cloudsweep.domain import CLEANUP_ACTION_TAG, ActionType
 
 ACTION_TAG = CLEANUP_ACTION_TAG
@@ -59,6 +63,9 @@ class CleanupItem:
     availability_zone: str | None
     monthly_cost: Decimal
     resource_details: Mapping[str, Any]
+    # The tag rules that selected it (scan and policy); the executor applies them to the live
+    # tags the re-check reports.
+    selection: Selection = field(default_factory=Selection)
 
     @property
     def tags(self) -> Mapping[str, str]:
@@ -77,7 +84,8 @@ class ActionContext:
     now: Callable[[], datetime]
     # Persist progress into the action's rollback_data right away (merged, committed).
     checkpoint: Callable[[Mapping[str, Any]], None]
-    protection_tags: tuple[str, ...] = ("cloudsweep.io/protect", "do-not-delete")
+    # The scan's protection tags (see ``CleanupItem.selection``), CloudSweep's defaults included.
+    protection_tags: tuple[str, ...] = DEFAULT_PROTECTION_TAGS
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from cloudsweep import aws
 from cloudsweep.aws import ErrorKind
+from cloudsweep.cleanup import selection
 from cloudsweep.cleanup.base import (
     ActionContext,
     ActionParameters,
@@ -22,10 +23,6 @@ from cloudsweep.cleanup.base import (
 )
 from cloudsweep.domain import money
 from cloudsweep.pricing import PriceCatalog, active
-
-# A protection tag whose value is one of these does not protect (``do-not-delete=false``), as in
-# the detectors.
-_NOT_PROTECTING = frozenset({"false", "no", "0", "off"})
 
 
 def _method(operation: str) -> str:
@@ -128,11 +125,7 @@ def protected_by(tags: Mapping[str, str], keys: tuple[str, ...]) -> str | None:
     Keys match case-insensitively and ``false``/``no``/``0``/``off`` values do not protect, exactly
     as the detectors judge them: a re-check must never be laxer than the scan.
     """
-    wanted = {k.lower() for k in keys}
-    for key, value in tags.items():
-        if key.lower() in wanted and value.strip().lower() not in _NOT_PROTECTING:
-            return f"{key}={value}"
-    return None
+    return selection.protected_by(tags, keys)
 
 
 def dry_run_calls(ctx: ActionContext, calls: list[tuple[str, dict[str, Any]]]) -> DryRunResult:

@@ -47,7 +47,7 @@ def recheck(ctx: ActionContext, item: CleanupItem) -> Recheck:
     if protection:
         return Recheck(False, protection, {"tags": tags})
     instances = [i["InstanceId"] for i in lb.get("Instances") or []]
-    facts: dict[str, Any] = {"instances": instances}
+    facts: dict[str, Any] = {"tags": tags, "instances": instances}
     if instances:
         health = call(
             ctx,

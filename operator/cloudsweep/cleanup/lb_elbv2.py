@@ -117,6 +117,7 @@ def recheck(ctx: ActionContext, item: CleanupItem) -> Recheck:
             registered += 1
             healthy += target.get("TargetHealth", {}).get("State") == "healthy"
     facts = {
+        "tags": tags,  # the executor applies the scan's and the policy's tag rules to them
         "target_groups": [g["TargetGroupName"] for g in groups],
         "registered_targets": registered,
         "healthy_targets": healthy,

@@ -136,6 +136,8 @@ def _facts(db: Mapping[str, Any]) -> dict[str, Any]:
         "deletion_protection": bool(db.get("DeletionProtection")),
         "instance_class": db.get("DBInstanceClass"),
         "engine": db.get("Engine"),
+        # The executor applies the scan's and the policy's tag rules to them.
+        "tags": common.tag_map(db.get("TagList")),
     }
 
 

@@ -63,7 +63,11 @@ def _demo_target(settings: Settings, regions: Sequence[str] | None) -> Iterator[
                 aws.AccountSession,
                 base_session=static_session(emulator.ACCESS_KEY_ID, emulator.SECRET_ACCESS_KEY),
             ),
-            settings=settings.model_copy(update={"aws_endpoint_url": local.endpoint_url}),
+            # The emulated AWS does not check ExternalIds, so its roles cannot enforce theirs:
+            # the demo is a single-team install by nature.
+            settings=settings.model_copy(
+                update={"aws_endpoint_url": local.endpoint_url, "allow_shared_accounts": True}
+            ),
         )
     finally:
         local.stop()
@@ -231,6 +235,7 @@ def _scan_target(
         role_arn=target.role_arn,
         external_id=target.external_id,
         regions=target.regions,
+        allow_shared=target.settings.allow_shared_accounts,
     )
     options = scanning.ScanOptions(scan_type=scan_type, detectors=detector_list)
     with Progress(

@@ -19,7 +19,7 @@ from cloudsweep import aws, crds, detectors, domain
 from cloudsweep.handlers import common, runtime
 from cloudsweep.handlers.conditions import Condition
 from cloudsweep.settings import get_settings
-from cloudsweep.store import AccountRecord
+from cloudsweep.store import AccountClaimed, AccountRecord
 
 R = crds.AWS_ACCOUNT
 KIND = R.kind
@@ -97,13 +97,31 @@ def _reconcile(
         )
         raise
     spec = obj["spec"]
-    rt = runtime.get()
     org = common.organization(namespace, namespace_uids)
-    existing = rt.store.account(org.id, spec["accountId"])
+    account = _register(body, patch, org.id, spec, name, logger)
+    if account is None:
+        return
+    _verify(body, patch, account)
+    _publish_last_scan(patch, account)
+    logger.info(f"account {account.account_id} registered for organization {namespace}")
+
+
+def _register(
+    body: kopf.Body,
+    patch: kopf.Patch,
+    organization_id: Any,
+    spec: Mapping[str, Any],
+    name: str,
+    logger: Any,
+) -> AccountRecord | None:
+    """Register the account for the organization, or refuse it (None) when another organization
+    holds it: no AWS call is made for a refused account, and the holder's data is not touched."""
+    rt = runtime.get()
+    existing = rt.store.account(organization_id, spec["accountId"])
     external_id = existing.external_id if existing and existing.external_id else new_external_id()
     try:
         account = rt.store.register_account(
-            org.id,
+            organization_id,
             account_id=spec["accountId"],
             role_arn=spec["roleArn"],
             external_id=external_id,
@@ -111,14 +129,33 @@ def _reconcile(
             account_name=spec.get("displayName") or name,
             scan_enabled=spec.get("scanEnabled", True),
             auto_cleanup_enabled=spec.get("autoCleanupEnabled", False),
+            allow_shared=rt.settings.allow_shared_accounts,
         )
+    except AccountClaimed as error:
+        if existing is not None and not existing.deleted:
+            # Registered before claims existed (or while sharing was allowed): stop using it.
+            rt.store.mark_account_deleted(existing.id, rt.now())
+        logger.warning(
+            f"account {spec['accountId']} refused: organization {error.holder_id} holds it"
+        )
+        reason = "AccountClaimedByAnotherOrganization"
+        common.set_conditions(
+            patch,
+            body,
+            [
+                Condition("Connected", False, reason, str(error)),
+                Condition("Ready", False, reason, "the account is not registered; see Connected"),
+            ],
+        )
+        patch.status["externalId"] = None
+        if _changed(body, "Connected", "False", reason):
+            kopf.warn(body, reason=reason, message=str(error)[:1000])
+        return None
     except domain.InvalidInput as error:
         common.refuse(patch, body, error)
         raise kopf.PermanentError(str(error)) from None
     patch.status["externalId"] = account.external_id
-    _verify(body, patch, account)
-    _publish_last_scan(patch, account)
-    logger.info(f"account {account.account_id} registered for organization {namespace}")
+    return account
 
 
 @kopf.timer(
@@ -154,9 +191,16 @@ def publish_totals(
 )
 @common.writes_only_changes()
 def recheck(
-    body: kopf.Body, namespace: str, patch: kopf.Patch, namespace_uids: Any, **_: Any
+    body: kopf.Body,
+    namespace: str,
+    name: str,
+    patch: kopf.Patch,
+    namespace_uids: Any,
+    logger: Any,
+    **_: Any,
 ) -> None:
-    """Re-verify the connection now and then (a trust policy may change), refresh the totals."""
+    """Re-verify the connection now and then (a trust policy may change), refresh the totals;
+    an account refused because another organization held it is tried again (it may be free)."""
     rt = runtime.get()
     spec = body.get("spec", {})
     account_id = spec.get("accountId")
@@ -164,15 +208,36 @@ def recheck(
         return
     org = rt.store.organization(namespace)
     account = rt.store.account(org.id, account_id) if org else None
-    if account is None:
-        return  # not registered (invalid spec): reconcile reports why
+    claimed_elsewhere = (condition_reason(body, "Connected") == _CLAIMED) or (
+        account is not None and account.deleted
+    )
+    if claimed_elsewhere and org is not None:
+        try:
+            obj = common.validated(KIND, body)
+        except common.InvalidSpec:
+            return
+        account = _register(body, patch, org.id, obj["spec"], name, logger)
+    if account is None or account.deleted:
+        return  # not registered (invalid spec, or held by another organization): status says why
     _verify(body, patch, account)
     _publish_last_scan(patch, account)
 
 
+_CLAIMED = "AccountClaimedByAnotherOrganization"
+
+
+def condition_reason(body: Mapping[str, Any], kind: str) -> str | None:
+    for condition in body.get("status", {}).get("conditions") or []:
+        if condition.get("type") == kind:
+            return str(condition.get("reason"))
+    return None
+
+
 def _verify(body: kopf.Body, patch: kopf.Patch, account: AccountRecord) -> None:
-    """AssumeRole with the ExternalId + GetCallerIdentity; then probe without the ExternalId."""
+    """AssumeRole with the ExternalId + GetCallerIdentity, and the role must refuse AssumeRole
+    without the ExternalId (unless the installation allows shared accounts: then a warning)."""
     rt = runtime.get()
+    strict = not rt.settings.allow_shared_accounts
     session = rt.session_factory(
         account.account_id,
         account.role_arn,
@@ -181,24 +246,25 @@ def _verify(body: kopf.Body, patch: kopf.Patch, account: AccountRecord) -> None:
         scan_permissions=detectors.permissions(),
         settings=rt.settings,
         recorder=rt.recorder_factory(),
+        require_external_id=strict,
     )
     try:
         identity = session.verify()
     except aws.AwsError as error:
-        reason = (
-            "IdentityMismatch" if isinstance(error, aws.IdentityMismatch) else "AssumeRoleFailed"
-        )
+        if isinstance(error, aws.ExternalIdNotEnforced):
+            reason = "ExternalIdNotEnforced"
+        elif isinstance(error, aws.IdentityMismatch):
+            reason = "IdentityMismatch"
+        else:
+            reason = "AssumeRoleFailed"
         rt.store.set_connection(account.id, domain.ConnectionStatus.FAILED, str(error))
-        common.set_conditions(
-            patch,
-            body,
-            [
-                Condition("Connected", False, reason, str(error)),
-                Condition(
-                    "Ready", False, reason, "CloudSweep cannot reach the account; see Connected"
-                ),
-            ],
-        )
+        updates = [
+            Condition("Connected", False, reason, str(error)),
+            Condition("Ready", False, reason, "CloudSweep cannot use the account; see Connected"),
+        ]
+        if reason == "ExternalIdNotEnforced":
+            updates.append(Condition("ExternalIdEnforced", False, reason, str(error)))
+        common.set_conditions(patch, body, updates)
         if _changed(body, "Connected", "False", reason):
             kopf.warn(body, reason=reason, message=str(error)[:1000])
         return
@@ -207,10 +273,11 @@ def _verify(body: kopf.Body, patch: kopf.Patch, account: AccountRecord) -> None:
         Condition("Connected", True, "Connected", f"assumed {account.role_arn} as {identity.arn}"),
         Condition("Ready", True, "Connected", "the account is registered and reachable"),
     ]
-    if _assumable_without_external_id(account):
+    if not strict and _assumable_without_external_id(account):
         message = (
             f"{account.role_arn} can be assumed without the ExternalId: add the condition "
-            f'"sts:ExternalId": "{account.external_id}" to its trust policy (confused deputy)'
+            f'"sts:ExternalId": "{account.external_id}" to its trust policy (confused deputy); '
+            "used only because CLOUDSWEEP_ALLOW_SHARED_ACCOUNTS is on"
         )
         updates.append(Condition("ExternalIdEnforced", False, "ExternalIdNotEnforced", message))
         if _changed(body, "ExternalIdEnforced", "False", "ExternalIdNotEnforced"):
@@ -233,17 +300,16 @@ def _assumable_without_external_id(account: AccountRecord) -> bool:
     probe = rt.session_factory(
         account.account_id,
         account.role_arn,
-        external_id=None,
+        external_id=account.external_id,
         purpose=aws.Purpose.SCAN,
         scan_permissions=("sts:GetCallerIdentity",),
         settings=rt.settings,
         recorder=rt.recorder_factory(),
     )
     try:
-        probe.verify()
+        return bool(probe.assumable_without_external_id())
     except aws.AwsError:
         return False
-    return True
 
 
 def _changed(body: Mapping[str, Any], kind: str, status: str, reason: str) -> bool:

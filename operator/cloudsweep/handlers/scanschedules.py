@@ -187,7 +187,7 @@ def _start(
     for object_name in chosen:
         account_id = objects[object_name].get("accountId")
         account = rt.store.account(org.id, account_id) if isinstance(account_id, str) else None
-        if account is None:
+        if account is None or account.deleted:
             skipped.append(f"{object_name} (not registered: see its status)")
             continue
         if not account.scan_enabled:

@@ -3,6 +3,7 @@
 The engine and the front doors use ``Store``; ``database.open_database`` says which server.
 """
 
+from cloudsweep.store.accounts import AccountClaimed
 from cloudsweep.store.api import BATCH_SIZE, ItemLock, Store
 from cloudsweep.store.approvals import AdmissionRecord
 from cloudsweep.store.findings import FindingFilter
@@ -18,6 +19,7 @@ from cloudsweep.store.records import (
 
 __all__ = [
     "BATCH_SIZE",
+    "AccountClaimed",
     "AccountRecord",
     "ActionRecord",
     "AdmissionRecord",

@@ -11,8 +11,55 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from cloudsweep import domain
-from cloudsweep.store.models import AwsAccount
+from cloudsweep.store.models import AccountClaim, AwsAccount
 from cloudsweep.store.records import AccountRecord
+
+
+class AccountClaimed(domain.InvalidInput):
+    """Another organization holds the AWS account; nothing was written for this one.
+
+    The message names neither the holder nor anything of its data: tenants learn nothing about
+    each other from a refusal.
+    """
+
+    def __init__(self, account_id: str, holder_id: uuid.UUID) -> None:
+        self.account_id = account_id
+        self.holder_id = holder_id
+        super().__init__(
+            f"AWS account {account_id} is registered by another organization; an account belongs "
+            "to one organization (namespace) only. Ask a cluster administrator: the holder must "
+            "delete its AwsAccount first (for a single-team install they may instead set "
+            "CLOUDSWEEP_ALLOW_SHARED_ACCOUNTS=true)"
+        )
+
+
+def claim(
+    session: Session, organization_id: uuid.UUID, account_id: str, *, allow_shared: bool
+) -> None:
+    """Make ``organization_id`` the holder of ``account_id`` unless another one holds it.
+
+    Atomic across processes: the insert conflicts on the claim's primary key, and a concurrent
+    claimer's insert waits for ours to commit, then sees it. Raises ``AccountClaimed`` when
+    another organization holds it and sharing is not allowed (the caller's transaction is then
+    rolled back: nothing is written for the refused organization).
+    """
+    session.execute(
+        insert(AccountClaim)
+        .values(account_id=account_id, organization_id=organization_id)
+        .on_conflict_do_nothing(index_elements=["account_id"])
+    )
+    holder = session.execute(
+        sa.select(AccountClaim.organization_id).where(AccountClaim.account_id == account_id)
+    ).scalar_one()
+    if holder != organization_id and not allow_shared:
+        raise AccountClaimed(account_id, holder)
+
+
+def holder(session: Session, account_id: str) -> uuid.UUID | None:
+    """The organization holding ``account_id``, or None when it is free."""
+    return session.execute(
+        sa.select(AccountClaim.organization_id).where(AccountClaim.account_id == account_id)
+    ).scalar_one_or_none()
 
 
 def _record(row: AwsAccount) -> AccountRecord:
@@ -28,6 +75,7 @@ def _record(row: AwsAccount) -> AccountRecord:
         auto_cleanup_enabled=row.auto_cleanup_enabled,
         connection_status=row.connection_status,
         last_scan_at=row.last_scan_at,
+        deleted=row.deleted_at is not None,
     )
 
 
@@ -42,13 +90,19 @@ def register(
     account_name: str | None = None,
     scan_enabled: bool = True,
     auto_cleanup_enabled: bool = False,
+    allow_shared: bool = False,
 ) -> AccountRecord:
-    """Create or update the account ``account_id`` of an organization; returns its stored state."""
+    """Create or update the account ``account_id`` of an organization; returns its stored state.
+
+    The organization must hold the account's claim (taken here when it is free); an account
+    another organization holds raises ``AccountClaimed`` unless ``allow_shared``.
+    """
     domain.validate_account_id(account_id)
     if role_arn is not None:
         domain.validate_role_for_account(role_arn, account_id)
     if not regions:
         raise domain.InvalidInput(f"account {account_id}: name at least one region to scan")
+    claim(session, organization_id, account_id, allow_shared=allow_shared)
     values = {
         "organization_id": organization_id,
         "account_id": account_id,
@@ -108,9 +162,32 @@ def set_connection(
 
 
 def mark_deleted(session: Session, account_uuid: uuid.UUID, when: datetime) -> None:
-    """Stop scanning the account but keep its history (the AwsAccount object was deleted)."""
-    session.execute(
+    """Stop scanning the account but keep its history (the AwsAccount object was deleted), and
+    release the organization's claim on it: another organization may register it from now on
+    (it sees none of this organization's history, which stays keyed to this registration)."""
+    row = session.execute(
         sa.update(AwsAccount)
         .where(AwsAccount.id == account_uuid)
         .values(deleted_at=when, scan_enabled=False, updated_at=sa.func.now())
-    )
+        .returning(AwsAccount.organization_id, AwsAccount.account_id)
+    ).one_or_none()
+    if row is not None:
+        session.execute(
+            sa.delete(AccountClaim).where(
+                AccountClaim.account_id == row.account_id,
+                AccountClaim.organization_id == row.organization_id,
+            )
+        )
+
+
+def is_live(session: Session, account_uuid: uuid.UUID, *, lock: bool = False) -> bool:
+    """Is the registration still live (its AwsAccount not deleted)?
+
+    ``lock``: take a share lock on the row for the rest of the transaction, so a deletion
+    (``mark_deleted`` updates the row) waits for the caller's writes, or the caller sees it.
+    """
+    query = sa.select(AwsAccount.deleted_at).where(AwsAccount.id == account_uuid)
+    if lock:
+        query = query.with_for_update(read=True)
+    found = session.execute(query).one_or_none()
+    return found is not None and found.deleted_at is None

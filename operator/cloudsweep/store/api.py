@@ -115,7 +115,10 @@ class Store:
         account_name: str | None = None,
         scan_enabled: bool = True,
         auto_cleanup_enabled: bool = False,
+        allow_shared: bool = False,
     ) -> AccountRecord:
+        """Register (or update) the organization's account; raises ``AccountClaimed`` when another
+        organization holds it and ``allow_shared`` is off (nothing is written then)."""
         with session_scope(self.url) as session:
             return accounts.register(
                 session,
@@ -127,7 +130,13 @@ class Store:
                 account_name=account_name,
                 scan_enabled=scan_enabled,
                 auto_cleanup_enabled=auto_cleanup_enabled,
+                allow_shared=allow_shared,
             )
+
+    def account_holder(self, account_id: str) -> uuid.UUID | None:
+        """The organization holding the AWS account ``account_id`` (None: nobody)."""
+        with session_scope(self.url) as session:
+            return accounts.holder(session, account_id)
 
     def account(self, organization_id: uuid.UUID, account_id: str) -> AccountRecord | None:
         with session_scope(self.url) as session:
@@ -171,10 +180,22 @@ class Store:
     def upsert_findings(
         self, scan: ScanRecord, batch: Sequence[domain.Finding], *, seen_at: datetime | None = None
     ) -> UpsertResult:
-        """Store findings of ``scan``'s account, ``BATCH_SIZE`` rows per statement."""
+        """Store findings of ``scan``'s account, ``BATCH_SIZE`` rows per statement.
+
+        Nothing is stored once the account's deletion is processed (its AwsAccount was deleted
+        while the scan ran): the registration's row is share-locked first, so a deletion either
+        waits for this batch or is seen by it.
+        """
         inserted = updated = 0
         seen = seen_at or domain.utcnow()
         with session_scope(self.url) as session:
+            if not accounts.is_live(session, scan.aws_account_id, lock=True):
+                log.info(
+                    "account %s was deleted: findings of scan %s not stored",
+                    scan.aws_account_id,
+                    scan.id,
+                )
+                return UpsertResult(inserted=0, updated=0)
             for start in range(0, len(batch), BATCH_SIZE):
                 result = findings.upsert_batch(
                     session,
@@ -197,6 +218,8 @@ class Store:
         now: datetime,
     ) -> int:
         with session_scope(self.url) as session:
+            if not accounts.is_live(session, scan.aws_account_id, lock=True):
+                return 0
             return findings.close_unseen(
                 session,
                 account_uuid=scan.aws_account_id,

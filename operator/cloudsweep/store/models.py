@@ -156,6 +156,23 @@ class AwsAccount(Base):
     deleted_at: Mapped[datetime | None] = mapped_column()
 
 
+class AccountClaim(Base):
+    """Which organization holds an AWS account: one row per account ID, so two organizations (or
+    two operator replicas registering for them at once) can never both hold it; the primary key
+    decides. Released when the holder's AwsAccount is deleted."""
+
+    __tablename__ = "aws_account_claims"
+    __table_args__ = (
+        sa.CheckConstraint("account_id ~ '^[0-9]{12}$'", name="account_id_12_digits"),
+    )
+
+    account_id: Mapped[str] = mapped_column(sa.String(12), primary_key=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    claimed_at: Mapped[datetime] = _created_at()
+
+
 class ScanResult(Base):
     __tablename__ = "scan_results"
     __table_args__ = (

@@ -34,6 +34,7 @@ class AccountRecord:
     auto_cleanup_enabled: bool
     connection_status: str
     last_scan_at: datetime | None
+    deleted: bool = False  # its AwsAccount was deleted (or refused): history only, never used
 
 
 @dataclass(frozen=True, slots=True)
