@@ -330,3 +330,46 @@ def test_evaluating_100k_items_is_bounded() -> None:
     plan = policies.evaluate([p], lambda _: items, mode=RunMode.AUTOMATED, now=NOW)
     assert len(plan.actionable) == 1000
     assert plan.counts()["deferred"] == 99_000
+
+
+@pytest.mark.parametrize(
+    ("cost", "kind", "reason"),
+    [
+        ("0.99", DecisionKind.SKIP, "costs 0.99/month, under minMonthlyCost 1.00"),
+        ("1.00", DecisionKind.RUN_AUTOMATICALLY, "within maxMonthlyCost"),
+        ("4.00", DecisionKind.RUN_AUTOMATICALLY, "within maxMonthlyCost"),
+        ("4.01", DecisionKind.SKIP, "costs 4.01/month, over the rule's maxMonthlyCost 4.00"),
+        ("60.00", DecisionKind.SKIP, "over the rule's maxMonthlyCost 4.00"),
+    ],
+)
+def test_rule_level_cost_bounds_select_items(cost: str, kind: DecisionKind, reason: str) -> None:
+    """``rules.minMonthlyCost`` / ``rules.maxMonthlyCost`` bound what the policy matches at all
+    (inclusive), before approvals and thresholds: an item outside them is skipped, even approved
+    or in a manual run, and the bounds themselves are matched."""
+    p = policy(rules={"minMonthlyCost": "1.00", "maxMonthlyCost": "4.00"})
+    for mode in RunMode:
+        decision = decide(p, candidate(cost), mode)
+        expected = (
+            DecisionKind.APPROVED_TO_RUN
+            if kind is DecisionKind.RUN_AUTOMATICALLY and mode is RunMode.MANUAL
+            else kind
+        )
+        assert decision.kind is expected, (cost, mode, decision.reason)
+        if mode is RunMode.AUTOMATED:
+            assert reason in decision.reason
+    approved = _approved(candidate(cost), cost="100", expires=NOW + timedelta(days=1))
+    assert decide(p, approved).kind is (
+        DecisionKind.SKIP if kind is DecisionKind.SKIP else DecisionKind.APPROVED_TO_RUN
+    )
+
+
+def test_rule_level_cost_bounds_are_optional_and_ordered() -> None:
+    only_min = policy(rules={"minMonthlyCost": "2.00"})
+    assert decide(only_min, candidate("60.00")).kind is DecisionKind.NEEDS_APPROVAL
+    assert decide(only_min, candidate("1.99")).kind is DecisionKind.SKIP
+    only_max = policy(rules={"maxMonthlyCost": "2.00"})
+    assert decide(only_max, candidate("0.01")).kind is DecisionKind.RUN_AUTOMATICALLY
+    assert decide(only_max, candidate("2.01")).kind is DecisionKind.SKIP
+    with pytest.raises(policies.PolicyError, match="minMonthlyCost must not be above"):
+        policy(rules={"minMonthlyCost": "3.00", "maxMonthlyCost": "2.00"})
+    assert policy(rules={"minMonthlyCost": "2.00", "maxMonthlyCost": "2.00"}).rules
