@@ -2,6 +2,7 @@
 
 Run as ``python -m tests.safety.crash_worker CONFIG.json`` by ``helpers.spawn_worker``. The config
 names the database, the moto endpoint, the organization, the policies, and optionally a ``step``
+(of ``helpers.StepHooks``, or with an ``action`` of ``worlds.ActionHooks``)
 and a ``fault`` (``kill``: SIGKILL this process there; ``sleep``: pause there, to widen a race),
 a ``start_file`` to wait for (so two workers start together), and a ``journal`` file where every
 AWS send is written as it happens (the parent's oracle when this process is killed).
@@ -20,7 +21,7 @@ from typing import Any
 
 from cloudsweep import aws
 from cloudsweep.store import Store
-from tests.safety import helpers
+from tests.safety import helpers, worlds
 
 
 def main(config_path: str) -> int:
@@ -44,7 +45,12 @@ def main(config_path: str) -> int:
         elif fault == "sleep":
             time.sleep(delay)
 
-    hooks = helpers.StepHooks(step or "none", config.get("resource_type", "ebs-volume"), act)
+    hooks: helpers.StepHooks
+    if config.get("action"):  # a scenario walking the registry: the steps every action has
+        world = worlds.WORLDS[(config["resource_type"], config["action"])]
+        hooks = worlds.ActionHooks(world, step or "none", act)
+    else:
+        hooks = helpers.StepHooks(step or "none", config.get("resource_type", "ebs-volume"), act)
     hooks.install_database()
     recorder = aws.CallRecorder()
     start_file = config.get("start_file")

@@ -380,7 +380,20 @@ def _psycopg(url: str) -> str:
 
 # --- a journal of AWS calls that survives SIGKILL ----------------------------------------------
 
-_TARGET_KEYS = ("VolumeId", "AllocationId", "PublicIp", "SnapshotId")
+_TARGET_KEYS = (
+    "VolumeId",
+    "AllocationId",
+    "PublicIp",
+    "SnapshotId",
+    "DBInstanceIdentifier",
+    "LoadBalancerArn",
+    "LoadBalancerName",
+)
+
+
+def target_resource_id(target: str) -> str:
+    """The finding's resource ID for a request's target (an ELBv2 ARN ends with it)."""
+    return target.split(":loadbalancer/", 1)[-1]
 
 
 @dataclass
@@ -424,7 +437,9 @@ class Journal:
             if mutating and not entry["dry_run"] and self.database_url is not None:
                 target = next((params[k] for k in _TARGET_KEYS if k in params), None)
                 if target is not None:
-                    entry["intent_committed"] = started_row_exists(self.database_url, target)
+                    entry["intent_committed"] = started_row_exists(
+                        self.database_url, target_resource_id(target)
+                    )
             self.write(entry)
 
         events.register("before-send", on_send, unique_id=f"journal-{id(self)}-{caller_account}")
