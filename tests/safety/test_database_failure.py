@@ -187,24 +187,6 @@ def test_lock_lost_just_before_the_delete_while_another_worker_recovers(
     helpers.assert_ledger_complete(database_url, {volume_id}, org_slug=ORG)
 
 
-def _terminate_lock_holder(database_url: str) -> int:
-    """Break only the connection that holds an item's advisory lock (as when that one TCP
-    connection dies), leaving the worker's other connections up."""
-    engine = sa.create_engine(helpers._psycopg(database_url), poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            killed = conn.execute(
-                sa.text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
-                )
-            ).scalar_one()
-            conn.commit()
-    finally:
-        engine.dispose()
-    return int(killed)
-
-
 @pytest.mark.parametrize(
     ("resource_type", "cut", "fault", "message"),
     [
@@ -273,7 +255,7 @@ def test_a_lost_lock_stops_the_run_before_the_destructive_call(
         fired.append(
             helpers.terminate_other_backends(database_url)
             if fault == "restart"
-            else _terminate_lock_holder(database_url)
+            else helpers.terminate_lock_holders(database_url)
         )
 
     def extra(session: aws.AccountSession) -> None:

@@ -50,6 +50,13 @@ class ActionWorld:
     scan_parameters: Mapping[str, Any] = field(default_factory=dict)
     # Scan ``LATER`` (old enough, full metric history); not for types aged from first sight.
     scan_later: bool = True
+    # The call that undoes the effect (``cloudsweep rollback``); None where there is no undo.
+    restore_operation: str | None = None
+    # A state change AWS accepts or refuses harmlessly when already done (StartDBInstance): a
+    # resumed rollback may send it again. Calls that create something must be sent once.
+    restore_repeatable: bool = False
+    # Cleans what moto, unlike AWS, leaves in the way of a rollback (see the world).
+    before_rollback: Callable[[str, str], None] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -226,6 +233,15 @@ def _databases(endpoint: str, account: str, status: str | None = None) -> set[st
     }
 
 
+def _drop_automated_db_snapshots(endpoint: str, account: str) -> None:
+    """moto names automated snapshots by the minute and keeps them after a delete, so a restore
+    under the same identifier within that minute collides with them (AWS names them otherwise);
+    ``tests/cleanup/test_rds_instance.py`` does the same."""
+    rds = helpers.account_client(endpoint, account, "rds")
+    for snap in rds.describe_db_snapshots(SnapshotType="automated")["DBSnapshots"]:
+        rds.delete_db_snapshot(DBSnapshotIdentifier=snap["DBSnapshotIdentifier"])
+
+
 WORLDS: dict[tuple[str, str], ActionWorld] = {
     w.key: w
     for w in (
@@ -239,6 +255,7 @@ WORLDS: dict[tuple[str, str], ActionWorld] = {
             _volumes,
             _policy("volumes", "ebs-volume", "snapshot-and-delete", parameters=_FAST),
             {"min_age_days": 0},
+            restore_operation="CreateVolume",
         ),
         ActionWorld(
             "elastic-ip",
@@ -270,6 +287,7 @@ WORLDS: dict[tuple[str, str], ActionWorld] = {
             _seed_snapshots,
             _standard_snapshots,
             _policy("archive-snapshots", "ebs-snapshot", "archive"),
+            restore_operation="RestoreSnapshotTier",
         ),
         ActionWorld(
             "load-balancer",
@@ -280,6 +298,7 @@ WORLDS: dict[tuple[str, str], ActionWorld] = {
             _seed_load_balancers,
             _load_balancers,
             _policy("balancers", "load-balancer", "delete"),
+            restore_operation="CreateLoadBalancer",
         ),
         ActionWorld(
             "rds-instance",
@@ -290,6 +309,8 @@ WORLDS: dict[tuple[str, str], ActionWorld] = {
             _seed_idle_databases,
             lambda e, a: _databases(e, a, "available"),
             _policy("stop-databases", "rds-instance", "stop"),
+            restore_operation="StartDBInstance",
+            restore_repeatable=True,
         ),
         ActionWorld(
             "rds-instance",
@@ -302,6 +323,8 @@ WORLDS: dict[tuple[str, str], ActionWorld] = {
             _policy(
                 "delete-databases", "rds-instance", "final-snapshot-and-delete", parameters=_FAST
             ),
+            restore_operation="RestoreDBInstanceFromDBSnapshot",
+            before_rollback=_drop_automated_db_snapshots,
         ),
     )
 }
@@ -310,6 +333,11 @@ WORLDS: dict[tuple[str, str], ActionWorld] = {
 def registered() -> list[ActionWorld]:
     """The world of every registered action (KeyError names an action without one)."""
     return [WORLDS[cls.key()] for cls in cleanup.all_actions()]
+
+
+def undoable() -> list[ActionWorld]:
+    """The worlds of every registered action that ``cloudsweep rollback`` can undo."""
+    return [WORLDS[cls.key()] for cls in cleanup.all_actions() if cls.rollback_possible]
 
 
 def world_ids() -> list[str]:
@@ -372,6 +400,15 @@ class ActionHooks(helpers.StepHooks):
                     self._fire()
 
             events.register("before-call", first_call)
+        elif step == "after-restore":
+            # The undoing call took effect in AWS (its response is what gets lost).
+            assert world.restore_operation is not None
+
+            def restored(http_response: Any, **_: Any) -> None:
+                if getattr(http_response, "status_code", 500) < 300:
+                    self._fire()
+
+            events.register(f"after-call.{world.service}.{world.restore_operation}", restored)
         elif step == "before-delete":
 
             def before(params: Any, **_: Any) -> None:
@@ -398,6 +435,15 @@ def effects(world: ActionWorld, entries: Any) -> list[str]:
         and not e["dry_run"]
         and world.target_param in e["params"]
     ]
+
+
+def restores(world: ActionWorld, entries: Any) -> int:
+    """How many real sends of the world's undoing call the journal entries hold."""
+    return sum(
+        1
+        for e in entries
+        if e["event"] == "send" and e["operation"] == world.restore_operation and not e["dry_run"]
+    )
 
 
 def recorded_effects(world: ActionWorld, recorder: aws.CallRecorder) -> list[str]:
