@@ -2,6 +2,10 @@
 denied, nothing of A is listed or touched; every recorded call's caller account is the one its
 organization registered.
 
+Whose credentials moto saw is asserted from moto's side (``helpers.CredentialOracle``: the access
+key ID of every signed request, resolved by moto's own GetCallerIdentity), not only from the
+account label CloudSweep's session carries.
+
 moto does not check ExternalIds, so an enforcing STS check stands in front of it: a ``before-send``
 handler on the BASE boto3 session (passed as ``base_session=`` through a ``session_factory``)
 answers AssumeRole with AccessDenied unless the ExternalId is the one the role's trust policy
@@ -37,8 +41,12 @@ def test_tenant_b_naming_tenant_as_role_gets_nothing_of_a(
     helpers.scan_world(store, "tenant-a", world_a, settings, session_factory=enforced)
 
     recorder = aws.CallRecorder()
+    # Whose credentials moto saw: the oracle asks moto itself (GetCallerIdentity under each
+    # access key that signed a request), not CloudSweep's label on its session.
+    oracle = helpers.CredentialOracle(moto_endpoint)
+    b_sessions = oracle.session_factory(helpers.enforcing_sts(TRUST))
     helpers.scan_world(
-        store, "tenant-b", world_b, settings, session_factory=enforced, recorder=recorder
+        store, "tenant-b", world_b, settings, session_factory=b_sessions, recorder=recorder
     )
     org_b = store.ensure_organization("tenant-b")
     hostile = store.register_account(
@@ -53,7 +61,7 @@ def test_tenant_b_naming_tenant_as_role_gets_nothing_of_a(
         hostile,
         helpers.scan_options(),
         settings=settings,
-        session_factory=enforced,
+        session_factory=b_sessions,
         recorder=recorder,
     )
     assert outcome.scan.status == "failed"
@@ -86,13 +94,16 @@ def test_tenant_b_naming_tenant_as_role_gets_nothing_of_a(
         [helpers.address_policy(), helpers.volume_policy()],
         settings,
         recorder,
-        session_factory=enforced,
+        session_factory=b_sessions,
     )
     [refused] = [r for r in report.results if r.account_id == A]
     assert refused.outcome == "failed" and helpers.role_arn(A) in refused.message
 
     non_sts = {c.caller_account for c in recorder.records if c.service != "sts"}
     assert non_sts == {B}
+    seen_by_moto = oracle.accounts_seen()
+    assert set(seen_by_moto) == {B} and seen_by_moto[B] > 0, seen_by_moto
+    assert {oracle.account_of(key) for key in oracle.issued} == {B}
     assert all(
         c.params.get("ExternalId") == TRUST[helpers.role_arn(B)]
         for c in recorder.calls(operation="AssumeRole")
