@@ -492,3 +492,24 @@ def test_decisions_keep_their_item_and_policy_and_every_item_is_decided() -> Non
     assert decide(p, candidate("80.00")).reason == (
         "costs 80.00/month, above requireApprovalAbove 50.00"
     )
+
+
+def test_the_first_policy_that_acts_keeps_the_item() -> None:
+    item = candidate("3.00")
+    plan = policies.evaluate(
+        [policy(name="b-acts-too"), policy(name="a-acts")],
+        lambda _: iter([item]),
+        mode=RunMode.AUTOMATED,
+        now=NOW,
+    )
+    assert [d.policy.name for d in plan.decisions] == ["a-acts"]
+    neither = policies.evaluate(
+        [
+            policy(name="a-no", rules={"minConfidence": 99}),
+            policy(name="b-no", rules={"minConfidence": 98}),
+        ],
+        lambda _: iter([item]),
+        mode=RunMode.AUTOMATED,
+        now=NOW,
+    )
+    assert [d.policy.name for d in neither.decisions] == ["a-no"]
