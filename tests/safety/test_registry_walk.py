@@ -20,12 +20,18 @@ def test_every_registered_action_has_a_world() -> None:
     missing = [
         f"{cls.resource_type}/{cls.action}"
         for cls in cleanup.all_actions()
-        if cls.key() not in worlds.WORLDS
+        if cls.key() not in worlds.WORLDS and cls.key() not in worlds.PENDING_WORLDS
     ]
     assert not missing, (
         f"cleanup actions without a safety world: {missing}; add one to tests/safety/worlds.py "
         "so the crash, database-restart, two-worker and dry-run scenarios cover them"
     )
+
+
+def test_pending_worlds_are_only_actions_without_one() -> None:
+    registered = {cls.key() for cls in cleanup.all_actions()}
+    assert registered >= worlds.PENDING_WORLDS, "a pending entry names no registered action"
+    assert not worlds.PENDING_WORLDS & set(worlds.WORLDS), "remove pending entries with a world"
 
 
 @pytest.mark.parametrize("world", worlds.registered(), ids=worlds.world_ids())

@@ -330,6 +330,22 @@ WORLDS: dict[tuple[str, str], ActionWorld] = {
 }
 
 
+# Actions merged (issue 15) after the registry walk was written, without a world yet: named here
+# so the gap is explicit, and the contract test refuses any other action without one. Each world
+# written removes its entry (the test also refuses an entry that has a world).
+PENDING_WORLDS = frozenset(
+    {
+        ("ami", "deregister"),
+        ("cloudwatch-log-group", "set-retention"),
+        ("ebs-gp3-candidate", "modify-to-gp3"),
+        ("ec2-instance", "stop"),
+        ("ec2-stopped-instance", "snapshot-and-terminate"),
+        ("nat-gateway", "delete"),
+        ("s3-incomplete-multipart", "add-abort-multipart-rule"),
+    }
+)
+
+
 def registered() -> list[ActionWorld]:
     """The world of every registered action that has one. An action without a world is left out
     here (so collection never breaks) and named by ``test_registry_walk``, which then fails."""
