@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit system-deps clean
+.PHONY: demo test lint typecheck unit system-deps clean mutants mutants-ci
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,3 +47,12 @@ test: lint typecheck unit
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Mutation testing of the safety core (mutmut; tools/mutants.py says how and why). Long: each
+# target runs its own tests once per mutant. `make mutants TARGETS="policies ledger"` for some.
+mutants: $(STAMP)
+	$(BIN)/python tools/mutants.py $(TARGETS)
+
+# The CI subset: a fixed, seeded sample of the fast targets' mutants (not part of `make test`).
+mutants-ci: $(STAMP)
+	$(BIN)/python tools/mutants.py --ci

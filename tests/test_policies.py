@@ -330,3 +330,186 @@ def test_evaluating_100k_items_is_bounded() -> None:
     plan = policies.evaluate([p], lambda _: items, mode=RunMode.AUTOMATED, now=NOW)
     assert len(plan.actionable) == 1000
     assert plan.counts()["deferred"] == 99_000
+
+
+@pytest.mark.parametrize(
+    ("cost", "kind", "reason"),
+    [
+        ("0.99", DecisionKind.SKIP, "costs 0.99/month, under minMonthlyCost 1.00"),
+        ("1.00", DecisionKind.RUN_AUTOMATICALLY, "within maxMonthlyCost"),
+        ("4.00", DecisionKind.RUN_AUTOMATICALLY, "within maxMonthlyCost"),
+        ("4.01", DecisionKind.SKIP, "costs 4.01/month, over the rule's maxMonthlyCost 4.00"),
+        ("60.00", DecisionKind.SKIP, "over the rule's maxMonthlyCost 4.00"),
+    ],
+)
+def test_rule_level_cost_bounds_select_items(cost: str, kind: DecisionKind, reason: str) -> None:
+    """``rules.minMonthlyCost`` / ``rules.maxMonthlyCost`` bound what the policy matches at all
+    (inclusive), before approvals and thresholds: an item outside them is skipped, even approved
+    or in a manual run, and the bounds themselves are matched."""
+    p = policy(rules={"minMonthlyCost": "1.00", "maxMonthlyCost": "4.00"})
+    for mode in RunMode:
+        decision = decide(p, candidate(cost), mode)
+        expected = (
+            DecisionKind.APPROVED_TO_RUN
+            if kind is DecisionKind.RUN_AUTOMATICALLY and mode is RunMode.MANUAL
+            else kind
+        )
+        assert decision.kind is expected, (cost, mode, decision.reason)
+        if mode is RunMode.AUTOMATED:
+            assert reason in decision.reason
+    approved = _approved(candidate(cost), cost="100", expires=NOW + timedelta(days=1))
+    assert decide(p, approved).kind is (
+        DecisionKind.SKIP if kind is DecisionKind.SKIP else DecisionKind.APPROVED_TO_RUN
+    )
+
+
+def test_rule_level_cost_bounds_are_optional_and_ordered() -> None:
+    only_min = policy(rules={"minMonthlyCost": "2.00"})
+    assert decide(only_min, candidate("60.00")).kind is DecisionKind.NEEDS_APPROVAL
+    assert decide(only_min, candidate("1.99")).kind is DecisionKind.SKIP
+    only_max = policy(rules={"maxMonthlyCost": "2.00"})
+    assert decide(only_max, candidate("0.01")).kind is DecisionKind.RUN_AUTOMATICALLY
+    assert decide(only_max, candidate("2.01")).kind is DecisionKind.SKIP
+    with pytest.raises(policies.PolicyError, match="minMonthlyCost must not be above"):
+        policy(rules={"minMonthlyCost": "3.00", "maxMonthlyCost": "2.00"})
+    assert policy(rules={"minMonthlyCost": "2.00", "maxMonthlyCost": "2.00"}).rules
+
+
+# --- boundaries (found by mutation testing: each assert kills a mutant that survived) -----------
+
+
+def test_every_threshold_is_inclusive_at_its_boundary() -> None:
+    """minConfidence, minAgeDays, requireApprovalAbove, maxMonthlyCost, maxCostPerRun and the
+    approval's expiry, each exactly at the value: the comparison's side is the guard."""
+    p = policy(rules={"minConfidence": 80, "minAgeDays": 7, "maxRiskLevel": "low"})
+    exactly = candidate(
+        confidence_score=80, details={"created_at": (NOW - timedelta(days=7)).isoformat()}
+    )
+    assert decide(p, exactly).kind is DecisionKind.RUN_AUTOMATICALLY
+    assert decide(p, replace(exactly, confidence_score=79)).kind is DecisionKind.SKIP
+    younger = candidate(details={"created_at": (NOW - timedelta(days=7, seconds=-1)).isoformat()})
+    assert "under minAgeDays 7" in decide(p, younger).reason
+    # At requireApprovalAbove (a person's run) and at maxMonthlyCost (unattended): may run.
+    assert decide(policy(), candidate("50.00"), RunMode.MANUAL).kind is DecisionKind.APPROVED_TO_RUN
+    assert decide(policy(), candidate("5.00")).kind is DecisionKind.RUN_AUTOMATICALLY
+    # An approval is unusable from its expiry on, usable just before it.
+    at = _approved(candidate("80.00"), cost="80.00", expires=NOW)
+    assert decide(policy(), at).kind is DecisionKind.NEEDS_APPROVAL
+    before = _approved(candidate("80.00"), cost="80.00", expires=NOW + timedelta(seconds=1))
+    assert decide(policy(), before).kind is DecisionKind.APPROVED_TO_RUN
+    # maxCostPerRun: items adding up to exactly the cap all run.
+    capped = policy(maxCostPerRun="8.00", maxMonthlyCost="50.00")
+    items = [candidate("4.00"), candidate("4.00"), candidate("0.50")]
+    plan = policies.evaluate([capped], lambda _: iter(items), mode=RunMode.AUTOMATED, now=NOW)
+    assert [str(d.candidate.monthly_cost) for d in plan.actionable] == ["4.00", "4.00"]
+    assert [d.deferred for d in plan.decisions] == [False, False, True]
+
+
+def test_age_counts_from_first_sight_without_a_creation_time() -> None:
+    """Elastic IPs have no creation time: their age is from ``discovered_at``."""
+    p = policy(rules={"minAgeDays": 7})
+    no_created = candidate(details={"created_at": None}, discovered_at=NOW - timedelta(days=7))
+    assert decide(p, no_created).kind is DecisionKind.RUN_AUTOMATICALLY
+    recent = replace(no_created, discovered_at=NOW - timedelta(days=6, hours=23))
+    decision = decide(p, recent)
+    assert decision.kind is DecisionKind.SKIP
+    assert decision.reason == "first seen 7.0 days ago, under minAgeDays 7"  # 6.96, rounded
+    created = decide(p, candidate(details={"created_at": (NOW - timedelta(days=1)).isoformat()}))
+    assert created.reason.startswith("created 1.0 days ago")
+
+
+def test_tag_selectors_compare_values() -> None:
+    include = policy(rules={"includeTags": {"team": "web"}})
+    assert decide(include, candidate()).kind is DecisionKind.RUN_AUTOMATICALLY
+    assert (
+        "lacks the included tags team"
+        in decide(include, candidate(details={"tags": {"team": "data"}})).reason
+    )
+    exclude = policy(rules={"excludeTags": {"env": "prod"}})
+    staging = candidate(details={"tags": {"team": "web", "env": "staging"}})
+    assert decide(exclude, staging).kind is DecisionKind.RUN_AUTOMATICALLY
+    any_env = policy(rules={"excludeTags": {"env": "*"}})
+    assert "has the excluded tags env" in decide(any_env, staging).reason
+
+
+def test_failed_safety_checks_are_named_in_the_reason() -> None:
+    failing = candidate(
+        safety_checks_passed=False,
+        details={
+            "safety_checks": [
+                {"name": "protection-tag", "passed": True, "detail": "none"},
+                {"name": "attached", "passed": False, "detail": "attached to i-1"},
+                {"name": "recent", "passed": False, "detail": "2 days old"},
+            ]
+        },
+    )
+    assert decide(policy(), failing).reason == (
+        "failed safety checks: attached (attached to i-1); recent (2 days old)"
+    )
+    unnamed = candidate(safety_checks_passed=False, details={"safety_checks": []})
+    assert decide(policy(), unnamed).reason == "failed safety checks: see the finding"
+
+
+def test_decisions_keep_their_item_and_policy_and_every_item_is_decided() -> None:
+    """The plan keeps one decision per item, each naming the item and the deciding policy;
+    a policy that would act wins over an earlier one that would not; the mode is the run's."""
+    p = policy(maxItemsPerRun=1)
+    first, second, third = candidate("3.00"), candidate("2.00"), candidate("1.00")
+    plan = policies.evaluate(
+        [p], lambda _: iter([first, second, third]), mode=RunMode.MANUAL, now=NOW
+    )
+    assert [d.candidate for d in plan.decisions] == [first, second, third]
+    assert all(d.policy is p for d in plan.decisions)
+    assert plan.decisions[0].kind is DecisionKind.APPROVED_TO_RUN  # manual: a person's run
+    assert [d.deferred for d in plan.decisions] == [False, True, True]
+    refusing = policy(name="a-refuses", rules={"minConfidence": 99})
+    acting = policy(name="b-acts")
+    seen: list[str] = []
+
+    def candidates_for(which: CleanupPolicy):
+        seen.append(which.name)
+        return iter([first])
+
+    plan = policies.evaluate([acting, refusing], candidates_for, mode=RunMode.AUTOMATED, now=NOW)
+    assert seen == ["a-refuses", "b-acts"]
+    [decision] = plan.decisions
+    assert decision.policy is acting and decision.candidate is first
+    later_refusal = policies.evaluate(
+        [policy(name="a-acts"), policy(name="b-refuses", rules={"minConfidence": 99})],
+        lambda _: iter([first]),
+        mode=RunMode.AUTOMATED,
+        now=NOW,
+    )
+    assert [d.policy.name for d in later_refusal.decisions] == ["a-acts"]
+    skip = decide(policy(rules={"minConfidence": 99}), first)
+    assert skip.candidate is first and skip.policy.name == "volumes"
+    ok = decide(p, first)
+    assert ok.candidate is first and ok.policy is p
+    lapsed = _approved(candidate("80.00"), cost="10.00", expires=NOW + timedelta(days=1))
+    needs = decide(p, lapsed)
+    assert needs.candidate is lapsed and needs.policy is p
+    assert needs.reason.endswith(f"({needs.lapsed_approval})")
+    assert decide(p, candidate("80.00")).reason == (
+        "costs 80.00/month, above requireApprovalAbove 50.00"
+    )
+
+
+def test_the_first_policy_that_acts_keeps_the_item() -> None:
+    item = candidate("3.00")
+    plan = policies.evaluate(
+        [policy(name="b-acts-too"), policy(name="a-acts")],
+        lambda _: iter([item]),
+        mode=RunMode.AUTOMATED,
+        now=NOW,
+    )
+    assert [d.policy.name for d in plan.decisions] == ["a-acts"]
+    neither = policies.evaluate(
+        [
+            policy(name="a-no", rules={"minConfidence": 99}),
+            policy(name="b-no", rules={"minConfidence": 98}),
+        ],
+        lambda _: iter([item]),
+        mode=RunMode.AUTOMATED,
+        now=NOW,
+    )
+    assert [d.policy.name for d in neither.decisions] == ["a-no"]

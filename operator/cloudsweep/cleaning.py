@@ -742,7 +742,7 @@ def _recover(
 class RollbackResult:
     action_id: uuid.UUID
     rollback_id: uuid.UUID | None
-    outcome: str  # dry-run, succeeded, failed, refused
+    outcome: str  # dry-run, succeeded, failed, interrupted (rerun to resume), reconciled
     message: str
     response: Mapping[str, Any] = field(default_factory=dict)
 
@@ -804,28 +804,66 @@ def rollback(
         estimated_monthly_savings=None,
         rollback_of=action_id,
     )
-    rollback_id = store.start_rollback(intent, options.now())
-    if rollback_id is None:
-        raise CleanupRefused(f"a rollback of {action_id} is already under way or done")
-    ctx = _context(store, candidate, sessions, options, rollback_id, persist=True)
-    params = action.parameters({})
-    try:
-        outcome = action.rollback(ctx, record.rollback_data or {}, params)
-    except aws.AwsError as error:
-        store.finish(
+    quiet_since = options.now() - timedelta(seconds=settings.cleanup_takeover_seconds)
+    # The item's lock, as a cleanup takes it: one worker at a time undoes (or acts on) an item.
+    with store.item_lock(record.waste_item_id) as lock:
+        if lock is None:
+            raise CleanupRefused(
+                f"another worker is acting on or rolling back the item of {action_id}; try later"
+            )
+        started = store.start_rollback(intent, options.now(), quiet_since=quiet_since)
+        if started is None:
+            raise CleanupRefused(f"a rollback of {action_id} is already under way or done")
+        rollback_id = started.id
+        ctx = _context(store, candidate, sessions, options, rollback_id, persist=True)
+        params = action.parameters({})
+        resumed = " (resumed an interrupted rollback)" if started.resumed else ""
+        try:
+            # The intent is committed; as in a cleanup, no AWS call without our lock.
+            if not lock.alive():
+                raise LostLock("lost the database before the rollback call")
+            store.heartbeat(rollback_id, options.now())
+            outcome = action.rollback(ctx, record.rollback_data or {}, params)
+        except LostLock as error:
+            log.error("rollback of %s stopped: %s", action_id, error)
+            return RollbackResult(action_id, rollback_id, "interrupted", str(error))
+        except aws.AwsError as error:
+            if aws.errors.outcome_unknown(error):
+                # It may have taken effect: the next rollback of this action resumes the intent
+                # under the same ID and finds what this one made.
+                return RollbackResult(
+                    action_id,
+                    rollback_id,
+                    "interrupted",
+                    f"outcome unknown, rerun the rollback to resume it: {error}",
+                )
+            store.finish(
+                rollback_id,
+                status=domain.AttemptStatus.FAILED,
+                now=options.now(),
+                error=str(error),
+                response={"error_kind": error.kind.value, "code": error.code},
+            )
+            return RollbackResult(action_id, rollback_id, "failed", str(error))
+        recorded = store.finish(
             rollback_id,
-            status=domain.AttemptStatus.FAILED,
+            status=domain.AttemptStatus.SUCCEEDED,
             now=options.now(),
-            error=str(error),
-            response={"error_kind": error.kind.value, "code": error.code},
+            response={
+                **dict(outcome.response),
+                "note": outcome.note,
+                "already_done": outcome.already_done,
+                "resumed": started.resumed,
+            },
         )
-        return RollbackResult(action_id, rollback_id, "failed", str(error))
-    store.finish(
-        rollback_id,
-        status=domain.AttemptStatus.SUCCEEDED,
-        now=options.now(),
-        response={**dict(outcome.response), "note": outcome.note},
-    )
+    if not recorded:
+        return RollbackResult(
+            action_id, rollback_id, "reconciled", "another worker recorded this rollback's outcome"
+        )
     return RollbackResult(
-        action_id, rollback_id, "succeeded", outcome.note or "restored", dict(outcome.response)
+        action_id,
+        rollback_id,
+        "succeeded",
+        (outcome.note or "restored") + resumed,
+        dict(outcome.response),
     )

@@ -108,6 +108,29 @@ def test_recheck_refuses_a_volume_changed_since_the_scan(h: Harness):
     assert "size 50 -> 80" in result.reason
 
 
+@pytest.mark.parametrize("state", ["creating", "error", "deleting", "in-use"])
+def test_recheck_refuses_a_volume_that_is_not_available(h: Harness, state: str):
+    """AWS reports states moto never shows (a volume in ``error``, being restored, being deleted,
+    or ``in-use`` before its attachment is listed): only ``available`` is waste. The state is set
+    in the DescribeVolumes answer by an ``after-call`` handler; no attachment is listed."""
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+
+    def report_state(parsed, **_):
+        for entry in parsed.get("Volumes", []):
+            entry["State"] = state
+
+    h.events.register("after-call.ec2.DescribeVolumes", report_state)
+
+    result = SNAPSHOT_AND_DELETE.recheck(h.ctx(), item)
+
+    assert not result.still_waste
+    assert result.reason == f"volume is {state}, not available"
+    assert result.facts["state"] == state
+    assert "gone" not in result.facts
+    assert h.mutating() == []
+
+
 def test_recheck_reports_a_deleted_volume_as_gone(h: Harness):
     volume = h.volume()
     item = h.item("ebs-volume", volume)

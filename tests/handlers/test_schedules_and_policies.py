@@ -110,17 +110,46 @@ def test_run_now_scans_reports_back_and_runs_the_namespaces_policies(
     assert ready is not None and ready["reason"] == "AwaitingApproval"
     assert operator.store.actions(NS) == []
 
-    # The same annotation value again does nothing; a new value runs again.
+    # The same annotation value again does nothing; a new value runs again. "Nothing" is only
+    # proven once the operator has looked at the object since: suspending and resuming it flips
+    # its Ready reason (Suspended, then Scheduled), each seen by a timer tick that also read the
+    # unchanged annotation.
     scans_before = len(recorder.calls(operation="DescribeVolumes"))
+    assert scans_before > 0
+
+    def ready_reason() -> str | None:
+        return (condition(cluster.get("scanschedules", NS, "nightly"), "Ready") or {}).get("reason")
+
     cluster.patch(
         "scanschedules",
         NS,
         "nightly",
-        {"metadata": {"annotations": {"cloudsweep.io/run-now": "first"}}},
+        {
+            "metadata": {"annotations": {"cloudsweep.io/run-now": "first"}},
+            "spec": {"suspend": True},
+        },
     )
+    wait_for(lambda: ready_reason() == "Suspended", what="suspended seen")
     cluster.patch("scanschedules", NS, "nightly", {"spec": {"suspend": False}})
-    wait_for(lambda: True)
+    wait_for(lambda: ready_reason() == "Scheduled", what="resumed seen")
     assert len(recorder.calls(operation="DescribeVolumes")) == scans_before
+    assert cluster.get("scanschedules", NS, "nightly")["status"]["lastRunNow"] == "first"
+
+    cluster.patch(
+        "scanschedules",
+        NS,
+        "nightly",
+        {"metadata": {"annotations": {"cloudsweep.io/run-now": "second"}}},
+    )
+    wait_for(
+        lambda: len(recorder.calls(operation="DescribeVolumes")) > scans_before,
+        timeout=60,
+        what="a new run-now value scans again",
+    )
+    wait_for(
+        lambda: cluster.get("scanschedules", NS, "nightly")["status"].get("lastRunNow") == "second",
+        what="lastRunNow second",
+    )
 
 
 def test_a_schedule_never_reaches_another_namespaces_account(

@@ -2,11 +2,13 @@
 
 Run as ``python -m tests.safety.crash_worker CONFIG.json`` by ``helpers.spawn_worker``. The config
 names the database, the moto endpoint, the organization, the policies, and optionally a ``step``
+(of ``helpers.StepHooks``, or with an ``action`` of ``worlds.ActionHooks``)
 and a ``fault`` (``kill``: SIGKILL this process there; ``sleep``: pause there, to widen a race),
 a ``start_file`` to wait for (so two workers start together), and a ``journal`` file where every
 AWS send is written as it happens (the parent's oracle when this process is killed).
 
-On a normal end it prints one JSON line ``RESULT {...}`` with the outcomes and the records of its
+With ``rollback`` (a cleanup action ID) it undoes that action (``cleaning.rollback``) instead of
+running a cleanup. On a normal end it prints one JSON line ``RESULT {...}`` with the outcomes and the records of its
 ``aws.CallRecorder``.
 """
 
@@ -15,12 +17,13 @@ from __future__ import annotations
 import json
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
-from cloudsweep import aws
+from cloudsweep import aws, cleaning
 from cloudsweep.store import Store
-from tests.safety import helpers
+from tests.safety import helpers, worlds
 
 
 def main(config_path: str) -> int:
@@ -44,7 +47,12 @@ def main(config_path: str) -> int:
         elif fault == "sleep":
             time.sleep(delay)
 
-    hooks = helpers.StepHooks(step or "none", config.get("resource_type", "ebs-volume"), act)
+    hooks: helpers.StepHooks
+    if config.get("action"):  # a scenario walking the registry: the steps every action has
+        world = worlds.WORLDS[(config["resource_type"], config["action"])]
+        hooks = worlds.ActionHooks(world, step or "none", act)
+    else:
+        hooks = helpers.StepHooks(step or "none", config.get("resource_type", "ebs-volume"), act)
     hooks.install_database()
     recorder = aws.CallRecorder()
     start_file = config.get("start_file")
@@ -52,6 +60,22 @@ def main(config_path: str) -> int:
         deadline = time.monotonic() + 30
         while not Path(start_file).exists() and time.monotonic() < deadline:
             time.sleep(0.01)
+    if config.get("rollback"):
+        # ``cloudsweep rollback --execute``'s engine call, with the faults of this worker.
+        outcome = cleaning.rollback(
+            store,
+            config["org"],
+            uuid.UUID(config["rollback"]),
+            cleaning.CleanupOptions(
+                dry_run=False,
+                actor_email=helpers.ACTOR,
+                settings=settings,
+                recorder=recorder,
+                session_factory=hooks.session_factory(journal),
+            ),
+        )
+        print("RESULT " + json.dumps({"rollback": outcome.outcome, "message": outcome.message}))
+        return 0
     report = helpers.run_cleanup(
         store,
         config["org"],

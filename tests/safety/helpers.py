@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -371,6 +372,24 @@ def terminate_other_backends(url: str) -> int:
     return int(killed)
 
 
+def terminate_lock_holders(url: str) -> int:
+    """Break only the connections holding an advisory lock (an item's lock), as when that one
+    TCP connection dies; the worker's other connections stay up."""
+    engine = sa.create_engine(_psycopg(url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            killed = conn.execute(
+                sa.text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+            conn.commit()
+    finally:
+        engine.dispose()
+    return int(killed)
+
+
 def _psycopg(url: str) -> str:
     parsed = sa.make_url(url)
     if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
@@ -380,7 +399,20 @@ def _psycopg(url: str) -> str:
 
 # --- a journal of AWS calls that survives SIGKILL ----------------------------------------------
 
-_TARGET_KEYS = ("VolumeId", "AllocationId", "PublicIp", "SnapshotId")
+_TARGET_KEYS = (
+    "VolumeId",
+    "AllocationId",
+    "PublicIp",
+    "SnapshotId",
+    "DBInstanceIdentifier",
+    "LoadBalancerArn",
+    "LoadBalancerName",
+)
+
+
+def target_resource_id(target: str) -> str:
+    """The finding's resource ID for a request's target (an ELBv2 ARN ends with it)."""
+    return target.split(":loadbalancer/", 1)[-1]
 
 
 @dataclass
@@ -424,7 +456,9 @@ class Journal:
             if mutating and not entry["dry_run"] and self.database_url is not None:
                 target = next((params[k] for k in _TARGET_KEYS if k in params), None)
                 if target is not None:
-                    entry["intent_committed"] = started_row_exists(self.database_url, target)
+                    entry["intent_committed"] = started_row_exists(
+                        self.database_url, target_resource_id(target)
+                    )
             self.write(entry)
 
         events.register("before-send", on_send, unique_id=f"journal-{id(self)}-{caller_account}")
@@ -562,6 +596,15 @@ class StepHooks:
             events.register(f"after-call.ec2.{destructive}", after)
 
     def install_database(self) -> None:
+        if self.step == "after-claim":
+            # Right after the INSERT of a new intent (a claim, or a rollback's start).
+            def after_insert(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+                if statement.lstrip().upper().startswith("INSERT INTO CLEANUP_ACTIONS"):
+                    self._fire()
+
+            self._listener = after_insert
+            sa.event.listen(sa.engine.Engine, "after_cursor_execute", after_insert)
+            return
         if self.step != "before-outcome":
             return
 
@@ -579,7 +622,9 @@ class StepHooks:
     def uninstall_database(self) -> None:
         listener = getattr(self, "_listener", None)
         if listener is not None:
-            sa.event.remove(sa.engine.Engine, "before_cursor_execute", listener)
+            for event in ("before_cursor_execute", "after_cursor_execute"):
+                if sa.event.contains(sa.engine.Engine, event, listener):
+                    sa.event.remove(sa.engine.Engine, event, listener)
             self._listener = None
 
     def session_factory(
@@ -677,3 +722,82 @@ class _Raw:
 
 def monthly(value: str) -> Decimal:
     return Decimal(value).quantize(domain.CENTS)
+
+
+# --- whose credentials moto saw -----------------------------------------------------------------
+
+_CREDENTIAL_RE = re.compile(r"Credential=(?P<key>[^/]+)/")
+
+
+class CredentialOracle:
+    """Which account's credentials signed each request, as moto itself answers it.
+
+    On the wire (``before-send`` of the sessions CloudSweep builds), every request's SigV4
+    ``Credential=`` access key ID is recorded with its operation. The secret halves come from the
+    ``AssumeRole`` answers moto gave the base session (``after-call``). Afterwards, for each access
+    key seen, moto is asked ``GetCallerIdentity`` under exactly those credentials by a plain boto3
+    client of the test: the account in moto's answer is the oracle, not CloudSweep's own label.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.issued: dict[str, dict[str, str]] = {}
+        self.sent: list[tuple[str, str, str]] = []  # (service, operation, access key ID)
+        self._lock = threading.Lock()
+
+    def attach_base(self, events: Any) -> None:
+        def issued(parsed: Any, **_: Any) -> None:
+            creds = (parsed or {}).get("Credentials")
+            if creds:
+                with self._lock:
+                    self.issued[creds["AccessKeyId"]] = dict(creds)
+
+        events.register("after-call.sts.AssumeRole", issued, unique_id=f"oracle-{id(self)}")
+
+    def attach(self, events: Any) -> None:
+        def on_send(request: Any, event_name: str = "", **_: Any) -> None:
+            header = request.headers.get("Authorization", b"")
+            if isinstance(header, bytes):
+                header = header.decode()
+            match = _CREDENTIAL_RE.search(header)
+            if match:
+                _, service, operation = event_name.split(".", 2)
+                with self._lock:
+                    self.sent.append((service, operation, match.group("key")))
+
+        events.register("before-send", on_send, unique_id=f"oracle-send-{id(self)}")
+
+    def account_of(self, access_key: str) -> str:
+        creds = self.issued.get(access_key)
+        assert creds is not None, f"{access_key} was not issued by an AssumeRole this test saw"
+        sts = boto3.client(
+            "sts",
+            region_name=REGION,
+            endpoint_url=self.endpoint,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+        return str(sts.get_caller_identity()["Account"])
+
+    def accounts_seen(self, *, skip_services: tuple[str, ...] = ("sts",)) -> dict[str, int]:
+        """Accounts (per moto) whose credentials signed the requests, with request counts."""
+        counts: dict[str, int] = {}
+        for service, _operation, key in self.sent:
+            if service in skip_services:
+                continue
+            account = self.account_of(key)
+            counts[account] = counts.get(account, 0) + 1
+        return counts
+
+    def session_factory(
+        self, base_factory: Callable[[], boto3.Session] = boto3.Session
+    ) -> Callable[..., aws.AccountSession]:
+        def factory(*args: Any, **kwargs: Any) -> aws.AccountSession:
+            base = kwargs.pop("base_session", None) or base_factory()
+            self.attach_base(base.events)
+            session = aws.AccountSession(*args, base_session=base, **kwargs)
+            self.attach(session.events)
+            return session
+
+        return factory

@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from cloudsweep import aws
 from cloudsweep.settings import Settings
@@ -184,3 +185,119 @@ def test_lock_lost_just_before_the_delete_while_another_worker_recovers(
         f"{a_error!r})"
     )
     helpers.assert_ledger_complete(database_url, {volume_id}, org_slug=ORG)
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "cut", "fault", "message"),
+    [
+        (
+            "elastic-ip",
+            "after-call.ec2.DescribeAddresses",
+            "restart",
+            "lost the database before the destructive call",
+        ),
+        (
+            "ebs-volume",
+            "after-call.ec2.DescribeVolumes",
+            "restart",
+            "lost the database before the destructive call",
+        ),
+        (
+            "elastic-ip",
+            "after-call.ec2.DescribeAddresses",
+            "lock-connection",
+            "lost the database before the destructive call",
+        ),
+        (
+            "elastic-ip",
+            "after-claim",
+            "lock-connection",
+            "lost the database before the re-check",
+        ),
+    ],
+    ids=[
+        "restart-after-recheck-eip",
+        "restart-after-recheck-volume",
+        "lock-after-recheck",
+        "lock-before-recheck",
+    ],
+)
+def test_a_lost_lock_stops_the_run_before_the_destructive_call(
+    resource_type: str,
+    cut: str,
+    fault: str,
+    message: str,
+    moto_endpoint: str,
+    database_url: str,
+    store: Store,
+    settings: Settings,
+) -> None:
+    """Guards: both ``lock.alive()`` checks in ``_carry_out``. The database connection is cut
+    (a restart: every backend; or only the lock's connection) between the re-check and the
+    destructive call, or before the re-check. The first run must stop that item with its intent
+    open and say why (its result is asserted, not swallowed), send no destructive call; the next
+    real run reconciles it with exactly one destructive call."""
+    world = helpers.seed_small_world(
+        moto_endpoint,
+        ACCOUNT,
+        volumes=1 if resource_type == "ebs-volume" else 0,
+        addresses=1 if resource_type == "elastic-ip" else 0,
+        protected=False,
+    )
+    helpers.scan_world(store, ORG, world, settings)
+    target = helpers.Target(world, resource_type == "ebs-volume")
+    [resource_id] = target.eligible
+    fired: list[int] = []
+
+    def cut_connection(**_: Any) -> None:
+        if fired:
+            return
+        fired.append(
+            helpers.terminate_other_backends(database_url)
+            if fault == "restart"
+            else helpers.terminate_lock_holders(database_url)
+        )
+
+    def extra(session: aws.AccountSession) -> None:
+        if cut != "after-claim":
+            session.events.register(cut, cut_connection)
+
+    def after_claim(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        # The claim's INSERT of the intent (in its own transaction, on a pooled connection).
+        if statement.lstrip().upper().startswith("INSERT INTO CLEANUP_ACTIONS"):
+            cut_connection()
+
+    recorder = aws.CallRecorder()
+    journal = helpers.Journal(database_url=database_url)
+    factory = helpers.StepHooks("none", resource_type, lambda: None).session_factory(
+        journal, extra=extra
+    )
+    if cut == "after-claim":
+        sa.event.listen(sa.engine.Engine, "after_cursor_execute", after_claim)
+    try:
+        report = helpers.run_cleanup(
+            store, ORG, [target.document], settings, recorder, session_factory=factory
+        )
+    finally:
+        if cut == "after-claim":
+            sa.event.remove(sa.engine.Engine, "after_cursor_execute", after_claim)
+    assert fired and fired[0] > 0, "the connection was not cut"
+    [result] = report.results
+    assert (result.resource_id, result.outcome, result.message) == (
+        resource_id,
+        "interrupted",
+        message,
+    )
+    assert helpers.recorded_mutations(recorder, target.operation) == []
+    if message.endswith("re-check"):
+        rechecks = [c for c in recorder.records if c.operation.startswith("Describe")]
+        assert rechecks == [], "the re-check ran after the lock was lost"
+    assert resource_id in target.live()
+    assert [r["status"] for r in helpers.real_rows(database_url, ORG)] == ["started"]
+
+    second = aws.CallRecorder()
+    report = helpers.run_cleanup(store, ORG, [target.document], settings, second)
+    assert report.interrupted_found == 1
+    assert helpers.recorded_mutations(second, target.operation) == [resource_id]
+    assert resource_id not in target.live()
+    helpers.assert_ledger_complete(database_url, {resource_id}, org_slug=ORG)

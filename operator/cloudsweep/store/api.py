@@ -371,10 +371,12 @@ class Store:
             # Another worker recorded a live attempt between our check and insert.
             return None
 
-    def start_rollback(self, intent: ledger.Intent, now: datetime) -> uuid.UUID | None:
+    def start_rollback(
+        self, intent: ledger.Intent, now: datetime, *, quiet_since: datetime | None = None
+    ) -> ledger.RollbackStart | None:
         try:
             with session_scope(self.url) as session:
-                return ledger.start_rollback(session, intent, now)
+                return ledger.start_rollback(session, intent, now, quiet_since=quiet_since)
         except sa.exc.IntegrityError:
             return None
 

@@ -531,24 +531,51 @@ def claim(
     return row.id
 
 
-def start_rollback(session: Session, intent: Intent, now: datetime) -> uuid.UUID | None:
-    """Record the intent to undo ``intent.rollback_of``; None if a rollback is under way or done."""
+@dataclass(frozen=True, slots=True)
+class RollbackStart:
+    """The rollback attempt to carry out: a new intent, or an interrupted one to resume."""
+
+    id: uuid.UUID
+    resumed: bool
+
+
+def start_rollback(
+    session: Session, intent: Intent, now: datetime, *, quiet_since: datetime | None = None
+) -> RollbackStart | None:
+    """Record the intent to undo ``intent.rollback_of``, or take over an interrupted one.
+
+    None if the rollback is done, or under way: a ``started`` rollback whose last sign of life is
+    at or after ``quiet_since`` (its worker may still be in its AWS call). A ``started`` rollback
+    silent since before ``quiet_since`` was interrupted: it is resumed under its own ID, which its
+    earlier work in AWS carries (rollback steps find it by that tag), so nothing is made twice.
+    The caller holds the item's lock, so no other worker resumes it at the same time.
+    """
     original = session.get(CleanupAction, intent.rollback_of, with_for_update=True)
     if original is None or original.rollback_executed:
         return None
     live = session.execute(
-        sa.select(CleanupAction.id).where(
+        sa.select(CleanupAction)
+        .where(
             CleanupAction.rollback_of == intent.rollback_of,
             ~CleanupAction.dry_run,
             CleanupAction.status.in_(["started", "succeeded"]),
         )
-    ).first()
+        .with_for_update()
+    ).scalar_one_or_none()
     if live is not None:
+        last_sign = live.heartbeat_at or live.executed_at
+        if (
+            live.status == domain.AttemptStatus.STARTED.value
+            and quiet_since is not None
+            and last_sign < quiet_since
+        ):
+            live.heartbeat_at = now
+            return RollbackStart(live.id, resumed=True)
         return None
     row = _action_row(intent, domain.AttemptStatus.STARTED, now)
     session.add(row)
     session.flush()
-    return row.id
+    return RollbackStart(row.id, resumed=False)
 
 
 def checkpoint(session: Session, action_id: uuid.UUID, data: Mapping[str, Any]) -> None:
@@ -675,7 +702,8 @@ def record_dry_run(
 def interrupted(
     session: Session, organization_id: uuid.UUID, *, quiet_since: datetime | None = None
 ) -> list[uuid.UUID]:
-    """Real attempts of the organization with an intent but no outcome, silent since ``quiet_since``."""
+    """Real cleanup attempts of the organization with an intent but no outcome, silent since
+    ``quiet_since`` (rollbacks excluded)."""
     last_sign = sa.func.coalesce(CleanupAction.heartbeat_at, CleanupAction.executed_at)
     return list(
         session.execute(
@@ -686,6 +714,9 @@ def interrupted(
                 AwsAccount.organization_id == organization_id,
                 CleanupAction.status == domain.AttemptStatus.STARTED.value,
                 ~CleanupAction.dry_run,
+                # An interrupted rollback is resumed by the next rollback of its action, never by
+                # a cleanup run (which has no action to resume it with).
+                CleanupAction.action_type != domain.ActionType.ROLLBACK.value,
                 sa.true() if quiet_since is None else last_sign < quiet_since,
             )
             .order_by(CleanupAction.executed_at)
