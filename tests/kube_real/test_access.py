@@ -27,6 +27,7 @@ from tests.kube_real.test_operator import (
     policy,
     run_now,
     schedule,
+    settled,
 )
 
 PLURALS = ("awsaccounts", "scanschedules", "cleanuppolicies", "cleanupapprovals")
@@ -299,6 +300,10 @@ def test_a_stamp_from_a_direct_post_written_past_the_webhook_is_ignored(
     ns = namespace
     tenants(kube_real, ns)
     apply_objects(kube_real, [account(world), schedule(), policy()], "-n", ns)
+    wait_for(
+        lambda: settled(kube_real.get(path(ns, "awsaccounts", "prod")), "Connected", "Ready"),
+        what="the account connected",
+    )
     run_now(kube_real, ns, "first")
     status = wait_for(
         lambda: kube_real.get(path(ns, "cleanuppolicies", "idle-ips"))["status"].get(
