@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cloudsweep.aws import demo_world
+from cloudsweep.demo import world as demo_world
 from tests.kube_real import approvals, moto_calls
 from tests.kube_real.conftest import OperatorProcess, bind, condition, wait_for
 from tests.kube_real.server import KubeReal, apply_objects
