@@ -1,6 +1,7 @@
 """``cloudsweep operator`` against the real API server, as the Deployment runs it: AwsAccount,
 ScanSchedule and CleanupPolicy reconciled end to end (moto and PostgreSQL behind it), a scan, and
-a real cleanup of an item a tenant approved through the API server's admission chain.
+a real cleanup of an item a tenant approved with a CleanupApproval, admitted through the API
+server's admission chain.
 
 Everything is observed as users and AWS see it: ``kubectl get`` (printer columns), the objects'
 status through the API, Events, and moto's state.
@@ -198,8 +199,9 @@ def test_the_operator_reconciles_scans_and_cleans_an_approved_item(
     allocation = pending["resourceId"]
     assert allocation.startswith("eipalloc-") and addresses(moto_endpoint, world, allocation)
 
-    # Alice (cloudsweep-member) approves with kubectl: the API server calls the webhooks, which
-    # stamp her name, taken from her token, not from what she wrote.
+    # Alice (cloudsweep-member) approves with kubectl: a CleanupApproval created with her own
+    # token; the API server calls the record-approval webhook, which records her name as the
+    # server authenticated it, and the operator honours the object because the record matches.
     approved = approvals.approve(kube_real, ns, "idle-ips", pending, user="alice")
     assert approved.returncode == 0, approved.stderr
     assert approvals.approver(kube_real, ns, "idle-ips", allocation) == "alice"
