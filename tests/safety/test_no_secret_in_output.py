@@ -94,6 +94,10 @@ def test_the_operators_debug_output_carries_no_secret(
     delivered_path, refused_path = slack_path(), slack_path()
     handlers.configure_logging("plain", debug=True)
     caplog.set_level(logging.DEBUG)
+    # Whatever an earlier test's in-process command line left on these loggers, the operator
+    # under --debug logs them (configure_logging sets them; the test makes sure of it).
+    for name in ("botocore", "urllib3"):
+        assert logging.getLogger(name).getEffectiveLevel() == logging.DEBUG, name
 
     world = helpers.seed_small_world(moto_endpoint, ACCOUNT, external_id=external_id)
     store = Store(database_url)

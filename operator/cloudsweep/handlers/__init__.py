@@ -45,7 +45,12 @@ def configure_logging(log_format: str, *, debug: bool = False) -> None:
         log_prefix=log_format != "json",
         log_refkey="k8s" if log_format == "json" else None,
     )
-    if not debug:
+    if debug:
+        # The command line quiets these unless asked at its own level (`cloudsweep --debug`);
+        # `cloudsweep operator --debug` asks too.
+        for name in ("botocore", "urllib3"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+    else:
         # Every object's timers succeed every few seconds: one line each would bury the rest.
         logging.getLogger("kopf.objects").addFilter(_drop_routine_successes)
         # One "Found credentials in environment variables" per AWS session.
