@@ -18,7 +18,9 @@ SHARED = "111111111111"
 
 def _two_tenants(store: Store, make_account) -> tuple:
     a = make_account("team-a", SHARED)
-    b = make_account("team-b", SHARED)
+    # Only an install that allows shared accounts gets here (one account, one organization by
+    # default); the guards must hold there too.
+    b = make_account("team-b", SHARED, allow_shared=True)
     for account, cost in ((a, "5.00"), (b, "7.00")):
         scan = store.open_scan(
             account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
