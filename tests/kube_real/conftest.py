@@ -261,8 +261,15 @@ def world(moto_endpoint: str) -> demo_world.DemoWorld:
 
 @pytest.fixture
 def operator_env() -> dict[str, str]:
-    """More environment for the operator (``CLOUDSWEEP_*`` settings); parametrize to change."""
-    return {}
+    """More environment for the operator (``CLOUDSWEEP_*`` settings); parametrize to change.
+
+    The tier shares one API server, where earlier tests' namespaces (never garbage-collected
+    there) still hold AwsAccounts of the same demo account: each test's operator, on a fresh
+    database, would see those first and refuse its own as claimed by another organization. The
+    one-account-one-organization boundary is proven in tests/safety/test_tenants.py and
+    tests/handlers/test_account_tenancy.py.
+    """
+    return {"CLOUDSWEEP_ALLOW_SHARED_ACCOUNTS": "true"}
 
 
 @pytest.fixture

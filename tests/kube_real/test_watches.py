@@ -40,6 +40,7 @@ def watch_from(kube_real: KubeReal, resource_version: str) -> dict[str, object]:
         {
             "CLOUDSWEEP_KUBE_RETRY_MAX_BACKOFF_SECONDS": "5",
             "CLOUDSWEEP_KUBE_WATCH_INACTIVITY_SECONDS": "20",
+            "CLOUDSWEEP_ALLOW_SHARED_ACCOUNTS": "true",  # see conftest.operator_env
         }
     ],
     ids=["fast-retries"],
