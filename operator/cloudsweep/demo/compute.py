@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from cloudsweep.aws import emulator
+from cloudsweep.demo.seeding import RegionSeed, Verdict
 
 DAY: Final = timedelta(days=1)
 LOOKBACK_DAYS: Final = 14
@@ -229,3 +230,19 @@ def seed_usage(
             continue
         seeded += 1
     return seeded
+
+
+def seed_region_usage(seed: RegionSeed) -> None:
+    """The demo world's last seeder (``world.REGION_SEEDERS``): CloudWatch history for what the
+    earlier seeders made in use, so the idleness detectors see those instances and load balancers
+    busy instead of reporting them for missing metrics."""
+    cloudwatch = seed.account.cloudwatch(seed.region)
+    seed_usage(
+        lambda _region: cloudwatch,
+        [
+            (r.region, r.kind, r.resource_id, r.attributes.get("type"))
+            for r in seed.resources
+            if r.verdict is Verdict.IN_USE
+        ],
+        seed.now,
+    )

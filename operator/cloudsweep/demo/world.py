@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from cloudsweep.aws import emulator
-from cloudsweep.demo import core, storage
+from cloudsweep.demo import compute, core, storage
 from cloudsweep.demo.seeding import (
     DEFAULT_ACCOUNT_ID,
     DEMO_EXTERNAL_ID,
@@ -174,6 +174,7 @@ REGION_SEEDERS: Final[tuple[Callable[[RegionSeed], None], ...]] = (
     core.seed_load_balancers,
     core.seed_databases,
     storage.seed_storage,
+    compute.seed_region_usage,  # last: traffic for everything above that is in use
 )
 
 
