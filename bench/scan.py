@@ -276,17 +276,20 @@ def _check_idleness_calls(recorder: aws.CallRecorder) -> bool:
     batched call would have covered; so a region whose single GetMetricData names one resource
     (it had one) is fine, and a region with several such calls is not.
     """
-    single: dict[tuple[str | None, str, str], list[str]] = {}
+    single: dict[tuple[str | None, str, str, str], list[str]] = {}
     for call in recorder.records:
         if not (call.service in _IDLENESS_SERVICES or call.operation in _IDLENESS_OPERATIONS):
             continue
         named = _resources_named(call)
         if len(named) == 1:
-            single.setdefault((call.region, call.service, call.operation), []).extend(named)
+            # Per detector: two detectors each reading its one resource in a region is fine.
+            key = (call.region, call.service, call.operation, _namespaces(call))
+            single.setdefault(key, []).extend(named)
     per_resource = {key: ids for key, ids in single.items() if len(ids) > 1}
     print("per-resource idleness calls (one resource each, where one call could ask for many):")
-    for (region, service, operation), ids in sorted(per_resource.items(), key=str):
-        print(f"  {region} {service}:{operation} {len(ids)}")
+    for (region, service, operation, namespaces), ids in sorted(per_resource.items(), key=str):
+        asked = f" ({namespaces})" if namespaces else ""
+        print(f"  {region} {service}:{operation}{asked} {len(ids)}")
     if not per_resource:
         print("  none")
 
@@ -312,10 +315,7 @@ def _check_idleness_calls(recorder: aws.CallRecorder) -> bool:
         per_namespace: Counter[str] = Counter()
         calls_per_namespace: Counter[str] = Counter()
         for c in calls:
-            namespaces = {
-                q["MetricStat"]["Metric"]["Namespace"] for q in c.params["MetricDataQueries"]
-            }
-            key = "+".join(sorted(namespaces))
+            key = _namespaces(c)
             per_namespace[key] += len(c.params["MetricDataQueries"])
             calls_per_namespace[key] += 1
         bound = sum(math.ceil(q / 500) for q in per_namespace.values())
@@ -330,3 +330,11 @@ def _check_idleness_calls(recorder: aws.CallRecorder) -> bool:
         )
     print(f"checks: {'passed' if ok else 'FAILED'}")
     return ok
+
+
+def _namespaces(call: aws.CallRecord) -> str:
+    """The CloudWatch namespaces a metric read asks about ("" for other calls): which detector."""
+    if call.operation == "GetMetricStatistics":
+        return str(call.params.get("Namespace", ""))
+    queries = call.params.get("MetricDataQueries") or []
+    return "+".join(sorted({q["MetricStat"]["Metric"]["Namespace"] for q in queries}))
