@@ -54,7 +54,8 @@ class Verdict(enum.StrEnum):
     WASTE = "waste"
     IN_USE = "in-use"
     PROTECTED = "protected"  # waste-shaped, but tagged so that nothing may remove it
-    TOO_RECENT = "too-recent"  # waste-shaped, but created hours ago: may still be in set-up
+    # waste-shaped, but created hours ago (may still be in set-up) or stopped only days ago
+    TOO_RECENT = "too-recent"
 
 
 @dataclass(frozen=True)
