@@ -10,12 +10,18 @@ MaxResults says, so those listings can come in under AWS's minimum.
 ``--world lb-heavy`` adds load balancers to the bulk world (``bench/lb_world.py``): the world of
 issue 16's comparison with Cloud Custodian. CloudWatch ``GetMetricData`` calls are printed against
 their target, ceil(queries / 500) per region and detector.
+
+``--world all-types`` (the default) adds bulk amounts of the other ten types to the bulk world
+(``bench/types_world.py``), so one scan runs every detector; the run then checks, from the
+recorded calls, that idleness costs no call per resource and that the ``GetMetricData`` calls stay
+within ceil(queries / 500) per region (issue 15), and exits 1 if they do not.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -23,14 +29,14 @@ from typing import Any
 import boto3
 import typer
 
-from bench import lb_world
+from bench import lb_world, types_world
 from bench.common import fresh_database, machine, peak_rss_mib
 from cloudsweep import aws, scanning
 from cloudsweep.aws import emulator
 from cloudsweep.aws.base import static_session
 from cloudsweep.demo import world as demo_world
 from cloudsweep.settings import Settings
-from cloudsweep.store import Store
+from cloudsweep.store import FindingFilter, Store
 
 # The largest page each listing API returns; None: the API does not page.
 MAX_PAGE = {
@@ -106,16 +112,26 @@ def run(
     resources: int = typer.Option(5_000, "--resources", "-n", help="How many resources to seed."),
     concurrency: int = typer.Option(8, help="Regions x detectors at once."),
     world_name: str = typer.Option(
-        "bulk", "--world", help="bulk, or lb-heavy: a third of the resources are load balancers."
+        "all-types",
+        "--world",
+        help="all-types: the bulk world plus a quarter of the resources spread over the other "
+        "ten types; bulk: EBS, snapshots, Elastic IPs, instances; lb-heavy: a third of the "
+        "resources are load balancers.",
     ),
 ) -> None:
     """Seed N resources, scan them once, print time, rate and calls against the minimum."""
-    if world_name not in ("bulk", "lb-heavy"):
-        raise typer.BadParameter(f"unknown world {world_name!r}; known: bulk, lb-heavy")
+    if world_name not in ("all-types", "bulk", "lb-heavy"):
+        raise typer.BadParameter(f"unknown world {world_name!r}; known: all-types, bulk, lb-heavy")
     lb_counts: dict[str, int] = {}
+    types: tuple[Counter[str], Counter[str], float] | None = None
     with emulator.LocalAws() as local, fresh_database() as url:
         lb_share = resources // 3 if world_name == "lb-heavy" else 0
-        world = demo_world.seed_bulk_world(local.endpoint_url, resources=resources - lb_share)
+        types_share = resources // 4 if world_name == "all-types" else 0
+        world = demo_world.seed_bulk_world(
+            local.endpoint_url, resources=resources - lb_share - types_share
+        )
+        if types_share:
+            types = _seed_types(local.endpoint_url, world, types_share)
         if lb_share:
             started = time.perf_counter()
             # A served load balancer is 3 resources (balancer, target group, instance), an idle 1.
@@ -137,7 +153,12 @@ def run(
             regions=list(world.regions),
         )
         recorder = aws.CallRecorder()
-        settings = Settings(aws_endpoint_url=local.endpoint_url, scan_concurrency=concurrency)
+        # moto does not check ExternalIds, so its roles cannot enforce theirs (as for the demo).
+        settings = Settings(
+            aws_endpoint_url=local.endpoint_url,
+            scan_concurrency=concurrency,
+            allow_shared_accounts=True,
+        )
 
         def session(*args: object, **kwargs: object) -> aws.AccountSession:
             base = static_session(emulator.ACCESS_KEY_ID, emulator.SECRET_ACCESS_KEY)
@@ -148,6 +169,11 @@ def run(
             store, account, settings=settings, recorder=recorder, session_factory=session
         )
         wall = time.perf_counter() - start
+        found = Counter(i.resource_type for i in store.findings(FindingFilter("bench")))
+    if "listings" not in outcome.scan.metadata:
+        raise SystemExit(
+            f"the scan did not run: {outcome.scan.status}: {outcome.error or outcome.scan.metadata}"
+        )
     listings = outcome.scan.metadata["listings"]
     minimum = _minimum(listings)
     print(f"machine: {machine()}")
@@ -160,6 +186,8 @@ def run(
             f"{lb_counts['target-group']:,} target groups, {lb_counts['instance']:,} instances "
             f"behind them (seeded in {lb_counts['seconds']} s)"
         )
+    if types is not None:
+        _print_types(*types)
     print(f"scan: {outcome.scan.status}, {wall:.2f} s wall, concurrency {concurrency}")
     print(
         f"findings: {outcome.scan.total_waste_items_found:,} ({world.total_waste:,} seeded as waste)"
@@ -177,3 +205,136 @@ def run(
     for (service, operation), count in sorted(recorder.by_operation().items()):
         print(f"  {service}:{operation:32s} {count}")
     print(f"peak RSS: {peak_rss_mib():.0f} MiB")
+    if types is not None:
+        print("findings by type: " + ", ".join(f"{t} {n:,}" for t, n in sorted(found.items())))
+        if not _check_idleness_calls(recorder):
+            raise typer.Exit(1)
+
+
+# --- the all-types world and issue 15's checks ------------------------------------------------
+
+
+def _seed_types(
+    endpoint: str, world: demo_world.WorldSummary, share: int
+) -> tuple[Counter[str], Counter[str], float]:
+    """The other ten types, ``share`` resources' worth, spread evenly over kinds and regions."""
+    started = time.perf_counter()
+    # Ten kinds; a NAT gateway, a stopped instance or a busy instance brings a resource of its
+    # own (address, volume), so about ``share`` resources in all.
+    per_kind = max(3, share // (10 * len(world.regions)))
+    created, waste = types_world.seed_all_types(
+        _seeder(endpoint, world.account_id),
+        world.account_id,
+        world.regions,
+        per_kind,
+        datetime.now(UTC),
+    )
+    return created, waste, time.perf_counter() - started
+
+
+def _print_types(created: Counter[str], waste: Counter[str], seconds: float) -> None:
+    kinds = ", ".join(f"{k} {n:,} ({waste[k]:,} waste)" for k, n in sorted(created.items()))
+    print(f"  + {sum(created.values()):,} of the other types (seeded in {seconds:.1f} s): {kinds}")
+
+
+# Operations that judge idleness: CloudWatch reads and the load balancers' health calls.
+_IDLENESS_SERVICES = ("cloudwatch",)
+_IDLENESS_OPERATIONS = ("DescribeTargetHealth", "DescribeInstanceHealth")
+# Parameters that name one resource (an ID, a name, an ARN); paging and filters do not.
+_NOT_A_RESOURCE = frozenset({"MaxResults", "MaxRecords", "Marker", "NextToken", "PageSize"})
+
+
+def _resources_named(call: aws.CallRecord) -> set[str]:
+    """The resources one call is about, from its parameters: the dimension values of its metric
+    queries, or the scalar ``...Id``, ``...Name``, ``...Arn``, ``...Identifier`` and ``Bucket``
+    values (a multipart upload's bucket, key and upload ID are one resource: the bucket)."""
+    if call.service == "sts":
+        return set()  # credentials, not resources
+    if "Bucket" in call.params:
+        return {str(call.params["Bucket"])}
+    if call.operation in ("GetMetricData", "GetMetricStatistics"):
+        queries = call.params.get("MetricDataQueries") or [{"MetricStat": {"Metric": call.params}}]
+        return {
+            d["Value"]
+            for q in queries
+            for d in q.get("MetricStat", {}).get("Metric", {}).get("Dimensions", [])
+        }
+    return {
+        str(value)
+        for key, value in call.params.items()
+        if key not in _NOT_A_RESOURCE
+        and isinstance(value, str)
+        and key.endswith(("Id", "Name", "Arn", "Identifier"))
+    }
+
+
+def _check_idleness_calls(recorder: aws.CallRecorder) -> bool:
+    """Issue 15's two checks, derived from the recorded calls; prints them, True if both hold.
+
+    Per-resource: a call that names exactly one resource. For idleness reads that is waste
+    only when the region had more resources of the same operation to ask about, which one
+    batched call would have covered; so a region whose single GetMetricData names one resource
+    (it had one) is fine, and a region with several such calls is not.
+    """
+    single: dict[tuple[str | None, str, str, str], list[str]] = {}
+    for call in recorder.records:
+        if not (call.service in _IDLENESS_SERVICES or call.operation in _IDLENESS_OPERATIONS):
+            continue
+        named = _resources_named(call)
+        if len(named) == 1:
+            # Per detector: two detectors each reading its one resource in a region is fine.
+            key = (call.region, call.service, call.operation, _namespaces(call))
+            single.setdefault(key, []).extend(named)
+    per_resource = {key: ids for key, ids in single.items() if len(ids) > 1}
+    print("per-resource idleness calls (one resource each, where one call could ask for many):")
+    for (region, service, operation, namespaces), ids in sorted(per_resource.items(), key=str):
+        asked = f" ({namespaces})" if namespaces else ""
+        print(f"  {region} {service}:{operation}{asked} {len(ids)}")
+    if not per_resource:
+        print("  none")
+
+    # Every operation that names one resource a call, idleness or not: S3 and CloudWatch Logs
+    # have no batch API for lifecycle rules, uploads or tags, so those grow with the buckets
+    # and log groups that look like waste.
+    one_each: Counter[tuple[str, str]] = Counter(
+        (c.service, c.operation) for c in recorder.records if len(_resources_named(c)) == 1
+    )
+    print("calls naming one resource, by operation (any purpose):")
+    for (service, operation), count in sorted(one_each.items()):
+        print(f"  {service}:{operation:32s} {count}")
+
+    ok = not per_resource
+    print("GetMetricData by region: calls, queries, target ceil(queries / 500), per detector:")
+    by_region: dict[str | None, list[aws.CallRecord]] = {}
+    for call in recorder.calls(operation="GetMetricData"):
+        by_region.setdefault(call.region, []).append(call)
+    for region, calls in sorted(by_region.items(), key=str):
+        queries = sum(len(c.params["MetricDataQueries"]) for c in calls)
+        target = math.ceil(queries / 500)
+        # Each detector reads its own batch; its namespace says which detector asked.
+        per_namespace: Counter[str] = Counter()
+        calls_per_namespace: Counter[str] = Counter()
+        for c in calls:
+            key = _namespaces(c)
+            per_namespace[key] += len(c.params["MetricDataQueries"])
+            calls_per_namespace[key] += 1
+        bound = sum(math.ceil(q / 500) for q in per_namespace.values())
+        within = len(calls) <= target
+        ok = ok and len(calls) <= bound
+        detail = ", ".join(
+            f"{ns} {calls_per_namespace[ns]} for {q:,}" for ns, q in sorted(per_namespace.items())
+        )
+        print(
+            f"  {region}: {len(calls)} calls, {queries:,} queries, target {target} "
+            f"({'met' if within else 'not met'}); per detector ceil: {bound} ({detail})"
+        )
+    print(f"checks: {'passed' if ok else 'FAILED'}")
+    return ok
+
+
+def _namespaces(call: aws.CallRecord) -> str:
+    """The CloudWatch namespaces a metric read asks about ("" for other calls): which detector."""
+    if call.operation == "GetMetricStatistics":
+        return str(call.params.get("Namespace", ""))
+    queries = call.params.get("MetricDataQueries") or []
+    return "+".join(sorted({q["MetricStat"]["Metric"]["Namespace"] for q in queries}))

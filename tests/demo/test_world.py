@@ -64,12 +64,21 @@ def test_world_covers_two_regions_with_each_kind_and_verdict(world: demo_world.D
         for kind, categories in {
             "ebs-volume": {"unattached", "attached", "protected", "recent"},
             "ebs-snapshot": {"orphaned", "ami-referenced", "source-exists"},
-            "elastic-ip": {"unassociated", "associated", "protected"},
+            "elastic-ip": {
+                "unassociated",
+                "associated",
+                "protected",
+                "stopped-instance",
+                "nat-gateway",
+            },
             "load-balancer": {"no-targets", "serving", "no-target-groups"},
             "classic-load-balancer": {"no-instances", "serving"},
             "rds-instance": {"stopped", "idle", "busy"},
             "ebs-gp3-candidate": {"gp2-attached", "io1-attached", "protected"},
             "ami": {"registered", "unused", "launch-template", "launch-configuration", "recent"},
+            "ec2-instance": {"running", "idle", "idle-in-asg"},
+            "ec2-stopped-instance": {"stopped-90-days", "stopped-3-days"},
+            "nat-gateway": {"idle", "unrouted", "busy"},
         }.items():
             found = {r.category for r in world.select(kind=kind, region=region)}
             assert found == categories, (region, kind)
@@ -155,6 +164,22 @@ def test_elastic_ips_are_as_declared(world: demo_world.DemoWorld, aws: Clients) 
         (protected,) = world.ids(kind="elastic-ip", region=region, category="protected")
         assert {"Key": "do-not-delete", "Value": "true"} in addresses[protected]["Tags"]
         assert "AssociationId" not in addresses[protected]
+        # The compute seeds' addresses: a stopped instance's, and one per NAT gateway.
+        (parked,) = world.ids(kind="ec2-stopped-instance", region=region, verdict=Verdict.WASTE)
+        (on_parked,) = world.ids(kind="elastic-ip", region=region, category="stopped-instance")
+        assert addresses[on_parked]["InstanceId"] == parked
+        gateways = aws("ec2", region).describe_nat_gateways()["NatGateways"]
+        interfaces = {
+            a["AllocationId"]: a["NetworkInterfaceId"]
+            for g in gateways
+            for a in g["NatGatewayAddresses"]
+        }
+        assert world.ids(kind="elastic-ip", region=region, category="nat-gateway") == set(
+            interfaces
+        )
+        for allocation, interface in interfaces.items():
+            assert addresses[allocation]["AssociationId"]
+            assert addresses[allocation]["NetworkInterfaceId"] == interface
 
 
 def test_load_balancers_are_idle_or_serving(world: demo_world.DemoWorld, aws: Clients) -> None:
@@ -228,6 +253,100 @@ def test_databases_are_stopped_idle_or_busy(world: demo_world.DemoWorld, aws: Cl
             )["Datapoints"]
             assert len(points) >= 13
             assert (max(p["Maximum"] for p in points) > 0) is busy
+
+
+def _daily_peak(
+    cloudwatch: Any, namespace: str, metric: str, dimension: str, value: str
+) -> list[float]:
+    points = cloudwatch.get_metric_statistics(
+        Namespace=namespace,
+        MetricName=metric,
+        Dimensions=[{"Name": dimension, "Value": value}],
+        StartTime=NOW - timedelta(days=14),
+        EndTime=NOW,
+        Period=86400,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    return [p["Maximum"] for p in points]
+
+
+def test_compute_seeds_are_as_declared(world: demo_world.DemoWorld, aws: Clients) -> None:
+    for region in world.regions:
+        ec2, cloudwatch = aws("ec2", region), aws("cloudwatch", region)
+        instances = {
+            i["InstanceId"]: i
+            for r in ec2.describe_instances()["Reservations"]
+            for i in r["Instances"]
+        }
+        running = world.ids(kind="ec2-instance", region=region)
+        stopped = world.ids(kind="ec2-stopped-instance", region=region)
+        assert set(instances) == running | stopped
+        # Every instance runs core's AMI: no base image (and snapshot) only to launch from.
+        (base_image,) = world.ids(kind="ami", region=region, category="registered")
+        assert {i["ImageId"] for i in instances.values()} == {base_image}
+        assert {instances[i]["State"]["Name"] for i in running} == {"running"}
+        assert {instances[i]["State"]["Name"] for i in stopped} == {"stopped"}
+
+        # Every attached volume is on record: root volumes and data volumes as in use, the
+        # attached gp2 and io1 volumes as gp3 candidates.
+        attached = {
+            r.resource_id: r.attributes["attached_to"]
+            for r in world.select(kind="ebs-volume", region=region, category="attached")
+            + world.select(kind="ebs-gp3-candidate", region=region)
+        }
+        for instance_id, instance in instances.items():
+            for mapping in instance["BlockDeviceMappings"]:
+                assert attached[mapping["Ebs"]["VolumeId"]] == instance_id
+
+        for record in world.select(kind="ec2-instance", region=region):
+            instance = instances[record.resource_id]
+            tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+            assert ("aws:autoscaling:groupName" in tags) == (record.category == "idle-in-asg")
+            cpu = _daily_peak(
+                cloudwatch, "AWS/EC2", "CPUUtilization", "InstanceId", instance["InstanceId"]
+            )
+            assert len(cpu) >= 13, record.name
+            if record.category == "running":  # core's, busy: traffic from seed_region_usage
+                assert min(cpu) > 5
+            else:
+                assert max(cpu) <= 5
+                assert instance["LaunchTime"] == record.created_at
+                assert NOW - record.created_at > timedelta(days=30)
+        for record, days in (
+            (
+                world.select(
+                    kind="ec2-stopped-instance", region=region, category="stopped-90-days"
+                ),
+                90,
+            ),
+            (
+                world.select(kind="ec2-stopped-instance", region=region, category="stopped-3-days"),
+                3,
+            ),
+        ):
+            (seeded,) = record
+            reason = instances[seeded.resource_id]["StateTransitionReason"]
+            assert f"({NOW - timedelta(days=days):%Y-%m-%d %H:%M:%S} GMT)" in reason
+
+        gateways = {g["NatGatewayId"]: g for g in ec2.describe_nat_gateways()["NatGateways"]}
+        assert set(gateways) == world.ids(kind="nat-gateway", region=region)
+        routed: dict[str, int] = {}
+        for table in ec2.describe_route_tables()["RouteTables"]:
+            for route in table["Routes"]:
+                if route.get("NatGatewayId"):
+                    routed[route["NatGatewayId"]] = routed.get(route["NatGatewayId"], 0) + 1
+        for record in world.select(kind="nat-gateway", region=region):
+            nat_id = record.resource_id
+            assert gateways[nat_id]["State"] == "available"
+            assert gateways[nat_id]["CreateTime"] == record.created_at
+            assert routed.get(nat_id, 0) == (0 if record.category == "unrouted" else 1)
+            traffic = _daily_peak(
+                cloudwatch, "AWS/NATGateway", "BytesInFromSource", "NatGatewayId", nat_id
+            )
+            expected = {"idle": (14, 0.0), "unrouted": (0, None), "busy": (14, 3e9)}
+            days, peak = expected[record.category]
+            assert len(traffic) >= days - 1 and len(traffic) <= days, record.category
+            assert (max(traffic) if traffic else None) == peak, record.category
 
 
 def test_only_the_declared_account_is_touched(

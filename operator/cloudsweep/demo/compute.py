@@ -1,8 +1,9 @@
 """Demo seeds for the compute types: idle and long-stopped EC2 instances and idle NAT gateways,
 each beside look-alikes in use, with the CloudWatch datapoints that tell them apart.
 
-Called by the demo world (once per region, with boto3 clients of the demo account) and by
-``tests/demo/test_compute.py``. Launch, stop and creation times are backdated in a moto server of
+Called by :mod:`cloudsweep.demo.world` (``REGION_SEEDERS``: :func:`seed_compute` after core's EC2
+step, :func:`seed_region_usage` last) and by tests that give in-use resources traffic
+(:func:`seed_usage`). Launch, stop and creation times are backdated in a moto server of
 this process (:func:`cloudsweep.aws.emulator.backdate_compute`); on a server in another process
 the instances stay young and the stopped one is not yet "long stopped".
 """
@@ -10,119 +11,195 @@ the instances stay young and the stopped one is not yet "long stopped".
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from cloudsweep.aws import emulator
-from cloudsweep.demo.seeding import RegionSeed, Verdict
+from cloudsweep.demo.seeding import RegionSeed, Verdict, spec
 
 DAY: Final = timedelta(days=1)
 LOOKBACK_DAYS: Final = 14
 ASG_TAG: Final = "aws:autoscaling:groupName"
 
 
-@dataclass
-class ComputeSeeds:
-    """What was seeded: resource ID -> a short category, split by what a scan should say."""
-
-    waste: dict[str, str] = field(default_factory=dict)
-    in_use: dict[str, str] = field(default_factory=dict)
-
-
-def _tags(resource_type: str, **tags: str) -> list[dict[str, Any]]:
-    return [
-        {"ResourceType": resource_type, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
-    ]
+# gp3 root volumes, as core's instances have: gp2 ones would be ebs-gp3-candidate findings.
+_ROOT: Final = (
+    {
+        "DeviceName": "/dev/sda1",
+        "Ebs": {"VolumeSize": 8, "VolumeType": "gp3", "DeleteOnTermination": True},
+    },
+)
 
 
-def seed_compute(
-    ec2: Any, cloudwatch: Any, *, account_id: str, region: str, now: datetime
-) -> ComputeSeeds:
-    """Seed one region: 3 idle-looking instances (one in an Auto Scaling group, which the stop
-    action refuses), a busy one, an instance stopped 90 days ago with a data volume and an Elastic
-    IP, one stopped 3 days ago, and NAT gateways: idle, routed to by nothing, and busy.
+def seed_compute(seed: RegionSeed) -> None:
+    """One of the demo world's ``REGION_SEEDERS``, after :func:`cloudsweep.demo.core.seed_ec2`:
+    instances launch from its AMI (``seed.base_image``) into its subnet, so the world gets no
+    base image of its own. Per region:
 
-    Example (the demo world, per region)::
+    - running instances: one idle for 300 days (waste), one as idle but in an Auto Scaling group
+      (protected: the stop action refuses it); the busy ones are core's;
+    - stopped instances: one for 90 days with a 200 GiB data volume and an Elastic IP (waste),
+      one for 3 days (too recent);
+    - NAT gateways: one routed to with no bytes for the lookback (waste), one no route table uses
+      (waste), one carrying 3 GB a day (in use, its traffic from :func:`seed_region_usage`).
 
-        seeds = compute.seed_compute(
-            account.ec2(region), account.client("cloudwatch", region),
-            account_id=account.account_id, region=region, now=now,
-        )
+    Every instance's root volume, the data volume and every Elastic IP (the NAT gateways' too)
+    are recorded as in use: their owners are what the detectors judge.
     """
-    seeds = ComputeSeeds()
-    vpc = ec2.create_vpc(CidrBlock="10.90.0.0/16", TagSpecifications=_tags("vpc", Name="compute"))
-    vpc_id = vpc["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.90.1.0/24")["Subnet"]
-    image = ec2.register_image(Name=f"demo-compute-base-{region}", Architecture="x86_64")["ImageId"]
+    if seed.base_image is None or not seed.subnets:
+        raise RuntimeError("seed_compute needs core.seed_ec2's AMI and subnets: run that first")
+    ec2 = seed.account.ec2(seed.region)
+    cloudwatch = seed.account.cloudwatch(seed.region)
+    subnet = seed.subnets[0]
+    launched: dict[str, datetime] = {}
+    stopped: dict[str, datetime] = {}
+    nat_created: dict[str, datetime] = {}
 
-    def launch(name: str, instance_type: str, **tags: str) -> str:
-        return str(
-            ec2.run_instances(
-                ImageId=image,
-                InstanceType=instance_type,
-                MinCount=1,
-                MaxCount=1,
-                SubnetId=subnet["SubnetId"],
-                TagSpecifications=_tags("instance", Name=name, team="compute", **tags),
-            )["Instances"][0]["InstanceId"]
+    def launch(name: str, team: str, instance_type: str, age: timedelta, **extra: str) -> str:
+        tags = seed.labels(name, team, "prod", **extra)
+        instance = ec2.run_instances(
+            ImageId=seed.base_image,  # type: ignore[arg-type]
+            InstanceType=instance_type,  # type: ignore[arg-type]
+            MinCount=1,
+            MaxCount=1,
+            SubnetId=subnet["SubnetId"],
+            BlockDeviceMappings=list(_ROOT),  # type: ignore[arg-type]
+            TagSpecifications=spec("instance", tags) + spec("volume", tags),
+        )["Instances"][0]
+        instance_id = instance["InstanceId"]
+        launched[instance_id] = seed.now - age
+        for mapping in instance.get("BlockDeviceMappings", []):
+            seed.add(
+                "ebs-volume",
+                mapping["Ebs"]["VolumeId"],
+                tags,
+                "attached",
+                Verdict.IN_USE,
+                age,
+                volume_type="gp3",
+                size="8",
+                attached_to=instance_id,
+            )
+        return instance_id
+
+    for name, team, instance_type, category, verdict in (
+        ("reporting-old", "data", "m5.large", "idle", Verdict.WASTE),
+        ("web-asg-spare", "storefront", "t3.medium", "idle-in-asg", Verdict.PROTECTED),
+    ):
+        asg = {ASG_TAG: "web-asg" + seed.suffix} if category == "idle-in-asg" else {}
+        instance_id = launch(name, team, instance_type, 300 * DAY, **asg)
+        # Under the detector's 5% CPU peak and 5 MB of network a day, every day.
+        _usage(cloudwatch, instance_id, seed.now, cpu=1.2, network_bytes=200_000)
+        seed.add(
+            "ec2-instance",
+            instance_id,
+            seed.labels(name, team, "prod", **asg),
+            category,
+            verdict,
+            300 * DAY,
+            instance_type=instance_type,
         )
 
-    idle = launch("reporting-old", "m5.large")
-    grouped = launch("web-asg-spare", "t3.medium", **{ASG_TAG: "web-asg"})
-    busy = launch("api-1", "m5.large")
-    _usage(cloudwatch, idle, now, cpu=1.2, network_bytes=200_000)
-    _usage(cloudwatch, grouped, now, cpu=0.8, network_bytes=50_000)
-    _usage(cloudwatch, busy, now, cpu=46.0, network_bytes=900_000_000)
-    seeds.waste.update({idle: "idle-instance", grouped: "idle-instance-in-asg"})
-    seeds.in_use[busy] = "busy-instance"
-
-    parked = launch("batch-2023", "t3.large")
+    parked_tags = seed.labels("batch-2023", "data", "prod")
+    parked = launch("batch-2023", "data", "t3.large", 400 * DAY)
+    data_tags = seed.labels("batch-2023-data", "data", "prod")
     data = ec2.create_volume(
         AvailabilityZone=subnet["AvailabilityZone"],
         Size=200,
         VolumeType="gp3",
-        TagSpecifications=_tags("volume", Name="batch-2023-data", team="compute"),
+        TagSpecifications=spec("volume", data_tags),
     )["VolumeId"]
     ec2.attach_volume(VolumeId=data, InstanceId=parked, Device="/dev/sdf")
-    address = ec2.allocate_address(Domain="vpc")["AllocationId"]
-    ec2.associate_address(AllocationId=address, InstanceId=parked)
-    paused = launch("etl-paused", "t3.small")
+    seed.add(
+        "ebs-volume",
+        data,
+        data_tags,
+        "attached",
+        Verdict.IN_USE,
+        400 * DAY,
+        volume_type="gp3",
+        size="200",
+        attached_to=parked,
+    )
+    address_tags = seed.labels("batch-2023-public", "data", "prod")
+    address = ec2.allocate_address(Domain="vpc", TagSpecifications=spec("elastic-ip", address_tags))
+    ec2.associate_address(AllocationId=address["AllocationId"], InstanceId=parked)
+    seed.add(
+        "elastic-ip",
+        address["AllocationId"],
+        address_tags,
+        "stopped-instance",
+        Verdict.IN_USE,  # associated: the stopped instance's finding prices it
+        400 * DAY,
+        public_ip=address["PublicIp"],
+    )
+    paused_tags = seed.labels("etl-paused", "data", "prod")
+    paused = launch("etl-paused", "data", "t3.small", 200 * DAY)
     ec2.stop_instances(InstanceIds=[parked, paused])
-    seeds.waste[parked] = "stopped-90-days"
-    seeds.in_use[paused] = "stopped-3-days"
+    stopped.update({parked: seed.now - 90 * DAY, paused: seed.now - 3 * DAY})
+    seed.add(
+        "ec2-stopped-instance",
+        parked,
+        parked_tags,
+        "stopped-90-days",
+        Verdict.WASTE,
+        400 * DAY,
+        instance_type="t3.large",
+    )
+    # Under the detector's 30 days: a pause, not yet waste.
+    seed.add(
+        "ec2-stopped-instance",
+        paused,
+        paused_tags,
+        "stopped-3-days",
+        Verdict.TOO_RECENT,
+        200 * DAY,
+        instance_type="t3.small",
+    )
 
-    nats = {}
-    for name, routed, bytes_per_day in (
-        ("nat-legacy", True, 0),
-        ("nat-orphan", False, None),
-        ("nat-main", True, 3_000_000_000),
+    for name, routed, category, verdict in (
+        ("nat-legacy", True, "idle", Verdict.WASTE),
+        ("nat-orphan", False, "unrouted", Verdict.WASTE),
+        ("nat-main", True, "busy", Verdict.IN_USE),
     ):
-        allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        tags = seed.labels(name, "network", "prod")
+        address = ec2.allocate_address(Domain="vpc", TagSpecifications=spec("elastic-ip", tags))
         nat = ec2.create_nat_gateway(
             SubnetId=subnet["SubnetId"],
-            AllocationId=allocation,
-            TagSpecifications=_tags("natgateway", Name=name, team="network"),
+            AllocationId=address["AllocationId"],
+            TagSpecifications=spec("natgateway", tags),
         )["NatGateway"]["NatGatewayId"]
-        nats[nat] = now - 200 * DAY
+        nat_created[nat] = seed.now - 200 * DAY
+        seed.add(
+            "elastic-ip",
+            address["AllocationId"],
+            tags,
+            "nat-gateway",
+            Verdict.IN_USE,  # associated with the gateway's network interface
+            200 * DAY,
+            public_ip=address["PublicIp"],
+        )
         if routed:
-            table = ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+            # A private subnet's way out: its route table sends everything to the gateway.
+            table = ec2.create_route_table(
+                VpcId=subnet["VpcId"],
+                TagSpecifications=spec(
+                    "route-table", seed.labels(name + "-private", "network", "prod")
+                ),
+            )["RouteTable"]["RouteTableId"]
             ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
-        if bytes_per_day is not None:
-            _nat_bytes(cloudwatch, nat, now, bytes_per_day)
-        if bytes_per_day:
-            seeds.in_use[nat] = "busy-nat-gateway"
-        else:
-            seeds.waste[nat] = "idle-nat-gateway" if routed else "unrouted-nat-gateway"
+        if category == "idle":
+            # Datapoints of zero bytes: measured idle, not metrics missing.
+            _nat_bytes(cloudwatch, nat, seed.now, 0)
+        seed.add("nat-gateway", nat, tags, category, verdict, 200 * DAY, routed=str(routed).lower())
 
     emulator.backdate_compute(
-        account_id,
-        region,
-        launched={i: now - 300 * DAY for i in (idle, grouped, busy, parked, paused)},
-        stopped={parked: now - 90 * DAY, paused: now - 3 * DAY},
-        nat_created=nats,
+        seed.account.account_id,
+        seed.region,
+        launched=launched,
+        stopped=stopped,
+        nat_created=nat_created,
     )
-    return seeds
 
 
 def _put(cloudwatch: Any, namespace: str, data: list[dict[str, Any]]) -> None:
@@ -190,7 +267,7 @@ def seed_usage(
 ) -> int:
     """Give resources the demo world marks in use the CloudWatch history that says so, since the
     idleness detectors read traffic: ``in_use`` holds ``(region, kind, resource_id, lb_type)`` with
-    kind ``ec2-instance`` (CPU 35%, network), ``load-balancer`` (an ARN or ``app/name/id``, with
+    kind ``ec2-instance`` (CPU 35%, network), ``nat-gateway`` (3 GB a day), ``load-balancer`` (an ARN or ``app/name/id``, with
     ``lb_type`` application, network or gateway) or ``classic-load-balancer`` (a name). Returns
     how many resources got datapoints.
 
@@ -208,6 +285,8 @@ def seed_usage(
         cloudwatch = cloudwatch_for(region)
         if kind == "ec2-instance":
             _usage(cloudwatch, resource_id, now, cpu=35.0, network_bytes=800_000_000)
+        elif kind == "nat-gateway":
+            _nat_bytes(cloudwatch, resource_id, now, 3_000_000_000)
         elif kind in ("load-balancer", "classic-load-balancer"):
             key = "classic" if kind == "classic-load-balancer" else (lb_type or "application")
             namespace, dimension, metrics = _IN_USE_TRAFFIC[key]
@@ -234,8 +313,8 @@ def seed_usage(
 
 def seed_region_usage(seed: RegionSeed) -> None:
     """The demo world's last seeder (``world.REGION_SEEDERS``): CloudWatch history for what the
-    earlier seeders made in use, so the idleness detectors see those instances and load balancers
-    busy instead of reporting them for missing metrics."""
+    earlier seeders made in use, so the idleness detectors see those instances, NAT gateways and
+    load balancers busy instead of reporting them for missing metrics."""
     cloudwatch = seed.account.cloudwatch(seed.region)
     seed_usage(
         lambda _region: cloudwatch,

@@ -39,6 +39,7 @@ def seed_ec2(demo: RegionSeed) -> None:
     image = ec2.describe_images(ImageIds=[ami_id])["Images"][0]
     ami_snapshot = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
     ec2.create_tags(Resources=[ami_id, ami_snapshot], Tags=tags_of(ami_tags))
+    demo.base_image = ami_id
     demo.add("ami", ami_id, ami_tags, "registered", Verdict.IN_USE, 90 * DAY)
     demo.add("ebs-snapshot", ami_snapshot, ami_tags, "ami-referenced", Verdict.IN_USE, 90 * DAY)
 

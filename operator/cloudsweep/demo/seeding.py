@@ -54,7 +54,8 @@ class Verdict(enum.StrEnum):
     WASTE = "waste"
     IN_USE = "in-use"
     PROTECTED = "protected"  # waste-shaped, but tagged so that nothing may remove it
-    TOO_RECENT = "too-recent"  # waste-shaped, but created hours ago: may still be in set-up
+    # waste-shaped, but created hours ago (may still be in set-up) or stopped only days ago
+    TOO_RECENT = "too-recent"
 
 
 @dataclass(frozen=True)
@@ -228,9 +229,12 @@ class RegionSeed:
         # Region-specific names read better in the demo's table and keep IDs apart in tests.
         self.suffix = "" if index == 0 else f"-{region.split('-')[0]}{index}"
         self.resources: list[SeededResource] = []
-        # Made by the EC2 step, used by the load balancer step.
+        # Made by the EC2 step, used by the load balancer, storage and compute steps.
         self.subnets: list[Any] = []
         self.instances: dict[str, str] = {}
+        # The AMI the EC2 step's instances run: the compute step launches from it too, so the
+        # world holds no base image (and its snapshot) that only exists to launch from.
+        self.base_image: str | None = None
 
     def labels(self, name: str, team: str, env: str, **extra: str) -> dict[str, str]:
         return {"Name": name + self.suffix, "team": team, "env": env, **extra}

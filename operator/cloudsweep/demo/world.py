@@ -168,12 +168,14 @@ class WorldSummary:
 
 # The one place the demo world calls type-specific seeders, in this order, once per region. Each
 # receives the region's RegionSeed and records what it made with ``seed.add``. core.seed_ec2 comes
-# first: later seeders use its subnets and instances (``seed.subnets``, ``seed.instances``).
+# first: later seeders use its subnets, instances and AMI (``seed.subnets``, ``seed.instances``,
+# ``seed.base_image``).
 REGION_SEEDERS: Final[tuple[Callable[[RegionSeed], None], ...]] = (
     core.seed_ec2,
     core.seed_load_balancers,
     core.seed_databases,
     storage.seed_storage,
+    compute.seed_compute,  # launches from core's AMI into core's subnet
     compute.seed_region_usage,  # last: traffic for everything above that is in use
 )
 
@@ -192,8 +194,12 @@ def seed_demo_world(
     snapshots of existing volumes; unassociated (waste), associated and ``do-not-delete`` Elastic
     IPs; an ALB with an empty target group, an NLB with none and a classic ELB with no instances
     (waste), an ALB and a classic ELB serving a running instance; a stopped DB instance and one
-    with no connections for 14 days (waste), and one with connections. ``now`` is the moment the
-    ages are measured back from (default: the current time).
+    with no connections for 14 days (waste), and one with connections; gp2 and io1 volumes that
+    gp3 serves for less, unused and used AMIs, log groups that never expire and buckets with
+    abandoned multipart uploads (:mod:`cloudsweep.demo.storage`); idle, long-stopped and
+    Auto Scaling instances and idle, unrouted and busy NAT gateways
+    (:func:`cloudsweep.demo.compute.seed_compute`). ``now`` is the moment the ages are measured
+    back from (default: the current time).
     """
     started = time.monotonic()
     now = (now or datetime.now(UTC)).astimezone(UTC)

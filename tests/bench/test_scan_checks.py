@@ -1,0 +1,112 @@
+"""The scan benchmark's issue 15 checks, derived from recorded calls: they pass for batched
+CloudWatch reads and fail for a call per resource or more calls than ceil(queries / 500)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import boto3
+
+from bench import scan
+from cloudsweep import aws
+from cloudsweep.aws import emulator
+
+END = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def _cloudwatch(endpoint: str, recorder: aws.CallRecorder) -> object:
+    session = boto3.Session(
+        aws_access_key_id=emulator.ACCESS_KEY_ID,
+        aws_secret_access_key=emulator.SECRET_ACCESS_KEY,
+        region_name="us-east-1",
+    )
+    recorder.attach(session, caller_account="123456789012")
+    return session.client("cloudwatch", endpoint_url=endpoint)
+
+
+def _read(cloudwatch: object, instances: list[str]) -> None:
+    cloudwatch.get_metric_data(  # type: ignore[attr-defined]
+        MetricDataQueries=[
+            {
+                "Id": f"q{i}",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "AWS/EC2",
+                        "MetricName": "CPUUtilization",
+                        "Dimensions": [{"Name": "InstanceId", "Value": instance}],
+                    },
+                    "Period": 86400,
+                    "Stat": "Maximum",
+                },
+            }
+            for i, instance in enumerate(instances)
+        ],
+        StartTime=END - timedelta(days=14),
+        EndTime=END,
+    )
+
+
+def test_one_batched_read_passes(moto_endpoint: str, capsys) -> None:
+    recorder = aws.CallRecorder()
+    _read(_cloudwatch(moto_endpoint, recorder), ["i-1", "i-2", "i-3"])
+    assert scan._check_idleness_calls(recorder)
+    out = capsys.readouterr().out
+    assert "us-east-1: 1 calls, 3 queries, target 1 (met)" in out
+    assert "checks: passed" in out
+
+
+def test_a_read_per_resource_fails(moto_endpoint: str, capsys) -> None:
+    recorder = aws.CallRecorder()
+    cloudwatch = _cloudwatch(moto_endpoint, recorder)
+    # What a per-resource idleness check does: one GetMetricStatistics per instance.
+    for instance in ("i-1", "i-2", "i-3"):
+        cloudwatch.get_metric_statistics(  # type: ignore[attr-defined]
+            Namespace="AWS/EC2",
+            MetricName="CPUUtilization",
+            Dimensions=[{"Name": "InstanceId", "Value": instance}],
+            StartTime=END - timedelta(days=14),
+            EndTime=END,
+            Period=86400,
+            Statistics=["Maximum"],
+        )
+    assert not scan._check_idleness_calls(recorder)
+    out = capsys.readouterr().out
+    assert "us-east-1 cloudwatch:GetMetricStatistics (AWS/EC2) 3" in out
+    assert "checks: FAILED" in out
+
+
+def test_more_metric_calls_than_batches_fail(moto_endpoint: str, capsys) -> None:
+    recorder = aws.CallRecorder()
+    cloudwatch = _cloudwatch(moto_endpoint, recorder)
+    _read(cloudwatch, ["i-1", "i-2"])
+    _read(cloudwatch, ["i-3", "i-4"])  # the same detector's second batch of two
+    assert not scan._check_idleness_calls(recorder)
+    out = capsys.readouterr().out
+    assert "us-east-1: 2 calls, 4 queries, target 1 (not met); per detector ceil: 1" in out
+    assert "checks: FAILED" in out
+
+
+def test_detectors_reading_one_resource_each_pass(moto_endpoint: str, capsys) -> None:
+    recorder = aws.CallRecorder()
+    cloudwatch = _cloudwatch(moto_endpoint, recorder)
+    _read(cloudwatch, ["i-1"])
+    cloudwatch.get_metric_data(  # type: ignore[attr-defined]
+        MetricDataQueries=[
+            {
+                "Id": "nat",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "AWS/NATGateway",
+                        "MetricName": "BytesInFromSource",
+                        "Dimensions": [{"Name": "NatGatewayId", "Value": "nat-1"}],
+                    },
+                    "Period": 86400,
+                    "Stat": "Sum",
+                },
+            }
+        ],
+        StartTime=END - timedelta(days=14),
+        EndTime=END,
+    )
+    assert scan._check_idleness_calls(recorder)
+    assert "per detector ceil: 2" in capsys.readouterr().out
