@@ -1,0 +1,275 @@
+"""ScanSchedule scans as Kubernetes Jobs, against KMock, with the test playing the kubelet.
+
+The operator runs as in the other handler tests (kopf against KMock, a real PostgreSQL, moto);
+its Deployment, the Secrets it reads and its namespace are objects in KMock, as ``deploy/base``
+makes them. ``tests.kubelet.Kubelet`` runs each Job's container as a local ``cloudsweep``
+process with the Job's own environment (secret references resolved from KMock's Secrets) and
+reports the pod's and the Job's end, as a node and the Job controller would.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from cloudsweep import scan_jobs
+from cloudsweep.settings import Settings
+from cloudsweep.store import FindingFilter
+from tests.kubelet import Kubelet
+
+from .conftest import SIGNING_KEY, Cluster, condition, wait_for
+from .test_schedules_and_policies import connected_account, schedule_spec
+
+NS = "team-jobs"
+OPERATOR_NS = "cloudsweep"
+DEPLOYMENT_UID = "uid-cloudsweep-deployment"
+AWS_SECRET_KEY = "job-aws-secret-key-not-in-any-spec"
+IMAGE = "ghcr.io/cloudsweep/cloudsweep:0.1.0"
+CAP = 2
+
+
+@pytest.fixture
+def operator_settings(moto_endpoint: str) -> Settings:
+    return Settings(
+        aws_endpoint_url=moto_endpoint,
+        aws_max_attempts=2,
+        schedule_jitter_seconds=0,
+        cleanup_takeover_seconds=0,
+        approval_signing_key=SIGNING_KEY,
+        metrics_port=0,
+        health_port=0,
+        webhook_port=0,
+        status_refresh_seconds=1,
+        operator_namespace=OPERATOR_NS,
+        max_concurrent_scan_jobs=CAP,
+        scan_job_poll_seconds=0.3,
+        scan_job_ttl_seconds=600,
+    )
+
+
+def _secret(cluster: Cluster, name: str, data: dict[str, str]) -> None:
+    cluster.request(
+        "POST",
+        f"/api/v1/namespaces/{OPERATOR_NS}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": OPERATOR_NS},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        },
+    )
+
+
+def install(cluster: Cluster, database_url: str, moto_endpoint: str) -> None:
+    """The operator's namespace, Secrets and Deployment, as deploy/base has them (plus the AWS
+    keys and endpoint a cluster without IRSA would give it)."""
+    cluster.create_namespace(OPERATOR_NS, "uid-cloudsweep")
+    _secret(cluster, "cloudsweep-database", {"url": database_url})
+    _secret(cluster, "cloudsweep-aws", {"id": "job-access-key", "key": AWS_SECRET_KEY})
+    _secret(cluster, "cloudsweep-approval-key", {"signing-key": SIGNING_KEY})
+
+    def ref(name: str, secret: str, key: str) -> dict[str, Any]:
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+    container = {
+        "name": "operator",
+        "image": IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["operator", "--standalone"],
+        "env": [
+            {"name": "CLOUDSWEEP_WEBHOOK_HOST", "value": "cloudsweep-webhook.cloudsweep.svc"},
+            ref("CLOUDSWEEP_DATABASE_URL", "cloudsweep-database", "url"),
+            ref("CLOUDSWEEP_APPROVAL_SIGNING_KEY", "cloudsweep-approval-key", "signing-key"),
+            ref("AWS_ACCESS_KEY_ID", "cloudsweep-aws", "id"),
+            ref("AWS_SECRET_ACCESS_KEY", "cloudsweep-aws", "key"),
+            {"name": "AWS_DEFAULT_REGION", "value": "us-east-1"},
+            {"name": "CLOUDSWEEP_AWS_ENDPOINT_URL", "value": moto_endpoint},
+            {"name": "CLOUDSWEEP_AWS_MAX_ATTEMPTS", "value": "2"},
+        ],
+    }
+    cluster.request(
+        "POST",
+        f"/apis/apps/v1/namespaces/{OPERATOR_NS}/deployments",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "cloudsweep", "namespace": OPERATOR_NS, "uid": DEPLOYMENT_UID},
+            "spec": {
+                "template": {
+                    "metadata": {"labels": {"app.kubernetes.io/name": "cloudsweep"}},
+                    "spec": {"serviceAccountName": "cloudsweep", "containers": [container]},
+                }
+            },
+        },
+    )
+
+
+def _run_now(cluster: Cluster, name: str, value: str) -> None:
+    cluster.patch(
+        "scanschedules", NS, name, {"metadata": {"annotations": {"cloudsweep.io/run-now": value}}}
+    )
+
+
+def _outcome(cluster: Cluster, name: str, wanted: str, timeout: float = 90) -> dict[str, Any]:
+    return dict(
+        wait_for(
+            lambda: (
+                (s := cluster.get("scanschedules", NS, name)["status"]).get("lastRunOutcome")
+                == wanted
+                and s.get("lastRunNow")
+                and s
+            ),
+            timeout=timeout,
+            what=f"lastRunOutcome {wanted}",
+        )
+    )
+
+
+def _findings(operator: Any, account_id: str) -> set[tuple[Any, ...]]:
+    return {
+        (f.region, f.resource_type, f.resource_id, f.monthly_cost, f.confidence_score)
+        for f in operator.store.findings(FindingFilter(NS, account_id=account_id))
+    }
+
+
+def test_a_scan_job_writes_what_an_in_process_scan_writes(
+    cluster: Cluster,
+    operator: Any,
+    world: Any,
+    recorder: Any,
+    database_url: str,
+    moto_endpoint: str,
+) -> None:
+    install(cluster, database_url, moto_endpoint)
+    kubelet = Kubelet(cluster, OPERATOR_NS)
+    cluster.create_namespace(NS, "uid-team-jobs")
+    connected_account(cluster, world, namespace=NS)
+    cluster.create(
+        "cleanuppolicies",
+        "CleanupPolicy",
+        NS,
+        "idle-ips",
+        {
+            "resourceType": "elastic-ip",
+            "action": "release",
+            "accountSelector": {},
+            "rules": {"minAgeDays": 0, "minConfidence": 50},
+        },
+    )
+    cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec())
+
+    # The same world scanned in the operator first: what a Job's scan must equal.
+    _run_now(cluster, "nightly", "in-process")
+    _outcome(cluster, "nightly", "completed")
+    account = operator.store.account(operator.store.organization(NS).id, world.account_id)
+    in_process = operator.store.latest_scan(account.id)
+    found_in_process = _findings(operator, world.account_id)
+    assert found_in_process and kubelet.jobs() == []
+    calls_in_operator = len(recorder.records)
+
+    cluster.patch("scanschedules", NS, "nightly", {"spec": {"executor": "job"}})
+    _run_now(cluster, "nightly", "as-a-job")
+    [job] = kubelet.wait_jobs(1)
+
+    # The Job: owned by the operator's Deployment (a ScanSchedule in a tenant's namespace
+    # cannot own an object in the operator's), labelled, bounded, restricted, no secrets.
+    meta, spec = job["metadata"], job["spec"]
+    assert meta["namespace"] == OPERATOR_NS
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": "cloudsweep",
+            "uid": DEPLOYMENT_UID,
+            "blockOwnerDeletion": False,
+            "controller": False,
+        }
+    ]
+    labels = meta["labels"]
+    assert labels[scan_jobs.SCHEDULE_NAMESPACE] == NS and labels[scan_jobs.SCHEDULE] == "nightly"
+    assert labels[scan_jobs.ACCOUNT] == world.account_id
+    assert labels["app.kubernetes.io/managed-by"] == "cloudsweep"
+    assert spec["ttlSecondsAfterFinished"] == 600 and spec["backoffLimit"] == 0
+    assert spec["activeDeadlineSeconds"] == 7200
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == "cloudsweep"
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    [container] = pod["containers"]
+    assert container["image"] == IMAGE
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert container["resources"] == {
+        "requests": {"cpu": "250m", "memory": "512Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
+    assert container["command"] == ["cloudsweep"]
+    assert container["args"][:7] == [
+        "scan",
+        "--org",
+        NS,
+        "--account-id",
+        world.account_id,
+        "--scan-id",
+        labels[scan_jobs.SCAN_ID],
+    ]
+    env = {e["name"]: e for e in container["env"]}
+    for name in ("CLOUDSWEEP_DATABASE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert set(env[name]) == {"name", "valueFrom"}, env[name]
+    # The operator's own secret and settings stay with the operator.
+    assert "CLOUDSWEEP_APPROVAL_SIGNING_KEY" not in env and "CLOUDSWEEP_WEBHOOK_HOST" not in env
+    text = json.dumps(job)
+    for secret in (database_url, AWS_SECRET_KEY, SIGNING_KEY):
+        assert secret not in text
+
+    ran = kubelet.run(job)
+    assert ran.exit_code == 0, ran.output[-3000:]
+    assert ran.environment["CLOUDSWEEP_DATABASE_URL"] == database_url  # resolved by the kubelet
+    done = _outcome(cluster, "nightly", "completed")
+    assert done["lastRunNow"] == "as-a-job"
+    ready = condition(cluster.get("scanschedules", NS, "nightly"), "Ready")
+    assert ready is not None and ready["reason"] == "Scheduled"
+    # The cleanup policies ran after it, in the operator.
+    assert "cleanup runs" in ready["message"], ready
+    # The scan ran in the Job's process: the operator made no AWS call of the scan.
+    scan_calls = [
+        r for r in recorder.records[calls_in_operator:] if r.operation.startswith("Describe")
+    ]
+    assert scan_calls == []
+
+    as_job = operator.store.scan(uuid.UUID(labels[scan_jobs.SCAN_ID]))
+    assert as_job.status == "completed" and as_job.id != in_process.id
+    for field in (
+        "total_waste_items_found",
+        "total_monthly_waste_cost",
+        "total_resources_scanned",
+        "regions",
+        "scan_type",
+    ):
+        assert getattr(as_job, field) == getattr(in_process, field), field
+    for key in ("detectors", "listings", "regions_failed", "errors"):
+        assert as_job.metadata[key] == in_process.metadata[key], key
+    assert _findings(operator, world.account_id) == found_in_process
+    last = wait_for(
+        lambda: (
+            (s := cluster.get("awsaccounts", NS, "prod")["status"].get("lastScan"))
+            and s["scanId"] == str(as_job.id)
+            and s
+        ),
+        what="the Job's scan in the AwsAccount's status",
+    )
+    assert last["outcome"] == "completed" and int(last["wasteItems"]) > 0
+    # Cleaned up: a Job that did its work is deleted once read.
+    wait_for(lambda: kubelet.job(meta["name"]) is None, what="the succeeded Job deleted")
