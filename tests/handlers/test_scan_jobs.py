@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from typing import Any
 
@@ -273,3 +274,150 @@ def test_a_scan_job_writes_what_an_in_process_scan_writes(
     assert last["outcome"] == "completed" and int(last["wasteItems"]) > 0
     # Cleaned up: a Job that did its work is deleted once read.
     wait_for(lambda: kubelet.job(meta["name"]) is None, what="the succeeded Job deleted")
+
+
+def _failed_reason(cluster: Cluster) -> str:
+    ready = wait_for(
+        lambda: (
+            (c := condition(cluster.get("scanschedules", NS, "nightly"), "Ready"))
+            and c["reason"] == "ScanFailed"
+            and c
+        ),
+        timeout=60,
+        what="the schedule's Ready condition ScanFailed",
+    )
+    return str(ready["message"])
+
+
+@pytest.mark.parametrize("failure", ["killed", "no-database"])
+def test_a_failed_job_is_a_failed_scan_with_its_reason(
+    failure: str,
+    cluster: Cluster,
+    operator: Any,
+    world: Any,
+    database_url: str,
+    moto_endpoint: str,
+) -> None:
+    install(cluster, database_url, moto_endpoint)
+    kubelet = Kubelet(cluster, OPERATOR_NS)
+    cluster.create_namespace(NS, "uid-team-jobs")
+    connected_account(cluster, world, namespace=NS)
+    cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec(executor="job"))
+    _run_now(cluster, "nightly", "fail")
+    [job] = kubelet.wait_jobs(1)
+    if failure == "killed":
+        kubelet.kill(job, reason="OOMKilled", exit_code=137)
+        expected = "OOMKilled (exit code 137)"
+    else:
+        # The Secret the Job's database URL comes from now names a server that is not there.
+        cluster.request(
+            "PATCH",
+            f"/api/v1/namespaces/{OPERATOR_NS}/secrets/cloudsweep-database",
+            {"data": {"url": base64.b64encode(b"postgresql://cs:hunter2@127.0.0.1:9/cs").decode()}},
+            "application/merge-patch+json",
+        )
+        ran = kubelet.run(job)
+        assert ran.exit_code == 1, ran.output[-3000:]
+        expected = "cannot use the database"
+
+    message = _failed_reason(cluster)
+    assert expected in message and job["metadata"]["name"] in message, message
+    assert "hunter2" not in message and "Traceback" not in message
+    assert cluster.get("scanschedules", NS, "nightly")["status"]["lastRunOutcome"] == "failed"
+    warnings = [e for e in cluster.events(NS) if e.get("reason") == "ScanFailed"]
+    assert any(expected in e.get("message", "") for e in warnings), warnings
+    # The run the operator opened is closed as failed, with the reason: the AwsAccount shows it.
+    run = operator.store.scan(uuid.UUID(job["metadata"]["labels"][scan_jobs.SCAN_ID]))
+    assert run.status == "failed" and expected in (run.error_message or "")
+    last = wait_for(
+        lambda: (
+            (s := cluster.get("awsaccounts", NS, "prod")["status"].get("lastScan"))
+            and s["scanId"] == str(run.id)
+            and s
+        ),
+        what="the failed scan in the AwsAccount's status",
+    )
+    assert last["outcome"] == "failed"
+    # A failed Job stays (its logs readable) until its TTL; the operator does not read it again.
+    assert kubelet.job(job["metadata"]["name"]) is not None
+
+
+def _registered(cluster: Cluster, name: str, account_id: str) -> None:
+    cluster.create(
+        "awsaccounts",
+        "AwsAccount",
+        NS,
+        name,
+        {
+            "accountId": account_id,
+            "roleArn": f"arn:aws:iam::{account_id}:role/CloudSweepScanner",
+            "regions": ["us-east-1"],
+        },
+        labels={"env": "prod"},
+    )
+    wait_for(
+        lambda: cluster.get("awsaccounts", NS, name)["status"].get("externalId"),
+        what=f"{name} registered",
+    )
+
+
+def test_at_most_the_limit_of_scan_jobs_run_and_the_next_starts_when_one_ends(
+    cluster: Cluster, operator: Any, database_url: str, moto_endpoint: str
+) -> None:
+    install(cluster, database_url, moto_endpoint)
+    kubelet = Kubelet(cluster, OPERATOR_NS)
+    cluster.create_namespace(NS, "uid-team-jobs")
+    accounts = [f"{n}{n}{n}{n}{n}{n}{n}{n}{n}{n}{n}{n}" for n in range(1, CAP + 2)]
+    for index, account_id in enumerate(accounts):
+        _registered(cluster, f"acct-{index}", account_id)
+    cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec(executor="job"))
+    _run_now(cluster, "nightly", "all")
+
+    first = kubelet.wait_jobs(CAP)
+    # Many polls later, still CAP: the third scan waits for a slot.
+    wait_for(
+        lambda: (
+            cluster.get("scanschedules", NS, "nightly")["status"].get("lastRunOutcome") == "running"
+        ),
+        what="the run in progress",
+    )
+    for _ in range(10):
+        assert len(kubelet.jobs()) == CAP
+        time.sleep(0.3)
+    waiting = set(accounts) - {j["metadata"]["labels"][scan_jobs.ACCOUNT] for j in first}
+    assert len(waiting) == 1
+
+    kubelet.kill(first[0])
+    everything = kubelet.wait_jobs(CAP + 1)
+    started = {j["metadata"]["labels"][scan_jobs.ACCOUNT] for j in everything}
+    assert started == set(accounts)
+    unfinished = [j for j in everything if not (j.get("status") or {}).get("conditions")]
+    assert len(unfinished) == CAP
+    for job in unfinished:
+        kubelet.kill(job)
+    wait_for(lambda: operator.scan_jobs.counts() == (0, 0), what="every scan Job read")
+    _outcome(cluster, "nightly", "failed")
+    results = wait_for(
+        lambda: (r := operator.results[(NS, "nightly")]) and len(r) == len(accounts) and r,
+        what="an outcome per account",
+    )
+    assert {r.outcome for r in results.values()} == {"failed"}
+
+
+def test_deleting_the_account_stops_its_scan_job(
+    cluster: Cluster, operator: Any, database_url: str, moto_endpoint: str
+) -> None:
+    install(cluster, database_url, moto_endpoint)
+    kubelet = Kubelet(cluster, OPERATOR_NS)
+    cluster.create_namespace(NS, "uid-team-jobs")
+    _registered(cluster, "prod", "444444444444")
+    cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec(executor="job"))
+    _run_now(cluster, "nightly", "go")
+    [job] = kubelet.wait_jobs(1)
+    cluster.delete("awsaccounts", NS, "prod")
+    wait_for(lambda: kubelet.job(job["metadata"]["name"]) is None, what="the Job deleted")
+    run = operator.store.scan(uuid.UUID(job["metadata"]["labels"][scan_jobs.SCAN_ID]))
+    assert run.status == "cancelled"
+    _outcome(cluster, "nightly", "cancelled")
+    deletes = cluster.requests(method="DELETE", path=f"/jobs/{job['metadata']['name']}")
+    assert [r.params.get("propagationPolicy") for r in deletes] == ["Background"]
