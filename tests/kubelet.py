@@ -31,6 +31,10 @@ OPERATOR_SOURCE = str(Path(__file__).resolve().parents[1] / "operator")
 # The kubelet keeps at most this much of the log as the termination message (Kubernetes: 2048
 # bytes or 80 lines, whichever is smaller).
 TERMINATION_MESSAGE_BYTES = 2048
+OPERATOR_NS = "cloudsweep"
+DEPLOYMENT_UID = "uid-cloudsweep-deployment"
+AWS_SECRET_KEY = "job-aws-secret-key-not-in-any-spec"
+IMAGE = "ghcr.io/cloudsweep/cloudsweep:0.1.0"
 
 
 @dataclass(frozen=True)
@@ -232,3 +236,62 @@ class Kubelet:
             {"status": {"conditions": [condition], **counts}},
             "application/merge-patch+json",
         )
+
+
+def _secret(cluster: Cluster, name: str, data: dict[str, str]) -> None:
+    cluster.request(
+        "POST",
+        f"/api/v1/namespaces/{OPERATOR_NS}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": OPERATOR_NS},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        },
+    )
+
+
+def install_operator(
+    cluster: Cluster, database_url: str, moto_endpoint: str, signing_key: str = "test-signing-key"
+) -> None:
+    """The operator's namespace, Secrets and Deployment, as deploy/base has them (plus the AWS
+    keys and endpoint a cluster without IRSA would give it)."""
+    cluster.create_namespace(OPERATOR_NS, "uid-cloudsweep")
+    _secret(cluster, "cloudsweep-database", {"url": database_url})
+    _secret(cluster, "cloudsweep-aws", {"id": "job-access-key", "key": AWS_SECRET_KEY})
+    _secret(cluster, "cloudsweep-approval-key", {"signing-key": signing_key})
+
+    def ref(name: str, secret: str, key: str) -> dict[str, Any]:
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+    container = {
+        "name": "operator",
+        "image": IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["operator", "--standalone"],
+        "env": [
+            {"name": "CLOUDSWEEP_WEBHOOK_HOST", "value": "cloudsweep-webhook.cloudsweep.svc"},
+            ref("CLOUDSWEEP_DATABASE_URL", "cloudsweep-database", "url"),
+            ref("CLOUDSWEEP_APPROVAL_SIGNING_KEY", "cloudsweep-approval-key", "signing-key"),
+            ref("AWS_ACCESS_KEY_ID", "cloudsweep-aws", "id"),
+            ref("AWS_SECRET_ACCESS_KEY", "cloudsweep-aws", "key"),
+            {"name": "AWS_DEFAULT_REGION", "value": "us-east-1"},
+            {"name": "CLOUDSWEEP_AWS_ENDPOINT_URL", "value": moto_endpoint},
+            {"name": "CLOUDSWEEP_AWS_MAX_ATTEMPTS", "value": "2"},
+        ],
+    }
+    cluster.request(
+        "POST",
+        f"/apis/apps/v1/namespaces/{OPERATOR_NS}/deployments",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "cloudsweep", "namespace": OPERATOR_NS, "uid": DEPLOYMENT_UID},
+            "spec": {
+                "template": {
+                    "metadata": {"labels": {"app.kubernetes.io/name": "cloudsweep"}},
+                    "spec": {"serviceAccountName": "cloudsweep", "containers": [container]},
+                }
+            },
+        },
+    )

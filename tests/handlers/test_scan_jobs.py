@@ -20,16 +20,13 @@ import pytest
 from cloudsweep import scan_jobs
 from cloudsweep.settings import Settings
 from cloudsweep.store import FindingFilter
-from tests.kubelet import Kubelet
+from tests import kubelet as kubelet_module
+from tests.kubelet import AWS_SECRET_KEY, DEPLOYMENT_UID, IMAGE, OPERATOR_NS, Kubelet
 
 from .conftest import SIGNING_KEY, Cluster, condition, wait_for
 from .test_schedules_and_policies import connected_account, schedule_spec
 
 NS = "team-jobs"
-OPERATOR_NS = "cloudsweep"
-DEPLOYMENT_UID = "uid-cloudsweep-deployment"
-AWS_SECRET_KEY = "job-aws-secret-key-not-in-any-spec"
-IMAGE = "ghcr.io/cloudsweep/cloudsweep:0.1.0"
 CAP = 2
 
 
@@ -49,63 +46,6 @@ def operator_settings(moto_endpoint: str) -> Settings:
         max_concurrent_scan_jobs=CAP,
         scan_job_poll_seconds=0.3,
         scan_job_ttl_seconds=600,
-    )
-
-
-def _secret(cluster: Cluster, name: str, data: dict[str, str]) -> None:
-    cluster.request(
-        "POST",
-        f"/api/v1/namespaces/{OPERATOR_NS}/secrets",
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "namespace": OPERATOR_NS},
-            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
-        },
-    )
-
-
-def install(cluster: Cluster, database_url: str, moto_endpoint: str) -> None:
-    """The operator's namespace, Secrets and Deployment, as deploy/base has them (plus the AWS
-    keys and endpoint a cluster without IRSA would give it)."""
-    cluster.create_namespace(OPERATOR_NS, "uid-cloudsweep")
-    _secret(cluster, "cloudsweep-database", {"url": database_url})
-    _secret(cluster, "cloudsweep-aws", {"id": "job-access-key", "key": AWS_SECRET_KEY})
-    _secret(cluster, "cloudsweep-approval-key", {"signing-key": SIGNING_KEY})
-
-    def ref(name: str, secret: str, key: str) -> dict[str, Any]:
-        return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
-
-    container = {
-        "name": "operator",
-        "image": IMAGE,
-        "imagePullPolicy": "IfNotPresent",
-        "args": ["operator", "--standalone"],
-        "env": [
-            {"name": "CLOUDSWEEP_WEBHOOK_HOST", "value": "cloudsweep-webhook.cloudsweep.svc"},
-            ref("CLOUDSWEEP_DATABASE_URL", "cloudsweep-database", "url"),
-            ref("CLOUDSWEEP_APPROVAL_SIGNING_KEY", "cloudsweep-approval-key", "signing-key"),
-            ref("AWS_ACCESS_KEY_ID", "cloudsweep-aws", "id"),
-            ref("AWS_SECRET_ACCESS_KEY", "cloudsweep-aws", "key"),
-            {"name": "AWS_DEFAULT_REGION", "value": "us-east-1"},
-            {"name": "CLOUDSWEEP_AWS_ENDPOINT_URL", "value": moto_endpoint},
-            {"name": "CLOUDSWEEP_AWS_MAX_ATTEMPTS", "value": "2"},
-        ],
-    }
-    cluster.request(
-        "POST",
-        f"/apis/apps/v1/namespaces/{OPERATOR_NS}/deployments",
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "cloudsweep", "namespace": OPERATOR_NS, "uid": DEPLOYMENT_UID},
-            "spec": {
-                "template": {
-                    "metadata": {"labels": {"app.kubernetes.io/name": "cloudsweep"}},
-                    "spec": {"serviceAccountName": "cloudsweep", "containers": [container]},
-                }
-            },
-        },
     )
 
 
@@ -145,7 +85,7 @@ def test_a_scan_job_writes_what_an_in_process_scan_writes(
     database_url: str,
     moto_endpoint: str,
 ) -> None:
-    install(cluster, database_url, moto_endpoint)
+    kubelet_module.install_operator(cluster, database_url, moto_endpoint)
     kubelet = Kubelet(cluster, OPERATOR_NS)
     cluster.create_namespace(NS, "uid-team-jobs")
     connected_account(cluster, world, namespace=NS)
@@ -298,7 +238,7 @@ def test_a_failed_job_is_a_failed_scan_with_its_reason(
     database_url: str,
     moto_endpoint: str,
 ) -> None:
-    install(cluster, database_url, moto_endpoint)
+    kubelet_module.install_operator(cluster, database_url, moto_endpoint)
     kubelet = Kubelet(cluster, OPERATOR_NS)
     cluster.create_namespace(NS, "uid-team-jobs")
     connected_account(cluster, world, namespace=NS)
@@ -364,7 +304,7 @@ def _registered(cluster: Cluster, name: str, account_id: str) -> None:
 def test_at_most_the_limit_of_scan_jobs_run_and_the_next_starts_when_one_ends(
     cluster: Cluster, operator: Any, database_url: str, moto_endpoint: str
 ) -> None:
-    install(cluster, database_url, moto_endpoint)
+    kubelet_module.install_operator(cluster, database_url, moto_endpoint)
     kubelet = Kubelet(cluster, OPERATOR_NS)
     cluster.create_namespace(NS, "uid-team-jobs")
     accounts = [f"{n}{n}{n}{n}{n}{n}{n}{n}{n}{n}{n}{n}" for n in range(1, CAP + 2)]
@@ -407,7 +347,7 @@ def test_at_most_the_limit_of_scan_jobs_run_and_the_next_starts_when_one_ends(
 def test_deleting_the_account_stops_its_scan_job(
     cluster: Cluster, operator: Any, database_url: str, moto_endpoint: str
 ) -> None:
-    install(cluster, database_url, moto_endpoint)
+    kubelet_module.install_operator(cluster, database_url, moto_endpoint)
     kubelet = Kubelet(cluster, OPERATOR_NS)
     cluster.create_namespace(NS, "uid-team-jobs")
     _registered(cluster, "prod", "444444444444")
