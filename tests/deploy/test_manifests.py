@@ -292,7 +292,7 @@ def test_only_the_metrics_reader_may_scrape() -> None:
     [endpoint] = monitor["spec"]["endpoints"]
     assert endpoint["scheme"] == "https"
     assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
-    [policy] = by_kind(objects, "NetworkPolicy")
+    policy = one(objects, "NetworkPolicy", "cloudsweep")
     [metrics_rule] = [
         r
         for r in policy["spec"]["ingress"]

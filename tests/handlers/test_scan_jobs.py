@@ -361,3 +361,39 @@ def test_deleting_the_account_stops_its_scan_job(
     _outcome(cluster, "nightly", "cancelled")
     deletes = cluster.requests(method="DELETE", path=f"/jobs/{job['metadata']['name']}")
     assert [r.params.get("propagationPolicy") for r in deletes] == ["Background"]
+
+
+def test_a_restarted_operator_adopts_the_scan_jobs_it_left(
+    cluster: Cluster, operator: Any, database_url: str, moto_endpoint: str
+) -> None:
+    kubelet_module.install_operator(cluster, database_url, moto_endpoint)
+    kubelet = Kubelet(cluster, OPERATOR_NS)
+    cluster.create_namespace(NS, "uid-team-jobs")
+    _registered(cluster, "prod", "555555555555")
+    cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec(executor="job"))
+    _run_now(cluster, "nightly", "before")
+    [job] = kubelet.wait_jobs(1)
+
+    # What a new operator process knows: nothing in memory; the Job goes on running.
+    operator.scan_jobs.shutdown()
+    with operator.lock:
+        operator.scan_jobs = None
+        operator.running.clear()
+        operator.results.clear()
+    _run_now(cluster, "nightly", "after")
+    wait_for(
+        lambda: [
+            e
+            for e in cluster.events(NS)
+            if e.get("reason") == "ScanSkipped" and "still running" in e.get("message", "")
+        ],
+        what="the run skipped: the adopted Job still scans the account (Forbid)",
+    )
+    assert [j["metadata"]["name"] for j in kubelet.jobs()] == [job["metadata"]["name"]]
+    assert operator.scan_jobs.counts() == (1, 0)
+
+    kubelet.kill(job)
+    wait_for(lambda: operator.scan_jobs.counts() == (0, 0), what="the adopted Job read")
+    run = operator.store.scan(uuid.UUID(job["metadata"]["labels"][scan_jobs.SCAN_ID]))
+    assert run.status == "failed" and "OOMKilled" in (run.error_message or "")
+    assert "OOMKilled" in _failed_reason(cluster)

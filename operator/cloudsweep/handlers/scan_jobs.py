@@ -193,13 +193,19 @@ class JobExecutor:
         return self._kube
 
     def start(self) -> None:
+        """Adopt the Jobs an earlier operator process left (so that they count, and the account
+        is busy, before anything new is queued), then poll."""
         with self.lock:
             if self._thread is not None:
                 return
             self._thread = threading.Thread(
                 target=self._loop, name="cloudsweep-scan-jobs", daemon=True
             )
-            self._thread.start()
+        try:
+            self._adopt({str(j["metadata"]["name"]): j for j in self.kube().jobs()})
+        except (KubeError, scan_jobs.JobTemplateError) as error:
+            log.warning("scan Jobs: cannot read them: %s", error)
+        self._thread.start()
 
     def submit(
         self, request: scan_jobs.ScanRequest, account_uuid: uuid.UUID, cancel: threading.Event

@@ -378,6 +378,11 @@ def _done(
 # --- scans as Kubernetes Jobs ------------------------------------------------------------------
 
 
+def start_scan_jobs() -> None:
+    """At start-up when Job mode is the default: adopt the Jobs of the previous process now."""
+    _executor().start()
+
+
 def _executor() -> scan_jobs.JobExecutor:
     rt = runtime.get()
     with rt.lock:
@@ -398,6 +403,7 @@ def _submit_job(
     operator process counts as running)."""
     rt = runtime.get()
     executor = _executor()
+    executor.start()  # a first call adopts the Jobs of an earlier process: they count below
     replace = spec.get("concurrencyPolicy", "Forbid") == "Replace"
     with rt.lock:
         running = rt.running.get(account.id)
