@@ -54,7 +54,7 @@ class Settings(BaseSettings):
         default="inprocess",
         description="Operator: where a ScanSchedule's scans run unless its spec.executor says: "
         "`inprocess` on the operator's own pool, or `job`: one Kubernetes Job per account in "
-        "the operator's namespace, running the operator's image (docs/scaling.md).",
+        "the operator's namespace, running the operator's image (docs/scan-jobs.md).",
     )
     max_concurrent_scan_jobs: int = Field(
         default=10,

@@ -193,6 +193,6 @@ def test_the_error_boundary_turns_any_failure_into_one_redacted_line(
 def test_scanning_a_registered_account_refuses_bad_arguments(
     args: list[str], says: str, data_home: Path, env: dict[str, str]
 ) -> None:
-    """``cloudsweep scan --account-id``: what the operator's scan Jobs run (docs/scaling.md)."""
+    """``cloudsweep scan --account-id``: what the operator's scan Jobs run (docs/scan-jobs.md)."""
     result = _cloudsweep("scan", *args, data_home=data_home, env=env)
     assert_one_line_error(result, says=says)

@@ -307,13 +307,22 @@ def test_at_most_the_limit_of_scan_jobs_run_and_the_next_starts_when_one_ends(
     kubelet_module.install_operator(cluster, database_url, moto_endpoint)
     kubelet = Kubelet(cluster, OPERATOR_NS)
     cluster.create_namespace(NS, "uid-team-jobs")
+    # Someone else's Job in the operator's namespace: neither counted, adopted nor touched.
+    foreign = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "backup", "namespace": OPERATOR_NS, "labels": {"app": "backup"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "b", "image": "busybox"}]}}},
+    }
+    cluster.request("POST", f"/apis/batch/v1/namespaces/{OPERATOR_NS}/jobs", foreign)
     accounts = [f"{n}{n}{n}{n}{n}{n}{n}{n}{n}{n}{n}{n}" for n in range(1, CAP + 2)]
     for index, account_id in enumerate(accounts):
         _registered(cluster, f"acct-{index}", account_id)
     cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec(executor="job"))
     _run_now(cluster, "nightly", "all")
 
-    first = kubelet.wait_jobs(CAP)
+    first = [j for j in kubelet.wait_jobs(CAP + 1) if j["metadata"]["name"] != "backup"]
+    assert len(first) == CAP
     # Many polls later, still CAP: the third scan waits for a slot.
     wait_for(
         lambda: (
@@ -322,13 +331,13 @@ def test_at_most_the_limit_of_scan_jobs_run_and_the_next_starts_when_one_ends(
         what="the run in progress",
     )
     for _ in range(10):
-        assert len(kubelet.jobs()) == CAP
+        assert len(kubelet.jobs()) == CAP + 1
         time.sleep(0.3)
     waiting = set(accounts) - {j["metadata"]["labels"][scan_jobs.ACCOUNT] for j in first}
     assert len(waiting) == 1
 
     kubelet.kill(first[0])
-    everything = kubelet.wait_jobs(CAP + 1)
+    everything = [j for j in kubelet.wait_jobs(CAP + 2) if j["metadata"]["name"] != "backup"]
     started = {j["metadata"]["labels"][scan_jobs.ACCOUNT] for j in everything}
     assert started == set(accounts)
     unfinished = [j for j in everything if not (j.get("status") or {}).get("conditions")]
@@ -342,6 +351,7 @@ def test_at_most_the_limit_of_scan_jobs_run_and_the_next_starts_when_one_ends(
         what="an outcome per account",
     )
     assert {r.outcome for r in results.values()} == {"failed"}
+    assert kubelet.job("backup") is not None
 
 
 def test_deleting_the_account_stops_its_scan_job(
@@ -397,3 +407,36 @@ def test_a_restarted_operator_adopts_the_scan_jobs_it_left(
     run = operator.store.scan(uuid.UUID(job["metadata"]["labels"][scan_jobs.SCAN_ID]))
     assert run.status == "failed" and "OOMKilled" in (run.error_message or "")
     assert "OOMKilled" in _failed_reason(cluster)
+
+
+def test_replace_waits_for_the_old_job_to_be_deleted(
+    cluster: Cluster, operator: Any, database_url: str, moto_endpoint: str
+) -> None:
+    """Replace stops the running scan's Job first; while its deletion fails (the API server
+    answers 503), the new scan's Job is not created: one scan of an account at a time."""
+    kubelet_module.install_operator(cluster, database_url, moto_endpoint)
+    kubelet = Kubelet(cluster, OPERATOR_NS)
+    cluster.create_namespace(NS, "uid-team-jobs")
+    _registered(cluster, "prod", "666666666666")
+    cluster.create(
+        "scanschedules",
+        "ScanSchedule",
+        NS,
+        "nightly",
+        schedule_spec(executor="job", concurrencyPolicy="Replace"),
+    )
+    _run_now(cluster, "nightly", "first")
+    [old] = kubelet.wait_jobs(1)
+    refused = cluster.inject(method="DELETE", path="/jobs/", status=503, times=4)
+    _run_now(cluster, "nightly", "second")
+    wait_for(lambda: refused.hits >= 4, what="the deletions refused")
+    assert [j["metadata"]["name"] for j in kubelet.jobs()] == [old["metadata"]["name"]]
+    assert operator.scan_jobs.counts() == (1, 1)
+
+    new = wait_for(
+        lambda: [j for j in kubelet.jobs() if j["metadata"]["name"] != old["metadata"]["name"]],
+        what="the new Job, once the old one is gone",
+    )
+    assert kubelet.job(old["metadata"]["name"]) is None and len(new) == 1
+    run = operator.store.scan(uuid.UUID(old["metadata"]["labels"][scan_jobs.SCAN_ID]))
+    assert run.status == "cancelled"
