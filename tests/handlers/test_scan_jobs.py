@@ -440,3 +440,30 @@ def test_replace_waits_for_the_old_job_to_be_deleted(
     assert kubelet.job(old["metadata"]["name"]) is None and len(new) == 1
     run = operator.store.scan(uuid.UUID(old["metadata"]["labels"][scan_jobs.SCAN_ID]))
     assert run.status == "cancelled"
+
+
+def test_no_job_is_created_while_the_jobs_cannot_be_listed(
+    cluster: Cluster, operator: Any, database_url: str, moto_endpoint: str
+) -> None:
+    """How many scan Jobs run is unknown while the list fails: none is created (the limit
+    holds), and the scan waits, not fails; it starts once the API server answers again."""
+    kubelet_module.install_operator(cluster, database_url, moto_endpoint)
+    kubelet = Kubelet(cluster, OPERATOR_NS)
+    cluster.create_namespace(NS, "uid-team-jobs")
+    _registered(cluster, "prod", "777777777777")
+    cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec(executor="job"))
+    failing = cluster.inject(
+        method="GET", path=f"/namespaces/{OPERATOR_NS}/jobs$", status=503, times=None
+    )
+    _run_now(cluster, "nightly", "go")
+    wait_for(lambda: failing.hits >= 4, what="the Jobs listed (and refused) several times")
+    assert cluster.requests(method="POST", path="/jobs") == []
+    assert operator.scan_jobs.counts() == (0, 1)
+    wait_for(
+        lambda: cluster.get("scanschedules", NS, "nightly")["status"].get("lastRunOutcome")
+        == "running",
+        what="the run waiting",
+    )
+    assert cluster.requests(method="POST", path="/jobs") == []
+    cluster.clear_faults()
+    kubelet.wait_jobs(1)
