@@ -189,11 +189,17 @@ class Kubelet:
         return Ran(result.returncode, output, env, argv)
 
     def kill(
-        self, job: Mapping[str, Any], *, reason: str = "OOMKilled", exit_code: int = 137
+        self,
+        job: Mapping[str, Any],
+        *,
+        reason: str = "OOMKilled",
+        exit_code: int = 137,
+        message: str = "",
     ) -> None:
-        """The pod ends without its command having done anything (the node killed it)."""
+        """The pod ends without its command having done anything (the node killed it), or, with
+        ``message``, as if its log's tail had been that."""
         pod = self._pod(job)
-        self._terminated(job, pod, exit_code=exit_code, reason=reason, message="")
+        self._terminated(job, pod, exit_code=exit_code, reason=reason, message=message)
 
     def _terminated(
         self, job: Mapping[str, Any], pod: str, *, exit_code: int, reason: str, message: str

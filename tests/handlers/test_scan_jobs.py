@@ -229,7 +229,7 @@ def _failed_reason(cluster: Cluster) -> str:
     return str(ready["message"])
 
 
-@pytest.mark.parametrize("failure", ["killed", "no-database"])
+@pytest.mark.parametrize("failure", ["killed", "no-database", "crashed"])
 def test_a_failed_job_is_a_failed_scan_with_its_reason(
     failure: str,
     cluster: Cluster,
@@ -248,6 +248,11 @@ def test_a_failed_job_is_a_failed_scan_with_its_reason(
     if failure == "killed":
         kubelet.kill(job, reason="OOMKilled", exit_code=137)
         expected = "OOMKilled (exit code 137)"
+    elif failure == "crashed":
+        # A crash whose log tail (the termination message) quotes the database URL.
+        tail = "Traceback (most recent call last):\nOperationalError: postgresql://cs:hunter2@db/cs"
+        kubelet.kill(job, reason="Error", exit_code=1, message=tail)
+        expected = "Error (exit code 1): Traceback (most recent call last): OperationalError"
     else:
         # The Secret the Job's database URL comes from now names a server that is not there.
         cluster.request(
@@ -262,13 +267,16 @@ def test_a_failed_job_is_a_failed_scan_with_its_reason(
 
     message = _failed_reason(cluster)
     assert expected in message and job["metadata"]["name"] in message, message
-    assert "hunter2" not in message and "Traceback" not in message
+    assert "hunter2" not in message
+    if failure != "crashed":
+        assert "Traceback" not in message
     assert cluster.get("scanschedules", NS, "nightly")["status"]["lastRunOutcome"] == "failed"
     warnings = [e for e in cluster.events(NS) if e.get("reason") == "ScanFailed"]
     assert any(expected in e.get("message", "") for e in warnings), warnings
     # The run the operator opened is closed as failed, with the reason: the AwsAccount shows it.
     run = operator.store.scan(uuid.UUID(job["metadata"]["labels"][scan_jobs.SCAN_ID]))
     assert run.status == "failed" and expected in (run.error_message or "")
+    assert "hunter2" not in (run.error_message or "")  # notifications and reports quote it
     last = wait_for(
         lambda: (
             (s := cluster.get("awsaccounts", NS, "prod")["status"].get("lastScan"))
@@ -460,8 +468,9 @@ def test_no_job_is_created_while_the_jobs_cannot_be_listed(
     assert cluster.requests(method="POST", path="/jobs") == []
     assert operator.scan_jobs.counts() == (0, 1)
     wait_for(
-        lambda: cluster.get("scanschedules", NS, "nightly")["status"].get("lastRunOutcome")
-        == "running",
+        lambda: (
+            cluster.get("scanschedules", NS, "nightly")["status"].get("lastRunOutcome") == "running"
+        ),
         what="the run waiting",
     )
     assert cluster.requests(method="POST", path="/jobs") == []

@@ -26,7 +26,7 @@ from typing import Any
 
 import kubernetes.client
 
-from cloudsweep import domain, scan_jobs
+from cloudsweep import domain, redaction, scan_jobs
 from cloudsweep.handlers import access
 from cloudsweep.settings import Settings
 from cloudsweep.store import Store
@@ -418,7 +418,8 @@ class JobExecutor:
                 why = scan_jobs.pod_failure(self.kube().pods(name)) or why
             except KubeError as error:
                 log.warning("scan Jobs: %s", error)
-            message = f"scan Job {name} failed: {why}"
+            # A crash's log tail may quote a URL with its password: never into status or Events.
+            message = redaction.redact(f"scan Job {name} failed: {why}")
             closed = self._close(run.scan_id, domain.ScanStatus.FAILED, message)
         if state.succeeded:
             # Nothing to look at in a Job that did its work; failed ones wait for their TTL.

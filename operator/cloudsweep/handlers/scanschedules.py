@@ -214,8 +214,9 @@ def _start(
                 f"{object_name} (a scan of it is still running: concurrencyPolicy Forbid)"
             )
     if started:
+        where = " as Kubernetes Jobs" if _executor_of(spec) == "job" else ""
         common.normal(
-            body, reason="ScanStarted", message=f"{scan_type} scan of {', '.join(started)}"
+            body, reason="ScanStarted", message=f"{scan_type} scan of {', '.join(started)}{where}"
         )
         common.set_conditions(
             patch, body, [Condition("Ready", True, "Scheduled", f"scanning {', '.join(started)}")]
@@ -241,7 +242,7 @@ def _submit(
 ) -> bool:
     """Start a scan of the account unless one is running (Forbid) or after stopping it (Replace)."""
     rt = runtime.get()
-    if (spec.get("executor") or rt.settings.scan_executor) == "job":
+    if _executor_of(spec) == "job":
         return _submit_job(namespace, schedule, account, spec, scan_type)
     with rt.lock:
         running = rt.running.get(account.id)
@@ -376,6 +377,11 @@ def _done(
 
 
 # --- scans as Kubernetes Jobs ------------------------------------------------------------------
+
+
+def _executor_of(spec: Mapping[str, Any]) -> str:
+    """Where the schedule's scans run: its spec.executor, else the operator's setting."""
+    return str(spec.get("executor") or runtime.get().settings.scan_executor)
 
 
 def start_scan_jobs() -> None:
