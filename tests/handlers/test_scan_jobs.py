@@ -476,3 +476,32 @@ def test_no_job_is_created_while_the_jobs_cannot_be_listed(
     assert cluster.requests(method="POST", path="/jobs") == []
     cluster.clear_faults()
     kubelet.wait_jobs(1)
+
+
+def test_a_literal_database_url_in_the_deployment_refuses_job_mode(
+    cluster: Cluster, operator: Any, database_url: str, moto_endpoint: str
+) -> None:
+    """Copying it would write the database password into every Job's spec: no Job, and the
+    schedule says what to fix (without the URL)."""
+    kubelet_module.install_operator(cluster, database_url, moto_endpoint)
+    path = f"/apis/apps/v1/namespaces/{OPERATOR_NS}/deployments/cloudsweep"
+    deployment = cluster.request("GET", path)
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    container["env"] = [
+        {"name": "CLOUDSWEEP_DATABASE_URL", "value": "postgresql://cs:hunter2@db/cs"},
+        *[e for e in container["env"] if e["name"] != "CLOUDSWEEP_DATABASE_URL"],
+    ]
+    cluster.request(
+        "PATCH",
+        path,
+        {"spec": {"template": {"spec": {"containers": [container]}}}},
+        "application/merge-patch+json",
+    )
+    cluster.create_namespace(NS, "uid-team-jobs")
+    _registered(cluster, "prod", "888888888888")
+    cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec(executor="job"))
+    _run_now(cluster, "nightly", "go")
+    message = _failed_reason(cluster)
+    assert "CLOUDSWEEP_DATABASE_URL is written literally" in message, message
+    assert "hunter2" not in message
+    assert cluster.requests(method="POST", path="/jobs") == []
