@@ -195,14 +195,31 @@ class Kubelet:
         reason: str = "OOMKilled",
         exit_code: int = 137,
         message: str = "",
+        job_reason: tuple[str, str] = (
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        ),
     ) -> None:
         """The pod ends without its command having done anything (the node killed it), or, with
-        ``message``, as if its log's tail had been that."""
+        ``message``, as if its log's tail had been that; ``job_reason``: the Job's Failed
+        condition (``DeadlineExceeded`` when activeDeadlineSeconds passed)."""
         pod = self._pod(job)
-        self._terminated(job, pod, exit_code=exit_code, reason=reason, message=message)
+        self._terminated(
+            job, pod, exit_code=exit_code, reason=reason, message=message, job_reason=job_reason
+        )
 
     def _terminated(
-        self, job: Mapping[str, Any], pod: str, *, exit_code: int, reason: str, message: str
+        self,
+        job: Mapping[str, Any],
+        pod: str,
+        *,
+        exit_code: int,
+        reason: str,
+        message: str,
+        job_reason: tuple[str, str] = (
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        ),
     ) -> None:
         terminated = {
             "exitCode": exit_code,
@@ -231,8 +248,8 @@ class Kubelet:
             condition = {
                 "type": "Failed",
                 "status": "True",
-                "reason": "BackoffLimitExceeded",
-                "message": "Job has reached the specified backoff limit",
+                "reason": job_reason[0],
+                "message": job_reason[1],
                 "lastTransitionTime": _stamp(),
             }
             counts = {"failed": 1, "active": 0}

@@ -229,7 +229,7 @@ def _failed_reason(cluster: Cluster) -> str:
     return str(ready["message"])
 
 
-@pytest.mark.parametrize("failure", ["killed", "no-database", "crashed"])
+@pytest.mark.parametrize("failure", ["killed", "no-database", "crashed", "deadline"])
 def test_a_failed_job_is_a_failed_scan_with_its_reason(
     failure: str,
     cluster: Cluster,
@@ -248,6 +248,10 @@ def test_a_failed_job_is_a_failed_scan_with_its_reason(
     if failure == "killed":
         kubelet.kill(job, reason="OOMKilled", exit_code=137)
         expected = "OOMKilled (exit code 137)"
+    elif failure == "deadline":
+        deadline = ("DeadlineExceeded", "Job was active longer than specified deadline")
+        kubelet.kill(job, reason="Error", exit_code=143, job_reason=deadline)
+        expected = "DeadlineExceeded Job was active longer than specified deadline; the pod: Error"
     elif failure == "crashed":
         # A crash whose log tail (the termination message) quotes the database URL.
         tail = "Traceback (most recent call last):\nOperationalError: postgresql://cs:hunter2@db/cs"

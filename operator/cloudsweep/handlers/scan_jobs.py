@@ -415,9 +415,14 @@ class JobExecutor:
             # Ended without closing its run: the pod died, never started, or ran out of time.
             why = state.reason or "the Job succeeded but its scan did not record an outcome"
             try:
-                why = scan_jobs.pod_failure(self.kube().pods(name)) or why
+                ended = scan_jobs.pod_failure(self.kube().pods(name))
             except KubeError as error:
                 log.warning("scan Jobs: %s", error)
+                ended = None
+            if ended and state.reason and not state.reason.startswith("BackoffLimitExceeded"):
+                why = f"{state.reason}; the pod: {ended}"  # DeadlineExceeded says more than SIGTERM
+            elif ended:
+                why = ended
             # A crash's log tail may quote a URL with its password: never into status or Events.
             message = redaction.redact(f"scan Job {name} failed: {why}")
             closed = self._close(run.scan_id, domain.ScanStatus.FAILED, message)
