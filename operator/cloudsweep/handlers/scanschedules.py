@@ -309,17 +309,21 @@ def _scan_then_clean(
     _done(namespace, schedule, account.account_id, account.id, cancel, result, message)
 
 
-def _after_scan(namespace: str, outcome: scanning.ScanOutcome) -> tuple[str, str]:
+def _after_scan(
+    namespace: str, outcome: scanning.ScanOutcome, *, ran_as_job: bool = False
+) -> tuple[str, str]:
     """Notify, then (for a completed or partial scan) run the namespace's CleanupPolicies: in
     the operator, whichever executor ran the scan. Returns the outcome and its message."""
     rt = runtime.get()
     if rt.notifier is not None:
         rt.notifier.notify_scan(outcome)
     result = outcome.scan.status
+    # A Job's run comes back from the database, without its task list: its error message says.
+    failed_parts = outcome.scan.error_message if ran_as_job else outcome.failed_tasks
     message = outcome.error or (
         f"{outcome.scan.total_waste_items_found} waste items, "
         f"{outcome.scan.total_monthly_waste_cost} USD/month"
-        + (f"; failed: {outcome.scan.error_message}" if outcome.scan.error_message else "")
+        + (f"; failed: {outcome.scan.error_message}" if failed_parts else "")
     )
     if outcome.scan.status in (
         domain.ScanStatus.COMPLETED.value,
@@ -462,7 +466,7 @@ def _after_job(outcome: scan_jobs.JobOutcome) -> None:
                 api_calls=int(outcome.run.metadata.get("api_calls") or 0),
                 error=outcome.message if outcome.status == domain.ScanStatus.FAILED.value else None,
             )
-            result, message = _after_scan(namespace, scanned)
+            result, message = _after_scan(namespace, scanned, ran_as_job=True)
     except Exception as error:
         result, message = "failed", f"{type(error).__name__}: {error}"
         log.exception("[%s/%s] after the scan Job of %s", namespace, schedule, request.account_id)
