@@ -378,8 +378,9 @@ def test_deleting_the_account_stops_its_scan_job(
     [job] = kubelet.wait_jobs(1)
     cluster.delete("awsaccounts", NS, "prod")
     wait_for(lambda: kubelet.job(job["metadata"]["name"]) is None, what="the Job deleted")
-    run = operator.store.scan(uuid.UUID(job["metadata"]["labels"][scan_jobs.SCAN_ID]))
-    assert run.status == "cancelled"
+    scan_id = uuid.UUID(job["metadata"]["labels"][scan_jobs.SCAN_ID])
+    # Deleted first, then the run closed: the run may still be open for a moment.
+    wait_for(lambda: operator.store.scan(scan_id).status == "cancelled", what="the run cancelled")
     _outcome(cluster, "nightly", "cancelled")
     deletes = cluster.requests(method="DELETE", path=f"/jobs/{job['metadata']['name']}")
     assert [r.params.get("propagationPolicy") for r in deletes] == ["Background"]
