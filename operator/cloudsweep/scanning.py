@@ -131,8 +131,13 @@ def run_scan(
     progress: Callable[[ScanProgress], None] | None = None,
     cancel: threading.Event | None = None,
     now: Callable[[], datetime] = domain.utcnow,
+    scan: ScanRecord | None = None,
 ) -> ScanOutcome:
-    """Scan ``account`` and record the run; returns the closed run and what each task did."""
+    """Scan ``account`` and record the run; returns the closed run and what each task did.
+
+    ``scan``: a run already opened for this account (the operator opens a scan Job's run before
+    it creates the Job, so a Job that never starts still ends as a failed run); else one is opened.
+    """
     options = options or ScanOptions()
     settings = settings or get_settings()
     selected = _selected_detectors(options)
@@ -155,13 +160,18 @@ def run_scan(
             f"AWS account {account.account_id} is not held by this organization: another "
             "organization registered it (an account belongs to one organization only)"
         )
-    scan = store.open_scan(
-        account.id,
-        scan_type=options.scan_type,
-        regions=regions,
-        started_at=now(),
-        created_by=options.created_by,
-    )
+    if scan is None:
+        scan = store.open_scan(
+            account.id,
+            scan_type=options.scan_type,
+            regions=regions,
+            started_at=now(),
+            created_by=options.created_by,
+        )
+    elif scan.aws_account_id != account.id or scan.status != domain.ScanStatus.RUNNING.value:
+        raise ScanRefused(
+            f"scan {scan.id} is not an open run of account {account.account_id} ({scan.status})"
+        )
     session = session_factory(
         account.account_id,
         account.role_arn,

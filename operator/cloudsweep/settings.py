@@ -50,6 +50,65 @@ class Settings(BaseSettings):
     max_concurrent_scans: int = Field(
         default=4, ge=1, le=64, description="Operator: scans running at once (one per account)."
     )
+    scan_executor: Literal["inprocess", "job"] = Field(
+        default="inprocess",
+        description="Operator: where a ScanSchedule's scans run unless its spec.executor says: "
+        "`inprocess` on the operator's own pool, or `job`: one Kubernetes Job per account in "
+        "the operator's namespace, running the operator's image (docs/scan-jobs.md).",
+    )
+    max_concurrent_scan_jobs: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Operator: scan Jobs running at once; further due scans wait for a slot.",
+    )
+    operator_namespace: str | None = Field(
+        default=None,
+        description="Operator: its own namespace, where scan Jobs run. Unset: the pod's "
+        "(the service account's namespace file).",
+    )
+    scan_job_deployment: str = Field(
+        default="cloudsweep",
+        description="Operator: its own Deployment. Scan Jobs are owned by it (deleted with it) and "
+        "copy its pod's image, service account and the environment of its container "
+        "(secret references stay references: no secret value is copied into a Job).",
+    )
+    scan_job_container: str = Field(
+        default="operator", description="Operator: the container of that Deployment to copy."
+    )
+    scan_job_ttl_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="Operator: a finished scan Job (and its pod, with its logs) is deleted this "
+        "long after it ended (ttlSecondsAfterFinished); the operator reads its outcome first.",
+    )
+    scan_job_deadline_seconds: int = Field(
+        default=7200,
+        ge=60,
+        description="Operator: a scan Job running longer is stopped and its scan counts as "
+        "failed (activeDeadlineSeconds).",
+    )
+    scan_job_backoff_limit: int = Field(
+        default=0,
+        ge=0,
+        le=3,
+        description="Operator: retries of a failed scan Job's pod (backoffLimit); the next "
+        "scheduled run is the usual retry.",
+    )
+    scan_job_resources: dict[str, dict[str, str]] = Field(
+        default_factory=lambda: {
+            "requests": {"cpu": "250m", "memory": "512Mi"},
+            "limits": {"cpu": "1", "memory": "1Gi"},
+        },
+        description="Operator: the scan Job container's resources, as JSON in the environment: "
+        '\'{"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}\'.',
+    )
+    scan_job_poll_seconds: float = Field(
+        default=5,
+        gt=0,
+        le=300,
+        description="Operator: how often it reads the state of its running scan Jobs.",
+    )
     schedule_jitter_seconds: int = Field(
         default=60,
         ge=0,

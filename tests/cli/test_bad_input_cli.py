@@ -172,3 +172,27 @@ def test_the_error_boundary_turns_any_failure_into_one_redacted_line(
     assert len(shown.strip().splitlines()) == 1, shown
     assert "RuntimeError: boom at" in shown and "second line" in shown
     assert "Zq4f9a0b1c2d3e4f5a6b7c8d9e" not in shown and "Traceback" not in shown
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--account-id", "123456789012", "--demo"], "--demo, --role-arn, --external-id"),
+        (["--account-id", "123456789012", "--role-arn", ROLE], "--account-id scans a registered"),
+        (["--scan-id", "0f0f0f0f-0000-0000-0000-000000000000"], "go with --account-id"),
+        (["--account-id", "12345"], "must be exactly 12 digits"),
+        (["--account-id", "123456789012", "--scan-id", "nope"], "--scan-id is not a UUID"),
+        (["--account-id", "123456789012", "--parameters", "{"], "--parameters is not JSON"),
+        (["--account-id", "123456789012", "--parameters", "[1]"], "a JSON object"),
+        (
+            ["--account-id", "123456789012", "--org", "team-z"],
+            "account 123456789012 is not registered for organization team-z",
+        ),
+    ],
+)
+def test_scanning_a_registered_account_refuses_bad_arguments(
+    args: list[str], says: str, data_home: Path, env: dict[str, str]
+) -> None:
+    """``cloudsweep scan --account-id``: what the operator's scan Jobs run (docs/scan-jobs.md)."""
+    result = _cloudsweep("scan", *args, data_home=data_home, env=env)
+    assert_one_line_error(result, says=says)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from cloudsweep.demo import world as demo_world
-from tests import rbac
+from tests import kubelet, rbac
 from tests.e2e import samples
 from tests.handlers.conftest import Cluster, cluster, condition, wait_for
 from tests.handlers.test_awsaccounts import account_spec
@@ -178,7 +178,11 @@ def test_the_cluster_role_allows_every_request_the_operator_makes(
         CLOUDSWEEP_WEBHOOK_HOST="127.0.0.1",
         CLOUDSWEEP_WEBHOOK_SERVICE="cloudsweep/cloudsweep-webhook",
         CLOUDSWEEP_METRICS_PORT=str(metrics_port),
+        CLOUDSWEEP_OPERATOR_NAMESPACE=kubelet.OPERATOR_NS,
+        CLOUDSWEEP_SCAN_JOB_POLL_SECONDS="0.5",
     )
+    # Its Deployment and Secrets, which scan Jobs copy (tests/kubelet.py plays the node).
+    kubelet.install_operator(cluster, database_url, moto_endpoint)
     samples.apply_to(cluster, NS, account=account_spec(world))
     # A CleanupApproval the webhook never saw (KMock calls none): watched, reported, deleted.
     cluster.create(
@@ -235,6 +239,37 @@ def test_the_cluster_role_allows_every_request_the_operator_makes(
         timeout=60,
         what="the policy evaluated",
     )
+    # The same schedule's scans as Kubernetes Jobs: one that succeeds (read, then deleted), one
+    # whose pod is killed (its pods listed for the reason).
+    node = kubelet.Kubelet(cluster, kubelet.OPERATOR_NS)
+    cluster.patch("scanschedules", NS, "nightly-production", {"spec": {"executor": "job"}})
+    for run, outcome in (("rbac-job", "completed"), ("rbac-job-killed", "failed")):
+        cluster.patch(
+            "scanschedules",
+            NS,
+            "nightly-production",
+            {"metadata": {"annotations": {"cloudsweep.io/run-now": run}}},
+        )
+        [job] = wait_for(
+            lambda: [j for j in node.jobs() if not (j.get("status") or {}).get("conditions")],
+            what=f"the scan Job of {run}",
+        )
+        if outcome == "completed":
+            ran = node.run(job)
+            assert ran.exit_code == 0, ran.output[-3000:]
+        else:
+            node.kill(job)
+        wait_for(
+            lambda run=run, outcome=outcome: (
+                (s := cluster.get("scanschedules", NS, "nightly-production")["status"]).get(
+                    "lastRunNow"
+                )
+                == run
+                and s.get("lastRunOutcome") == outcome
+            ),
+            timeout=90,
+            what=f"the {run} scan {outcome}",
+        )
     cluster.delete("awsaccounts", NS, "payments-prod")
     wait_for(
         lambda: cluster.get("awsaccounts", NS, "payments-prod") is None,
@@ -276,11 +311,15 @@ def test_the_cluster_role_allows_every_request_the_operator_makes(
 
     from tests.deploy.conftest import one, render
 
-    role = one(render("deploy/base"), "ClusterRole", "cloudsweep-operator")
+    rendered = render("deploy/base")
+    role = one(rendered, "ClusterRole", "cloudsweep-operator")
+    # In its own namespace it may do more (scan Jobs): a Role there, bound to it.
+    local = one(rendered, "Role", "cloudsweep-scan-jobs")
+    assert local["metadata"]["namespace"] == kubelet.OPERATOR_NS
     # The operator's own requests: kopf names itself in User-Agent, and so do CloudSweep's
     # SubjectAccessReviews (cloudsweep.handlers.access); the test's are urllib's.
-    ours = {
-        wanted
+    requests = [
+        (request, wanted)
         for request in cluster.requests()
         if request.headers.get("User-Agent", "").startswith(("kopf/", "cloudsweep/"))
         and (
@@ -290,10 +329,27 @@ def test_the_cluster_role_allows_every_request_the_operator_makes(
                 dict(request.params),
             )
         )
-    }
+    ]
+    home = f"/namespaces/{kubelet.OPERATOR_NS}/"
+    at_home = {wanted for request, wanted in requests if home in request.url.path}
+    ours = {wanted for _, wanted in requests}
     assert {n.verb for n in ours} >= {"list", "watch", "patch", "create"}, sorted(map(str, ours))
-    refused = sorted(str(n) for n in ours if not rbac.permits(role["rules"], n))
-    assert not refused, f"the ClusterRole refuses what the operator does: {refused}"
+    refused = sorted(
+        str(n)
+        for request, n in requests
+        if not rbac.permits(role["rules"], n)
+        and not (home in request.url.path and rbac.permits(local["rules"], n))
+    )
+    assert not refused, f"the ClusterRole and Role refuse what the operator does: {refused}"
+    spare_locally = sorted(str(g) for g in rbac.unused(local["rules"], at_home))
+    assert spare_locally == [], spare_locally
+    assert {(n.group, n.resource, n.verb) for n in at_home} >= {
+        ("apps", "deployments", "get"),
+        ("batch", "jobs", "create"),
+        ("batch", "jobs", "list"),
+        ("batch", "jobs", "delete"),
+        ("", "pods", "list"),
+    }, sorted(map(str, at_home))
     # And the other way: nothing granted that the operator does not do. SubjectAccessReviews are
     # made when the API server calls the webhook, which KMock does not (tests/handlers do that),
     # or for a scraper whose token a TokenReview accepted (KMock accepts none).

@@ -292,7 +292,7 @@ def test_only_the_metrics_reader_may_scrape() -> None:
     [endpoint] = monitor["spec"]["endpoints"]
     assert endpoint["scheme"] == "https"
     assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
-    [policy] = by_kind(objects, "NetworkPolicy")
+    policy = one(objects, "NetworkPolicy", "cloudsweep")
     [metrics_rule] = [
         r
         for r in policy["spec"]["ingress"]
@@ -341,3 +341,35 @@ def test_gitops_examples_sync_policies_and_never_approve() -> None:
     assert ("ServiceAccount", "argocd-application-controller") in subjects
     for doc in (argo, flux):
         assert "CleanupApproval" not in yaml.safe_dump(doc)
+
+
+def test_scan_jobs_are_allowed_only_in_the_operators_namespace() -> None:
+    """Issue 16.1: a Role (never the ClusterRole) for scan Jobs, naming the Deployment and
+    container the operator copies by default (CLOUDSWEEP_SCAN_JOB_DEPLOYMENT / _CONTAINER)."""
+    from cloudsweep.settings import Settings
+
+    objects = render("deploy/base")
+    role = one(objects, "Role", "cloudsweep-scan-jobs")
+    assert role["metadata"]["namespace"] == "cloudsweep"
+    defaults = Settings()
+    assert _flatten(role["rules"]) == {
+        ("apps", f"deployments@{defaults.scan_job_deployment}", "get"),
+        ("batch", "jobs", "create"),
+        ("batch", "jobs", "list"),
+        ("batch", "jobs", "delete"),
+        ("", "pods", "list"),
+    }
+    binding = one(objects, "RoleBinding", "cloudsweep-scan-jobs")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "cloudsweep-scan-jobs",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "cloudsweep", "namespace": "cloudsweep"}
+    ]
+    deployment = one(objects, "Deployment", defaults.scan_job_deployment)
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert defaults.scan_job_container in {c["name"] for c in containers}
+    cluster_wide = _flatten(one(objects, "ClusterRole", "cloudsweep-operator")["rules"])
+    assert not {r for _, r, _ in cluster_wide} & {"jobs", "pods", "deployments"}

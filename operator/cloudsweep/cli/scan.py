@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cloudsweep import aws, detectors, domain, scanning
 from cloudsweep.aws.base import base_session, static_session
-from cloudsweep.cli import finding_table, output
+from cloudsweep.cli import finding_table, output, registered
 from cloudsweep.settings import Settings, get_settings
 from cloudsweep.store import FindingFilter, Store, database
 
@@ -189,6 +189,27 @@ def scan(
     wide: Annotated[
         bool, typer.Option("--wide", help="More columns: why, safety checks, account.")
     ] = False,
+    account_id: Annotated[
+        str | None,
+        typer.Option(
+            "--account-id",
+            help="Scan this account as registered for --org (by an AwsAccount or `cloudsweep "
+            "accounts add`), with its stored role and ExternalId; prints a summary, not the "
+            "findings. What the operator's scan Jobs run.",
+        ),
+    ] = None,
+    scan_id: Annotated[
+        str | None,
+        typer.Option("--scan-id", help="With --account-id: record into this open scan run."),
+    ] = None,
+    parameters: Annotated[
+        str | None,
+        typer.Option(
+            "--parameters",
+            help="With --account-id: detectors' parameters, a JSON object of resource type -> "
+            "parameters (a ScanSchedule's spec.parameters).",
+        ),
+    ] = None,
 ) -> None:
     """Scan an AWS account for waste, store the findings, and print them sorted by monthly cost.
 
@@ -199,6 +220,26 @@ def scan(
     detector_list = [d.strip() for d in only.split(",") if d.strip()] if only else None
     for name in detector_list or []:
         detectors.get(name)  # an unknown name is refused before anything starts
+    if account_id is not None:
+        if demo or role_arn or external_id or profile:
+            raise domain.InvalidInput(
+                "--account-id scans a registered account with its stored role: "
+                "--demo, --role-arn, --external-id and --profile do not apply"
+            )
+        raise typer.Exit(
+            registered.scan_registered(
+                settings,
+                organization=organization,
+                account_id=account_id,
+                scan_id=scan_id,
+                scan_type=scan_type,
+                regions=region_list,
+                detector_names=detector_list,
+                parameters=registered.parse_parameters(parameters),
+            )
+        )
+    if scan_id is not None or parameters is not None:
+        raise domain.InvalidInput("--scan-id and --parameters go with --account-id")
     handle = database.open_database(settings)
     try:
         with contextlib.ExitStack() as stack:

@@ -95,6 +95,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
                 notifier=notify.Notifier(handle.url),
             )
         )
+        if cfg.scan_executor == "job":
+            from cloudsweep.handlers import scanschedules
+
+            scanschedules.start_scan_jobs()
         if cfg.metrics_port:
             # The metrics name every tenant's accounts: authorized scrapers only, over TLS.
             secure = cfg.metrics_auth and certfile is not None and keyfile is not None

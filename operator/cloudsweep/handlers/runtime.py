@@ -67,6 +67,8 @@ class Runtime:
     notifier: Any = None
     # (namespace, policy name) -> why the policy's last cleanup run failed (shown in its status).
     policy_failures: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Scans that run as Kubernetes Jobs (handlers.scan_jobs.JobExecutor), made on first use.
+    scan_jobs: Any = None
 
     def __post_init__(self) -> None:
         self.started_at = self.now()
@@ -98,6 +100,8 @@ class Runtime:
             return self.policy_failures.get((namespace, name))
 
     def shutdown(self) -> None:
+        if self.scan_jobs is not None:
+            self.scan_jobs.shutdown()  # first: its Jobs run on, and the next operator adopts them
         with self.lock:
             for running in self.running.values():
                 running.cancel.set()

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Mapping
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,7 +24,8 @@ import kopf
 from croniter import croniter
 
 from cloudsweep import cleaning, crds, domain, scanning
-from cloudsweep.handlers import common, runtime
+from cloudsweep import scan_jobs as job_specs
+from cloudsweep.handlers import common, runtime, scan_jobs
 from cloudsweep.handlers.conditions import Condition
 from cloudsweep.handlers.runtime import RunningScan, ScheduleResult
 from cloudsweep.settings import get_settings
@@ -212,8 +214,9 @@ def _start(
                 f"{object_name} (a scan of it is still running: concurrencyPolicy Forbid)"
             )
     if started:
+        where = " as Kubernetes Jobs" if _executor_of(spec) == "job" else ""
         common.normal(
-            body, reason="ScanStarted", message=f"{scan_type} scan of {', '.join(started)}"
+            body, reason="ScanStarted", message=f"{scan_type} scan of {', '.join(started)}{where}"
         )
         common.set_conditions(
             patch, body, [Condition("Ready", True, "Scheduled", f"scanning {', '.join(started)}")]
@@ -239,6 +242,8 @@ def _submit(
 ) -> bool:
     """Start a scan of the account unless one is running (Forbid) or after stopping it (Replace)."""
     rt = runtime.get()
+    if _executor_of(spec) == "job":
+        return _submit_job(namespace, schedule, account, spec, scan_type)
     with rt.lock:
         running = rt.running.get(account.id)
         if running is not None and not running.future.done():
@@ -288,42 +293,7 @@ def _scan_then_clean(
             cancel=cancel,
             now=rt.now,
         )
-        if rt.notifier is not None:
-            rt.notifier.notify_scan(outcome)
-        result = outcome.scan.status
-        message = outcome.error or (
-            f"{outcome.scan.total_waste_items_found} waste items, "
-            f"{outcome.scan.total_monthly_waste_cost} USD/month"
-            + (f"; failed: {outcome.scan.error_message}" if outcome.failed_tasks else "")
-        )
-        if outcome.scan.status in (
-            domain.ScanStatus.COMPLETED.value,
-            domain.ScanStatus.PARTIAL.value,
-        ):
-            policies = rt.namespace_policies(namespace)
-            if policies:
-                # One bad policy must not stop the namespace's others (issue 11): isolated.
-                runs = cleaning.run_cleanup_isolated(
-                    rt.store,
-                    namespace,
-                    policies,
-                    cleaning.CleanupOptions(
-                        dry_run=False,  # each policy's own dryRun still applies
-                        method=domain.ExecutionMethod.AUTOMATED,
-                        settings=rt.settings,
-                        session_factory=rt.session_factory,
-                        recorder=rt.recorder_factory(),
-                        now=rt.now,
-                    ),
-                )
-                rt.record_policy_failures(namespace, [p.name for p in policies], runs.failed)
-                runs_named = ", ".join(str(r.run_id) for r in runs.reports) or "none"
-                message += f"; cleanup runs {runs_named}: {len(runs.results)} items handled"
-                if runs.failed:
-                    message += f"; policies {', '.join(sorted(runs.failed))} failed"
-                if rt.notifier is not None:
-                    for report in runs.reports:
-                        rt.notifier.notify_cleanup(report)
+        result, message = _after_scan(namespace, outcome)
     except Exception as error:  # the scan pool must never die; the outcome says what happened
         result, message = "failed", f"{type(error).__name__}: {error}"
         log.exception("[%s/%s] scan of account %s failed", namespace, schedule, account.account_id)
@@ -336,12 +306,190 @@ def _scan_then_clean(
             result,
             message,
         )
+    _done(namespace, schedule, account.account_id, account.id, cancel, result, message)
+
+
+def _after_scan(
+    namespace: str, outcome: scanning.ScanOutcome, *, ran_as_job: bool = False
+) -> tuple[str, str]:
+    """Notify, then (for a completed or partial scan) run the namespace's CleanupPolicies: in
+    the operator, whichever executor ran the scan. Returns the outcome and its message."""
+    rt = runtime.get()
+    if rt.notifier is not None:
+        rt.notifier.notify_scan(outcome)
+    result = outcome.scan.status
+    # A Job's run comes back from the database, without its task list: its error message says.
+    failed_parts = outcome.scan.error_message if ran_as_job else outcome.failed_tasks
+    message = outcome.error or (
+        f"{outcome.scan.total_waste_items_found} waste items, "
+        f"{outcome.scan.total_monthly_waste_cost} USD/month"
+        + (f"; failed: {outcome.scan.error_message}" if failed_parts else "")
+    )
+    if outcome.scan.status in (
+        domain.ScanStatus.COMPLETED.value,
+        domain.ScanStatus.PARTIAL.value,
+    ):
+        policies = rt.namespace_policies(namespace)
+        if policies:
+            # One bad policy must not stop the namespace's others (issue 11): isolated.
+            runs = cleaning.run_cleanup_isolated(
+                rt.store,
+                namespace,
+                policies,
+                cleaning.CleanupOptions(
+                    dry_run=False,  # each policy's own dryRun still applies
+                    method=domain.ExecutionMethod.AUTOMATED,
+                    settings=rt.settings,
+                    session_factory=rt.session_factory,
+                    recorder=rt.recorder_factory(),
+                    now=rt.now,
+                ),
+            )
+            rt.record_policy_failures(namespace, [p.name for p in policies], runs.failed)
+            runs_named = ", ".join(str(r.run_id) for r in runs.reports) or "none"
+            message += f"; cleanup runs {runs_named}: {len(runs.results)} items handled"
+            if runs.failed:
+                message += f"; policies {', '.join(sorted(runs.failed))} failed"
+            if rt.notifier is not None:
+                for report in runs.reports:
+                    rt.notifier.notify_cleanup(report)
+    return result, message
+
+
+def _done(
+    namespace: str,
+    schedule: str,
+    account_id: str,
+    account_uuid: Any,
+    cancel: threading.Event | None,
+    result: str,
+    message: str,
+    *,
+    job: bool = False,
+) -> None:
+    """The scan's outcome, for ``_publish``; the account is free for its next scan."""
+    rt = runtime.get()
     with rt.lock:
-        rt.results.setdefault((namespace, schedule), {})[account.account_id] = ScheduleResult(
+        rt.results.setdefault((namespace, schedule), {})[account_id] = ScheduleResult(
             started_at=rt.now(), outcome=result, message=message
         )
-        if rt.running.get(account.id) is not None and rt.running[account.id].cancel is cancel:
-            del rt.running[account.id]
+        running = rt.running.get(account_uuid)
+        if running is not None and cancel is not None and running.cancel is cancel:
+            del rt.running[account_uuid]
+            if job and not running.future.done():
+                running.future.set_result(None)  # a scan Job's placeholder
+
+
+# --- scans as Kubernetes Jobs ------------------------------------------------------------------
+
+
+def _executor_of(spec: Mapping[str, Any]) -> str:
+    """Where the schedule's scans run: its spec.executor, else the operator's setting."""
+    return str(spec.get("executor") or runtime.get().settings.scan_executor)
+
+
+def start_scan_jobs() -> None:
+    """At start-up when Job mode is the default: adopt the Jobs of the previous process now."""
+    _executor().start()
+
+
+def _executor() -> scan_jobs.JobExecutor:
+    rt = runtime.get()
+    with rt.lock:
+        if rt.scan_jobs is None:
+            rt.scan_jobs = scan_jobs.JobExecutor(rt.settings, rt.store, _job_finished, now=rt.now)
+        executor: scan_jobs.JobExecutor = rt.scan_jobs
+    return executor
+
+
+def _submit_job(
+    namespace: str,
+    schedule: str,
+    account: AccountRecord,
+    spec: Mapping[str, Any],
+    scan_type: domain.ScanType,
+) -> bool:
+    """Queue a scan Job for the account (Forbid / Replace as in-process; a Job of an earlier
+    operator process counts as running)."""
+    rt = runtime.get()
+    executor = _executor()
+    executor.start()  # a first call adopts the Jobs of an earlier process: they count below
+    replace = spec.get("concurrencyPolicy", "Forbid") == "Replace"
+    with rt.lock:
+        running = rt.running.get(account.id)
+        if running is not None and not running.future.done():
+            if not replace:
+                return False
+            running.cancel.set()  # the executor deletes its Job; the new one waits for that
+        elif executor.busy(namespace, account.account_id) and not replace:
+            return False  # adopted from before a restart
+        cancel = threading.Event()
+        rt.running[account.id] = RunningScan(
+            future=Future(), cancel=cancel, schedule=(namespace, schedule)
+        )
+    request = job_specs.ScanRequest(
+        schedule_namespace=namespace,
+        schedule=schedule,
+        account_id=account.account_id,
+        scan_type=scan_type.value,
+        regions=tuple(spec.get("regions") or ()) or None,
+        detectors=tuple(spec.get("resourceTypes") or ()) or None,
+        parameters=spec.get("parameters") or {},
+    )
+    ahead = executor.submit(request, account.id, cancel)
+    with rt.lock:
+        rt.results.setdefault((namespace, schedule), {})[account.account_id] = ScheduleResult(
+            started_at=rt.now(),
+            outcome="running",
+            message=f"{scan_type} scan queued as a Kubernetes Job ({ahead} ahead of it)",
+        )
+    return True
+
+
+def _job_finished(outcome: scan_jobs.JobOutcome) -> None:
+    """Called by the executor's thread: the rest (notifications, cleanups) runs on the pool."""
+    runtime.get().pool.submit(_after_job, outcome)
+
+
+def _after_job(outcome: scan_jobs.JobOutcome) -> None:
+    rt = runtime.get()
+    request = outcome.request
+    namespace, schedule = request.schedule_namespace, request.schedule
+    org = rt.store.organization(namespace)
+    account = rt.store.account(org.id, request.account_id) if org is not None else None
+    result, message = outcome.status, outcome.message
+    try:
+        if outcome.run is not None and outcome.status != domain.ScanStatus.CANCELLED.value:
+            scanned = scanning.ScanOutcome(
+                scan=outcome.run,
+                tasks=(),
+                api_calls=int(outcome.run.metadata.get("api_calls") or 0),
+                error=outcome.message if outcome.status == domain.ScanStatus.FAILED.value else None,
+            )
+            result, message = _after_scan(namespace, scanned, ran_as_job=True)
+    except Exception as error:
+        result, message = "failed", f"{type(error).__name__}: {error}"
+        log.exception("[%s/%s] after the scan Job of %s", namespace, schedule, request.account_id)
+    if outcome.job_name:
+        message = f"{message} (Job {outcome.job_name})"
+    log.info(
+        "[%s/%s] scan Job of account %s %s: %s",
+        namespace,
+        schedule,
+        request.account_id,
+        result,
+        message,
+    )
+    _done(
+        namespace,
+        schedule,
+        request.account_id,
+        account.id if account is not None else None,
+        outcome.cancel,
+        result,
+        message,
+        job=True,
+    )
 
 
 def _publish(body: kopf.Body, patch: kopf.Patch, namespace: str, name: str) -> None:

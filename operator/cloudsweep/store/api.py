@@ -250,6 +250,11 @@ class Store:
                 metadata=metadata,
             )
 
+    def scan(self, scan_id: uuid.UUID) -> ScanRecord | None:
+        """One scan run by id (a scan Job's, opened by the operator before the Job started)."""
+        with session_scope(self.url) as session:
+            return scans.get(session, scan_id)
+
     def latest_scan(self, account_uuid: uuid.UUID) -> ScanRecord | None:
         with session_scope(self.url) as session:
             return scans.latest(session, account_uuid)

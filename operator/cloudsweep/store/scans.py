@@ -103,6 +103,11 @@ def close_scan(
     return _record(row)
 
 
+def get(session: Session, scan_id: uuid.UUID) -> ScanRecord | None:
+    row = session.get(ScanResult, scan_id)
+    return _record(row) if row else None
+
+
 def latest(session: Session, account_uuid: uuid.UUID) -> ScanRecord | None:
     row = session.execute(
         sa.select(ScanResult)
