@@ -513,3 +513,115 @@ def test_the_first_policy_that_acts_keeps_the_item() -> None:
         now=NOW,
     )
     assert [d.policy.name for d in neither.decisions] == ["a-no"]
+
+
+# --- what a policy file's errors say, in full, and the edges of the tag and number checks -------
+
+
+def _refusal(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.load_policies(path)
+    return str(refused.value).removeprefix(f"{path}")
+
+
+def test_policy_file_refusals_name_the_file_and_say_what_is_wrong(tmp_path: Path) -> None:
+    assert _refusal(tmp_path, "name: [unclosed") == (
+        " is not valid YAML: expected ',' or ']', but got '<stream end>' (line 1, column 16)"
+    )
+    # A reader error has no position mark: its first line is what is said.
+    assert _refusal(tmp_path, "name: a\x07") == (
+        " is not valid YAML: unacceptable character #x0007: special characters are not allowed"
+    )
+    expected = ": expected a policy, a list of policies, or 'policies: [...]'"
+    assert _refusal(tmp_path, "- 1\n- 2\n") == expected
+    assert _refusal(tmp_path, "policies: []\n") == expected  # an empty file of policies
+    assert _refusal(tmp_path, f"name: a\n{EIP}dryRun: 1\n") == (
+        ": policy 'a' is invalid: dryRun: must be true or false, not 1"
+    )
+    twice = "- {name: %s, resourceType: elastic-ip, action: release}\n"
+    assert _refusal(tmp_path, (twice % "b") * 2 + (twice % "a") * 2) == (
+        ": policy names must be unique; repeated: a, b"
+    )
+
+
+def test_a_problem_of_the_whole_policy_is_not_given_a_field(tmp_path: Path) -> None:
+    # The NUL check runs on the whole document before any field: its location is empty.
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy({"name": "a", "resourceType": "elastic-ip", "action": "x\0y"})
+    assert str(refused.value).startswith("policy: policy 'a' is invalid: action: 'x\\x00y' ")
+
+
+def test_numbers_of_up_to_100_digits_are_read(tmp_path: Path) -> None:
+    hundred = _refusal(tmp_path, f"name: a\n{EIP}maxItemsPerRun: {'9' * 100}\n")
+    assert "maxItemsPerRun: Input should be less than or equal to 1000" in hundred
+    assert "digits" not in hundred
+    assert "more than 100 digits" in _refusal(
+        tmp_path, f"name: a\n{EIP}maxItemsPerRun: {'9' * 101}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tags", "accepted"),
+    [
+        ({"k": "*"}, True),
+        ({"k" * 128: "*"}, True),
+        ({"k" * 129: "*"}, False),
+        ({"": "*"}, False),
+        ({"k": "v" * 256}, True),
+        ({"k": "v" * 257}, False),
+        ({"k": "a\tb"}, False),
+    ],
+)
+def test_tag_keys_and_values_have_the_limits_aws_has(tags: dict[str, str], accepted: bool) -> None:
+    document = {"name": "a", "resourceType": "elastic-ip", "action": "release"}
+    if accepted:
+        assert policies.parse_policy({**document, "rules": {"excludeTags": tags}})
+        return
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy({**document, "rules": {"excludeTags": tags}})
+    message = str(refused.value)
+    assert "rules.excludeTags: " in message
+    key = next(iter(tags))
+    if len(key) in (0, 129):
+        assert f"tag key {key!r} must be text of 1 to 128 characters" in message
+    else:
+        assert message.endswith(
+            f"the value of tag {key!r} must be at most 256 characters without control characters"
+        )
+
+
+def test_a_policy_document_is_its_json_form_with_the_crds_field_names() -> None:
+    p = policy(rules={"minMonthlyCost": "1.50", "includeTags": {"team": "web"}})
+    document = p.to_document()
+    assert document["resourceType"] == "elastic-ip"
+    assert document["maxMonthlyCost"] == "5.00"  # money as text, exactly
+    assert document["dryRun"] is False
+    assert document["rules"]["minMonthlyCost"] == "1.50"
+    assert document["rules"]["includeTags"] == {"team": "web"}
+    assert policies.parse_policy(document) == p  # and it reads back as the same policy
+
+
+def test_the_recorded_plan_lists_each_actionable_item_in_full() -> None:
+    p = policy(maxMonthlyCost="50.00")
+    acting = candidate("4.00")
+    skipped = candidate("9.00", confidence_score=10)
+    plan = policies.evaluate(
+        [p], lambda _: iter([skipped, acting]), mode=RunMode.AUTOMATED, now=NOW
+    )
+    assert plan.document() == {
+        "counts": {kind.value: 0 for kind in DecisionKind}
+        | {"skip": 1, "run-automatically": 1, "deferred": 0},
+        "actionable": [
+            {
+                "item": str(acting.id),
+                "resource_id": acting.resource_id,
+                "region": "us-east-1",
+                "account_id": "111111111111",
+                "monthly_cost": "4.00",
+                "policy": "volumes",
+                "decision": "run-automatically",
+            }
+        ],
+    }
