@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
 from cloudsweep import aws
 from cloudsweep.domain import InvalidInput
@@ -413,3 +413,63 @@ def test_sts_is_reached_in_the_partitions_home_region(moto_endpoint, recorder, p
     assert assume.params["PolicyArns"] == [
         {"arn": f"arn:{partition}:iam::aws:policy/ReadOnlyAccess"}
     ]
+
+
+def test_the_probe_policy_is_compact_json_allowing_only_the_identity_call(moto_endpoint, recorder):
+    # Session policies count against STS's packed-size limit: no spaces, one statement.
+    assert aws.session.read_only_policy(()) == (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+        '"Action":["sts:GetCallerIdentity"],"Resource":"*"}]}'
+    )
+
+
+def test_a_failed_probe_names_the_role(moto_endpoint, recorder):
+    base = boto3.Session(region_name="us-east-1")
+    answers = iter(["pass", "ValidationError"])
+
+    def second_fails(**_):
+        code = next(answers)
+        if code != "pass":
+            raise ClientError({"Error": {"Code": code, "Message": "bad"}}, "AssumeRole")
+
+    base.events.register("before-call.sts.AssumeRole", second_fails)
+    session = _session(moto_endpoint, recorder, base_session=base, require_external_id=True)
+
+    with pytest.raises(aws.AssumeRoleFailed) as caught:
+        session.verify()
+    assert caught.value.role_arn == ROLE_ARN
+    assert str(caught.value).startswith(f"cannot assume role {ROLE_ARN}: STS refused the request")
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason", "fix"),
+    [
+        (
+            NoCredentialsError(),
+            "CloudSweep has no base AWS credentials",
+            "give the operator credentials: a service account with a web identity (IRSA), a "
+            "profile, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+        ),
+        (
+            EndpointConnectionError(endpoint_url="https://sts.example"),
+            'could not reach STS (Could not connect to the endpoint URL: "https://sts.example")',
+            "check the network path to STS (proxy, firewall, CLOUDSWEEP_AWS_ENDPOINT_URL); "
+            "if it is a passing outage, try again later",
+        ),
+    ],
+)
+def test_no_credentials_and_no_connection_are_told_apart(
+    moto_endpoint, recorder, failure, reason, fix
+):
+    base = boto3.Session(region_name="us-east-1")
+
+    def fail(**_):
+        raise failure
+
+    base.events.register("before-call.sts.AssumeRole", fail)
+    settings = Settings(aws_endpoint_url=moto_endpoint, aws_max_attempts=1)
+    session = _session(moto_endpoint, recorder, base_session=base, settings=settings)
+
+    with pytest.raises(aws.AssumeRoleFailed) as caught:
+        session.verify()
+    assert (caught.value.reason, caught.value.fix) == (reason, fix)
