@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from cloudsweep.notify import urls
+
+from .conftest import Receiver
 
 PUBLIC = "93.184.216.34"
 
@@ -404,3 +409,95 @@ def test_system_resolver_keeps_an_absolute_name_and_asks_for_tcp(
 )
 def test_shown_keeps_scheme_host_and_port_only(url: str, display: str) -> None:
     assert urls.shown(url) == display
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [
+        ("https://hooks.slack.com/services/T0/B0/x?t=1", "/services/T0/B0/x?t=1"),
+        ("https://h.example.com/h.example.com/x", "/h.example.com/x"),  # the host in the path
+        ("not a url", "not a url"),
+        ("https://[::1/x", "https://[::1/x"),  # unparseable: all of it is treated as secret
+    ],
+)
+def test_the_secret_part_of_a_url_is_everything_after_the_host(url: str, secret: str) -> None:
+    assert urls.secret_part(url) == secret
+
+
+def test_a_label_starting_with_0x_before_the_last_is_a_name() -> None:
+    urls.check_webhook_url("https://a.0xb.example.com/")
+
+
+# --- the pinned request, against local receivers (tests/notify/conftest.py) ----------------------
+
+
+def test_the_request_is_utf8_json_with_its_headers_and_closes(receiver: Receiver) -> None:
+    payload = {"text": "café ✓"}
+    status = urls.post_json(receiver.url + "/hook", payload, allow_private=True)
+    assert status == 200
+    [request] = receiver.requests
+    assert request.body == payload
+    assert request.headers["User-Agent"] == "CloudSweep"
+    assert request.headers["Connection"] == "close"
+    assert request.headers["Content-Type"] == "application/json; charset=utf-8"
+    # UTF-8 as it is, not \\u escapes: the length says which.
+    assert int(request.headers["Content-Length"]) == len('{"text": "café ✓"}'.encode())
+
+
+def test_a_local_receiver_is_refused_unless_the_test_switch_is_on(receiver: Receiver) -> None:
+    with pytest.raises(urls.WebhookRefused, match="only https"):
+        urls.post_json(receiver.url + "/hook", {})
+    assert receiver.count() == 0
+
+
+@pytest.fixture
+def untrusted_tls_server(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
+    """An https server on 127.0.0.1 with a self-signed certificate no CA vouches for."""
+    import http.server
+    import ssl
+    import subprocess
+    import threading
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    requests: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_https_is_verified_and_a_bad_certificate_is_not_retried(
+    untrusted_tls_server: tuple[str, list[str]],
+) -> None:
+    url, requests = untrusted_tls_server
+    with pytest.raises(urls.DeliveryError) as failed:
+        urls.post_json(url + "/services/secret", {}, allow_private=True)
+    assert failed.value.retryable is False
+    assert str(failed.value) == (f"{url}/...: certificate check failed (self-signed certificate)")
+    assert requests == []  # nothing was sent over the unverified connection
