@@ -625,3 +625,81 @@ def test_the_recorded_plan_lists_each_actionable_item_in_full() -> None:
             }
         ],
     }
+
+
+# --- approvals bound to one policy's spec, and the decisions' full reasons ---------------------
+
+
+def _bound(
+    c: Candidate, p: CleanupPolicy, *, name: str | None = None, spec: str | None = None
+) -> Candidate:
+    approved = _approved(c, cost=str(c.monthly_cost), expires=NOW + timedelta(days=1))
+    assert approved.approval is not None
+    return replace(
+        approved,
+        approval=replace(
+            approved.approval,
+            policy_name=p.name if name is None else name,
+            policy_hash=policies.spec_hash(p) if spec is None else spec,
+        ),
+    )
+
+
+def test_an_approval_bound_to_a_policy_holds_under_that_policy_only() -> None:
+    p = policy()
+    expensive = candidate("80.00")
+    here = decide(p, _bound(expensive, p))
+    assert here.kind is DecisionKind.APPROVED_TO_RUN
+    assert (here.candidate.id, here.policy) == (expensive.id, p)
+    assert here.reason == "approved by ann@example.com at up to 80.00/month"
+
+    elsewhere = decide(p, _bound(expensive, p, name="other-policy"))
+    assert elsewhere.kind is DecisionKind.NEEDS_APPROVAL
+    assert elsewhere.lapsed_approval is None  # it holds there; it did not lapse here
+
+
+def test_an_approval_lapses_when_its_policy_changed() -> None:
+    p = policy()
+    before = policy(maxCostPerRun="400.00")
+    decision = decide(p, _bound(candidate("80.00"), p, spec=policies.spec_hash(before)))
+    assert decision.kind is DecisionKind.NEEDS_APPROVAL
+    assert decision.lapsed_approval == (
+        "CleanupPolicy volumes changed since the approval by ann@example.com"
+    )
+    assert (
+        policies.approval_problem(
+            _bound(candidate("80.00"), p, spec=policies.spec_hash(before)), NOW
+        )
+        is None
+    )  # without the policy (the CLI's view) the spec is not compared
+
+
+def test_a_person_started_run_keeps_the_note_of_a_lapsed_approval() -> None:
+    p = policy(autoExecute=False)
+    c = candidate("20.00")
+    lapsed = _approved(c, cost="20.00", expires=NOW - timedelta(seconds=1))
+    decision = decide(p, lapsed, RunMode.MANUAL)
+    assert decision.kind is DecisionKind.APPROVED_TO_RUN
+    expired = (
+        f"the approval by ann@example.com expired at {(NOW - timedelta(seconds=1)).isoformat()}"
+    )
+    assert decision.lapsed_approval == expired
+    assert (
+        decision.reason
+        == "costs 20.00/month, within requireApprovalAbove 50.00; run started by a person"
+    )
+
+
+def test_every_closed_gate_of_an_automatic_run_is_named() -> None:
+    p = policy(autoExecute=False, maxMonthlyCost="5.00")
+    c = candidate("20.00", organization_auto_cleanup=False, account_auto_cleanup=False)
+    assert decide(p, c).reason == (
+        "costs 20.00/month, above maxMonthlyCost 5.00; the policy does not autoExecute; "
+        "the organization's auto cleanup is off (for a namespace: annotation "
+        "cloudsweep.io/auto-cleanup=enabled); account 111111111111's auto cleanup is off"
+    )
+
+
+def test_missing_included_tags_are_listed() -> None:
+    p = policy(rules={"minAgeDays": 7, "includeTags": {"a": "*", "b": "*"}})
+    assert decide(p, candidate(details={"tags": {}})).reason == "lacks the included tags a, b"
