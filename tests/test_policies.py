@@ -703,3 +703,18 @@ def test_every_closed_gate_of_an_automatic_run_is_named() -> None:
 def test_missing_included_tags_are_listed() -> None:
     p = policy(rules={"minAgeDays": 7, "includeTags": {"a": "*", "b": "*"}})
     assert decide(p, candidate(details={"tags": {}})).reason == "lacks the included tags a, b"
+
+
+def test_refusals_of_the_whole_document_and_of_an_actions_parameters_say_what_is_wrong() -> None:
+    document = {"name": "a", "resourceType": "elastic-ip", "action": "release"}
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy({**document, "x\0": 1})
+    assert str(refused.value) == (
+        "policy: policy 'a' is invalid: key 'x\\x00' contains a NUL character (at position 1), "
+        "which PostgreSQL cannot store"
+    )
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy({**document, "parameters": {"bogus": 1}}, source="p.yaml")
+    assert (
+        str(refused.value) == "p.yaml: policy 'a' is invalid: bogus: Extra inputs are not permitted"
+    )

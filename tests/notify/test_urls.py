@@ -501,3 +501,66 @@ def test_https_is_verified_and_a_bad_certificate_is_not_retried(
     assert failed.value.retryable is False
     assert str(failed.value) == (f"{url}/...: certificate check failed (self-signed certificate)")
     assert requests == []  # nothing was sent over the unverified connection
+
+
+@pytest.fixture
+def answering() -> Iterator[tuple[str, list[int]]]:
+    """A receiver on 127.0.0.1 that answers each POST with the next status of its list."""
+    import http.server
+    import threading
+
+    statuses: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(statuses.pop(0))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", statuses
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [
+        *((301, False), (399, False), (400, False), (404, False), (408, True), (429, True)),
+        *((499, False), (500, True), (503, True)),
+    ],
+)
+def test_only_2xx_is_delivered_and_only_what_may_pass_is_retried(
+    answering: tuple[str, list[int]], status: int, retryable: bool
+) -> None:
+    url, statuses = answering
+    statuses.extend([200, 299, status])
+    assert urls.post_json(url + "/hook", {}, allow_private=True) == 200
+    assert urls.post_json(url + "/hook", {}, allow_private=True) == 299
+    with pytest.raises(urls.DeliveryError) as failed:
+        urls.post_json(url + "/hook", {}, allow_private=True)
+    assert failed.value.retryable is retryable
+    said = "answered with a redirect" if status < 400 else f"answered {status}"
+    assert said in str(failed.value)
+
+
+def test_a_refused_connection_says_why() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: the connection is refused
+        with pytest.raises(urls.DeliveryError) as failed:
+            urls.post_json(f"http://127.0.0.1:{port}/hook", {}, allow_private=True)
+    assert failed.value.retryable is True
+    assert str(failed.value) == (
+        f"http://127.0.0.1:{port}/... (127.0.0.1): [Errno 111] Connection refused"
+    )
