@@ -473,3 +473,23 @@ def test_no_credentials_and_no_connection_are_told_apart(
     with pytest.raises(aws.AssumeRoleFailed) as caught:
         session.verify()
     assert (caught.value.reason, caught.value.fix) == (reason, fix)
+
+
+def test_client_configuration_values(moto_endpoint, recorder):
+    from cloudsweep import __version__
+
+    settings = Settings(aws_endpoint_url=moto_endpoint, scan_concurrency=1)
+    session = _session(moto_endpoint, recorder, settings=settings)
+    config = session.client("ec2", REGION).meta.config
+
+    assert (config.connect_timeout, config.read_timeout) == (10, 60)
+    assert config.max_pool_connections == 10  # never fewer, whatever the concurrency
+    assert config.user_agent_extra == f"cloudsweep/{__version__}"
+
+
+def test_the_identity_is_asked_in_the_partitions_home_region(moto_endpoint, recorder):
+    arn = f"arn:aws-us-gov:iam::{ACCOUNT}:role/cloudsweep-scan"
+    session = _session(moto_endpoint, recorder, role_arn=arn)
+    with contextlib.suppress(aws.AwsError):
+        session.verify()
+    assert {r.region for r in recorder.records} == {"us-gov-west-1"}
