@@ -718,3 +718,49 @@ def test_refusals_of_the_whole_document_and_of_an_actions_parameters_say_what_is
     assert (
         str(refused.value) == "p.yaml: policy 'a' is invalid: bogus: Extra inputs are not permitted"
     )
+
+
+def test_a_lapsed_approval_is_kept_on_every_kind_of_decision() -> None:
+    gone = NOW - timedelta(seconds=1)
+    expired = f"the approval by ann@example.com expired at {gone.isoformat()}"
+    # Gates closed: needs approval, with the lapse noted.
+    closed = policy(autoExecute=False)
+    c = _approved(candidate("3.00"), cost="3.00", expires=gone)
+    decision = decide(closed, c)
+    assert (decision.kind, decision.candidate, decision.policy) == (
+        DecisionKind.NEEDS_APPROVAL,
+        c,
+        closed,
+    )
+    assert decision.lapsed_approval == expired
+    assert decision.reason == f"the policy does not autoExecute ({expired})"
+    # Gates open: runs automatically, and still says the approval lapsed.
+    automatic = decide(policy(), c)
+    assert automatic.kind is DecisionKind.RUN_AUTOMATICALLY
+    assert automatic.lapsed_approval == expired
+    changed = _approved(candidate("80.00"), cost="80.00", expires=NOW + timedelta(days=1), fp="x")
+    assert decide(policy(), changed).lapsed_approval == (
+        "the resource changed since it was approved (tags, safety checks or risk)"
+    )
+
+
+def test_every_problem_of_a_policy_and_every_excluded_tag_is_named() -> None:
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy(
+            {"name": "a", "resourceType": "elastic-ip", "action": "release", "dryRun": 1, "x": 1}
+        )
+    assert str(refused.value) == (
+        "policy: policy 'a' is invalid: dryRun: must be true or false, not 1; "
+        "x: Extra inputs are not permitted"
+    )
+    p = policy(rules={"minAgeDays": 7, "excludeTags": {"a": "*", "b": "*"}})
+    assert decide(p, candidate(details={"tags": {"a": "1", "b": "2"}})).reason == (
+        "has the excluded tags a, b"
+    )
+    long = "v" * 50 + "\0"
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy({"name": "a", "resourceType": "elastic-ip", "action": long})
+    assert f"invalid: action: {long[:40]!r} contains a NUL" in str(refused.value)
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy("a\0" + "w" * 50)  # type: ignore[arg-type]  # not even a mapping
+    assert f"invalid: {('a' + chr(0) + 'w' * 50)[:40]!r} contains a NUL" in str(refused.value)
