@@ -513,3 +513,254 @@ def test_the_first_policy_that_acts_keeps_the_item() -> None:
         now=NOW,
     )
     assert [d.policy.name for d in neither.decisions] == ["a-no"]
+
+
+# --- what a policy file's errors say, in full, and the edges of the tag and number checks -------
+
+
+def _refusal(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.load_policies(path)
+    return str(refused.value).removeprefix(f"{path}")
+
+
+def test_policy_file_refusals_name_the_file_and_say_what_is_wrong(tmp_path: Path) -> None:
+    assert _refusal(tmp_path, "name: [unclosed") == (
+        " is not valid YAML: expected ',' or ']', but got '<stream end>' (line 1, column 16)"
+    )
+    # A reader error has no position mark: its first line is what is said.
+    assert _refusal(tmp_path, "name: a\x07") == (
+        " is not valid YAML: unacceptable character #x0007: special characters are not allowed"
+    )
+    expected = ": expected a policy, a list of policies, or 'policies: [...]'"
+    assert _refusal(tmp_path, "- 1\n- 2\n") == expected
+    assert _refusal(tmp_path, "policies: []\n") == expected  # an empty file of policies
+    assert _refusal(tmp_path, f"name: a\n{EIP}dryRun: 1\n") == (
+        ": policy 'a' is invalid: dryRun: must be true or false, not 1"
+    )
+    twice = "- {name: %s, resourceType: elastic-ip, action: release}\n"
+    assert _refusal(tmp_path, (twice % "b") * 2 + (twice % "a") * 2) == (
+        ": policy names must be unique; repeated: a, b"
+    )
+
+
+def test_a_problem_of_the_whole_policy_is_not_given_a_field(tmp_path: Path) -> None:
+    # The NUL check runs on the whole document before any field: its location is empty.
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy({"name": "a", "resourceType": "elastic-ip", "action": "x\0y"})
+    assert str(refused.value).startswith("policy: policy 'a' is invalid: action: 'x\\x00y' ")
+
+
+def test_numbers_of_up_to_100_digits_are_read(tmp_path: Path) -> None:
+    hundred = _refusal(tmp_path, f"name: a\n{EIP}maxItemsPerRun: {'9' * 100}\n")
+    assert "maxItemsPerRun: Input should be less than or equal to 1000" in hundred
+    assert "digits" not in hundred
+    assert "more than 100 digits" in _refusal(
+        tmp_path, f"name: a\n{EIP}maxItemsPerRun: {'9' * 101}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tags", "accepted"),
+    [
+        ({"k": "*"}, True),
+        ({"k" * 128: "*"}, True),
+        ({"k" * 129: "*"}, False),
+        ({"": "*"}, False),
+        ({"k": "v" * 256}, True),
+        ({"k": "v" * 257}, False),
+        ({"k": "a\tb"}, False),
+    ],
+)
+def test_tag_keys_and_values_have_the_limits_aws_has(tags: dict[str, str], accepted: bool) -> None:
+    document = {"name": "a", "resourceType": "elastic-ip", "action": "release"}
+    if accepted:
+        assert policies.parse_policy({**document, "rules": {"excludeTags": tags}})
+        return
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy({**document, "rules": {"excludeTags": tags}})
+    message = str(refused.value)
+    assert "rules.excludeTags: " in message
+    key = next(iter(tags))
+    if len(key) in (0, 129):
+        assert f"tag key {key!r} must be text of 1 to 128 characters" in message
+    else:
+        assert message.endswith(
+            f"the value of tag {key!r} must be at most 256 characters without control characters"
+        )
+
+
+def test_a_policy_document_is_its_json_form_with_the_crds_field_names() -> None:
+    p = policy(rules={"minMonthlyCost": "1.50", "includeTags": {"team": "web"}})
+    document = p.to_document()
+    assert document["resourceType"] == "elastic-ip"
+    assert document["maxMonthlyCost"] == "5.00"  # money as text, exactly
+    assert document["dryRun"] is False
+    assert document["rules"]["minMonthlyCost"] == "1.50"
+    assert document["rules"]["includeTags"] == {"team": "web"}
+    assert policies.parse_policy(document) == p  # and it reads back as the same policy
+
+
+def test_the_recorded_plan_lists_each_actionable_item_in_full() -> None:
+    p = policy(maxMonthlyCost="50.00")
+    acting = candidate("4.00")
+    skipped = candidate("9.00", confidence_score=10)
+    plan = policies.evaluate(
+        [p], lambda _: iter([skipped, acting]), mode=RunMode.AUTOMATED, now=NOW
+    )
+    assert plan.document() == {
+        "counts": {kind.value: 0 for kind in DecisionKind}
+        | {"skip": 1, "run-automatically": 1, "deferred": 0},
+        "actionable": [
+            {
+                "item": str(acting.id),
+                "resource_id": acting.resource_id,
+                "region": "us-east-1",
+                "account_id": "111111111111",
+                "monthly_cost": "4.00",
+                "policy": "volumes",
+                "decision": "run-automatically",
+            }
+        ],
+    }
+
+
+# --- approvals bound to one policy's spec, and the decisions' full reasons ---------------------
+
+
+def _bound(
+    c: Candidate, p: CleanupPolicy, *, name: str | None = None, spec: str | None = None
+) -> Candidate:
+    approved = _approved(c, cost=str(c.monthly_cost), expires=NOW + timedelta(days=1))
+    assert approved.approval is not None
+    return replace(
+        approved,
+        approval=replace(
+            approved.approval,
+            policy_name=p.name if name is None else name,
+            policy_hash=policies.spec_hash(p) if spec is None else spec,
+        ),
+    )
+
+
+def test_an_approval_bound_to_a_policy_holds_under_that_policy_only() -> None:
+    p = policy()
+    expensive = candidate("80.00")
+    here = decide(p, _bound(expensive, p))
+    assert here.kind is DecisionKind.APPROVED_TO_RUN
+    assert (here.candidate.id, here.policy) == (expensive.id, p)
+    assert here.reason == "approved by ann@example.com at up to 80.00/month"
+
+    elsewhere = decide(p, _bound(expensive, p, name="other-policy"))
+    assert elsewhere.kind is DecisionKind.NEEDS_APPROVAL
+    assert elsewhere.lapsed_approval is None  # it holds there; it did not lapse here
+
+
+def test_an_approval_lapses_when_its_policy_changed() -> None:
+    p = policy()
+    before = policy(maxCostPerRun="400.00")
+    decision = decide(p, _bound(candidate("80.00"), p, spec=policies.spec_hash(before)))
+    assert decision.kind is DecisionKind.NEEDS_APPROVAL
+    assert decision.lapsed_approval == (
+        "CleanupPolicy volumes changed since the approval by ann@example.com"
+    )
+    assert (
+        policies.approval_problem(
+            _bound(candidate("80.00"), p, spec=policies.spec_hash(before)), NOW
+        )
+        is None
+    )  # without the policy (the CLI's view) the spec is not compared
+
+
+def test_a_person_started_run_keeps_the_note_of_a_lapsed_approval() -> None:
+    p = policy(autoExecute=False)
+    c = candidate("20.00")
+    lapsed = _approved(c, cost="20.00", expires=NOW - timedelta(seconds=1))
+    decision = decide(p, lapsed, RunMode.MANUAL)
+    assert decision.kind is DecisionKind.APPROVED_TO_RUN
+    expired = (
+        f"the approval by ann@example.com expired at {(NOW - timedelta(seconds=1)).isoformat()}"
+    )
+    assert decision.lapsed_approval == expired
+    assert (
+        decision.reason
+        == "costs 20.00/month, within requireApprovalAbove 50.00; run started by a person"
+    )
+
+
+def test_every_closed_gate_of_an_automatic_run_is_named() -> None:
+    p = policy(autoExecute=False, maxMonthlyCost="5.00")
+    c = candidate("20.00", organization_auto_cleanup=False, account_auto_cleanup=False)
+    assert decide(p, c).reason == (
+        "costs 20.00/month, above maxMonthlyCost 5.00; the policy does not autoExecute; "
+        "the organization's auto cleanup is off (for a namespace: annotation "
+        "cloudsweep.io/auto-cleanup=enabled); account 111111111111's auto cleanup is off"
+    )
+
+
+def test_missing_included_tags_are_listed() -> None:
+    p = policy(rules={"minAgeDays": 7, "includeTags": {"a": "*", "b": "*"}})
+    assert decide(p, candidate(details={"tags": {}})).reason == "lacks the included tags a, b"
+
+
+def test_refusals_of_the_whole_document_and_of_an_actions_parameters_say_what_is_wrong() -> None:
+    document = {"name": "a", "resourceType": "elastic-ip", "action": "release"}
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy({**document, "x\0": 1})
+    assert str(refused.value) == (
+        "policy: policy 'a' is invalid: key 'x\\x00' contains a NUL character (at position 1), "
+        "which PostgreSQL cannot store"
+    )
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy({**document, "parameters": {"bogus": 1}}, source="p.yaml")
+    assert (
+        str(refused.value) == "p.yaml: policy 'a' is invalid: bogus: Extra inputs are not permitted"
+    )
+
+
+def test_a_lapsed_approval_is_kept_on_every_kind_of_decision() -> None:
+    gone = NOW - timedelta(seconds=1)
+    expired = f"the approval by ann@example.com expired at {gone.isoformat()}"
+    # Gates closed: needs approval, with the lapse noted.
+    closed = policy(autoExecute=False)
+    c = _approved(candidate("3.00"), cost="3.00", expires=gone)
+    decision = decide(closed, c)
+    assert (decision.kind, decision.candidate, decision.policy) == (
+        DecisionKind.NEEDS_APPROVAL,
+        c,
+        closed,
+    )
+    assert decision.lapsed_approval == expired
+    assert decision.reason == f"the policy does not autoExecute ({expired})"
+    # Gates open: runs automatically, and still says the approval lapsed.
+    automatic = decide(policy(), c)
+    assert automatic.kind is DecisionKind.RUN_AUTOMATICALLY
+    assert automatic.lapsed_approval == expired
+    changed = _approved(candidate("80.00"), cost="80.00", expires=NOW + timedelta(days=1), fp="x")
+    assert decide(policy(), changed).lapsed_approval == (
+        "the resource changed since it was approved (tags, safety checks or risk)"
+    )
+
+
+def test_every_problem_of_a_policy_and_every_excluded_tag_is_named() -> None:
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy(
+            {"name": "a", "resourceType": "elastic-ip", "action": "release", "dryRun": 1, "x": 1}
+        )
+    assert str(refused.value) == (
+        "policy: policy 'a' is invalid: dryRun: must be true or false, not 1; "
+        "x: Extra inputs are not permitted"
+    )
+    p = policy(rules={"minAgeDays": 7, "excludeTags": {"a": "*", "b": "*"}})
+    assert decide(p, candidate(details={"tags": {"a": "1", "b": "2"}})).reason == (
+        "has the excluded tags a, b"
+    )
+    long = "v" * 50 + "\0"
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy({"name": "a", "resourceType": "elastic-ip", "action": long})
+    assert f"invalid: action: {long[:40]!r} contains a NUL" in str(refused.value)
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy("a\0" + "w" * 50)  # type: ignore[arg-type]  # not even a mapping
+    assert f"invalid: {('a' + chr(0) + 'w' * 50)[:40]!r} contains a NUL" in str(refused.value)

@@ -11,6 +11,7 @@ SAFETY-TESTS.md prescribes, not by editing application code. moto's IAM access-c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from types import SimpleNamespace
@@ -18,7 +19,7 @@ from types import SimpleNamespace
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
 from cloudsweep import aws
 from cloudsweep.domain import InvalidInput
@@ -264,3 +265,231 @@ def test_throttling_is_retried_a_bounded_number_of_times(moto_endpoint, recorder
     (call,) = recorder.calls(operation="DescribeVolumes")
     assert call.outcome == "error" and call.error_code == "RequestLimitExceeded"
     assert call.retries == 1
+
+
+# --- the ExternalId probe: a role that lets CloudSweep in without it is refused ----------------
+# The tests' moto sits behind an enforcing STS (tests/sts_gate.py): a role requires an ExternalId
+# unless the test puts it in ``sts.lax_roles`` (a trust policy without the condition).
+
+
+def test_a_role_that_ignores_the_external_id_is_refused_before_any_call_beyond_sts(
+    moto_endpoint, recorder, sts
+):
+    sts.lax_roles.add(ROLE_ARN)
+    session = _session(
+        moto_endpoint, recorder, require_external_id=True, purpose=aws.Purpose.CLEANUP
+    )
+
+    with pytest.raises(aws.ExternalIdNotEnforced) as caught:
+        session.client("ec2", REGION)
+
+    first, probe = recorder.calls(operation="AssumeRole")
+    assert first.params["ExternalId"] == EXTERNAL_ID
+    assert "ExternalId" not in probe.params
+    assert probe.params["RoleArn"] == ROLE_ARN
+    assert probe.params["RoleSessionName"] == f"cloudsweep-{ACCOUNT}-probe"
+    assert probe.params["DurationSeconds"] == 900
+    # The probe's credentials may do nothing but say who they are.
+    assert json.loads(probe.params["Policy"])["Statement"] == [
+        {"Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"}
+    ]
+    assert recorder.count(service="ec2") == 0
+    message = str(caught.value)
+    assert message.startswith(f"refusing to use {ROLE_ARN}: it can be assumed without the Extern")
+    assert "status.externalId" in message  # the account has one: the fix is the trust policy
+    # A refused session stays refused, without asking STS again.
+    calls = len(recorder.records)
+    with pytest.raises(aws.ExternalIdNotEnforced):
+        session.verify()
+    assert len(recorder.records) == calls
+
+
+def test_a_role_that_enforces_the_external_id_is_used(moto_endpoint, recorder, sts):
+    session = _session(moto_endpoint, recorder, require_external_id=True)
+
+    assert session.verify().account == ACCOUNT
+    session.client("ec2", REGION).describe_volumes()
+
+    assumed = [r for r in sts.requests if r.action == "AssumeRole"]
+    assert [
+        (r.params.get("ExternalId"), r.params["RoleSessionName"], r.refused) for r in assumed
+    ] == [
+        (EXTERNAL_ID, f"cloudsweep-{ACCOUNT}-scan", False),
+        (None, f"cloudsweep-{ACCOUNT}-probe", True),
+    ]
+    assert session.assume_role_count == 1  # the denied probe hands out nothing
+
+
+def test_without_an_external_id_the_role_is_refused_without_a_probe(moto_endpoint, recorder, sts):
+    sts.lax_roles.add(ROLE_ARN)
+    session = _session(moto_endpoint, recorder, external_id=None, require_external_id=True)
+
+    with pytest.raises(aws.ExternalIdNotEnforced) as caught:
+        session.verify()
+
+    (assume,) = recorder.calls(operation="AssumeRole")
+    assert "ExternalId" not in assume.params
+    assert "give the account an ExternalId" in str(caught.value)
+
+
+def test_a_probe_that_fails_otherwise_is_not_taken_as_a_no(moto_endpoint, recorder):
+    base = boto3.Session(region_name="us-east-1")
+    answers = iter(["pass", "Throttling", "AccessDenied"])
+
+    def flaky(**_):
+        code = next(answers)
+        if code != "pass":
+            raise ClientError({"Error": {"Code": code, "Message": code}}, "AssumeRole")
+
+    base.events.register("before-call.sts.AssumeRole", flaky)
+    session = _session(moto_endpoint, recorder, base_session=base, require_external_id=True)
+
+    with pytest.raises(aws.AssumeRoleFailed) as caught:
+        session.verify()
+    assert caught.value.kind.retryable  # an unknown answer: try again later, not "refused"
+    assert recorder.count(service="ec2") == 0
+    # Not remembered as a refusal: the next verification asks again, and passes.
+    assert session.verify().account == ACCOUNT
+
+
+def test_without_the_requirement_no_probe_is_made(moto_endpoint, recorder):
+    session = _session(moto_endpoint, recorder)
+    session.verify()
+    assert recorder.count(operation="AssumeRole") == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "fix"),
+    [
+        ("ExpiredToken", "CloudSweep's own credentials have expired", "renew the operator's"),
+        ("RegionDisabledException", "STS is not activated in the region used", "activate STS"),
+        ("MalformedPolicyDocument", "the read-only session policy was refused", "report this"),
+        ("PackedPolicyTooLarge", "the read-only session policy is too large", "report this"),
+        ("ValidationError", "STS refused the request", "check the role ARN and that the role's"),
+        ("UnrecognizedClientException", "CloudSweep's own credentials are not valid", "check"),
+        ("SignatureDoesNotMatch", "CloudSweep's own credentials are not valid", "check the op"),
+        ("Throttling", "STS is unavailable or throttling (Throttling)", "nothing to change"),
+        ("SomethingNew", "SomethingNew", "check the role ARN and its trust policy"),
+    ],
+)
+def test_every_assume_role_failure_says_what_to_fix(moto_endpoint, recorder, code, reason, fix):
+    base = boto3.Session(region_name="us-east-1")
+    base.events.register("before-call.sts.AssumeRole", _deny(code, code))
+    settings = Settings(aws_endpoint_url=moto_endpoint, aws_max_attempts=1)
+    session = _session(moto_endpoint, recorder, base_session=base, settings=settings)
+
+    with pytest.raises(aws.AssumeRoleFailed) as caught:
+        session.verify()
+
+    error = caught.value
+    assert error.reason.startswith(reason), error.reason
+    assert error.fix.startswith(fix), error.fix
+    assert str(error).startswith(f"cannot assume role {ROLE_ARN}: {error.reason} ({code}). ")
+
+
+def test_the_access_denied_fix_names_the_account(moto_endpoint, recorder):
+    base = boto3.Session(region_name="us-east-1")
+    base.events.register("before-call.sts.AssumeRole", _deny("AccessDenied", "denied"))
+    session = _session(moto_endpoint, recorder, base_session=base)
+
+    with pytest.raises(aws.AssumeRoleFailed) as caught:
+        session.verify()
+
+    assert caught.value.reason == "access denied: denied"
+    assert caught.value.fix.startswith(f"check that the role exists in account {ACCOUNT}, ")
+
+
+@pytest.mark.parametrize(
+    ("partition", "region"),
+    [("aws", "us-east-1"), ("aws-us-gov", "us-gov-west-1"), ("aws-cn", "cn-north-1")],
+)
+def test_sts_is_reached_in_the_partitions_home_region(moto_endpoint, recorder, partition, region):
+    arn = f"arn:{partition}:iam::{ACCOUNT}:role/cloudsweep-scan"
+    session = _session(moto_endpoint, recorder, role_arn=arn)
+    with contextlib.suppress(aws.AwsError):  # moto may not serve every partition's STS
+        session.verify()
+    assume = recorder.calls(operation="AssumeRole")[0]
+    assert assume.region == region
+    assert assume.params["PolicyArns"] == [
+        {"arn": f"arn:{partition}:iam::aws:policy/ReadOnlyAccess"}
+    ]
+
+
+def test_the_probe_policy_is_compact_json_allowing_only_the_identity_call(moto_endpoint, recorder):
+    # Session policies count against STS's packed-size limit: no spaces, one statement.
+    assert aws.session.read_only_policy(()) == (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+        '"Action":["sts:GetCallerIdentity"],"Resource":"*"}]}'
+    )
+
+
+def test_a_failed_probe_names_the_role(moto_endpoint, recorder):
+    base = boto3.Session(region_name="us-east-1")
+    answers = iter(["pass", "ValidationError"])
+
+    def second_fails(**_):
+        code = next(answers)
+        if code != "pass":
+            raise ClientError({"Error": {"Code": code, "Message": "bad"}}, "AssumeRole")
+
+    base.events.register("before-call.sts.AssumeRole", second_fails)
+    session = _session(moto_endpoint, recorder, base_session=base, require_external_id=True)
+
+    with pytest.raises(aws.AssumeRoleFailed) as caught:
+        session.verify()
+    assert caught.value.role_arn == ROLE_ARN
+    assert str(caught.value).startswith(f"cannot assume role {ROLE_ARN}: STS refused the request")
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason", "fix"),
+    [
+        (
+            NoCredentialsError(),
+            "CloudSweep has no base AWS credentials",
+            "give the operator credentials: a service account with a web identity (IRSA), a "
+            "profile, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+        ),
+        (
+            EndpointConnectionError(endpoint_url="https://sts.example"),
+            'could not reach STS (Could not connect to the endpoint URL: "https://sts.example")',
+            "check the network path to STS (proxy, firewall, CLOUDSWEEP_AWS_ENDPOINT_URL); "
+            "if it is a passing outage, try again later",
+        ),
+    ],
+)
+def test_no_credentials_and_no_connection_are_told_apart(
+    moto_endpoint, recorder, failure, reason, fix
+):
+    base = boto3.Session(region_name="us-east-1")
+
+    def fail(**_):
+        raise failure
+
+    base.events.register("before-call.sts.AssumeRole", fail)
+    settings = Settings(aws_endpoint_url=moto_endpoint, aws_max_attempts=1)
+    session = _session(moto_endpoint, recorder, base_session=base, settings=settings)
+
+    with pytest.raises(aws.AssumeRoleFailed) as caught:
+        session.verify()
+    assert (caught.value.reason, caught.value.fix) == (reason, fix)
+
+
+def test_client_configuration_values(moto_endpoint, recorder):
+    from cloudsweep import __version__
+
+    settings = Settings(aws_endpoint_url=moto_endpoint, scan_concurrency=1)
+    session = _session(moto_endpoint, recorder, settings=settings)
+    config = session.client("ec2", REGION).meta.config
+
+    assert (config.connect_timeout, config.read_timeout) == (10, 60)
+    assert config.max_pool_connections == 10  # never fewer, whatever the concurrency
+    assert config.user_agent_extra == f"cloudsweep/{__version__}"
+
+
+def test_the_identity_is_asked_in_the_partitions_home_region(moto_endpoint, recorder):
+    arn = f"arn:aws-us-gov:iam::{ACCOUNT}:role/cloudsweep-scan"
+    session = _session(moto_endpoint, recorder, role_arn=arn)
+    with contextlib.suppress(aws.AwsError):
+        session.verify()
+    assert {r.region for r in recorder.records} == {"us-gov-west-1"}
