@@ -350,13 +350,33 @@ def _make_nat(endpoint: str, account: str, name: str) -> str:
 
 
 def _seed_nat_gateways(endpoint: str, account: str) -> tuple[str, ...]:
-    """Two routed NAT gateways that carried 0 bytes a day for 14 days (idle, confidence 85)."""
+    """Two routed NAT gateways that carried 0 bytes a day for 14 days (idle, confidence 85), and
+    a busy one (2 MB a day, not reported) that nothing may touch, a rollback included."""
     made = []
     for index in range(2):
         nat = _make_nat(endpoint, account, f"idle-nat-{index}")
         _put_nat_bytes(endpoint, account, nat, 0.0)
         made.append(nat)
+    busy = _make_nat(endpoint, account, "busy-nat")
+    _put_nat_bytes(endpoint, account, busy, 2_000_000.0)
     return tuple(made)
+
+
+def _free_deleted_nat_addresses(endpoint: str, account: str) -> None:
+    """AWS frees a deleted NAT gateway's Elastic IP; moto keeps it associated, so a rollback on
+    the same allocation would be refused (``Resource.AlreadyAssociated``). Freed here as AWS
+    does (``tests/cleanup/test_nat_gateway.py`` does the same)."""
+    ec2 = helpers.account_client(endpoint, account, "ec2")
+    deleted = {
+        a["AllocationId"]
+        for n in ec2.describe_nat_gateways()["NatGateways"]
+        if n["State"] == "deleted"
+        for a in n.get("NatGatewayAddresses", [])
+        if a.get("AllocationId")
+    }
+    for address in ec2.describe_addresses()["Addresses"]:
+        if address["AllocationId"] in deleted and address.get("AssociationId"):
+            ec2.disassociate_address(AssociationId=address["AssociationId"])
 
 
 def _nat_gateways(endpoint: str, account: str) -> set[str]:
@@ -607,6 +627,7 @@ WORLDS: dict[tuple[str, str], ActionWorld] = {
             _nat_gateways,
             _policy("nat-gateways", "nat-gateway", "delete", parameters=_FAST),
             restore_operation="CreateNatGateway",
+            before_rollback=_free_deleted_nat_addresses,
         ),
         ActionWorld(
             "ebs-gp3-candidate",
