@@ -28,6 +28,9 @@ from cloudsweep.store import AccountRecord, Store
 
 from . import helpers
 
+# The tag snapshot-and-terminate puts on its AMI (read from moto, not imported from the action).
+SOURCE_INSTANCE_TAG = "cloudsweep.io/source-instance"
+
 # The scan looks at the world long after it was made: nothing is "too recent", history is full.
 LATER = timedelta(days=120)
 
@@ -58,6 +61,9 @@ class ActionWorld:
     restore_repeatable: bool = False
     # Cleans what moto, unlike AWS, leaves in the way of a rollback (see the world).
     before_rollback: Callable[[str, str], None] | None = None
+    # The source resource ID of every undo copy the action made in AWS (an AMI, a snapshot):
+    # each eligible resource must have exactly one, however often the action was interrupted.
+    copies: Callable[[str, str], list[str]] | None = None
     # How long after the cleanup the rollback runs (its clock, ``CleanupOptions.now``): past a
     # cooldown AWS imposes between the effect and its undo.
     rollback_later: timedelta = timedelta(0)
@@ -108,6 +114,17 @@ def _seed_volumes(endpoint: str, account: str) -> tuple[str, ...]:
 def _seed_addresses(endpoint: str, account: str) -> tuple[str, ...]:
     world = helpers.seed_small_world(endpoint, account, volumes=0, addresses=2, protected=False)
     return world.addresses
+
+
+def _volume_snapshots(endpoint: str, account: str) -> list[str]:
+    """The source volume of every snapshot snapshot-and-delete took (by its tag)."""
+    ec2 = helpers.account_client(endpoint, account, "ec2")
+    return [
+        tag["Value"]
+        for snapshot in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+        for tag in snapshot.get("Tags", [])
+        if tag["Key"] == helpers.SOURCE_VOLUME_TAG
+    ]
 
 
 def _volumes(endpoint: str, account: str) -> set[str]:
@@ -302,6 +319,17 @@ def _seed_stopped_instances(endpoint: str, account: str) -> tuple[str, ...]:
     made = tuple(_run_instance(endpoint, account, f"stopped-{index}") for index in range(2))
     ec2.stop_instances(InstanceIds=list(made))
     return made
+
+
+def _instance_images(endpoint: str, account: str) -> list[str]:
+    """The source instance of every AMI snapshot-and-terminate made (by its tag)."""
+    ec2 = helpers.account_client(endpoint, account, "ec2")
+    return [
+        tag["Value"]
+        for image in ec2.describe_images(Owners=["self"])["Images"]
+        for tag in image.get("Tags", [])
+        if tag["Key"] == SOURCE_INSTANCE_TAG
+    ]
 
 
 def _instances(endpoint: str, account: str, state: str) -> set[str]:
@@ -519,6 +547,7 @@ WORLDS: dict[tuple[str, str], ActionWorld] = {
             _policy("volumes", "ebs-volume", "snapshot-and-delete", parameters=_FAST),
             {"min_age_days": 0},
             restore_operation="CreateVolume",
+            copies=_volume_snapshots,
         ),
         ActionWorld(
             "elastic-ip",
@@ -616,6 +645,7 @@ WORLDS: dict[tuple[str, str], ActionWorld] = {
                 parameters=_FAST,
             ),
             restore_operation="RunInstances",
+            copies=_instance_images,
         ),
         ActionWorld(
             "nat-gateway",
