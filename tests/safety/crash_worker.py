@@ -18,10 +18,11 @@ import json
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from cloudsweep import aws, cleaning
+from cloudsweep import aws, cleaning, domain
 from cloudsweep.store import Store
 from tests.safety import helpers, worlds
 
@@ -48,9 +49,11 @@ def main(config_path: str) -> int:
             time.sleep(delay)
 
     hooks: helpers.StepHooks
+    rollback_later = timedelta(0)
     if config.get("action"):  # a scenario walking the registry: the steps every action has
         world = worlds.WORLDS[(config["resource_type"], config["action"])]
         hooks = worlds.ActionHooks(world, step or "none", act)
+        rollback_later = world.rollback_later
     else:
         hooks = helpers.StepHooks(step or "none", config.get("resource_type", "ebs-volume"), act)
     hooks.install_database()
@@ -72,6 +75,7 @@ def main(config_path: str) -> int:
                 settings=settings,
                 recorder=recorder,
                 session_factory=hooks.session_factory(journal),
+                now=lambda: domain.utcnow() + rollback_later,
             ),
         )
         print("RESULT " + json.dumps({"rollback": outcome.outcome, "message": outcome.message}))

@@ -407,6 +407,14 @@ _TARGET_KEYS = (
     "DBInstanceIdentifier",
     "LoadBalancerArn",
     "LoadBalancerName",
+    # The actions of issue 15: as they go on the wire (EC2's query lists number their members;
+    # CloudWatch Logs sends JSON; S3 names the bucket in the URL, see ``_request_params``).
+    "InstanceId",
+    "InstanceId.1",
+    "NatGatewayId",
+    "ImageId",
+    "logGroupName",
+    "Bucket",
 )
 
 
@@ -440,9 +448,9 @@ class Journal:
     def attach(self, events: Any, caller_account: str | None) -> None:
         def on_send(request: Any, **kwargs: Any) -> None:
             operation = kwargs.get("event_name", "").rsplit(".", 1)[-1]
-            body = _form(request.body)
-            params = {k: body[k] for k in body if k in (*_TARGET_KEYS, "DryRun")}
             service = kwargs.get("event_name", "").split(".")[1]
+            body = _request_params(service, request)
+            params = {k: body[k] for k in body if k in (*_TARGET_KEYS, "DryRun")}
             entry = {
                 "pid": os.getpid(),
                 "event": "send",
@@ -468,6 +476,22 @@ class Journal:
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _request_params(service: str, request: Any) -> dict[str, str]:
+    """The request's top-level string parameters, whatever the protocol: a query form (EC2,
+    ELB, RDS), a JSON document (CloudWatch Logs), or, for S3, the bucket its URL names."""
+    if service == "s3":
+        url = urllib.parse.urlsplit(str(request.url))
+        bucket = url.path.lstrip("/").split("/", 1)[0]
+        return {"Bucket": urllib.parse.unquote(bucket)} if bucket else {}
+    body = request.body
+    if isinstance(body, bytes):
+        body = body.decode(errors="replace")
+    if isinstance(body, str) and body.lstrip().startswith("{"):
+        document = json.loads(body)
+        return {k: v for k, v in document.items() if isinstance(v, str)}
+    return _form(body)
 
 
 def _form(body: Any) -> dict[str, str]:

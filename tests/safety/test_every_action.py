@@ -10,6 +10,7 @@ run recovers. What must hold, with moto and the wire-level journal as the oracle
 - the destructive operation was sent exactly once per eligible resource, across both runs;
 - every eligible resource has the effect in moto (deleted, released, stopped, archived) and
   nothing else was touched;
+- where the action keeps an undo copy in AWS (an AMI, a snapshot), exactly one per resource;
 - no destructive send left without a committed ``started`` intent for its target;
 - the ledger has exactly one real row per resource, ``succeeded`` (one intent, one outcome).
 """
@@ -85,6 +86,9 @@ def _assert_done_once(
     assert before - after == eligible, "done must equal approved-and-still-eligible"
     sent = Counter(worlds.effects(world, entries))
     assert sent == Counter(dict.fromkeys(eligible, 1)), f"{world.operation} sent {sent}"
+    if world.copies is not None:
+        made = Counter(world.copies(endpoint, ACCOUNT))
+        assert made == Counter(dict.fromkeys(eligible, 1)), f"undo copies made: {made}"
     helpers.assert_no_mutation_without_intent(entries)
     rows = helpers.assert_ledger_complete(url, eligible, org_slug=ORG)
     assert {r["action"] for r in rows.values()} == {world.action}

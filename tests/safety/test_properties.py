@@ -117,6 +117,44 @@ def moto_state(endpoint: str) -> dict[str, Any]:
             s["DBSnapshotIdentifier"]
             for s in rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
         ),
+        **_issue15_state(endpoint),
+    }
+
+
+def _issue15_state(endpoint: str) -> dict[str, Any]:
+    """The state of the resource types of issue 15's actions, as moto reports it."""
+    ec2 = helpers.account_client(endpoint, ACCOUNT, "ec2")
+    logs = helpers.account_client(endpoint, ACCOUNT, "logs")
+    s3 = helpers.account_client(endpoint, ACCOUNT, "s3")
+
+    def lifecycle(bucket: str) -> Any:
+        try:
+            return s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        except s3.exceptions.ClientError:
+            return None
+
+    return {
+        "instances": sorted(
+            (i["InstanceId"], i["State"]["Name"], i["InstanceType"])
+            for r in ec2.describe_instances()["Reservations"]
+            for i in r["Instances"]
+        ),
+        "volume_types": sorted(
+            (v["VolumeId"], v["VolumeType"]) for v in ec2.describe_volumes()["Volumes"]
+        ),
+        "nat_gateways": sorted(
+            (n["NatGatewayId"], n["State"]) for n in ec2.describe_nat_gateways()["NatGateways"]
+        ),
+        "images": sorted(
+            (i["ImageId"], i["State"]) for i in ec2.describe_images(Owners=["self"])["Images"]
+        ),
+        "log_groups": sorted(
+            (g["logGroupName"], g.get("retentionInDays"))
+            for g in logs.describe_log_groups()["logGroups"]
+        ),
+        "bucket_lifecycles": sorted(
+            (b["Name"], repr(lifecycle(b["Name"]))) for b in s3.list_buckets()["Buckets"]
+        ),
     }
 
 

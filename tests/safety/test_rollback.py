@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from cloudsweep import aws, cleaning
+from cloudsweep import aws, cleaning, domain
 from cloudsweep.settings import Settings
 from cloudsweep.store import Store
 from cloudsweep.store.engine import get_engine
@@ -105,6 +105,7 @@ def rerun(
             actor_email=helpers.ACTOR,
             settings=settings,
             session_factory=hooks.session_factory(journal),
+            now=lambda: domain.utcnow() + world.rollback_later,
         ),
     )
     return result, journal
@@ -222,6 +223,7 @@ def test_rollback_loses_the_database_at_a_step_then_rerun(
                 actor_email=helpers.ACTOR,
                 settings=settings,
                 session_factory=hooks.session_factory(first),
+                now=lambda: domain.utcnow() + world.rollback_later,
             ),
         )
     except Exception as error:  # the broken connection may surface; it must not be swallowed

@@ -281,14 +281,22 @@ class DeleteNatGateway(CleanupAction):
         }
         if rollback_data.get("allocation_id"):
             request["AllocationId"] = rollback_data["allocation_id"]
-        existing = call(
-            ctx,
-            "DescribeNatGateways",
-            Filters=[
-                {"Name": f"tag:{ACTION_TAG}", "Values": [action_id]},
-                {"Name": "state", "Values": ["pending", "available"]},
-            ],
-        ).get("NatGateways", [])
+        # An earlier run of this rollback, found by its tag. The tag is checked here as well:
+        # an endpoint that ignores the filter (the emulator of the tests and the demo does)
+        # would otherwise hand back another, live gateway, and the routes would be pointed at it.
+        existing = [
+            n
+            for n in call(
+                ctx,
+                "DescribeNatGateways",
+                Filters=[
+                    {"Name": f"tag:{ACTION_TAG}", "Values": [action_id]},
+                    {"Name": "state", "Values": ["pending", "available"]},
+                ],
+            ).get("NatGateways", [])
+            if tag_map(n.get("Tags")).get(ACTION_TAG) == action_id
+            and n.get("State") in ("pending", "available")
+        ]
         if existing:
             nat_id = str(existing[0]["NatGatewayId"])
         else:
