@@ -51,11 +51,19 @@ def reconcile(
     namespace_uids: Any,
     logger: Any,
     memo: Any,
+    reason: Any = None,
     **_: Any,
 ) -> None:
-    """Register the account and verify it; a bad spec gets a permanent InvalidSpec condition."""
+    """Register the account and verify it; a bad spec gets a permanent InvalidSpec condition.
+
+    On resume (the operator restarted), an account whose status already says it is connected,
+    for this generation, is not verified again: the ``recheck`` timer does that within
+    ``account_recheck_seconds``. A restart of an operator with 1,000 accounts so makes no AWS call
+    instead of 3,000 (AssumeRole, GetCallerIdentity and the ExternalId probe each).
+    """
+    resumed = str(reason) == "resume"
     try:
-        _reconcile(body, old, namespace, name, patch, namespace_uids, logger)
+        _reconcile(body, old, namespace, name, patch, namespace_uids, logger, resumed=resumed)
     finally:
         # kopf writes the handler's bookkeeping (metadata) before its status: when the API server
         # refuses the status, the handler counts as done and is not called again, so
@@ -120,6 +128,8 @@ def _reconcile(
     patch: kopf.Patch,
     namespace_uids: Any,
     logger: Any,
+    *,
+    resumed: bool = False,
 ) -> None:
     try:
         obj = common.validated(KIND, body, old=old if isinstance(old, Mapping) else None)
@@ -133,9 +143,37 @@ def _reconcile(
     account = _register(body, patch, org.id, spec, name, logger)
     if account is None:
         return
-    _verify(body, patch, account)
+    if resumed and _connected_before(body, account):
+        logger.info(
+            f"account {account.account_id} was connected before the restart: "
+            "the recheck timer verifies it again"
+        )
+    else:
+        _verify(body, patch, account)
     _publish_last_scan(patch, account)
     logger.info(f"account {account.account_id} registered for organization {namespace}")
+
+
+def _connected_before(body: kopf.Body, account: AccountRecord) -> bool:
+    """The object's status and the database both say the account is connected, for the object's
+    current generation and with the ExternalId the database holds."""
+    generation = body.get("metadata", {}).get("generation")
+    status = body.get("status") or {}
+    if status.get("observedGeneration") != generation or not isinstance(generation, int):
+        return False
+    if status.get("externalId") != account.external_id:
+        return False
+    if account.connection_status != domain.ConnectionStatus.CONNECTED.value:
+        return False
+    current = {c.get("type"): c for c in status.get("conditions") or []}
+    wanted = ["Connected"]
+    if not runtime.get().settings.allow_shared_accounts:
+        wanted.append("ExternalIdEnforced")  # sharing was allowed before the restart, not now
+    return all(
+        (current.get(kind) or {}).get("status") == "True"
+        and (current.get(kind) or {}).get("observedGeneration") == generation
+        for kind in wanted
+    )
 
 
 def _register(
