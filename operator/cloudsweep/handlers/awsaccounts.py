@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import secrets
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from cloudsweep import aws, crds, detectors, domain
 from cloudsweep.handlers import common, runtime
 from cloudsweep.handlers.conditions import Condition
 from cloudsweep.settings import get_settings
-from cloudsweep.store import AccountClaimed, AccountRecord
+from cloudsweep.store import AccountClaimed, AccountRecord, ScanRecord
 
 R = crds.AWS_ACCOUNT
 KIND = R.kind
@@ -243,12 +244,31 @@ def publish_totals(
     """The latest scan's totals into status (scans run on the pool, outside any handler); the
     last reconcile's status if it was lost."""
     _restore_status(memo, body, patch, logger)
-    rt = runtime.get()
+    account_uuid = _account_uuid(memo, namespace, body)
+    if account_uuid is not None:
+        _publish_scan(patch, runtime.get().latest_scans.get(account_uuid))
+
+
+_ACCOUNT_UUID = "cloudsweep.io/account-uuid"  # the object's memo: (namespace, accountId, db id)
+
+
+def _account_uuid(memo: Any, namespace: str, body: kopf.Body) -> uuid.UUID | None:
+    """The database id of the object's account: asked once per object, then from its memo (the
+    timers run every few seconds per object; the id of a registered account never changes)."""
     account_id = body.get("spec", {}).get("accountId")
+    if not isinstance(account_id, str):
+        return None
+    remembered = memo.get(_ACCOUNT_UUID) if memo is not None else None
+    if remembered is not None and remembered[:2] == (namespace, account_id):
+        return remembered[2]  # type: ignore[no-any-return]
+    rt = runtime.get()
     org = rt.store.organization(namespace)
-    account = rt.store.account(org.id, account_id) if org and isinstance(account_id, str) else None
-    if account is not None:
-        _publish_last_scan(patch, account)
+    account = rt.store.account(org.id, account_id) if org else None
+    if account is None:
+        return None  # not registered yet: asked again at the next tick
+    if memo is not None:
+        memo[_ACCOUNT_UUID] = (namespace, account_id, account.id)
+    return account.id
 
 
 @kopf.timer(
@@ -390,8 +410,10 @@ def _changed(body: Mapping[str, Any], kind: str, status: str, reason: str) -> bo
 
 
 def _publish_last_scan(patch: kopf.Patch, account: AccountRecord) -> None:
-    rt = runtime.get()
-    scan = rt.store.latest_scan(account.id)
+    _publish_scan(patch, runtime.get().store.latest_scan(account.id))
+
+
+def _publish_scan(patch: kopf.Patch, scan: ScanRecord | None) -> None:
     if scan is None or scan.status == domain.ScanStatus.RUNNING.value:
         return
     patch.status["lastScan"] = {
