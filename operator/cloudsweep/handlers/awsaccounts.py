@@ -110,11 +110,11 @@ def _restore_status(memo: Any, body: kopf.Body, patch: kopf.Patch, logger: Any) 
     age = time.monotonic() - remembered.at
     unseen = body.get("metadata", {}).get("resourceVersion") == remembered.resource_version
     # The object as this process sees it lags the API server (its watch events queue behind
-    # others: 17 s seen with 100 new accounts on a loaded machine), so an absent status is
-    # lost only once kopf's patch has visibly landed (a new resourceVersion) a moment ago, or
-    # after a few refresh intervals whatever the resourceVersion says (an API server that does
-    # not change it on a refused patch).
-    patience = 3 * runtime.get().settings.status_refresh_seconds
+    # others: 17 s seen with 100 new accounts, over 5 minutes with 1,000 on an overloaded
+    # machine), so an absent status is lost only once kopf's patch has visibly landed (a new
+    # resourceVersion) a moment ago, or after ten refresh intervals whatever the
+    # resourceVersion says (an API server that does not change it on a refused patch: KMock).
+    patience = 10 * runtime.get().settings.status_refresh_seconds
     if (unseen or age < STATUS_LANDING_SECONDS) and age < patience:
         return
     logger.warning(f"the status of generation {generation} did not reach the object: rewriting it")
