@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from bench import metrics, scan, store
+from bench import operator as operator_bench
 
 app = typer.Typer(
     help="CloudSweep benchmarks: print figures for docs/benchmarks.md.", no_args_is_help=True
@@ -12,6 +13,7 @@ app = typer.Typer(
 app.command("store")(store.run)
 app.command("scan")(scan.run)
 app.command("metrics")(metrics.run)
+app.command("operator")(operator_bench.run)
 
 
 @app.callback()

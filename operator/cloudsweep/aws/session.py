@@ -23,7 +23,12 @@ How a session is built:
   back-off; *adaptive* mode would share one client-side rate budget, which a multi-tenant operator
   must not do) and a connection pool sized for the scan's concurrency;
 - ``Settings.aws_endpoint_url`` (or ``AWS_ENDPOINT_URL``) sends every call elsewhere: that is how
-  tests and the demo reach moto.
+  tests and the demo reach moto;
+- what holds no tenant's data is built once per process (``shared``): botocore's data loader (the
+  parsed service models, endpoints and partitions) and the operator's own base credentials. A
+  fresh boto3 session re-parsed them for every connection check (0.07 CPU-s a session, two a
+  check: issue 16). Each account still gets its own botocore sessions, event hooks, clients and
+  assumed-role credentials: nothing of one account's session is shared with another's.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from botocore.config import Config
 from botocore.credentials import DeferredRefreshableCredentials
 
 from cloudsweep import __version__, domain, redaction
-from cloudsweep.aws import errors
+from cloudsweep.aws import errors, shared
 from cloudsweep.aws.budget import RequestBudget
 from cloudsweep.aws.budget import attach as attach_budget
 from cloudsweep.aws.recorder import CallRecorder
@@ -162,7 +167,7 @@ class AccountSession:
         self._duration = duration_seconds
         self._home_region = _PARTITION_HOME_REGION[self.partition]
 
-        self._base = base_session or boto3.Session()
+        self._base = base_session or shared.base_session()
         if recorder is not None:
             recorder.attach(self._base, caller_account=None)
         self._base_sts: Any = None
@@ -175,7 +180,7 @@ class AccountSession:
             recorder.attach(core, caller_account=self.account_id)
         if budget is not None:
             attach_budget(core, budget, self.account_id)
-        self._session: Any = boto3.Session(botocore_session=core)
+        self._session: Any = shared.boto3_session(core)
 
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str], Any] = {}

@@ -17,6 +17,7 @@ from typing import Any
 
 from cloudsweep import aws
 from cloudsweep.domain import utcnow
+from cloudsweep.handlers.latest_scans import LatestScans
 from cloudsweep.policies import CleanupPolicy
 from cloudsweep.settings import Settings
 from cloudsweep.store import Store
@@ -70,8 +71,12 @@ class Runtime:
     # Scans that run as Kubernetes Jobs (handlers.scan_jobs.JobExecutor), made on first use.
     scan_jobs: Any = None
 
+    # The latest scan of every account, one query per status refresh for all AwsAccounts' timers.
+    latest_scans: LatestScans = field(init=False)
+
     def __post_init__(self) -> None:
         self.started_at = self.now()
+        self.latest_scans = LatestScans(self.store, self.settings.status_refresh_seconds, self.now)
         self.pool = ThreadPoolExecutor(
             max_workers=self.settings.max_concurrent_scans, thread_name_prefix="cloudsweep-scan"
         )

@@ -259,6 +259,11 @@ class Store:
         with session_scope(self.url) as session:
             return scans.latest(session, account_uuid)
 
+    def latest_scans_changed(self, since: datetime | None) -> dict[uuid.UUID, ScanRecord]:
+        """Account (db id) -> its latest scan, for accounts whose scans changed since ``since``."""
+        with session_scope(self.url) as session:
+            return scans.latest_changed(session, since)
+
     def scans_since(self, organization_id: uuid.UUID, since: datetime) -> int:
         with session_scope(self.url) as session:
             return scans.count_since(session, organization_id, since)

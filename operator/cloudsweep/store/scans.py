@@ -118,6 +118,33 @@ def latest(session: Session, account_uuid: uuid.UUID) -> ScanRecord | None:
     return _record(row) if row else None
 
 
+def latest_changed(session: Session, since: datetime | None) -> dict[uuid.UUID, ScanRecord]:
+    """The latest scan (by start) of every account with a scan started or finished since
+    ``since`` (of every account when None): one query for the whole installation."""
+    query = sa.select(ScanResult).order_by(ScanResult.started_at)
+    if since is not None:
+        query = query.where(
+            sa.or_(ScanResult.started_at >= since, ScanResult.completed_at >= since)
+        )
+    else:  # every account's latest only, not the whole history
+        newest = (
+            sa.select(ScanResult.aws_account_id, sa.func.max(ScanResult.started_at).label("at"))
+            .group_by(ScanResult.aws_account_id)
+            .subquery()
+        )
+        query = query.join(
+            newest,
+            sa.and_(
+                newest.c.aws_account_id == ScanResult.aws_account_id,
+                newest.c.at == ScanResult.started_at,
+            ),
+        )
+    latest: dict[uuid.UUID, ScanRecord] = {}
+    for row in session.execute(query).scalars():
+        latest[row.aws_account_id] = _record(row)  # in start order: the last one stays
+    return latest
+
+
 def count_since(session: Session, organization_id: uuid.UUID, since: datetime) -> int:
     """Scans of an organization's accounts started since ``since`` (for monthly_scan_limit)."""
     return int(
