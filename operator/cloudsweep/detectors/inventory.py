@@ -146,6 +146,12 @@ class Inventory:
         """Daily series of many resources' metrics, 500 queries a ``GetMetricData`` call."""
         return self.metrics.read(queries, now=now, lookback_days=lookback_days)
 
+    def metric_windows(
+        self, queries: Sequence[MetricQuery], *, now: datetime, lookback_days: int
+    ) -> dict[MetricQuery, float | None]:
+        """Each query's statistic over the whole lookback (None: no datapoint), 500 a call."""
+        return self.metrics.read_window(queries, now=now, lookback_days=lookback_days)
+
     # --- EC2 -----------------------------------------------------------------------------
 
     def instances(self) -> list[InstanceTypeDef]:
