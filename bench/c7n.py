@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -277,6 +278,7 @@ class Run:
     findings: int
     by_policy: dict[str, int] = field(default_factory=dict)
     minimum: int | None = None  # the minimum paged listing calls of what the run listed
+    own_count: int | None = None  # the calls the tool says it made (CloudSweep's recorder)
 
     @property
     def total(self) -> int:
@@ -353,7 +355,16 @@ def _cloudsweep_run(
     finally:
         engine.dispose()
     minimum = bench_scan.minimum_calls(metadata["listings"])
-    return Run("cloudsweep", seconds, calls, len(items), dict(sorted(by_type.items())), minimum)
+    said = re.search(r"(\d+) AWS calls", result.stderr)
+    return Run(
+        "cloudsweep",
+        seconds,
+        calls,
+        len(items),
+        dict(sorted(by_type.items())),
+        minimum,
+        int(said.group(1)) if said else None,
+    )
 
 
 def _custodian_run(
@@ -410,6 +421,8 @@ def _print_runs(name: str, runs: list[Run]) -> None:
         + (f" (minimum paged listing calls {minimum})" if minimum else "")
         + f"; findings {runs[-1].findings:,}"
     )
+    if runs[-1].own_count is not None:
+        print(f"  its own count of its calls (botocore events), last run: {runs[-1].own_count}")
     for what, count in runs[-1].by_policy.items():
         print(f"    {what:32s} {count:,}")
     print("  calls by operation (last run):")
