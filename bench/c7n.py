@@ -279,6 +279,7 @@ class Run:
     by_policy: dict[str, int] = field(default_factory=dict)
     minimum: int | None = None  # the minimum paged listing calls of what the run listed
     own_count: int | None = None  # the calls the tool says it made (CloudSweep's recorder)
+    server_seconds: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
@@ -341,7 +342,7 @@ def _cloudsweep_run(
             command, env=env, stdout=out, stderr=subprocess.PIPE, text=True, check=False
         )
         seconds = time.perf_counter() - started
-    calls = counter.take()
+    calls, server_seconds = counter.take_with_seconds()
     if result.returncode not in (0, 3):
         raise SystemExit(f"cloudsweep scan failed ({result.returncode}): {result.stderr}")
     items = json.loads((workdir / "cloudsweep.json").read_text() or "[]")
@@ -364,6 +365,7 @@ def _cloudsweep_run(
         dict(sorted(by_type.items())),
         minimum,
         int(said.group(1)) if said else None,
+        server_seconds,
     )
 
 
@@ -397,7 +399,7 @@ def _custodian_run(
         command, env=_aws_env(endpoint), capture_output=True, text=True, check=False
     )
     seconds = time.perf_counter() - started
-    calls = counter.take()
+    calls, server_seconds = counter.take_with_seconds()
     if result.returncode != 0:
         raise SystemExit(f"custodian run failed ({result.returncode}): {result.stderr[-3000:]}")
     by_policy: Counter[str] = Counter()
@@ -405,7 +407,12 @@ def _custodian_run(
         policy = found.parent.name
         by_policy[policy] += len(json.loads(found.read_text()))
     return Run(
-        "custodian", seconds, calls, sum(by_policy.values()), dict(sorted(by_policy.items()))
+        "custodian",
+        seconds,
+        calls,
+        sum(by_policy.values()),
+        dict(sorted(by_policy.items())),
+        server_seconds=server_seconds,
     )
 
 
@@ -425,9 +432,10 @@ def _print_runs(name: str, runs: list[Run]) -> None:
         print(f"  its own count of its calls (botocore events), last run: {runs[-1].own_count}")
     for what, count in runs[-1].by_policy.items():
         print(f"    {what:32s} {count:,}")
-    print("  calls by operation (last run):")
+    print("  calls by operation (last run), and the moto server's seconds on them:")
     for (service, operation), count in sorted(runs[-1].calls.items()):
-        print(f"    {service}:{operation:40s} {count}")
+        spent = runs[-1].server_seconds[(service, operation)]
+        print(f"    {service}:{operation:40s} {count:5d} {spent:7.2f} s")
 
 
 def run(
@@ -439,7 +447,13 @@ def run(
         "",
         "--cloudsweep-source",
         help="Run `cloudsweep scan` from this source root (PYTHONPATH), e.g. another worktree's "
-        "operator/ to measure a before and after; default: the installed package.",
+        "operator/; default: as the environment imports cloudsweep.",
+    ),
+    before: str = typer.Option(
+        "",
+        "--before-source",
+        help="Also run `cloudsweep scan` from this source root (e.g. main's operator/), "
+        "alternating with the others on the same world: a before and after.",
     ),
 ) -> None:
     """Seed a world, then time CloudSweep's and Cloud Custodian's whole processes on it."""
@@ -460,8 +474,14 @@ def run(
         seeded = bench_scan.seed_world(endpoint, resources, world_name)
         world = seeded.bulk
         counter.take()
-        results: dict[str, list[Run]] = {"cloudsweep": [], "custodian": []}
+        results: dict[str, list[Run]] = {"cloudsweep": [], "custodian": [], "before": []}
         for _ in range(runs):
+            if before:
+                results["before"].append(
+                    _cloudsweep_run(
+                        endpoint, counter, world, detectors, server_url, workdir, before
+                    )
+                )
             results["cloudsweep"].append(
                 _cloudsweep_run(
                     endpoint, counter, world, detectors, server_url, workdir, source or None
@@ -478,6 +498,13 @@ def run(
     print(f"Cloud Custodian {version}; detectors / policies: {', '.join(detectors)}")
     _print_runs("CloudSweep (cloudsweep scan)", results["cloudsweep"])
     _print_runs("Cloud Custodian (custodian run)", results["custodian"])
+    if results["before"]:
+        _print_runs(f"CloudSweep from {before} (before)", results["before"])
+        earlier = _median(results["before"], lambda r: r.seconds)
+        print(
+            f"before: {earlier:.2f} s, {_median(results['before'], lambda r: r.total):.0f} calls; "
+            f"ratio to Custodian {earlier / _median(results['custodian'], lambda r: r.seconds):.2f}"
+        )
     ours = _median(results["cloudsweep"], lambda r: r.seconds)
     theirs = _median(results["custodian"], lambda r: r.seconds)
     our_calls = _median(results["cloudsweep"], lambda r: r.total)
