@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bench import metrics, scan, store
+from bench import c7n, metrics, scan, startup, store
 from bench import operator as operator_bench
 
 app = typer.Typer(
@@ -14,6 +14,8 @@ app.command("store")(store.run)
 app.command("scan")(scan.run)
 app.command("metrics")(metrics.run)
 app.command("operator")(operator_bench.run)
+app.command("c7n")(c7n.run)
+app.command("startup")(startup.run)
 
 
 @app.callback()

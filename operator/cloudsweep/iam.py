@@ -31,11 +31,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from cloudsweep import cleanup, detectors
+from cloudsweep import cleanup, detectors, names
 from cloudsweep.aws import organizations, regions
 
 POLICY_VERSION: Final = "2012-10-17"
-DEFAULT_ROLE_NAME: Final = "CloudSweep"
+DEFAULT_ROLE_NAME: Final = names.SCANNER_ROLE_NAME
 
 # IAM actions no code path calls directly, that AWS checks on the caller's behalf. The least
 # privilege test allows exactly these beyond the operations the code calls.

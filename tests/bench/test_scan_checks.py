@@ -24,7 +24,7 @@ def _cloudwatch(endpoint: str, recorder: aws.CallRecorder) -> object:
     return session.client("cloudwatch", endpoint_url=endpoint)
 
 
-def _read(cloudwatch: object, instances: list[str]) -> None:
+def _read(cloudwatch: object, instances: list[str], period: int = 86400) -> None:
     cloudwatch.get_metric_data(  # type: ignore[attr-defined]
         MetricDataQueries=[
             {
@@ -35,7 +35,7 @@ def _read(cloudwatch: object, instances: list[str]) -> None:
                         "MetricName": "CPUUtilization",
                         "Dimensions": [{"Name": "InstanceId", "Value": instance}],
                     },
-                    "Period": 86400,
+                    "Period": period,
                     "Stat": "Maximum",
                 },
             }
@@ -110,3 +110,22 @@ def test_detectors_reading_one_resource_each_pass(moto_endpoint: str, capsys) ->
     )
     assert scan._check_idleness_calls(recorder)
     assert "per detector ceil: 2" in capsys.readouterr().out
+
+
+def test_a_first_look_then_daily_series_of_one_resource_passes(moto_endpoint: str, capsys) -> None:
+    """The detectors' whole-lookback first look, then the daily series of the one resource it did
+    not settle: two batches, each within its own ceil(queries / 500), about one resource."""
+    recorder = aws.CallRecorder()
+    cloudwatch = _cloudwatch(moto_endpoint, recorder)
+    _read(cloudwatch, ["i-1"], period=14 * 86400)
+    _read(cloudwatch, ["i-1"])
+    assert scan._check_idleness_calls(recorder)
+    assert "checks: passed" in capsys.readouterr().out
+
+
+def test_two_daily_reads_of_one_resource_each_still_fail(moto_endpoint: str, capsys) -> None:
+    recorder = aws.CallRecorder()
+    cloudwatch = _cloudwatch(moto_endpoint, recorder)
+    _read(cloudwatch, ["i-1"])
+    _read(cloudwatch, ["i-2"])
+    assert not scan._check_idleness_calls(recorder)

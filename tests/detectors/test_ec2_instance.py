@@ -141,20 +141,25 @@ def test_thresholds_and_lookback_are_parameters(seed, make_context, recorder):
     (finding,) = DETECTOR.detect(make_context(now=now), params)
 
     assert finding.resource_id == warm
-    (call,) = recorder.calls(operation="GetMetricData")
-    assert call.params["EndTime"] - call.params["StartTime"] == timedelta(days=7)
+    # The CPU peak over the 7 days, then (8% is under 10%) the daily series of its 7 days.
+    window, daily = recorder.calls(operation="GetMetricData")
+    for call in (window, daily):
+        assert call.params["EndTime"] - call.params["StartTime"] == timedelta(days=7)
+    assert [q["MetricStat"]["Period"] for q in window.params["MetricDataQueries"]] == [7 * 86400]
+    assert {q["MetricStat"]["Period"] for q in daily.params["MetricDataQueries"]} == {86400}
     assert list(DETECTOR.detect(make_context(now=now), DETECTOR.parameters())) == []
 
 
 def test_metrics_of_many_instances_in_ceil_queries_over_500_calls(seed, make_context, recorder):
-    """3 queries an instance: 170 instances are 510 queries, two GetMetricData calls; the
-    instance types are read once, for the idle-looking ones only."""
+    """The CPU peaks of 510 instances over the lookback are 510 queries, two GetMetricData calls;
+    none has a datapoint, which settles them all (no daily series is read); the instance types
+    are read once, for the idle-looking ones only."""
     ec2 = seed("ec2")
-    ec2.run_instances(ImageId="ami-12345678", MinCount=170, MaxCount=170, InstanceType="t3.nano")
+    ec2.run_instances(ImageId="ami-12345678", MinCount=510, MaxCount=510, InstanceType="t3.nano")
 
     findings = list(DETECTOR.detect(make_context(), DETECTOR.parameters()))
 
-    assert len(findings) == 170
+    assert len(findings) == 510
     calls = recorder.calls(operation="GetMetricData")
     assert [len(c.params["MetricDataQueries"]) for c in calls] == [500, 10]
     assert recorder.count(operation="DescribeInstanceTypes") == 1

@@ -267,13 +267,18 @@ def test_thresholds_and_lookback_are_parameters(seed, make_context, recorder):
 
     assert set(findings) == {_rid(nlb)}  # 7 000 bytes in 7 days; 21 requests are use
     assert any("ProcessedBytes 7,000 in 7 days" in e for e in findings[_rid(nlb)].evidence)
-    (call,) = recorder.calls(operation="GetMetricData")
-    assert call.params["EndTime"] - call.params["StartTime"] == timedelta(days=7)
+    # The sums over the 7 days settle the busy one; the idle one with traffic gets its days.
+    window, daily = recorder.calls(operation="GetMetricData")
+    for call in (window, daily):
+        assert call.params["EndTime"] - call.params["StartTime"] == timedelta(days=7)
+    assert len(window.params["MetricDataQueries"]) == 2
+    assert len(daily.params["MetricDataQueries"]) == 1
 
 
 def test_busy_load_balancers_cost_no_per_resource_call(seed, make_context, recorder):
     """Target health, instance health and attributes are read only for idle-looking ones; the
-    traffic of all of them, ELBv2 and classic, comes in one GetMetricData call."""
+    traffic of all of them, ELBv2 and classic, comes in one GetMetricData call (sums over the
+    lookback), and the daily series only of the idle one with datapoints in a second."""
     ec2, elbv2, elb, cloudwatch = seed("ec2"), seed("elbv2"), seed("elb"), seed("cloudwatch")
     vpc, subnets = _network(ec2)
     now = utcnow() + LATER
@@ -299,5 +304,7 @@ def test_busy_load_balancers_cost_no_per_resource_call(seed, make_context, recor
     assert recorder.count(operation="DescribeLoadBalancerAttributes") == 1
     assert recorder.count(operation="DescribeInstanceHealth") == 0
     assert recorder.count(operation="DescribeTargetGroups") == 1
-    assert recorder.count(operation="GetMetricData") == 1
+    window, daily = recorder.calls(operation="GetMetricData")
+    assert len(window.params["MetricDataQueries"]) == 5 + 2 * 3
+    assert len(daily.params["MetricDataQueries"]) == 1
     assert recorder.count(service="elb", operation="DescribeTags") == 0

@@ -2,6 +2,10 @@
 
 Exit codes: 0 success (for scans: no waste found), 3 a scan found waste, 1 an error with a message
 saying what to fix, 2 a usage error.
+
+Start-up is kept light: the command modules import the engine (boto3, SQLAlchemy, kopf, the
+detectors) inside the commands that use it, so ``cloudsweep --help`` and usage errors answer at
+once (``tests/cli/test_startup.py`` holds this; ``python -m bench startup`` times it).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import sys
 
 import typer
 
-from cloudsweep import __version__, aws, cleaning, domain, policies, redaction, scanning
+from cloudsweep import __version__, redaction
 from cloudsweep.cli import (
     accounts,
     cleanup,
@@ -24,7 +28,6 @@ from cloudsweep.cli import (
     report,
     scan,
 )
-from cloudsweep.store import database
 
 EXIT_ERROR = scan.EXIT_ERROR
 log = logging.getLogger(__name__)
@@ -85,16 +88,24 @@ def _root(
 _QUIET_UNLESS_ASKED = ("botocore", "urllib3")
 
 
-# Errors that are the user's to fix: print the message, not a traceback.
-_EXPECTED = (
-    domain.InvalidInput,
-    database.SchemaOutOfDate,
-    database.DatabaseUnavailable,
-    aws.AwsError,
-    scanning.ScanRefused,
-    cleaning.CleanupRefused,
-    policies.PolicyError,
-)
+def _expected() -> tuple[type[Exception], ...]:
+    """Errors that are the user's to fix: print the message, not a traceback.
+
+    Imported only once an error is being reported, so that start-up does not pay for the engine
+    (an error of a module that was never imported cannot have been raised anyway).
+    """
+    from cloudsweep import aws, cleaning, domain, policies, scanning
+    from cloudsweep.store import database
+
+    return (
+        domain.InvalidInput,
+        database.SchemaOutOfDate,
+        database.DatabaseUnavailable,
+        aws.AwsError,
+        scanning.ScanRefused,
+        cleaning.CleanupRefused,
+        policies.PolicyError,
+    )
 
 
 def _one_line(error: BaseException) -> str:
@@ -107,13 +118,16 @@ def main() -> None:
     user gets one line on stderr and exit code 1 (2 for usage errors, which typer reports)."""
     try:
         app()
-    except _EXPECTED as error:
-        output.errors.print(f"[red]error:[/red] {output.literal(_one_line(error))}", markup=True)
-        sys.exit(EXIT_ERROR)
     except KeyboardInterrupt:
         output.errors.print("interrupted")
         sys.exit(130)
-    except Exception as error:  # unforeseen: still one line; the traceback only with --debug
+    except Exception as error:
+        if isinstance(error, _expected()):
+            output.errors.print(
+                f"[red]error:[/red] {output.literal(_one_line(error))}", markup=True
+            )
+            sys.exit(EXIT_ERROR)
+        # unforeseen: still one line; the traceback only with --debug
         log.debug("unexpected error", exc_info=True)
         output.errors.print(
             f"[red]error:[/red] {output.literal(type(error).__name__)}: "

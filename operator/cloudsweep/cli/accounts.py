@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
-from cloudsweep import domain, estate, iam
-from cloudsweep.aws import organizations
-from cloudsweep.aws.base import base_session
+from cloudsweep import domain, names
 from cloudsweep.cli import output
-from cloudsweep.settings import get_settings
+
+# The commands import the engine (boto3, the IAM templates) and YAML themselves, so that
+# `cloudsweep --help` stays light.
 
 EXIT_DRIFT = 3
 
@@ -35,6 +34,8 @@ ACCOUNT_COLUMNS = ["account_id", "name", "ou_path", "status", "file"]
 
 
 def _read_manifests(directory: Path) -> list[dict[str, Any]]:
+    import yaml
+
     if not directory.is_dir():
         raise domain.InvalidInput(f"{directory} is not a directory of AwsAccount manifests")
     documents: list[dict[str, Any]] = []
@@ -56,7 +57,7 @@ def discover(
     role_name: Annotated[
         str,
         typer.Option("--role-name", help="The scanner role's name in every member account."),
-    ] = iam.DEFAULT_ROLE_NAME,
+    ] = names.SCANNER_ROLE_NAME,
     namespace: Annotated[
         str | None, typer.Option("--namespace", "-n", help="metadata.namespace of the manifests.")
     ] = None,
@@ -87,6 +88,13 @@ def discover(
 ) -> None:
     """List the organization's active accounts as AwsAccount manifests (YAML on standard output,
     or files with --out), or report what changed since (--check; exit 3 when something did)."""
+    import yaml
+
+    from cloudsweep import estate
+    from cloudsweep.aws import organizations
+    from cloudsweep.aws.base import base_session
+    from cloudsweep.settings import get_settings
+
     region_list = [r.strip() for r in regions.split(",") if r.strip()] if regions else None
     if out is not None and check is not None:
         raise domain.InvalidInput("use either --out or --check, not both")
@@ -160,6 +168,8 @@ def stackset(
 ) -> None:
     """Print the StackSet template that deploys the scanner role to every member account, each
     trusting the operator only with the ExternalId its AwsAccount was issued."""
+    from cloudsweep import iam
+
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
         listing = json.loads(text)

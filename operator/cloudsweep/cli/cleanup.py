@@ -12,16 +12,19 @@ import uuid
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cloudsweep import cleaning, domain, policies
+from cloudsweep import domain
 from cloudsweep.cli import output
 from cloudsweep.cli import scan as scan_cli
 from cloudsweep.cli.findings import _money_option
-from cloudsweep.settings import get_settings
-from cloudsweep.store import FindingFilter, Store, database
+
+# The commands import the engine themselves: `cloudsweep --help` stays light.
+if TYPE_CHECKING:
+    from cloudsweep import cleaning, policies
+    from cloudsweep.store import Store
 
 FormatOption = Annotated[output.OutputFormat, typer.Option("--output", "-o", help="table or json")]
 OrgOption = Annotated[str, typer.Option("--org", help="The organization (tenant).")]
@@ -139,6 +142,10 @@ def cleanup(
     fmt: FormatOption = output.OutputFormat.TABLE,
 ) -> None:
     """Show the plan for the policies, then dry-run it (or act on it with --execute)."""
+    from cloudsweep import cleaning, policies
+    from cloudsweep.settings import get_settings
+    from cloudsweep.store import Store, database
+
     if policy_file is not None:
         loaded = policies.load_policies(policy_file)
     elif demo:
@@ -269,6 +276,8 @@ def _select_items(
     max_cost: Decimal | None,
 ) -> list[uuid.UUID]:
     """Items by ID or resource ID, or every open item matching the filter."""
+    from cloudsweep.store import FindingFilter
+
     if not refs and not any((resource_type, region, account, max_cost is not None)):
         raise domain.InvalidInput(
             "name items (ID or resource ID), or select them with --type/--region/--account/--max-cost"
@@ -300,6 +309,8 @@ def _select_items(
 def _decide(
     approve: bool, refs: list[str], actor: str, organization: str, ttl_days: int, **filters: Any
 ) -> None:
+    from cloudsweep.store import Store, database
+
     handle = database.open_database()
     try:
         store = Store(handle.url)
@@ -389,6 +400,8 @@ def actions(
     fmt: Annotated[output.OutputFormat, typer.Option("--output", "-o")] = output.OutputFormat.TABLE,
 ) -> None:
     """The audit trail: every cleanup attempt, dry run or real, newest first."""
+    from cloudsweep.store import Store, database
+
     try:
         run_id = uuid.UUID(run) if run else None
     except ValueError:
@@ -456,6 +469,10 @@ def rollback(
     organization: OrgOption = "default",
 ) -> None:
     """Undo a cleanup action from the rollback data it recorded before acting."""
+    from cloudsweep import cleaning
+    from cloudsweep.settings import get_settings
+    from cloudsweep.store import Store, database
+
     try:
         target = uuid.UUID(action_id)
     except ValueError:

@@ -8,7 +8,8 @@ import typer
 
 from cloudsweep import domain
 from cloudsweep.cli import output
-from cloudsweep.store import Store, database, migrate
+
+# Each command imports the store (SQLAlchemy, Alembic) itself: `cloudsweep --help` stays light.
 
 app = typer.Typer(
     help="The database: schema migrations, status and retention.", no_args_is_help=True
@@ -22,6 +23,8 @@ FormatOption = Annotated[
 @app.command()
 def upgrade() -> None:
     """Migrate the database to the newest schema (embedded, or CLOUDSWEEP_DATABASE_URL)."""
+    from cloudsweep.store import database, migrate
+
     handle = database.resolve()
     try:
         before = migrate.current_revision(handle.url)
@@ -35,6 +38,8 @@ def upgrade() -> None:
 @app.command()
 def status(fmt: FormatOption = output.OutputFormat.TABLE) -> None:
     """Show the schema revision and row counts per table."""
+    from cloudsweep.store import Store, database, migrate
+
     handle = database.resolve()
     try:
         info = Store(handle.url).status() if migrate.current_revision(handle.url) else None
@@ -57,6 +62,8 @@ def status(fmt: FormatOption = output.OutputFormat.TABLE) -> None:
 @app.command()
 def retention(fmt: FormatOption = output.OutputFormat.TABLE) -> None:
     """Apply retention (scans 12 months, actions 24), make partitions ahead, refresh the views."""
+    from cloudsweep.store import Store, database
+
     handle = database.open_database()
     try:
         report = Store(handle.url).apply_retention(domain.utcnow())

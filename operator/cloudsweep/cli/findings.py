@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from cloudsweep import domain
-from cloudsweep.cli import finding_table, output
-from cloudsweep.store import FindingFilter, Store, database
+from cloudsweep.cli import output
 
 
 def _money_option(value: str | None, option: str = "--min-cost") -> Decimal | None:
@@ -52,6 +51,9 @@ def findings(
     ] = False,
 ) -> None:
     """List stored findings, most expensive first. Protected items are shown, not counted."""
+    from cloudsweep.cli import finding_table
+    from cloudsweep.store import FindingFilter, Store, database
+
     if account is not None:
         domain.validate_account_id(account)
     selection = FindingFilter(

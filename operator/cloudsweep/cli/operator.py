@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from cloudsweep.settings import get_settings
-
 
 def operator(
     namespaces: Annotated[
@@ -39,6 +37,7 @@ def operator(
 ) -> None:
     """Run the operator: reconcile AwsAccount, ScanSchedule and CleanupPolicy objects."""
     from cloudsweep import handlers
+    from cloudsweep.settings import get_settings
 
     if standalone and peering:
         raise typer.BadParameter(

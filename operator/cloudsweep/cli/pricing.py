@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cloudsweep.aws import pricing_api
-from cloudsweep.aws.base import base_session, pricing_client
 from cloudsweep.cli import output
-from cloudsweep.pricing import active, refresh_catalog, write_catalog
-from cloudsweep.pricing.catalog import PUBLISHED, PriceCatalog
-from cloudsweep.settings import get_settings
+
+# The commands import the catalog, boto3 and the settings themselves: `cloudsweep --help` stays light.
+if TYPE_CHECKING:
+    from cloudsweep.pricing.catalog import PriceCatalog
 
 app = typer.Typer(help="The price catalog that findings are priced with.", no_args_is_help=True)
 
@@ -31,6 +30,9 @@ def show(
     With --region, every figure of that region with its unit, its basis (published from a dated
     source, or estimated and how) and the source's date.
     """
+    from cloudsweep.pricing import active
+    from cloudsweep.settings import get_settings
+
     settings = get_settings()
     path = active.active_catalog_path(settings)
     catalog = active.active_catalog(settings)
@@ -55,6 +57,8 @@ def show(
 
 
 def _region_row(catalog: PriceCatalog, code: str) -> dict[str, object]:
+    from cloudsweep.pricing.catalog import PUBLISHED
+
     figures = catalog.figures(code)
     published = sum(1 for f in figures if f.basis.kind == PUBLISHED)
     return {
@@ -110,6 +114,11 @@ def refresh(
     ] = None,
 ) -> None:
     """Rebuild the catalog from the AWS Price List API (pricing:GetProducts)."""
+    from cloudsweep.aws import pricing_api
+    from cloudsweep.aws.base import base_session, pricing_client
+    from cloudsweep.pricing import active, refresh_catalog, write_catalog
+    from cloudsweep.settings import get_settings
+
     settings = get_settings()
     client = pricing_client(base_session(profile), settings.aws_endpoint_url)
     price_lists: list[str] = []

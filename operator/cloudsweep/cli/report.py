@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cloudsweep import reports
 from cloudsweep.cli import output
-from cloudsweep.store import Store, database
+
+if TYPE_CHECKING:  # imported by the command itself: `cloudsweep --help` stays light
+    from cloudsweep import reports
 
 
 class ReportFormat(enum.StrEnum):
@@ -46,6 +47,9 @@ def report(
     ] = False,
 ) -> None:
     """Print the waste and savings summary; --html FILE writes a page with charts."""
+    from cloudsweep import reports
+    from cloudsweep.store import Store, database
+
     handle = database.open_database()
     try:
         if refresh:
@@ -67,6 +71,8 @@ def report(
 
 
 def _print_tables(data: reports.ReportData) -> None:
+    from cloudsweep import reports
+
     summary = [
         {"figure": "waste items", "value": str(data.total_items)},
         {"figure": "monthly waste", "value": reports.money(data.total_monthly_cost)},

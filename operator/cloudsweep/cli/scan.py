@@ -6,16 +6,18 @@ import contextlib
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cloudsweep import aws, detectors, domain, scanning
-from cloudsweep.aws.base import base_session, static_session
-from cloudsweep.cli import finding_table, output, registered
-from cloudsweep.settings import Settings, get_settings
-from cloudsweep.store import FindingFilter, Store, database
+from cloudsweep import domain, names
+from cloudsweep.cli import output
+
+# The engine is imported inside the functions that use it: `cloudsweep --help` stays light.
+if TYPE_CHECKING:
+    from cloudsweep import scanning
+    from cloudsweep.settings import Settings
+    from cloudsweep.store import Store
 
 EXIT_ERROR = 1
 EXIT_WASTE_FOUND = 3
@@ -38,7 +40,9 @@ class Target:
 @contextlib.contextmanager
 def _demo_target(settings: Settings, regions: Sequence[str] | None) -> Iterator[Target]:
     """A local moto server seeded with sample waste; stopped when the scan is done."""
+    from cloudsweep import aws
     from cloudsweep.aws import emulator
+    from cloudsweep.aws.base import static_session
     from cloudsweep.demo import world as demo_world
 
     with output.errors.status("starting the local emulated AWS and seeding sample waste..."):
@@ -82,6 +86,9 @@ def _real_target(
     regions: Sequence[str] | None,
     profile: str | None,
 ) -> Target:
+    from cloudsweep import aws
+    from cloudsweep.aws.base import base_session
+
     if not role_arn:
         return _ambient_target(
             settings, organization=organization, regions=regions, profile=profile
@@ -106,7 +113,9 @@ def _ambient_target(
     profile: str | None,
 ) -> Target:
     """The account the user's own credentials belong to, scanned read-only (no role)."""
+    from cloudsweep import aws
     from cloudsweep.aws import ambient
+    from cloudsweep.aws.base import base_session
 
     base = base_session(profile)
     try:
@@ -180,7 +189,8 @@ def scan(
     only: Annotated[
         str | None,
         typer.Option(
-            "--detectors", help=f"Comma-separated resource types ({', '.join(detectors.names())})."
+            "--detectors",
+            help=f"Comma-separated resource types ({', '.join(names.DETECTOR_NAMES)}).",
         ),
     ] = None,
     fmt: Annotated[
@@ -215,12 +225,18 @@ def scan(
 
     Exit status: 0 no waste, 3 waste found, 1 error (including a scan that failed in some region).
     """
+    from cloudsweep import detectors
+    from cloudsweep.settings import get_settings
+    from cloudsweep.store import Store, database
+
     settings = get_settings()
     region_list = [r.strip() for r in regions.split(",") if r.strip()] if regions else None
     detector_list = [d.strip() for d in only.split(",") if d.strip()] if only else None
     for name in detector_list or []:
         detectors.get(name)  # an unknown name is refused before anything starts
     if account_id is not None:
+        from cloudsweep.cli import registered
+
         if demo or role_arn or external_id or profile:
             raise domain.InvalidInput(
                 "--account-id scans a registered account with its stored role: "
@@ -269,6 +285,12 @@ def _scan_target(
     *,
     wide: bool = False,
 ) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cloudsweep import scanning
+    from cloudsweep.cli import finding_table
+    from cloudsweep.store import FindingFilter
+
     org = store.ensure_organization(target.organization)
     account = store.register_account(
         org.id,

@@ -100,8 +100,9 @@ class Ec2InstanceDetector(base.Detector[Ec2InstanceParameters]):
           ec2-instance: {lookback_days: 14, max_cpu_percent: 5, max_network_bytes_per_day: 5000000}
 
     CloudWatch ``AWS/EC2`` ``CPUUtilization`` (daily Maximum) and ``NetworkIn`` / ``NetworkOut``
-    (daily Sum) for every running instance of the region, in ``ceil(3 x instances / 500)``
-    ``GetMetricData`` calls. Idle: every day's CPU peak at most ``max_cpu_percent`` and the
+    (daily Sum): first the CPU peak over the whole lookback of every running instance of the
+    region (``ceil(instances / 500)`` ``GetMetricData`` calls), which settles the busy ones and
+    those without metrics; then the daily series of the others (``ceil(3 x others / 500)``). Idle: every day's CPU peak at most ``max_cpu_percent`` and the
     busiest day's network in plus out at most ``max_network_bytes_per_day``.
 
     Scoring:
@@ -131,15 +132,37 @@ class Ec2InstanceDetector(base.Detector[Ec2InstanceParameters]):
         ]
         if not running:
             return
+        # First each instance's CPU peak over the whole lookback: no datapoint, or a peak over
+        # the threshold, settles it (as the daily series would); the daily CPU and network
+        # series only for the rest, whose evidence counts days.
+        peaks = ctx.inventory.metric_windows(
+            [cpu_query(i["InstanceId"]) for i in running],
+            now=ctx.now,
+            lookback_days=params.lookback_days,
+        )
+        unsettled = [
+            i["InstanceId"]
+            for i in running
+            if (peak := peaks[cpu_query(i["InstanceId"])]) is not None
+            and peak <= params.max_cpu_percent
+        ]
         queries = []
-        for instance in running:
-            queries.append(cpu_query(instance["InstanceId"]))
-            queries.extend(network_queries(instance["InstanceId"]))
-        series = ctx.inventory.metric_series(
-            queries, now=ctx.now, lookback_days=params.lookback_days
+        for instance_id in unsettled:
+            queries.append(cpu_query(instance_id))
+            queries.extend(network_queries(instance_id))
+        series = (
+            ctx.inventory.metric_series(queries, now=ctx.now, lookback_days=params.lookback_days)
+            if queries
+            else {}
         )
         idle: list[tuple[InstanceTypeDef, list[str], list[SafetyCheck], float]] = []
         for instance in running:
+            peak = peaks[cpu_query(instance["InstanceId"])]
+            if peak is not None and peak > params.max_cpu_percent:
+                continue  # busy: the daily series would say the same
+            if peak is None:
+                empty = MetricSeries(cpu_query(instance["InstanceId"]), params.lookback_days)
+                series[empty.query] = empty
             verdict = self._judge(params, instance["InstanceId"], series)
             if verdict is not None:
                 idle.append((instance, *verdict))
@@ -158,7 +181,6 @@ class Ec2InstanceDetector(base.Detector[Ec2InstanceParameters]):
     ) -> tuple[list[str], list[SafetyCheck], float] | None:
         window = f"{params.lookback_days} days"
         cpu = series[cpu_query(instance_id)]
-        net_in, net_out = (series[q] for q in network_queries(instance_id))
         if cpu.missing:
             return (
                 [
@@ -167,6 +189,7 @@ class Ec2InstanceDetector(base.Detector[Ec2InstanceParameters]):
                 [SafetyCheck(METRICS_CHECK, False, f"no CloudWatch datapoints in {window}")],
                 40.0,
             )
+        net_in, net_out = (series[q] for q in network_queries(instance_id))
         network = net_in.peak + net_out.peak
         if cpu.peak > params.max_cpu_percent or network > params.max_network_bytes_per_day:
             return None

@@ -57,6 +57,13 @@ _MIN_PAGE = {
     ("rds", "describe_db_instances"): 20,
     ("ec2", "describe_launch_templates"): 5,
 }
+# The largest page of the APIs whose default page is smaller (moto's ELB APIs answer 50 a page
+# unless asked): without a configured page size, a listing takes the fewest calls it can.
+_MAX_PAGE = {
+    ("elbv2", "describe_load_balancers"): 400,
+    ("elbv2", "describe_target_groups"): 400,
+    ("elb", "describe_load_balancers"): 400,
+}
 _TAG_BATCH = 20  # DescribeTags of both load balancer APIs takes at most 20 names / ARNs
 _INSTANCE_TYPE_BATCH = 100  # DescribeInstanceTypes takes at most 100 types
 
@@ -113,6 +120,8 @@ class Inventory:
         if self.page_size is not None:
             size = max(self.page_size, _MIN_PAGE.get((service, method), 1))
             params["PaginationConfig"] = {"PageSize": size}
+        elif (service, method) in _MAX_PAGE:
+            params["PaginationConfig"] = {"PageSize": _MAX_PAGE[(service, method)]}
         items: list[Any] = []
         with errors.translated(service, operation, self.region):
             paginator = self._client(service).get_paginator(method)
@@ -145,6 +154,12 @@ class Inventory:
     ) -> dict[MetricQuery, MetricSeries]:
         """Daily series of many resources' metrics, 500 queries a ``GetMetricData`` call."""
         return self.metrics.read(queries, now=now, lookback_days=lookback_days)
+
+    def metric_windows(
+        self, queries: Sequence[MetricQuery], *, now: datetime, lookback_days: int
+    ) -> dict[MetricQuery, float | None]:
+        """Each query's statistic over the whole lookback (None: no datapoint), 500 a call."""
+        return self.metrics.read_window(queries, now=now, lookback_days=lookback_days)
 
     # --- EC2 -----------------------------------------------------------------------------
 

@@ -86,15 +86,19 @@ def _queries(lb_type: str, dimension: tuple[str, str]) -> list[MetricQuery]:
     ]
 
 
+def _limit(params: LoadBalancerParameters, query: MetricQuery) -> int:
+    """The most of this metric over the lookback that is still idle."""
+    return params.max_requests if query.metric == "RequestCount" else params.max_processed_bytes
+
+
 def _traffic(
     params: LoadBalancerParameters, series: Sequence[MetricSeries], window: str
 ) -> _Traffic:
-    limits = {"RequestCount": params.max_requests}
     parts: list[str] = []
     busy = False
     for one in series:
         name = one.query.metric
-        limit = limits.get(name, params.max_processed_bytes)
+        limit = _limit(params, one.query)
         if one.missing:
             continue
         busy = busy or one.total > limit
@@ -124,9 +128,10 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
     Traffic comes from CloudWatch, for every load balancer of the region in
     ``ceil(queries / 500)`` ``GetMetricData`` calls: ``RequestCount`` (application),
     ``ProcessedBytes`` (network, gateway), ``RequestCount`` and ``EstimatedProcessedBytes``
-    (classic), daily sums over ``lookback_days``. A load balancer whose traffic exceeds the
-    thresholds is in use and costs no further call; only the others have their target health,
-    instance health and attributes read one by one.
+    (classic), summed over ``lookback_days``; daily sums (``ceil(queries / 500)`` calls more)
+    only for load balancers with some traffic, all of it under the thresholds. A load balancer
+    whose traffic exceeds the thresholds is in use and costs no further call; only the others
+    have their target health, instance health and attributes read one by one.
 
     Scoring:
 
@@ -190,14 +195,40 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
         params: LoadBalancerParameters,
         wanted: dict[str, list[MetricQuery]],
     ) -> dict[str, _Traffic]:
-        queries = [q for qs in wanted.values() for q in qs]
-        series = ctx.inventory.metric_series(
-            queries, now=ctx.now, lookback_days=params.lookback_days
-        )
+        """Each load balancer's traffic: first over the whole lookback, one value a query; daily
+        series only for those that neither have no datapoint nor exceed a threshold.
+
+        A load balancer over a threshold is busy whatever its days were (the window's sum is
+        the sum of its days); one with no datapoint in the window has none on any day. Only the
+        rest need the daily series their evidence counts days with. Same verdicts and evidence
+        as reading every series daily, with fewer metrics requested.
+        """
         window = f"{params.lookback_days} days"
-        return {
-            key: _traffic(params, [series[q] for q in qs], window) for key, qs in wanted.items()
-        }
+        totals = ctx.inventory.metric_windows(
+            [q for qs in wanted.values() for q in qs],
+            now=ctx.now,
+            lookback_days=params.lookback_days,
+        )
+        settled: dict[str, _Traffic] = {}
+        unsettled: dict[str, list[MetricQuery]] = {}
+        for key, qs in wanted.items():
+            found = [(q, totals[q]) for q in qs]
+            if any(total is not None and total > _limit(params, q) for q, total in found):
+                settled[key] = _Traffic(True, False, f"over the idle thresholds in {window}")
+            elif all(total is None for _, total in found):
+                empty = [MetricSeries(q, params.lookback_days) for q in qs]
+                settled[key] = _traffic(params, empty, window)
+            else:
+                unsettled[key] = qs
+        if unsettled:
+            series = ctx.inventory.metric_series(
+                [q for qs in unsettled.values() for q in qs],
+                now=ctx.now,
+                lookback_days=params.lookback_days,
+            )
+            for key, qs in unsettled.items():
+                settled[key] = _traffic(params, [series[q] for q in qs], window)
+        return settled
 
     def _elbv2(
         self,

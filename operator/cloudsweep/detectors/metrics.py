@@ -9,6 +9,13 @@ plus a page per ``NextToken`` when AWS splits a large answer.
 Every series is daily (``Period`` one day): a detector sees how many of the lookback's days have
 a datapoint, which is how a finding tells "idle" (datapoints, all small) from "no metrics"
 (missing datapoints are evidence, not proof).
+
+``read_window`` is the cheap first look: one value per query over the whole lookback (one period
+as long as the lookback, the same statistic). It settles most resources without daily series:
+no datapoint in the window is no datapoint on any day (the same window), and a window sum or
+maximum over the idle threshold is a busy resource, whatever its days were. The detectors read
+daily series only for the rest (``load-balancer``, ``ec2-instance``): fewer metrics requested
+(CloudWatch bills per metric), fewer datapoints returned, and the same findings.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ class MetricQuery:
     dimensions: tuple[tuple[str, str], ...]
     stat: str  # Sum, Maximum, Average, Minimum, SampleCount
 
-    def request(self, query_id: str) -> dict[str, Any]:
+    def request(self, query_id: str, period: int = DAY_SECONDS) -> dict[str, Any]:
         return {
             "Id": query_id,
             "MetricStat": {
@@ -46,7 +53,7 @@ class MetricQuery:
                     "MetricName": self.metric,
                     "Dimensions": [{"Name": n, "Value": v} for n, v in self.dimensions],
                 },
-                "Period": DAY_SECONDS,
+                "Period": period,
                 "Stat": self.stat,
             },
             "ReturnData": True,
@@ -107,6 +114,7 @@ class MetricsReader:
         self.region = region
         self._lock = threading.Lock()
         self._cache: dict[tuple[MetricQuery, datetime, int], MetricSeries] = {}
+        self._windows: dict[tuple[MetricQuery, datetime, int], float | None] = {}
         self.calls = 0  # GetMetricData calls made, pages included
         self.queries = 0  # distinct queries sent
 
@@ -135,13 +143,57 @@ class MetricsReader:
                     out[query] = series
         return out
 
+    def read_window(
+        self, queries: Sequence[MetricQuery], *, now: datetime, lookback_days: int
+    ) -> dict[MetricQuery, float | None]:
+        """Each query's statistic over the whole lookback, or None when it has no datapoint.
+
+        Only for statistics that a whole window gives exactly (Sum, Maximum, Minimum,
+        SampleCount): an average of the window is not the average of any day.
+        """
+        end = now.replace(second=0, microsecond=0)
+        for query in queries:
+            if query.stat not in _WINDOW_STATS:
+                raise ValueError(f"{query.stat} over a whole window is not a daily figure")
+        wanted = list(dict.fromkeys(queries))
+        out: dict[MetricQuery, float | None] = {}
+        missing: list[MetricQuery] = []
+        with self._lock:
+            for query in wanted:
+                key = (query, end, lookback_days)
+                if key in self._windows:
+                    out[query] = self._windows[key]
+                else:
+                    missing.append(query)
+        for start in range(0, len(missing), MAX_QUERIES_PER_CALL):
+            batch = missing[start : start + MAX_QUERIES_PER_CALL]
+            fetched = self._fetch_values(batch, end, lookback_days, lookback_days * DAY_SECONDS)
+            with self._lock:
+                for query, values in fetched.items():
+                    # One period, but a server may cut it at the window's edges: combine.
+                    value = _WINDOW_STATS[query.stat](values) if values else None
+                    self._windows[(query, end, lookback_days)] = value
+                    out[query] = value
+        return out
+
     def _fetch(
         self, batch: Sequence[MetricQuery], end: datetime, lookback_days: int
     ) -> dict[MetricQuery, MetricSeries]:
+        values = self._fetch_values(batch, end, lookback_days, DAY_SECONDS)
+        return {
+            query: MetricSeries(query, lookback_days, tuple(found))
+            for query, found in values.items()
+        }
+
+    def _fetch_values(
+        self, batch: Sequence[MetricQuery], end: datetime, lookback_days: int, period: int
+    ) -> dict[MetricQuery, list[float]]:
         by_id = {f"m{i}": query for i, query in enumerate(batch)}
         values: dict[str, list[float]] = {query_id: [] for query_id in by_id}
         request: dict[str, Any] = {
-            "MetricDataQueries": [query.request(query_id) for query_id, query in by_id.items()],
+            "MetricDataQueries": [
+                query.request(query_id, period) for query_id, query in by_id.items()
+            ],
             "StartTime": end - timedelta(days=lookback_days),
             "EndTime": end,
             "ScanBy": "TimestampAscending",
@@ -161,7 +213,13 @@ class MetricsReader:
             request["NextToken"] = token
         with self._lock:
             self.queries += len(batch)
-        return {
-            query: MetricSeries(query, lookback_days, tuple(values[query_id]))
-            for query_id, query in by_id.items()
-        }
+        return {query: values[query_id] for query_id, query in by_id.items()}
+
+
+# How the values of sub-periods make the whole window's value, per statistic.
+_WINDOW_STATS: dict[str, Callable[[list[float]], float]] = {
+    "Sum": lambda values: float(sum(values)),
+    "SampleCount": lambda values: float(sum(values)),
+    "Maximum": max,
+    "Minimum": min,
+}
