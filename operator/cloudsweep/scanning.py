@@ -239,7 +239,8 @@ def run_scan(
     metrics = {region: _RegionMetrics(contexts[region], selected) for region in regions}
 
     def run_task(region: str, detector: Detector[Any], params: Any) -> list[domain.Finding]:
-        metrics[region].read_once()
+        if detector.reads_metrics:
+            metrics[region].read_once()
         # What selected each finding travels with it to the cleanup's re-check, which must
         # never be laxer than the scan (e.g. a ScanSchedule's own protection tags).
         selection = {
@@ -296,8 +297,9 @@ def run_scan(
 
 class _RegionMetrics:
     """Every selected detector's CloudWatch metrics of one region, read together before the
-    region's first detector runs (whichever task starts first; the others wait for it), so the
-    region costs ceil(queries / 500) GetMetricData calls, not a batch per detector. The
+    region's first detector that reads metrics runs (whichever such task starts first; the
+    others wait for it, the rest do not), so the region costs ceil(queries / 500) GetMetricData
+    calls (first look, then the daily series it did not settle), not a batch per detector. The
     detectors then read the same queries from the inventory's cache.
 
     A detector whose needs cannot be listed, or a failed read, is left to the detectors' own
@@ -320,6 +322,8 @@ class _RegionMetrics:
     def _read(self) -> None:
         needs = []
         for detector, params in self._selected:
+            if not detector.reads_metrics:
+                continue
             try:
                 need = detector.metric_needs(self._ctx, params)
             except ScanCancelled:

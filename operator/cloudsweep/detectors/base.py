@@ -68,6 +68,11 @@ class Detector(abc.ABC, Generic[P]):
         keeps them for ``detect``); AWS failures raise ``aws.errors.AwsError``."""
         return None
 
+    @property
+    def reads_metrics(self) -> bool:
+        """Whether this detector declares metric needs (overrides ``metric_needs``)."""
+        return type(self).metric_needs is not Detector.metric_needs
+
     @abc.abstractmethod
     def detect(self, ctx: RegionContext, params: P) -> Iterator[Finding]:
         """Yield one finding per wasted resource; AWS failures raise ``aws.errors.AwsError``."""
