@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
+from bench import scan as bench_scan
 from cloudsweep import aws, detectors, domain, scanning
 from cloudsweep.demo import compute
 from cloudsweep.demo import world as demo_world
@@ -437,3 +438,31 @@ def test_a_named_region_that_denies_access_is_a_failure_not_a_skip(
     assert outcome.skipped_regions == {}
     assert outcome.scan.status == domain.ScanStatus.PARTIAL
     assert {t.region for t in outcome.failed_tasks} == {"eu-west-1"}
+
+
+def test_the_detectors_of_a_region_read_their_metrics_together(store, account, settings) -> None:
+    """Issue 15's target: every idleness detector's CloudWatch queries of a region in one set of
+    batches (the first look), then the daily series of what it did not settle; not a batch per
+    detector. Counted from the recorded calls, with the benchmark's own check."""
+    recorder = aws.CallRecorder()
+    outcome = _scan(store, account, settings, recorder=recorder)
+
+    assert outcome.scan.status == "completed"
+    assert bench_scan._check_idleness_calls(recorder)
+    for region in ("us-east-1", "eu-west-1"):
+        calls = recorder.calls(operation="GetMetricData", region=region)
+        namespaces = [
+            {q["MetricStat"]["Metric"]["Namespace"] for q in c.params["MetricDataQueries"]}
+            for c in calls
+        ]
+        # The first batch asks for every idleness detector's resources of the region.
+        assert namespaces[0] == {
+            "AWS/EC2",
+            "AWS/ApplicationELB",
+            "AWS/NetworkELB",
+            "AWS/ELB",
+            "AWS/NATGateway",
+            "AWS/RDS",
+        }, region
+        # Then only the daily series of the instances the CPU first look did not settle.
+        assert namespaces[1:] == [{"AWS/EC2"}], region

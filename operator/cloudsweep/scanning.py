@@ -236,7 +236,11 @@ def run_scan(
     total = len(regions) * len(selected)
     cancelled = False
 
+    metrics = {region: _RegionMetrics(contexts[region], selected) for region in regions}
+
     def run_task(region: str, detector: Detector[Any], params: Any) -> list[domain.Finding]:
+        if detector.reads_metrics:
+            metrics[region].read_once()
         # What selected each finding travels with it to the cleanup's re-check, which must
         # never be laxer than the scan (e.g. a ScanSchedule's own protection tags).
         selection = {
@@ -289,6 +293,52 @@ def run_scan(
         skipped=skipped,
         all_regions=all_regions,
     )
+
+
+class _RegionMetrics:
+    """Every selected detector's CloudWatch metrics of one region, read together before the
+    region's first detector that reads metrics runs (whichever such task starts first; the
+    others wait for it, the rest do not), so the region costs ceil(queries / 500) GetMetricData
+    calls (first look, then the daily series it did not settle), not a batch per detector. The
+    detectors then read the same queries from the inventory's cache.
+
+    A detector whose needs cannot be listed, or a failed read, is left to the detectors' own
+    reads: they raise the same error and fail alone, as without this step.
+    """
+
+    def __init__(self, ctx: RegionContext, selected: Sequence[tuple[Detector[Any], Any]]) -> None:
+        self._ctx = ctx
+        self._selected = selected
+        self._lock = threading.Lock()
+        self._done = False
+
+    def read_once(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            self._read()
+
+    def _read(self) -> None:
+        needs = []
+        for detector, params in self._selected:
+            if not detector.reads_metrics:
+                continue
+            try:
+                need = detector.metric_needs(self._ctx, params)
+            except ScanCancelled:
+                raise
+            except Exception:  # the detector's own run raises it again and reports it
+                log.debug(
+                    "metric needs of %s in %s", detector.name, self._ctx.region, exc_info=True
+                )
+                continue
+            if need is not None:
+                needs.append(need)
+        try:
+            self._ctx.inventory.read_metrics_together(needs, now=self._ctx.now)
+        except aws.AwsError as error:
+            log.warning("metrics of %s read together failed: %s", self._ctx.region, error)
 
 
 class _Cancellable:

@@ -1,5 +1,6 @@
 """The scan benchmark's issue 15 checks, derived from recorded calls: they pass for batched
-CloudWatch reads and fail for a call per resource or more calls than ceil(queries / 500)."""
+CloudWatch reads and fail for a call per resource, or for more calls in a region than
+ceil(first-look queries / 500) + ceil(daily series the first look did not settle / 500)."""
 
 from __future__ import annotations
 
@@ -82,14 +83,11 @@ def test_more_metric_calls_than_batches_fail(moto_endpoint: str, capsys) -> None
     _read(cloudwatch, ["i-3", "i-4"])  # the same detector's second batch of two
     assert not scan._check_idleness_calls(recorder)
     out = capsys.readouterr().out
-    assert "us-east-1: 2 calls, 4 queries, target 1 (not met); per detector ceil: 1" in out
+    assert "us-east-1: 2 calls, 4 queries, target 1 (not met); per-region bound: 1" in out
     assert "checks: FAILED" in out
 
 
-def test_detectors_reading_one_resource_each_pass(moto_endpoint: str, capsys) -> None:
-    recorder = aws.CallRecorder()
-    cloudwatch = _cloudwatch(moto_endpoint, recorder)
-    _read(cloudwatch, ["i-1"])
+def _read_nat(cloudwatch: object) -> None:
     cloudwatch.get_metric_data(  # type: ignore[attr-defined]
         MetricDataQueries=[
             {
@@ -108,8 +106,23 @@ def test_detectors_reading_one_resource_each_pass(moto_endpoint: str, capsys) ->
         StartTime=END - timedelta(days=14),
         EndTime=END,
     )
-    assert scan._check_idleness_calls(recorder)
-    assert "per detector ceil: 2" in capsys.readouterr().out
+
+
+def test_detectors_reading_their_own_batches_fail(moto_endpoint: str, capsys) -> None:
+    """Two detectors of a region, one batch each (one resource each, so no per-resource call):
+    one call could have asked for both, so the per-region bound fails it."""
+    recorder = aws.CallRecorder()
+    cloudwatch = _cloudwatch(moto_endpoint, recorder)
+    _read(cloudwatch, ["i-1"])
+    _read_nat(cloudwatch)
+    assert not scan._check_idleness_calls(recorder)
+    out = capsys.readouterr().out
+    assert (
+        "per-resource idleness calls (one resource each, where one call could ask for many):\n  none"
+        in out
+    )
+    assert "us-east-1: 2 calls, 2 queries, target 1 (not met); per-region bound: 1" in out
+    assert "checks: FAILED" in out
 
 
 def test_a_first_look_then_daily_series_of_one_resource_passes(moto_endpoint: str, capsys) -> None:
@@ -120,7 +133,23 @@ def test_a_first_look_then_daily_series_of_one_resource_passes(moto_endpoint: st
     _read(cloudwatch, ["i-1"], period=14 * 86400)
     _read(cloudwatch, ["i-1"])
     assert scan._check_idleness_calls(recorder)
-    assert "checks: passed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "per-region bound: 2 (first look 1 queries, then daily series 1)" in out
+    assert "checks: passed" in out
+
+
+def test_a_first_look_beside_another_detectors_series_then_a_second_batch_fails(
+    moto_endpoint: str, capsys
+) -> None:
+    """The first look and a NAT gateway's daily series belong to one batch; a third call for
+    the daily series of the resource the first look did not settle is over the bound of 2."""
+    recorder = aws.CallRecorder()
+    cloudwatch = _cloudwatch(moto_endpoint, recorder)
+    _read(cloudwatch, ["i-1"], period=14 * 86400)
+    _read_nat(cloudwatch)
+    _read(cloudwatch, ["i-1"])
+    assert not scan._check_idleness_calls(recorder)
+    assert "3 calls, 3 queries, target 1 (not met); per-region bound: 2" in capsys.readouterr().out
 
 
 def test_two_daily_reads_of_one_resource_each_still_fail(moto_endpoint: str, capsys) -> None:

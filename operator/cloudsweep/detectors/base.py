@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloudsweep import domain
 from cloudsweep.detectors.context import RegionContext
+from cloudsweep.detectors.metrics import MetricNeeds
 from cloudsweep.domain import Finding, RiskLevel, SafetyCheck, money
 
 DEFAULT_PROTECTION_TAGS: tuple[str, ...] = ("cloudsweep.io/protect", "do-not-delete")
@@ -60,6 +61,17 @@ class Detector(abc.ABC, Generic[P]):
     def parameters(self, raw: Mapping[str, Any] | None = None) -> P:
         """Validate raw parameters (from a ScanSchedule or the CLI); raises pydantic's error."""
         return self.Parameters.model_validate(dict(raw or {}))  # type: ignore[return-value]
+
+    def metric_needs(self, ctx: RegionContext, params: P) -> MetricNeeds | None:
+        """What ``detect`` will read from CloudWatch, so the scan reads every detector's metrics
+        of a region together beforehand (None: no metrics). May list resources (the inventory
+        keeps them for ``detect``); AWS failures raise ``aws.errors.AwsError``."""
+        return None
+
+    @property
+    def reads_metrics(self) -> bool:
+        """Whether this detector declares metric needs (overrides ``metric_needs``)."""
+        return type(self).metric_needs is not Detector.metric_needs
 
     @abc.abstractmethod
     def detect(self, ctx: RegionContext, params: P) -> Iterator[Finding]:

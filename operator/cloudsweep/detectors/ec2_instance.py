@@ -5,14 +5,14 @@ Registered in ``detectors/__init__.py``; run by the scan run for each account an
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from cloudsweep.detectors import base, register
 from cloudsweep.detectors.context import RegionContext
-from cloudsweep.detectors.metrics import MetricQuery, MetricSeries
+from cloudsweep.detectors.metrics import MetricNeeds, MetricQuery, MetricSeries
 from cloudsweep.domain import Finding, RiskLevel, SafetyCheck, money
 
 if TYPE_CHECKING:
@@ -90,6 +90,25 @@ def asg_check(tags: Mapping[str, str]) -> SafetyCheck:
     return SafetyCheck(ASG_CHECK, True, "in no Auto Scaling group")
 
 
+def _running(ctx: RegionContext) -> list[InstanceTypeDef]:
+    return [i for i in ctx.inventory.instances() if i.get("State", {}).get("Name") == "running"]
+
+
+def _daily_queries(
+    params: Ec2InstanceParameters,
+    running: Sequence[InstanceTypeDef],
+    peaks: Mapping[MetricQuery, float | None],
+) -> list[MetricQuery]:
+    """The daily CPU and network series of the instances the CPU first look did not settle."""
+    queries = []
+    for instance in running:
+        peak = peaks[cpu_query(instance["InstanceId"])]
+        if peak is not None and peak <= params.max_cpu_percent:
+            queries.append(cpu_query(instance["InstanceId"]))
+            queries.extend(network_queries(instance["InstanceId"]))
+    return queries
+
+
 @register
 class Ec2InstanceDetector(base.Detector[Ec2InstanceParameters]):
     """Running EC2 instances whose CPU and network stayed negligible over a lookback.
@@ -126,10 +145,16 @@ class Ec2InstanceDetector(base.Detector[Ec2InstanceParameters]):
     )
     Parameters = Ec2InstanceParameters
 
+    def metric_needs(self, ctx: RegionContext, params: Ec2InstanceParameters) -> MetricNeeds:
+        running = _running(ctx)
+        return MetricNeeds(
+            params.lookback_days,
+            first_look=tuple(cpu_query(i["InstanceId"]) for i in running),
+            after_first_look=lambda peaks: _daily_queries(params, running, peaks),
+        )
+
     def detect(self, ctx: RegionContext, params: Ec2InstanceParameters) -> Iterator[Finding]:
-        running = [
-            i for i in ctx.inventory.instances() if i.get("State", {}).get("Name") == "running"
-        ]
+        running = _running(ctx)
         if not running:
             return
         # First each instance's CPU peak over the whole lookback: no datapoint, or a peak over
@@ -140,16 +165,7 @@ class Ec2InstanceDetector(base.Detector[Ec2InstanceParameters]):
             now=ctx.now,
             lookback_days=params.lookback_days,
         )
-        unsettled = [
-            i["InstanceId"]
-            for i in running
-            if (peak := peaks[cpu_query(i["InstanceId"])]) is not None
-            and peak <= params.max_cpu_percent
-        ]
-        queries = []
-        for instance_id in unsettled:
-            queries.append(cpu_query(instance_id))
-            queries.extend(network_queries(instance_id))
+        queries = _daily_queries(params, running, peaks)
         series = (
             ctx.inventory.metric_series(queries, now=ctx.now, lookback_days=params.lookback_days)
             if queries

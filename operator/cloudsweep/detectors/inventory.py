@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cloudsweep.aws import errors
-from cloudsweep.detectors.metrics import MetricQuery, MetricSeries, MetricsReader
+from cloudsweep.detectors.metrics import MetricNeeds, MetricQuery, MetricSeries, MetricsReader
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -160,6 +160,10 @@ class Inventory:
     ) -> dict[MetricQuery, float | None]:
         """Each query's statistic over the whole lookback (None: no datapoint), 500 a call."""
         return self.metrics.read_window(queries, now=now, lookback_days=lookback_days)
+
+    def read_metrics_together(self, needs: Sequence[MetricNeeds], *, now: datetime) -> None:
+        """Several detectors' metrics in shared batches, for their later reads (see metrics)."""
+        self.metrics.read_together(needs, now=now)
 
     # --- EC2 -----------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ Registered in ``detectors/__init__.py``; run by the scan run for each account an
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -14,7 +14,7 @@ from pydantic import Field
 
 from cloudsweep.detectors import base, register
 from cloudsweep.detectors.context import RegionContext
-from cloudsweep.detectors.metrics import MetricQuery, MetricSeries
+from cloudsweep.detectors.metrics import MetricNeeds, MetricQuery, MetricSeries
 from cloudsweep.domain import Finding, RiskLevel, SafetyCheck
 from cloudsweep.pricing import load_balancers as pricing_lb
 
@@ -115,6 +115,57 @@ def _traffic(
     return _Traffic(busy, False, "; ".join(parts))
 
 
+def _balancers(ctx: RegionContext) -> list[LoadBalancerTypeDef]:
+    return [
+        lb
+        for lb in ctx.inventory.load_balancers()
+        if lb.get("State", {}).get("Code") not in _SKIPPED_STATES
+    ]
+
+
+def _wanted(
+    balancers: Sequence[LoadBalancerTypeDef], classic: Sequence[LoadBalancerDescriptionTypeDef]
+) -> dict[str, list[MetricQuery]]:
+    """The traffic queries of both kinds, by ARN (ELBv2) or name (classic): one batch for both."""
+    wanted = {
+        lb["LoadBalancerArn"]: _queries(
+            lb.get("Type", "application"),
+            ("LoadBalancer", lb["LoadBalancerArn"].split(":loadbalancer/", 1)[-1]),
+        )
+        for lb in balancers
+    }
+    wanted.update(
+        {
+            lb["LoadBalancerName"]: _queries(
+                "classic", ("LoadBalancerName", lb["LoadBalancerName"])
+            )
+            for lb in classic
+        }
+    )
+    return wanted
+
+
+def _split(
+    params: LoadBalancerParameters,
+    wanted: Mapping[str, list[MetricQuery]],
+    totals: Mapping[MetricQuery, float | None],
+) -> tuple[dict[str, _Traffic], dict[str, list[MetricQuery]]]:
+    """The traffic the first look settles, and the queries of the rest (which need daily series)."""
+    window = f"{params.lookback_days} days"
+    settled: dict[str, _Traffic] = {}
+    unsettled: dict[str, list[MetricQuery]] = {}
+    for key, qs in wanted.items():
+        found = [(q, totals[q]) for q in qs]
+        if any(total is not None and total > _limit(params, q) for q, total in found):
+            settled[key] = _Traffic(True, False, f"over the idle thresholds in {window}")
+        elif all(total is None for _, total in found):
+            empty = [MetricSeries(q, params.lookback_days) for q in qs]
+            settled[key] = _traffic(params, empty, window)
+        else:
+            unsettled[key] = qs
+    return settled, unsettled
+
+
 @register
 class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
     """Load balancers with no traffic over a lookback, or with no registered or no healthy
@@ -162,29 +213,23 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
     )
     Parameters = LoadBalancerParameters
 
-    def detect(self, ctx: RegionContext, params: LoadBalancerParameters) -> Iterator[Finding]:
-        balancers = [
-            lb
-            for lb in ctx.inventory.load_balancers()
-            if lb.get("State", {}).get("Code") not in _SKIPPED_STATES
-        ]
-        classic = ctx.inventory.classic_load_balancers()
-        # The traffic of both kinds in one batch: ceil(queries / 500) calls for the region.
-        wanted = {
-            lb["LoadBalancerArn"]: _queries(
-                lb.get("Type", "application"),
-                ("LoadBalancer", lb["LoadBalancerArn"].split(":loadbalancer/", 1)[-1]),
-            )
-            for lb in balancers
-        }
-        wanted.update(
-            {
-                lb["LoadBalancerName"]: _queries(
-                    "classic", ("LoadBalancerName", lb["LoadBalancerName"])
-                )
-                for lb in classic
-            }
+    def metric_needs(self, ctx: RegionContext, params: LoadBalancerParameters) -> MetricNeeds:
+        wanted = _wanted(_balancers(ctx), ctx.inventory.classic_load_balancers())
+
+        def daily(totals: Mapping[MetricQuery, float | None]) -> list[MetricQuery]:
+            _, unsettled = _split(params, wanted, totals)
+            return [q for qs in unsettled.values() for q in qs]
+
+        return MetricNeeds(
+            params.lookback_days,
+            first_look=tuple(q for qs in wanted.values() for q in qs),
+            after_first_look=daily,
         )
+
+    def detect(self, ctx: RegionContext, params: LoadBalancerParameters) -> Iterator[Finding]:
+        balancers = _balancers(ctx)
+        classic = ctx.inventory.classic_load_balancers()
+        wanted = _wanted(balancers, classic)
         traffic = self._read_traffic(ctx, params, wanted) if wanted else {}
         yield from self._elbv2(ctx, params, balancers, traffic)
         yield from self._classic(ctx, params, classic, traffic)
@@ -209,17 +254,7 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
             now=ctx.now,
             lookback_days=params.lookback_days,
         )
-        settled: dict[str, _Traffic] = {}
-        unsettled: dict[str, list[MetricQuery]] = {}
-        for key, qs in wanted.items():
-            found = [(q, totals[q]) for q in qs]
-            if any(total is not None and total > _limit(params, q) for q, total in found):
-                settled[key] = _Traffic(True, False, f"over the idle thresholds in {window}")
-            elif all(total is None for _, total in found):
-                empty = [MetricSeries(q, params.lookback_days) for q in qs]
-                settled[key] = _traffic(params, empty, window)
-            else:
-                unsettled[key] = qs
+        settled, unsettled = _split(params, wanted, totals)
         if unsettled:
             series = ctx.inventory.metric_series(
                 [q for qs in unsettled.values() for q in qs],

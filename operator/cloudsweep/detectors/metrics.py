@@ -16,12 +16,17 @@ no datapoint in the window is no datapoint on any day (the same window), and a w
 maximum over the idle threshold is a busy resource, whatever its days were. The detectors read
 daily series only for the rest (``load-balancer``, ``ec2-instance``): fewer metrics requested
 (CloudWatch bills per metric), fewer datapoints returned, and the same findings.
+
+``read_together`` reads what every idleness detector of a region will ask for (each declares it
+as ``MetricNeeds`` through ``Detector.metric_needs``) before they run, so a region costs
+``ceil(first-look queries / 500)`` calls, then ``ceil(daily series the first look did not
+settle / 500)``, not a batch per detector; the detectors' own reads then come from the cache.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -92,6 +97,23 @@ class MetricSeries:
     def coverage(self) -> str:
         """``"12 of 14 days"``: for a finding's evidence."""
         return f"{self.datapoints} of {self.lookback_days} days"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricNeeds:
+    """What one detector will read from CloudWatch in a region, declared before it runs.
+
+    ``first_look``: whole-lookback values (``read_window``); ``series``: daily series needed
+    whatever the first look says; ``after_first_look``: the daily series still needed once the
+    first look's values are known (the resources it did not settle).
+    """
+
+    lookback_days: int
+    first_look: tuple[MetricQuery, ...] = ()
+    series: tuple[MetricQuery, ...] = ()
+    after_first_look: (
+        Callable[[Mapping[MetricQuery, float | None]], Sequence[MetricQuery]] | None
+    ) = None
 
 
 class MetricsReader:
@@ -170,11 +192,70 @@ class MetricsReader:
             fetched = self._fetch_values(batch, end, lookback_days, lookback_days * DAY_SECONDS)
             with self._lock:
                 for query, values in fetched.items():
-                    # One period, but a server may cut it at the window's edges: combine.
-                    value = _WINDOW_STATS[query.stat](values) if values else None
+                    value = _window_value(query, values)
                     self._windows[(query, end, lookback_days)] = value
                     out[query] = value
         return out
+
+    def read_together(self, needs: Sequence[MetricNeeds], *, now: datetime) -> None:
+        """Read every detector's metrics of the region together, into the cache.
+
+        GetMetricData takes one StartTime / EndTime a call, so the needs are grouped by lookback
+        (the defaults all share 14 days: one group). Grouping, not reading the longest lookback
+        and slicing, because a first-look value is one period as long as its own lookback and a
+        daily series counts its own days: the same request a detector would send, so its
+        findings cannot change. Within a group, the first looks and the daily series that do not
+        depend on them share the batches (``Period`` is per query); then one set of batches
+        for the daily series of what the first looks did not settle.
+        """
+        end = now.replace(second=0, microsecond=0)
+        for lookback_days in sorted({need.lookback_days for need in needs}):
+            group = [need for need in needs if need.lookback_days == lookback_days]
+            windows = [q for need in group for q in need.first_look]
+            series = [q for need in group for q in need.series]
+            self._read_first(windows, series, end, lookback_days)
+            with self._lock:
+                values = {q: self._windows[(q, end, lookback_days)] for q in windows}
+            later = [
+                q
+                for need in group
+                if need.after_first_look is not None
+                for q in need.after_first_look(values)
+            ]
+            if later:
+                self.read(later, now=now, lookback_days=lookback_days)
+
+    def _read_first(
+        self,
+        windows: Sequence[MetricQuery],
+        series: Sequence[MetricQuery],
+        end: datetime,
+        lookback_days: int,
+    ) -> None:
+        """Uncached first-look values and daily series, packed together 500 queries a call."""
+        for query in windows:
+            if query.stat not in _WINDOW_STATS:
+                raise ValueError(f"{query.stat} over a whole window is not a daily figure")
+        with self._lock:
+            wanted = [
+                (q, lookback_days * DAY_SECONDS)
+                for q in dict.fromkeys(windows)
+                if (q, end, lookback_days) not in self._windows
+            ] + [
+                (q, DAY_SECONDS)
+                for q in dict.fromkeys(series)
+                if (q, end, lookback_days) not in self._cache
+            ]
+        for start in range(0, len(wanted), MAX_QUERIES_PER_CALL):
+            batch = wanted[start : start + MAX_QUERIES_PER_CALL]
+            fetched = self._fetch_periods(batch, end, lookback_days)
+            with self._lock:
+                for (query, period), values in zip(batch, fetched, strict=True):
+                    key = (query, end, lookback_days)
+                    if period == DAY_SECONDS:
+                        self._cache[key] = MetricSeries(query, lookback_days, tuple(values))
+                    else:
+                        self._windows[key] = _window_value(query, values)
 
     def _fetch(
         self, batch: Sequence[MetricQuery], end: datetime, lookback_days: int
@@ -188,11 +269,18 @@ class MetricsReader:
     def _fetch_values(
         self, batch: Sequence[MetricQuery], end: datetime, lookback_days: int, period: int
     ) -> dict[MetricQuery, list[float]]:
-        by_id = {f"m{i}": query for i, query in enumerate(batch)}
+        fetched = self._fetch_periods([(q, period) for q in batch], end, lookback_days)
+        return dict(zip(batch, fetched, strict=True))
+
+    def _fetch_periods(
+        self, batch: Sequence[tuple[MetricQuery, int]], end: datetime, lookback_days: int
+    ) -> list[list[float]]:
+        """The values of each (query, period), in order: one call (and its pages)."""
+        by_id = {f"m{i}": asked for i, asked in enumerate(batch)}
         values: dict[str, list[float]] = {query_id: [] for query_id in by_id}
         request: dict[str, Any] = {
             "MetricDataQueries": [
-                query.request(query_id, period) for query_id, query in by_id.items()
+                query.request(query_id, period) for query_id, (query, period) in by_id.items()
             ],
             "StartTime": end - timedelta(days=lookback_days),
             "EndTime": end,
@@ -213,7 +301,7 @@ class MetricsReader:
             request["NextToken"] = token
         with self._lock:
             self.queries += len(batch)
-        return {query: values[query_id] for query_id, query in by_id.items()}
+        return [values[query_id] for query_id in by_id]
 
 
 # How the values of sub-periods make the whole window's value, per statistic.
@@ -223,3 +311,8 @@ _WINDOW_STATS: dict[str, Callable[[list[float]], float]] = {
     "Maximum": max,
     "Minimum": min,
 }
+
+
+def _window_value(query: MetricQuery, values: list[float]) -> float | None:
+    # One period, but a server may cut it at the window's edges: combine.
+    return _WINDOW_STATS[query.stat](values) if values else None

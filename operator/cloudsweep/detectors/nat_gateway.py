@@ -13,7 +13,7 @@ from pydantic import Field
 
 from cloudsweep.detectors import base, register
 from cloudsweep.detectors.context import RegionContext
-from cloudsweep.detectors.metrics import MetricQuery
+from cloudsweep.detectors.metrics import MetricNeeds, MetricQuery
 from cloudsweep.domain import Finding, RiskLevel, SafetyCheck
 
 if TYPE_CHECKING:
@@ -48,6 +48,10 @@ def traffic_queries(nat_id: str) -> tuple[MetricQuery, MetricQuery]:
         MetricQuery("AWS/NATGateway", "BytesInFromSource", dims, "Sum"),
         MetricQuery("AWS/NATGateway", "BytesInFromDestination", dims, "Sum"),
     )
+
+
+def _available(ctx: RegionContext) -> list[NatGatewayTypeDef]:
+    return [g for g in ctx.inventory.nat_gateways() if g.get("State") == "available"]
 
 
 @register
@@ -86,8 +90,15 @@ class NatGatewayDetector(base.Detector[NatGatewayParameters]):
     )
     Parameters = NatGatewayParameters
 
+    def metric_needs(self, ctx: RegionContext, params: NatGatewayParameters) -> MetricNeeds:
+        gateways = _available(ctx)
+        return MetricNeeds(
+            params.lookback_days,
+            series=tuple(q for g in gateways for q in traffic_queries(g["NatGatewayId"])),
+        )
+
     def detect(self, ctx: RegionContext, params: NatGatewayParameters) -> Iterator[Finding]:
-        gateways = [g for g in ctx.inventory.nat_gateways() if g.get("State") == "available"]
+        gateways = _available(ctx)
         if not gateways:
             return
         routes: dict[str, list[str]] = {}

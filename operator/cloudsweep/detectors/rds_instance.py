@@ -5,14 +5,14 @@ Registered in ``detectors/__init__.py``; run by the scan run for each account an
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from cloudsweep.detectors import base, register
 from cloudsweep.detectors.context import RegionContext
-from cloudsweep.detectors.metrics import MetricQuery, MetricSeries
+from cloudsweep.detectors.metrics import MetricNeeds, MetricQuery, MetricSeries
 from cloudsweep.domain import Finding, RiskLevel, SafetyCheck, money
 
 if TYPE_CHECKING:
@@ -39,6 +39,26 @@ class RdsInstanceParameters(base.DetectorParameters):
 def _connections(identifier: str) -> MetricQuery:
     dims = (("DBInstanceIdentifier", identifier),)
     return MetricQuery("AWS/RDS", "DatabaseConnections", dims, "Maximum")
+
+
+def _candidates(ctx: RegionContext) -> list[DBInstanceTypeDef]:
+    return [
+        db
+        for db in ctx.inventory.db_instances()
+        if not (db.get("DBClusterIdentifier") or db.get("Engine", "").startswith("aurora"))
+    ]
+
+
+def _queries(
+    ctx: RegionContext, params: RdsInstanceParameters, candidates: Sequence[DBInstanceTypeDef]
+) -> dict[str, MetricQuery]:
+    """One batch of queries for every available instance old enough to have a full history."""
+    return {
+        db["DBInstanceIdentifier"]: _connections(db["DBInstanceIdentifier"])
+        for db in candidates
+        if db.get("DBInstanceStatus") == "available"
+        and (base.age_days(db.get("InstanceCreateTime"), ctx.now) or 0) >= params.lookback_days
+    }
 
 
 @register
@@ -73,19 +93,13 @@ class RdsInstanceDetector(base.Detector[RdsInstanceParameters]):
     permissions = ("rds:DescribeDBInstances", "cloudwatch:GetMetricData")
     Parameters = RdsInstanceParameters
 
+    def metric_needs(self, ctx: RegionContext, params: RdsInstanceParameters) -> MetricNeeds:
+        queries = _queries(ctx, params, _candidates(ctx))
+        return MetricNeeds(params.lookback_days, series=tuple(queries.values()))
+
     def detect(self, ctx: RegionContext, params: RdsInstanceParameters) -> Iterator[Finding]:
-        candidates = [
-            db
-            for db in ctx.inventory.db_instances()
-            if not (db.get("DBClusterIdentifier") or db.get("Engine", "").startswith("aurora"))
-        ]
-        # One batch of queries for every available instance old enough to have a full history.
-        queries = {
-            db["DBInstanceIdentifier"]: _connections(db["DBInstanceIdentifier"])
-            for db in candidates
-            if db.get("DBInstanceStatus") == "available"
-            and (base.age_days(db.get("InstanceCreateTime"), ctx.now) or 0) >= params.lookback_days
-        }
+        candidates = _candidates(ctx)
+        queries = _queries(ctx, params, candidates)
         series = (
             ctx.inventory.metric_series(
                 list(queries.values()), now=ctx.now, lookback_days=params.lookback_days
