@@ -14,6 +14,12 @@ act. Rules walked:
 - a tag the policy's ``includeTags`` requires, changed to another value;
 - CloudSweep's default protection tag;
 - none (the baseline: the re-check passes, so a refusal above is the rule's doing).
+
+A second walk (``IN_USE_AGAIN``, one entry per resource type) changes the resource after
+selection so that its scan would no longer report it: used again (attached, associated, launched
+from, targets registered), or busy beyond the scan's own threshold (CPU, connections, bytes
+through a NAT gateway, an instance started and stopped again inside ``min_stopped_days``). The
+re-check must refuse it. Both walks refuse to run for a type without its entry.
 """
 
 from __future__ import annotations
