@@ -406,7 +406,10 @@ def _selected(
 ) -> tuple[Built, cleanup.CleanupItem]:
     """The action's resource built in moto, scanned into PostgreSQL, and the item the executor
     builds from the stored candidate under the contract's policy."""
-    built = BUILDERS[action.resource_type](h)
+    builder = BUILDERS.get(action.resource_type)
+    if builder is None:
+        pytest.fail(f"no builder for {action.resource_type}: add one to BUILDERS")
+    built = builder(h)
     store = Store(database_url)
     org = store.ensure_organization("contract")
     account = store.register_account(
@@ -491,7 +494,10 @@ def test_the_recheck_refuses_what_no_longer_meets_the_scans_criterion(
     h = Harness(moto_endpoint)
     _, item = _selected(action, h, database_url)
 
-    named = IN_USE_AGAIN[action.resource_type](h, item)
+    in_use_again = IN_USE_AGAIN.get(action.resource_type)
+    if in_use_again is None:
+        pytest.fail(f"no IN_USE_AGAIN entry for {action.resource_type}: add one")
+    named = in_use_again(h, item)
     recheck = _recheck(action, h, item)
 
     assert not recheck.still_waste, "the re-check let through what the scan would not report"
