@@ -145,6 +145,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# "User initiated (2024-05-01 10:11:12 GMT)": the only place AWS says when an instance stopped.
+_STOPPED_AT = re.compile(r"\((\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) (?:GMT|UTC)\)")
+
+
+def stopped_at(reason: str | None) -> datetime | None:
+    """When an EC2 instance stopped, from its ``StateTransitionReason``; None if AWS did not
+    say. Read by the ec2-stopped-instance detector and by its cleanup's re-check."""
+    found = _STOPPED_AT.search(reason or "")
+    if not found:
+        return None
+    return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
 class RiskLevel(enum.StrEnum):
     """How bad it would be to remove the resource if the finding were wrong."""
 

@@ -16,7 +16,9 @@ Example CleanupPolicy rule::
 
 - recheck: ``DescribeInstances``; "gone" when it is shutting down or terminated; refused when it
   is not stopped, carries a protection tag, belongs to an Auto Scaling group, has termination
-  protection (``DescribeInstanceAttribute``), or its type or volumes changed since the scan.
+  protection (``DescribeInstanceAttribute``), its type or volumes changed since the scan, or it
+  was started and stopped again since the scan (its stop time moved: the scan's
+  ``min_stopped_days`` held for the old stop time only).
 - dry run: ``CreateImage`` and ``TerminateInstances`` with ``DryRun=True``.
 - prepare: records what a relaunch needs (type, subnet, security groups, IAM instance profile,
   key pair, user data, tags, zone, volumes) and the AMI tagged with the action ID (from the
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -65,7 +68,7 @@ from cloudsweep.cleanup.common import (
     wait,
 )
 from cloudsweep.cleanup.ec2_instance import describe_instance, refusal
-from cloudsweep.domain import ActionType, money
+from cloudsweep.domain import ActionType, money, stopped_at
 from cloudsweep.pricing import active
 
 SOURCE_INSTANCE_TAG = "cloudsweep.io/source-instance"
@@ -135,6 +138,24 @@ def instance_config(ctx: ActionContext, instance: Mapping[str, Any]) -> dict[str
     }
 
 
+def stopped_again(item: CleanupItem, instance: Mapping[str, Any]) -> str | None:
+    """Why the instance is not the one the scan saw stopped for ``min_stopped_days``: it was
+    started and stopped again since (its stop time moved), or None. The scan's threshold held
+    for the stop time it recorded; with that stop time unchanged, it still holds."""
+    if "stopped_at" not in item.resource_details:
+        return None  # a finding from before the stop time was recorded
+    seen_text = item.resource_details.get("stopped_at")
+    seen = datetime.fromisoformat(str(seen_text)) if seen_text else None
+    live = stopped_at(instance.get("StateTransitionReason"))
+    if live == seen:
+        return None
+    return (
+        f"instance was started and stopped again since the scan: stopped at "
+        f"{live.isoformat() if live else 'an unknown time'}, the scan saw it stopped since "
+        f"{seen.isoformat() if seen else 'an unknown time'}"
+    )
+
+
 @register
 class SnapshotAndTerminateInstance(CleanupAction):
     """Create an AMI of the stopped instance (snapshots of all its volumes), wait, terminate it;
@@ -200,7 +221,7 @@ class SnapshotAndTerminateInstance(CleanupAction):
             return Recheck.gone(f"instance is already {state}", **facts)
         if state != "stopped":
             return Recheck(False, f"instance is {state}, not stopped: someone uses it", facts)
-        why = refusal(ctx, item, instance)
+        why = refusal(ctx, item, instance) or stopped_again(item, instance)
         if why:
             return Recheck(False, why, facts)
         if _attribute(ctx, item.resource_id, "disableApiTermination", "DisableApiTermination"):

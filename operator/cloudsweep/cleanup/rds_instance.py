@@ -11,6 +11,10 @@ Example CleanupPolicy entry::
         minConfidence: 80
         requireApproval: true
 
+Both re-checks refuse an available instance that had more connections over the last day
+(``GetMetricData``, ``DatabaseConnections`` maximum) than the scan's ``max_connections``: the
+scan would not call it idle now.
+
 ``rollback_data`` of ``stop``::
 
     {"db_instance_identifier": "analytics-dev", "db_instance_arn": "...", "status_before": "available"}
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -112,6 +117,39 @@ def _common_refusal(ctx: ActionContext, db: Mapping[str, Any]) -> str | None:
     return None
 
 
+def connected_since_scan(ctx: ActionContext, item: CleanupItem) -> str | None:
+    """Why the instance is no longer idle by the scan's own ``max_connections`` over the last
+    day, or None. A finding from before the threshold was recorded is held to 0, the
+    detector's default and its strictest value. Missing datapoints say nothing either way
+    (the finding already says so)."""
+    limit = float(item.resource_details.get("max_connections") or 0)
+    end = ctx.now().replace(second=0, microsecond=0)
+    query = {
+        "Id": "connections",
+        "MetricStat": {
+            "Metric": {
+                "Namespace": "AWS/RDS",
+                "MetricName": "DatabaseConnections",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": item.resource_id}],
+            },
+            "Period": 3600,
+            "Stat": "Maximum",
+        },
+    }
+    with aws.translated("cloudwatch", "GetMetricData", ctx.region):
+        answer = ctx.client("cloudwatch").get_metric_data(
+            MetricDataQueries=[query], StartTime=end - timedelta(days=1), EndTime=end
+        )
+    values = [v for r in answer.get("MetricDataResults", []) for v in r.get("Values", [])]
+    peak = max(values, default=0.0)
+    if peak > limit:
+        return (
+            f"in use since the scan: {peak:.0f} connections at the peak of the last day "
+            f"(idle at <= {limit:.0f})"
+        )
+    return None
+
+
 def _already_in(
     ctx: ActionContext, identifier: str, error: aws.AwsError, statuses: tuple[str, ...]
 ) -> Outcome | None:
@@ -162,6 +200,7 @@ class StopRdsInstance(CleanupAction):
     rollback_possible = True
     rollback_note = "starts the instance again (StartDBInstance)"
     permissions = (
+        "cloudwatch:GetMetricData",  # the recheck: connections since the scan
         "rds:DescribeDBInstances",
         "rds:StopDBInstance",
         "rds:StartDBInstance",
@@ -188,7 +227,10 @@ class StopRdsInstance(CleanupAction):
             return Recheck.gone(f"already {status}: stopping it again changes nothing", **facts)
         if status != "available":
             return Recheck(False, f"status is {status}, not available", facts)
-        return Recheck(True, "still available and not protected", facts)
+        busy = connected_since_scan(ctx, item)
+        if busy:
+            return Recheck(False, busy, facts)
+        return Recheck(True, "still available, idle and not protected", facts)
 
     def dry_run(
         self, ctx: ActionContext, item: CleanupItem, params: ActionParameters
@@ -370,6 +412,7 @@ class FinalSnapshotAndDeleteRdsInstance(CleanupAction):
         "configuration and tags"
     )
     permissions = (
+        "cloudwatch:GetMetricData",  # the recheck: connections since the scan
         "rds:DescribeDBInstances",
         "rds:DescribeDBSnapshots",
         "rds:DeleteDBInstance",
@@ -402,7 +445,10 @@ class FinalSnapshotAndDeleteRdsInstance(CleanupAction):
             return Recheck(False, f"status is {status}, not available or stopped", facts)
         if item.resource_details.get("stopped") and status != "stopped":
             return Recheck(False, f"it was stopped at the scan and is {status} now", facts)
-        return Recheck(True, f"still {status}, not protected", facts)
+        busy = connected_since_scan(ctx, item) if status == "available" else None
+        if busy:
+            return Recheck(False, busy, facts)
+        return Recheck(True, f"still {status}, idle and not protected", facts)
 
     def dry_run(
         self, ctx: ActionContext, item: CleanupItem, params: ActionParameters

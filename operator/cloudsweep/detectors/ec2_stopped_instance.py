@@ -5,9 +5,8 @@ Registered in ``detectors/__init__.py``; run by the scan run for each account an
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -15,15 +14,13 @@ from pydantic import Field
 
 from cloudsweep.detectors import base, register
 from cloudsweep.detectors.context import RegionContext
-from cloudsweep.domain import Finding, RiskLevel, SafetyCheck, money
+from cloudsweep.domain import Finding, RiskLevel, SafetyCheck, money, stopped_at
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import InstanceTypeDef
 
 ASG_TAG = "aws:autoscaling:groupName"
 STOP_TIME_CHECK = "stop-time-known"
-# "User initiated (2024-05-01 10:11:12 GMT)": the only place AWS says when an instance stopped.
-_STOPPED_AT = re.compile(r"\((\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) (?:GMT|UTC)\)")
 _IOPS_TYPES = frozenset({"io1", "io2", "gp3"})
 
 
@@ -35,14 +32,6 @@ class Ec2StoppedInstanceParameters(base.DetectorParameters):
         description="Instances stopped at least this many days are reported (30: a stop that "
         "outlasts a billing month is no pause).",
     )
-
-
-def stopped_at(reason: str | None) -> datetime | None:
-    """When the instance stopped, from its ``StateTransitionReason``; None if AWS did not say."""
-    found = _STOPPED_AT.search(reason or "")
-    if not found:
-        return None
-    return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
 
 
 @register

@@ -252,6 +252,8 @@ class RdsInstanceDetector(base.Detector[RdsInstanceParameters]):
             details={
                 "status": db.get("DBInstanceStatus"),
                 "stopped": stopped,
+                # The cleanup re-check refuses an instance with more connections since the scan.
+                "max_connections": params.max_connections,
                 **base.pricing_details(ctx, cost, unknown, **inputs),
             },
         )
