@@ -12,6 +12,12 @@ both into its own ``mutants/`` tree, so the working tree is never edited. Child 
 tests start (crash workers, the CLI) import the mutated copy too: ``PYTHONPATH`` names it and
 ``MUTANT_UNDER_TEST`` is inherited.
 
+Every mutant is a new pytest session, so the session fixtures would start a PostgreSQL server and
+build and migrate the test template per mutant (seconds, for tests taking a fraction of that).
+One server is started per invocation instead, named to every child by
+``CLOUDSWEEP_TEST_DATABASE_URL``, and ``tests/conftest.py`` reuses a template built from the same
+migrations on it.
+
 Usage::
 
     python tools/mutants.py                 # every target (long: see docs/benchmarks.md)
@@ -26,14 +32,18 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,6 +253,10 @@ def run(
     untested = sorted(n for n, s in results.items() if s == "no tests")
     unchecked = sorted(n for n, s in results.items() if s == "not checked")
     score = 100.0 * killed / reached if reached else 0.0
+    # mutmut's wall time per mutant (fork to exit): what the shared server saves, without the
+    # one-off stats pass and clean run that ``seconds`` includes.
+    durations = [d for d in _durations(where, names if sample is not None else None) if d > 0]
+    per_mutant = sum(durations) / len(durations) if durations else 0.0
     return {
         "target": target.name,
         "mutants": len(results),
@@ -250,6 +264,7 @@ def run(
         "killed": killed,
         "score": round(score, 1),
         "seconds": round(seconds),
+        "per_mutant": round(per_mutant, 1),
         "survivors": survivors,
         "no_tests": untested,
         "not_checked": unchecked,
@@ -288,6 +303,16 @@ def _mutant_names(where: Path) -> list[str]:
     return names
 
 
+def _durations(where: Path, only: list[str] | None) -> list[float]:
+    durations: list[float] = []
+    for meta in (where / "mutants").rglob("*.meta"):
+        data = json.loads(meta.read_text())
+        for name, seconds in data.get("durations_by_key", {}).items():
+            if (only is None or name in only) and seconds is not None:
+                durations.append(float(seconds))
+    return durations
+
+
 def _results(where: Path, only: list[str] | None) -> dict[str, str]:
     """Each mutant's status, from mutmut's ``.meta`` files (exit codes of the test runs)."""
     from mutmut.stats import status_by_exit_code
@@ -300,6 +325,31 @@ def _results(where: Path, only: list[str] | None) -> dict[str, str]:
                 continue
             results[name] = status_by_exit_code[code]
     return results
+
+
+@contextlib.contextmanager
+def shared_database() -> Iterator[None]:
+    """One PostgreSQL server for every mutant of this invocation, stopped however it ends.
+
+    ``CLOUDSWEEP_TEST_DATABASE_URL`` (which the ``pg_server_url`` fixture honours) reaches mutmut,
+    its forked children and the processes their tests start. A URL already set is used as is.
+    """
+    if os.environ.get("CLOUDSWEEP_TEST_DATABASE_URL"):
+        yield
+        return
+    sys.path.insert(0, str(ROOT / "operator"))
+    from cloudsweep.store import embedded
+
+    # A kill (CI time-out) stops the server like Ctrl-C does, through the ``finally`` below.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    with tempfile.TemporaryDirectory(prefix="cloudsweep-pg-") as data_dir:
+        server = embedded.start(Path(data_dir))
+        os.environ["CLOUDSWEEP_TEST_DATABASE_URL"] = server.url
+        try:
+            yield
+        finally:
+            del os.environ["CLOUDSWEEP_TEST_DATABASE_URL"]
+            server.stop()
 
 
 def main() -> int:
@@ -336,6 +386,13 @@ def main() -> int:
         sample = sample or CI_SAMPLE
     known = equivalents()
     build = BUILD_CI if args.ci else BUILD
+    with contextlib.nullcontext() if args.report else shared_database():
+        return _run_targets(args, chosen, sample, known, build)
+
+
+def _run_targets(
+    args: argparse.Namespace, chosen: list[Target], sample: int | None, known: set[str], build: Path
+) -> int:
     failed = False
     totals = [0, 0, 0]
     for target in chosen:
@@ -355,7 +412,8 @@ def main() -> int:
         print(
             f"\n== {report['target']}: score {report['score']}% "
             f"({report['killed']} killed of {report['reached']} reached; "
-            f"{report['mutants']} mutants; {report['seconds']} s)",
+            f"{report['mutants']} mutants; {report['seconds']} s, "
+            f"{report['per_mutant']} s per mutant)",
             flush=True,
         )
         for name in survivors:
