@@ -42,7 +42,6 @@ from cloudsweep import aws
 from cloudsweep.aws import ErrorKind
 from cloudsweep.cleanup import register
 from cloudsweep.cleanup.base import (
-    ACTION_TAG,
     ActionContext,
     ActionParameters,
     CleanupAction,
@@ -52,8 +51,11 @@ from cloudsweep.cleanup.base import (
     Recheck,
 )
 from cloudsweep.cleanup.common import (
+    MissingRollbackData,
+    action_tags,
     call,
     dry_run_calls,
+    earlier_attempt,
     gone_before_recorded,
     jsonable,
     protected_by,
@@ -303,14 +305,12 @@ class DeregisterImage(CleanupAction):
         rollback_data: Mapping[str, Any],
     ) -> Outcome:
         if not rollback_data.get("register"):
-            raise aws.AwsError(
-                ErrorKind.TERMINAL,
-                service="ec2",
-                operation="DeregisterImage",
-                code="MissingRollbackData",
-                message=f"refusing to deregister {item.resource_id}: its registration was not "
-                "recorded; run prepare again",
-                region=ctx.region,
+            raise MissingRollbackData(
+                "DeregisterImage",
+                "deregister",
+                item.resource_id,
+                ctx.region,
+                "its registration was not recorded",
             )
         missing = _missing_snapshots(ctx, list(rollback_data.get("snapshot_ids") or []))
         if missing:
@@ -346,7 +346,7 @@ class DeregisterImage(CleanupAction):
     ) -> Outcome:
         action_id = str(ctx.action_id)
         register = dict(rollback_data["register"])
-        earlier = self._registered_again(ctx, action_id, str(register.get("Name", "")))
+        earlier = self._registered_again(ctx, str(register.get("Name", "")))
         if earlier is not None:
             return Outcome(
                 {"ImageId": earlier, "PreviousImageId": rollback_data.get("image_id")},
@@ -366,10 +366,7 @@ class DeregisterImage(CleanupAction):
                 "be registered again",
                 region=ctx.region,
             )
-        tags = {
-            **{k: v for k, v in dict(rollback_data.get("tags") or {}).items() if k != ACTION_TAG},
-            ACTION_TAG: action_id,
-        }
+        tags = action_tags(rollback_data.get("tags"), action_id)
         response = call(
             ctx, "RegisterImage", **register, TagSpecifications=tag_specification("image", tags)
         )
@@ -387,21 +384,26 @@ class DeregisterImage(CleanupAction):
             note=f"{rollback_data.get('image_id')} registered again as {image_id}",
         )
 
-    def _registered_again(self, ctx: ActionContext, action_id: str, name: str) -> str | None:
+    def _registered_again(self, ctx: ActionContext, name: str) -> str | None:
         """The image an earlier attempt of this rollback registered: tagged with its action ID,
         or (its answer lost before the tags were set) the account's image of the same name, which
         AWS keeps unique per region."""
-        for filters in (
-            [{"Name": f"tag:{ACTION_TAG}", "Values": [action_id]}],
-            [{"Name": "name", "Values": [name]}] if name else None,
-        ):
-            if filters is None:
-                continue
-            found = call(ctx, "DescribeImages", Owners=["self"], Filters=filters).get("Images", [])
-            usable = [i for i in found if i.get("State") in ("available", "pending")]
-            if usable:
-                return str(usable[0]["ImageId"])
-        return None
+        usable = earlier_attempt(
+            ctx, "DescribeImages", "Images", Owners=["self"], live=_usable_image
+        )
+        if not usable and name:
+            found = call(
+                ctx,
+                "DescribeImages",
+                Owners=["self"],
+                Filters=[{"Name": "name", "Values": [name]}],
+            ).get("Images", [])
+            usable = [i for i in found if _usable_image(i)]
+        return str(usable[0]["ImageId"]) if usable else None
+
+
+def _usable_image(image: Mapping[str, Any]) -> bool:
+    return image.get("State") in ("available", "pending")
 
 
 __all__ = ["DeregisterImage", "DeregisterParameters"]

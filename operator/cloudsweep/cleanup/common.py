@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +15,7 @@ from cloudsweep import aws
 from cloudsweep.aws import ErrorKind
 from cloudsweep.cleanup import selection
 from cloudsweep.cleanup.base import (
+    ACTION_TAG,
     ActionContext,
     ActionParameters,
     CleanupItem,
@@ -89,6 +90,96 @@ def gone_before_recorded(
         message=f"{resource} is gone before its configuration was recorded",
         region=ctx.region,
     )
+
+
+class MissingRollbackData(aws.AwsError):
+    """``execute`` was asked to act without the undo data that prepare records (or with undo data
+    that no longer works): refused, nothing is called."""
+
+    def __init__(
+        self, operation: str, verb: str, resource_id: str, region: str, reason: str
+    ) -> None:
+        super().__init__(
+            ErrorKind.TERMINAL,
+            service="ec2",
+            operation=operation,
+            code="MissingRollbackData",
+            message=f"refusing to {verb} {resource_id}: {reason}; run prepare again",
+            region=region,
+        )
+
+
+def earlier_attempt(
+    ctx: ActionContext,
+    operation: str,
+    key: str,
+    *,
+    live: Callable[[Mapping[str, Any]], bool] | None = None,
+    filters: Sequence[Mapping[str, Any]] = (),
+    **params: Any,
+) -> list[dict[str, Any]]:
+    """What an earlier attempt of this action (or of this rollback) made: the entries of the
+    Describe ``operation`` (EC2) tagged ``ACTION_TAG`` = ``ctx.action_id``, in AWS's order.
+
+    AWS is asked with the tag filter (and ``filters``, ``params``), and every entry is checked
+    here again: it carries the tag, and ``live(entry)`` holds where given. The check here is what
+    keeps a rollback from taking over a stranger's resource where an endpoint ignores a filter
+    (the emulator of the tests and the demo ignores them on ``DescribeNatGateways``). ``key``
+    names the answer's list; ``"Reservations.Instances"`` flattens the instances of
+    ``DescribeInstances``.
+    """
+    action_id = str(ctx.action_id)
+    answer = call(
+        ctx,
+        operation,
+        Filters=[{"Name": f"tag:{ACTION_TAG}", "Values": [action_id]}, *filters],
+        **params,
+    )
+    return [
+        entry
+        for entry in _listed(answer, key.split("."))
+        if tag_map(entry.get("Tags")).get(ACTION_TAG) == action_id and (live is None or live(entry))
+    ]
+
+
+def _listed(answer: Mapping[str, Any], path: list[str]) -> Iterable[dict[str, Any]]:
+    head, *rest = path
+    for entry in answer.get(head) or ():
+        if rest:
+            yield from _listed(entry, rest)
+        else:
+            yield dict(entry)
+
+
+def oldest_usable(
+    found: Sequence[Mapping[str, Any]], usable: Callable[[Mapping[str, Any]], bool], started: str
+) -> dict[str, Any] | None:
+    """The oldest (by the timestamp field ``started``) of the usable entries, else of them all:
+    an earlier attempt's failed copy is still worth reporting over taking a second one."""
+    candidates = [f for f in found if usable(f)] or list(found)
+    chosen = sorted(candidates, key=lambda f: str(f.get(started, "")))
+    return dict(chosen[0]) if chosen else None
+
+
+def action_tags(
+    tags: Mapping[str, str] | None, action_id: str, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``tags`` (as recorded) less ``ACTION_TAG`` and the ``extra`` keys, plus ``ACTION_TAG`` =
+    ``action_id`` and ``extra``: the tags of what an action (or its rollback) makes."""
+    marks = {ACTION_TAG: action_id, **(extra or {})}
+    return {**{k: v for k, v in dict(tags or {}).items() if k not in marks}, **marks}
+
+
+def changes_since_scan(
+    seen: Mapping[str, Any], facts: Mapping[str, Any], fields: Iterable[tuple[str, str, str]]
+) -> list[str]:
+    """``"name seen -> now"`` for each ``(name, seen key, fact key)`` whose value the scan saw and
+    the re-check sees, and which differ."""
+    return [
+        f"{name} {seen[key]} -> {facts[fact]}"
+        for name, key, fact in fields
+        if seen.get(key) is not None and facts[fact] is not None and seen[key] != facts[fact]
+    ]
 
 
 def jsonable(response: Mapping[str, Any]) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from cloudsweep.cleanup.base import (
 )
 from cloudsweep.cleanup.common import (
     call,
+    changes_since_scan,
     dry_run_calls,
     gone_before_recorded,
     jsonable,
@@ -139,15 +140,15 @@ class ModifyToGp3(CleanupAction):
         if protection is not None:
             return Recheck(False, f"volume is now protected by tag {protection}", facts)
         seen = item.resource_details.get("pricing") or {}
-        changes = [
-            f"{name} {seen[key]} -> {facts[fact]}"
-            for name, key, fact in (
+        changes = changes_since_scan(
+            seen,
+            facts,
+            (
                 ("size", "size_gib", "size"),
                 ("type", "volume_type", "volume_type"),
                 ("iops", "iops", "iops"),
-            )
-            if seen.get(key) is not None and facts[fact] is not None and seen[key] != facts[fact]
-        ]
+            ),
+        )
         if changes:
             return Recheck(False, f"volume changed since the scan: {', '.join(changes)}", facts)
         if not (item.resource_details.get("target") or {}).get("iops"):

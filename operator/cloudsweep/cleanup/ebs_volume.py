@@ -37,7 +37,6 @@ from cloudsweep import aws
 from cloudsweep.aws import ErrorKind
 from cloudsweep.cleanup import register
 from cloudsweep.cleanup.base import (
-    ACTION_TAG,
     ActionContext,
     ActionParameters,
     CleanupAction,
@@ -47,10 +46,15 @@ from cloudsweep.cleanup.base import (
     Recheck,
 )
 from cloudsweep.cleanup.common import (
+    MissingRollbackData,
+    action_tags,
     call,
+    changes_since_scan,
     describe_one,
     destroy,
     dry_run_calls,
+    earlier_attempt,
+    oldest_usable,
     protected_by,
     savings_keeping,
     tag_map,
@@ -91,20 +95,6 @@ _KMS_PERMISSIONS = (
     "kms:ReEncryptFrom",
     "kms:ReEncryptTo",
 )
-
-
-class MissingRollbackData(aws.AwsError):
-    """``execute`` was asked to delete without a usable snapshot: refused, nothing is called."""
-
-    def __init__(self, volume_id: str, region: str, reason: str) -> None:
-        super().__init__(
-            ErrorKind.TERMINAL,
-            service="ec2",
-            operation="DeleteVolume",
-            code="MissingRollbackData",
-            message=f"refusing to delete {volume_id}: {reason}; run prepare again",
-            region=region,
-        )
 
 
 def describe_volume(ctx: ActionContext, volume_id: str) -> dict[str, Any] | None:
@@ -160,16 +150,16 @@ def recheck_volume(ctx: ActionContext, item: CleanupItem) -> Recheck:
     if protection is not None:
         return Recheck(False, f"volume is now protected by tag {protection}", facts)
     seen = item.resource_details.get("pricing") or {}
-    changes = [
-        f"{name} {seen[key]} -> {facts[fact]}"
-        for name, key, fact in (
+    changes = changes_since_scan(
+        seen,
+        facts,
+        (
             ("size", "size_gib", "size"),
             ("type", "volume_type", "volume_type"),
             ("iops", "iops", "iops"),
             ("throughput", "throughput_mibps", "throughput"),
-        )
-        if seen.get(key) is not None and facts[fact] is not None and seen[key] != facts[fact]
-    ]
+        ),
+    )
     if changes:
         return Recheck(False, f"volume changed since the scan: {', '.join(changes)}", facts)
     return Recheck(True, "still unattached, unprotected and unchanged", facts)
@@ -256,15 +246,7 @@ class SnapshotAndDeleteVolume(CleanupAction):
                 region=ctx.region,
             )
         if snapshot is None:
-            tags = {
-                **{
-                    k: v
-                    for k, v in config["tags"].items()
-                    if k not in (ACTION_TAG, SOURCE_VOLUME_TAG)
-                },
-                ACTION_TAG: action_id,
-                SOURCE_VOLUME_TAG: item.resource_id,
-            }
+            tags = action_tags(config["tags"], action_id, {SOURCE_VOLUME_TAG: item.resource_id})
             snapshot = call(
                 ctx,
                 "CreateSnapshot",
@@ -299,15 +281,8 @@ class SnapshotAndDeleteVolume(CleanupAction):
             if snapshot is not None:
                 return snapshot
             # Deleted by someone since: fall through to the tag, else take a new snapshot.
-        found = call(
-            ctx,
-            "DescribeSnapshots",
-            OwnerIds=["self"],
-            Filters=[{"Name": f"tag:{ACTION_TAG}", "Values": [str(ctx.action_id)]}],
-        ).get("Snapshots", [])
-        usable = [s for s in found if s.get("State") != "error"]
-        chosen = sorted(usable or found, key=lambda s: str(s.get("StartTime", "")))
-        return dict(chosen[0]) if chosen else None
+        found = earlier_attempt(ctx, "DescribeSnapshots", "Snapshots", OwnerIds=["self"])
+        return oldest_usable(found, lambda s: s.get("State") != "error", "StartTime")
 
     def _snapshot_failed(self, ctx: ActionContext, snapshot: Mapping[str, Any]) -> aws.AwsError:
         return aws.AwsError(
@@ -330,13 +305,19 @@ class SnapshotAndDeleteVolume(CleanupAction):
     ) -> Outcome:
         snapshot_id = rollback_data.get("snapshot_id")
         if not snapshot_id:
-            raise MissingRollbackData(item.resource_id, ctx.region, "no snapshot was recorded")
+            raise MissingRollbackData(
+                "DeleteVolume", "delete", item.resource_id, ctx.region, "no snapshot was recorded"
+            )
         # The undo copy must exist right before the data goes: someone may have deleted it since.
         snapshot = describe_snapshot(ctx, snapshot_id)
         state = snapshot.get("State") if snapshot else "missing"
         if state != "completed":
             raise MissingRollbackData(
-                item.resource_id, ctx.region, f"its snapshot {snapshot_id} is {state}"
+                "DeleteVolume",
+                "delete",
+                item.resource_id,
+                ctx.region,
+                f"its snapshot {snapshot_id} is {state}",
             )
         outcome = destroy(
             ctx,
@@ -357,15 +338,12 @@ class SnapshotAndDeleteVolume(CleanupAction):
     ) -> Outcome:
         action_id = str(ctx.action_id)
         snapshot_id = str(rollback_data["snapshot_id"])
-        existing = [
-            v
-            for v in call(
-                ctx,
-                "DescribeVolumes",
-                Filters=[{"Name": f"tag:{ACTION_TAG}", "Values": [action_id]}],
-            ).get("Volumes", [])
-            if v.get("State") not in ("deleting", "deleted", "error")
-        ]
+        existing = earlier_attempt(
+            ctx,
+            "DescribeVolumes",
+            "Volumes",
+            live=lambda v: v.get("State") not in ("deleting", "deleted", "error"),
+        )
         already_done = bool(existing)
         if existing:
             volume_id = str(existing[0]["VolumeId"])
@@ -388,11 +366,7 @@ class SnapshotAndDeleteVolume(CleanupAction):
         self, ctx: ActionContext, data: Mapping[str, Any], snapshot_id: str, action_id: str
     ) -> str:
         volume_type = str(data["volume_type"])
-        tags = {
-            **{k: v for k, v in dict(data.get("tags") or {}).items() if k != ACTION_TAG},
-            ACTION_TAG: action_id,
-            RESTORED_FROM_TAG: snapshot_id,
-        }
+        tags = action_tags(data.get("tags"), action_id, {RESTORED_FROM_TAG: snapshot_id})
         request: dict[str, Any] = {
             "AvailabilityZone": data["availability_zone"],
             "SnapshotId": snapshot_id,

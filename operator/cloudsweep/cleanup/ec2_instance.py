@@ -74,6 +74,15 @@ def describe_instance(ctx: ActionContext, instance_id: str) -> dict[str, Any] | 
     return describe_one(describe, "Instances")
 
 
+def instance_facts(instance: Mapping[str, Any]) -> dict[str, Any]:
+    """What a re-check reports of the instance, whatever it decides: state, type and tags."""
+    return {
+        "state": str(instance.get("State", {}).get("Name")),
+        "instance_type": instance.get("InstanceType"),
+        "tags": tag_map(instance.get("Tags")),
+    }
+
+
 def auto_scaling_group(ctx: ActionContext, instance: Mapping[str, Any]) -> str | None:
     """The Auto Scaling group the instance belongs to: its tag, else what Auto Scaling says
     (the tag can be removed; the membership cannot be hidden)."""
@@ -211,12 +220,8 @@ class StopInstance(CleanupAction):
         instance = describe_instance(ctx, item.resource_id)
         if instance is None:
             return Recheck.gone("instance no longer exists")
-        state = str(instance.get("State", {}).get("Name"))
-        facts: dict[str, Any] = {
-            "state": state,
-            "instance_type": instance.get("InstanceType"),
-            "tags": tag_map(instance.get("Tags")),
-        }
+        facts = instance_facts(instance)
+        state = str(facts["state"])
         if state in _GONE_STATES:
             return Recheck.gone(f"instance is already {state}", **facts)
         if state != "running":

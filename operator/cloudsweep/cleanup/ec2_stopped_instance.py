@@ -58,16 +58,20 @@ from cloudsweep.cleanup.base import (
     Recheck,
 )
 from cloudsweep.cleanup.common import (
+    MissingRollbackData,
+    action_tags,
     call,
     describe_one,
     destroy,
     dry_run_calls,
+    earlier_attempt,
+    oldest_usable,
     tag_map,
     tag_specification,
     user_tags,
     wait,
 )
-from cloudsweep.cleanup.ec2_instance import describe_instance, refusal
+from cloudsweep.cleanup.ec2_instance import describe_instance, instance_facts, refusal
 from cloudsweep.domain import ActionType, money, stopped_at
 from cloudsweep.pricing import active
 
@@ -89,20 +93,6 @@ _CONFIG_KEYS = (
     "kept_volume_ids",
     "tags",
 )
-
-
-class MissingImage(aws.AwsError):
-    """``execute`` was asked to terminate without an available AMI: refused, nothing called."""
-
-    def __init__(self, instance_id: str, region: str, reason: str) -> None:
-        super().__init__(
-            ErrorKind.TERMINAL,
-            service="ec2",
-            operation="TerminateInstances",
-            code="MissingRollbackData",
-            message=f"refusing to terminate {instance_id}: {reason}; run prepare again",
-            region=region,
-        )
 
 
 def describe_image(ctx: ActionContext, image_id: str) -> dict[str, Any] | None:
@@ -211,12 +201,8 @@ class SnapshotAndTerminateInstance(CleanupAction):
         instance = describe_instance(ctx, item.resource_id)
         if instance is None:
             return Recheck.gone("instance no longer exists")
-        state = str(instance.get("State", {}).get("Name"))
-        facts: dict[str, Any] = {
-            "state": state,
-            "instance_type": instance.get("InstanceType"),
-            "tags": tag_map(instance.get("Tags")),
-        }
+        facts = instance_facts(instance)
+        state = str(facts["state"])
         if state in _GONE_STATES:
             return Recheck.gone(f"instance is already {state}", **facts)
         if state != "stopped":
@@ -340,15 +326,8 @@ class SnapshotAndTerminateInstance(CleanupAction):
             image = describe_image(ctx, str(recorded_id))
             if image is not None:
                 return image
-        found = call(
-            ctx,
-            "DescribeImages",
-            Owners=["self"],
-            Filters=[{"Name": f"tag:{ACTION_TAG}", "Values": [str(ctx.action_id)]}],
-        ).get("Images", [])
-        usable = [i for i in found if i.get("State") != "failed"]
-        chosen = sorted(usable or found, key=lambda i: str(i.get("CreationDate", "")))
-        return dict(chosen[0]) if chosen else None
+        found = earlier_attempt(ctx, "DescribeImages", "Images", Owners=["self"])
+        return oldest_usable(found, lambda i: i.get("State") != "failed", "CreationDate")
 
     def execute(
         self,
@@ -359,12 +338,24 @@ class SnapshotAndTerminateInstance(CleanupAction):
     ) -> Outcome:
         image_id = rollback_data.get("image_id")
         if not image_id:
-            raise MissingImage(item.resource_id, ctx.region, "no AMI was recorded")
+            raise MissingRollbackData(
+                "TerminateInstances",
+                "terminate",
+                item.resource_id,
+                ctx.region,
+                "no AMI was recorded",
+            )
         # The undo copy must exist right before the instance goes: someone may have removed it.
         image = describe_image(ctx, str(image_id))
         state = image.get("State") if image else "missing"
         if state != "available":
-            raise MissingImage(item.resource_id, ctx.region, f"its AMI {image_id} is {state}")
+            raise MissingRollbackData(
+                "TerminateInstances",
+                "terminate",
+                item.resource_id,
+                ctx.region,
+                f"its AMI {image_id} is {state}",
+            )
         outcome = destroy(
             ctx,
             "TerminateInstances",
@@ -386,11 +377,7 @@ class SnapshotAndTerminateInstance(CleanupAction):
     ) -> Outcome:
         action_id = str(ctx.action_id)
         image_id = str(rollback_data["image_id"])
-        tags = {
-            **{k: v for k, v in dict(rollback_data.get("tags") or {}).items() if k != ACTION_TAG},
-            ACTION_TAG: action_id,
-            RESTORED_FROM_TAG: image_id,
-        }
+        tags = action_tags(rollback_data.get("tags"), action_id, {RESTORED_FROM_TAG: image_id})
         request: dict[str, Any] = {
             "ImageId": image_id,
             "InstanceType": rollback_data["instance_type"],
@@ -416,18 +403,13 @@ class SnapshotAndTerminateInstance(CleanupAction):
             request["EbsOptimized"] = True
         # An earlier run of this rollback, found by its tag (the ClientToken covers AWS; the
         # tag also covers endpoints that ignore it).
-        earlier = [
-            i
-            for r in call(
-                ctx,
-                "DescribeInstances",
-                Filters=[
-                    {"Name": f"tag:{ACTION_TAG}", "Values": [action_id]},
-                    {"Name": "instance-state-name", "Values": list(_LIVE_STATES)},
-                ],
-            ).get("Reservations", [])
-            for i in r.get("Instances", [])
-        ]
+        earlier = earlier_attempt(
+            ctx,
+            "DescribeInstances",
+            "Reservations.Instances",
+            filters=[{"Name": "instance-state-name", "Values": list(_LIVE_STATES)}],
+            live=lambda i: i.get("State", {}).get("Name") in _LIVE_STATES,
+        )
         if earlier:
             instance_id = str(earlier[0]["InstanceId"])
         else:
@@ -448,4 +430,4 @@ class SnapshotAndTerminateInstance(CleanupAction):
         )
 
 
-__all__ = ["MissingImage", "SnapshotAndTerminateInstance"]
+__all__ = ["MissingRollbackData", "SnapshotAndTerminateInstance"]

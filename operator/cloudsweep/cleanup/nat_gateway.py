@@ -38,10 +38,8 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from cloudsweep import aws
-from cloudsweep.aws import ErrorKind
 from cloudsweep.cleanup import register
 from cloudsweep.cleanup.base import (
-    ACTION_TAG,
     ActionContext,
     ActionParameters,
     CleanupAction,
@@ -51,9 +49,13 @@ from cloudsweep.cleanup.base import (
     Recheck,
 )
 from cloudsweep.cleanup.common import (
+    MissingRollbackData,
+    action_tags,
     call,
     describe_one,
     destroy,
+    earlier_attempt,
+    gone_before_recorded,
     protected_by,
     tag_map,
     tag_specification,
@@ -64,6 +66,7 @@ from cloudsweep.domain import ActionType
 
 RESTORED_FROM_TAG = "cloudsweep.io/restored-from-nat-gateway"
 _GONE_STATES = frozenset({"deleting", "deleted"})
+_LIVE_STATES = ("pending", "available")
 _DESTINATIONS = ("DestinationCidrBlock", "DestinationIpv6CidrBlock", "DestinationPrefixListId")
 
 
@@ -205,13 +208,8 @@ class DeleteNatGateway(CleanupAction):
             return dict(recorded)
         nat = describe_nat(ctx, item.resource_id)
         if nat is None or nat.get("State") in _GONE_STATES:
-            raise aws.AwsError(
-                ErrorKind.NOT_FOUND,
-                service="ec2",
-                operation="DeleteNatGateway",
-                code="NatGatewayNotFound",
-                message=f"{item.resource_id} is gone before its configuration was recorded",
-                region=ctx.region,
+            raise gone_before_recorded(
+                ctx, "ec2", "DeleteNatGateway", "NatGatewayNotFound", item.resource_id
             )
         addresses = nat.get("NatGatewayAddresses") or []
         primary = next(
@@ -239,14 +237,12 @@ class DeleteNatGateway(CleanupAction):
         rollback_data: Mapping[str, Any],
     ) -> Outcome:
         if not rollback_data.get("subnet_id"):
-            raise aws.AwsError(
-                ErrorKind.TERMINAL,
-                service="ec2",
-                operation="DeleteNatGateway",
-                code="MissingRollbackData",
-                message=f"refusing to delete {item.resource_id}: its subnet and routes were not "
-                "recorded; run prepare again",
-                region=ctx.region,
+            raise MissingRollbackData(
+                "DeleteNatGateway",
+                "delete",
+                item.resource_id,
+                ctx.region,
+                "its subnet and routes were not recorded",
             )
         routes = len(rollback_data.get("routes") or [])
         return destroy(
@@ -268,11 +264,7 @@ class DeleteNatGateway(CleanupAction):
         old = describe_nat(ctx, old_id)
         if old is not None and old.get("State") not in ("deleted", "failed"):
             wait(ctx, "nat_gateway_deleted", "DescribeNatGateways", params, NatGatewayIds=[old_id])
-        tags = {
-            **{k: v for k, v in dict(rollback_data.get("tags") or {}).items() if k != ACTION_TAG},
-            ACTION_TAG: action_id,
-            RESTORED_FROM_TAG: old_id,
-        }
+        tags = action_tags(rollback_data.get("tags"), action_id, {RESTORED_FROM_TAG: old_id})
         request: dict[str, Any] = {
             "SubnetId": rollback_data["subnet_id"],
             "ConnectivityType": rollback_data.get("connectivity_type") or "public",
@@ -281,22 +273,16 @@ class DeleteNatGateway(CleanupAction):
         }
         if rollback_data.get("allocation_id"):
             request["AllocationId"] = rollback_data["allocation_id"]
-        # An earlier run of this rollback, found by its tag. The tag is checked here as well:
-        # an endpoint that ignores the filter (the emulator of the tests and the demo does)
-        # would otherwise hand back another, live gateway, and the routes would be pointed at it.
-        existing = [
-            n
-            for n in call(
-                ctx,
-                "DescribeNatGateways",
-                Filters=[
-                    {"Name": f"tag:{ACTION_TAG}", "Values": [action_id]},
-                    {"Name": "state", "Values": ["pending", "available"]},
-                ],
-            ).get("NatGateways", [])
-            if tag_map(n.get("Tags")).get(ACTION_TAG) == action_id
-            and n.get("State") in ("pending", "available")
-        ]
+        # An earlier run of this rollback, found by its tag (checked by the helper too: the
+        # emulator ignores the filter and would hand back another, live gateway, and the routes
+        # would be pointed at it).
+        existing = earlier_attempt(
+            ctx,
+            "DescribeNatGateways",
+            "NatGateways",
+            filters=[{"Name": "state", "Values": list(_LIVE_STATES)}],
+            live=lambda n: n.get("State") in _LIVE_STATES,
+        )
         if existing:
             nat_id = str(existing[0]["NatGatewayId"])
         else:
