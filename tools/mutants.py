@@ -410,7 +410,10 @@ def main() -> int:
         sample = sample or CI_SAMPLE
     known = equivalents()
     build = BUILD_CI if args.ci else BUILD
-    with contextlib.nullcontext() if args.report else shared_database():
+    # The CI subset's targets use no database (policies, the URL checks): no server to start,
+    # which costs CPU and, on a loaded machine, could time out and fail the step for nothing.
+    # (A CI target whose tests need one would still work: each session starts its own.)
+    with contextlib.nullcontext() if args.report or args.ci else shared_database():
         return _run_targets(args, chosen, sample, known, build)
 
 
@@ -452,6 +455,8 @@ def _run_targets(
             print(f"   survived: {name}{mark}")
             if args.diffs or (args.ci and name in unjudged):
                 print("      " + _changed_lines(diffs[name]).replace("\n", "\n      "))
+            if args.diffs:
+                print(f"      allow-list entry: {mutants_allowlist.key(name, diffs[name])}")
         no_tests: list[str] = report["no_tests"]  # type: ignore[assignment]
         not_checked: list[str] = report["not_checked"]  # type: ignore[assignment]
         if no_tests:
