@@ -674,6 +674,16 @@ def test_an_approval_lapses_when_its_policy_changed() -> None:
     )  # without the policy (the CLI's view) the spec is not compared
 
 
+def test_an_approval_holds_when_its_policy_resolves_other_accounts() -> None:
+    """AwsAccounts come and go, and an approval names its own account: the accounts a policy
+    resolved are not part of what an approval binds to, so a new account does not void it."""
+    approved_under = policy(accounts=["111111111111"])
+    resolving_more = policy(accounts=["111111111111", "222222222222"])
+    decision = decide(resolving_more, _bound(candidate("80.00"), approved_under))
+    assert decision.kind is DecisionKind.APPROVED_TO_RUN
+    assert decision.lapsed_approval is None
+
+
 def test_a_person_started_run_keeps_the_note_of_a_lapsed_approval() -> None:
     p = policy(autoExecute=False)
     c = candidate("20.00")

@@ -34,9 +34,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -47,12 +47,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import mutants_allowlist
+from mutants_allowlist import Allowlist
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "mutants"
 # The CI sample keeps its own staging, so it never mixes with (or wipes) a full run's results.
 BUILD_CI = ROOT / "build" / "mutants-ci"
-# Mutants known to be equivalent, one name a line; a survivor listed here does not fail ``--ci``.
 CI_SAMPLE = 30  # mutants per fast target in ``--ci``
+# Mutants known to be equivalent (``tools/mutants_allowlist.py``: by diff, or by name); a survivor
+# listed here does not fail ``--ci``.
 EQUIVALENTS = ROOT / "tools" / "mutants-equivalent.txt"
 
 
@@ -234,10 +238,7 @@ def run(
             if not names:
                 names = ["cloudsweep.none.x_nothing"]
         if sample is not None and not report_only:
-            # A fixed, seeded sample: the same mutants every CI run, so a change in score means
-            # a change in code or tests.
-            every = sorted(_mutant_names(where))
-            names = sorted(random.Random(12).sample(every, min(sample, len(every))))
+            names = stable_sample(_diffs(where, None), sample)
         if not report_only:
             command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
             subprocess.run(command + names, cwd=where, env=env, stdout=out, stderr=out, check=False)
@@ -272,10 +273,41 @@ def run(
     }
 
 
-def equivalents() -> set[str]:
+def equivalents() -> Allowlist:
     """The checked-in list of mutants known to be equivalent (``docs/testing.md`` says why)."""
-    text = EQUIVALENTS.read_text() if EQUIVALENTS.exists() else ""
-    return {line.split("#", 1)[0].strip() for line in text.splitlines()} - {""}
+    return mutants_allowlist.parse(EQUIVALENTS.read_text() if EQUIVALENTS.exists() else "")
+
+
+def stable_sample(diffs: dict[str, str], size: int) -> list[str]:
+    """``size`` mutants chosen by a hash of what they change, not by mutmut's numbers.
+
+    The same mutants every run of the same code, so a change in the result means a change in
+    code or tests. A mutant's rank depends only on its function and mutated lines, not on its
+    number, so renumbering (an edit elsewhere in a function) changes nothing, and an edit that
+    adds or removes mutants moves the sample only at its edge: a new mutant enters if it ranks
+    among the first ``size`` (pushing out the last one), a removed one lets the next one in.
+    The hash spreads the sample over the module's functions.
+    """
+
+    def rank(name: str) -> tuple[str, str]:
+        entry = mutants_allowlist.key(name, diffs[name])
+        return hashlib.sha256(f"12:{entry}".encode()).hexdigest(), name
+
+    return sorted(sorted(diffs, key=rank)[:size])
+
+
+def _diffs(where: Path, only: list[str] | None) -> dict[str, str]:
+    """Each mutant's diff (as ``mutmut show`` prints it), read in-process from the staged tree."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    diffs: dict[str, str] = {}
+    with contextlib.chdir(where):  # mutmut reads ``mutants/<path>`` relative to the directory
+        for meta in Path("mutants").rglob("*.meta"):
+            path = meta.relative_to("mutants").with_suffix("")
+            for name in json.loads(meta.read_text()).get("exit_code_by_key", {}):
+                if only is None or name in only:
+                    diffs[name] = get_diff_for_mutant(name, path=path)
+    return diffs
 
 
 def show(target: Target, name: str, build: Path = BUILD) -> str:
@@ -293,14 +325,6 @@ def show(target: Target, name: str, build: Path = BUILD) -> str:
         for line in shown.stdout.splitlines()
         if line[:1] in "+-" and not line.startswith(("+++", "---"))
     )
-
-
-def _mutant_names(where: Path) -> list[str]:
-    names = []
-    for meta in (where / "mutants").rglob("*.meta"):
-        data = json.loads(meta.read_text())
-        names.extend(data.get("exit_code_by_key", {}))
-    return names
 
 
 def _durations(where: Path, only: list[str] | None) -> list[float]:
@@ -386,15 +410,23 @@ def main() -> int:
         sample = sample or CI_SAMPLE
     known = equivalents()
     build = BUILD_CI if args.ci else BUILD
-    with contextlib.nullcontext() if args.report else shared_database():
+    # The CI subset's targets use no database (policies, the URL checks): no server to start,
+    # which costs CPU and, on a loaded machine, could time out and fail the step for nothing.
+    # (A CI target whose tests need one would still work: each session starts its own.)
+    with contextlib.nullcontext() if args.report or args.ci else shared_database():
         return _run_targets(args, chosen, sample, known, build)
 
 
 def _run_targets(
-    args: argparse.Namespace, chosen: list[Target], sample: int | None, known: set[str], build: Path
+    args: argparse.Namespace,
+    chosen: list[Target],
+    sample: int | None,
+    known: Allowlist,
+    build: Path,
 ) -> int:
     failed = False
     totals = [0, 0, 0]
+    incomplete: list[str] = []  # targets whose figures are not a full run's
     for target in chosen:
         if args.clean or (args.ci and not args.report):
             # The sample is small: always measured afresh, never resumed from older code.
@@ -416,15 +448,28 @@ def _run_targets(
             f"{report['per_mutant']} s per mutant)",
             flush=True,
         )
+        diffs = _diffs(build / target.name, survivors) if survivors else {}
+        unjudged = [n for n in survivors if not known.allows(n, diffs.get(n))]
         for name in survivors:
-            mark = "  (equivalent: docs/testing.md)" if name in known else ""
+            mark = "" if name in unjudged else "  (equivalent: docs/testing.md)"
             print(f"   survived: {name}{mark}")
+            if args.diffs or (args.ci and name in unjudged):
+                print("      " + _changed_lines(diffs[name]).replace("\n", "\n      "))
             if args.diffs:
-                print("      " + show(target, name, build).replace("\n", "\n      "))
-        if report["no_tests"]:
-            print(f"   no tests reach {len(report['no_tests'])} mutants")  # type: ignore[arg-type]
-        if report["not_checked"]:
-            print(f"   not checked: {len(report['not_checked'])} mutants")  # type: ignore[arg-type]
+                print(f"      allow-list entry: {mutants_allowlist.key(name, diffs[name])}")
+        no_tests: list[str] = report["no_tests"]  # type: ignore[assignment]
+        not_checked: list[str] = report["not_checked"]  # type: ignore[assignment]
+        if no_tests:
+            print(f"   no tests reach {len(no_tests)} mutants")
+        if not_checked:
+            print(f"   not checked: {len(not_checked)} mutants")
+        if not report["mutants"]:
+            incomplete.append(f"{target.name} (not run)")
+        elif not_checked:
+            incomplete.append(
+                f"{target.name} (partial or sampled: {len(not_checked)} of "
+                f"{report['mutants']} not checked)"
+            )
         if not args.report and report["mutants"] and not report["reached"]:
             print(f"   the tests did not run: see {report['log']}")
             failed = True
@@ -432,15 +477,55 @@ def _run_targets(
         totals[1] += int(report["reached"])  # type: ignore[call-overload]
         totals[2] += int(report["killed"])  # type: ignore[call-overload]
         failed = failed or float(report["score"]) < args.min_score  # type: ignore[arg-type]
-        if args.ci and set(survivors) - known:
-            print("   a sampled mutant survived that is not a known equivalent: add a test")
+        if args.ci and unjudged:
+            _explain_survivors(target, unjudged, diffs)
             failed = True
-    if len(chosen) > 1 and totals[1]:
-        print(
-            f"\n== all: score {100.0 * totals[2] / totals[1]:.1f}% "
-            f"({totals[2]} killed of {totals[1]} reached; {totals[0]} mutants)"
-        )
+    if len(chosen) > 1 and not args.ci:
+        print("\n" + core_line(totals, incomplete, whole=len(chosen) == len(TARGETS)))
     return 1 if failed else 0
+
+
+def core_line(totals: list[int], incomplete: list[str], *, whole: bool) -> str:
+    """One line for the whole core (or the targets chosen), which says what it does not count."""
+    mutants, reached, killed = totals
+    score = f"{100.0 * killed / reached:.1f}%" if reached else "none"
+    line = (
+        f"== {'core' if whole else 'these targets'}: score {score} "
+        f"({killed} killed of {reached} reached, over every target with results; "
+        f"{mutants} mutants)"
+    )
+    if incomplete:
+        line += "; no full result, so not a score of the whole: " + ", ".join(incomplete)
+    return line
+
+
+def _changed_lines(diff: str) -> str:
+    return "\n".join(
+        line
+        for line in diff.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    )
+
+
+def _explain_survivors(target: Target, unjudged: list[str], diffs: dict[str, str]) -> None:
+    """What a failing CI step says: which mutant, what it changes, and how to judge it."""
+    tests = " ".join(target.ci_tests or target.tests)
+    print(
+        f"\n   FAILED: {len(unjudged)} sampled mutant(s) of {target.name} survived the tests and "
+        "are not listed as equivalent: the tests do not notice the change shown above."
+    )
+    for name in unjudged:
+        print(
+            f"   - {name}\n"
+            f"     reproduce: cd {BUILD_CI.relative_to(ROOT)}/{target.name}/mutants && "
+            f"MUTANT_UNDER_TEST={name} python -m pytest {tests}\n"
+            "     if the change alters behaviour: write a test that fails on it "
+            "(a behavioural one, docs/testing.md);\n"
+            "     if it cannot (an equivalent mutant): append to tools/mutants-equivalent.txt a "
+            "'# <reason>' line and\n"
+            f"       {mutants_allowlist.key(name, diffs[name])}\n"
+            '     and say why in docs/testing.md ("Equivalent mutants").'
+        )
 
 
 if __name__ == "__main__":

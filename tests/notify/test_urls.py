@@ -564,3 +564,52 @@ def test_a_refused_connection_says_why() -> None:
     assert str(failed.value) == (
         f"http://127.0.0.1:{port}/... (127.0.0.1): [Errno 111] Connection refused"
     )
+
+
+# Without the connect time-out the wait lasts the kernel's SYN retries (about two minutes): fail
+# the test well before, so a mutation run counts it fast.
+@pytest.mark.timeout(15)
+def test_a_receiver_that_never_accepts_fails_within_the_connect_time_out() -> None:
+    """A receiver whose accept queue is full drops the SYN, so the connection neither opens nor
+    is refused: only the connect time-out ends the wait (the total deadline's watchdog guards the
+    socket from the moment it is connected, not before)."""
+    import socket
+    import time
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)  # never accepted: a queue of one, filled below
+        port = listener.getsockname()[1]
+        queued = []
+        try:
+            for _ in range(3):  # fill the accept queue; the kernel drops later SYNs silently
+                waiting = socket.socket()
+                waiting.setblocking(False)
+                waiting.connect_ex(("127.0.0.1", port))
+                queued.append(waiting)
+            time.sleep(0.2)  # let the handshakes of the queued ones complete
+            started = time.monotonic()
+            with pytest.raises(urls.DeliveryError) as failed:
+                urls.post_json(
+                    f"http://127.0.0.1:{port}/hook",
+                    {},
+                    allow_private=True,
+                    timeouts=urls.Timeouts(connect=1.0, total=30.0),
+                )
+            waited = time.monotonic() - started
+        finally:
+            for waiting in queued:
+                waiting.close()
+    assert failed.value.retryable is True
+    assert "timed out" in str(failed.value)
+    assert waited < 10  # the connect time-out (1 s), with room for a loaded machine
+
+
+def test_a_too_long_url_is_refused_by_its_host_never_its_path() -> None:
+    secret = "T000/B000/" + "s" * 2048
+    with pytest.raises(urls.WebhookRefused) as refused:
+        urls.resolve_webhook(f"https://hooks.slack.com/services/{secret}")
+    assert str(refused.value).startswith(
+        "webhook URL 'https://hooks.slack.com/...' refused: longer than 2048 characters"
+    )
+    assert "sss" not in str(refused.value)
