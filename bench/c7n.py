@@ -279,9 +279,9 @@ class Run:
     findings: int
     by_policy: dict[str, int] = field(default_factory=dict)
     minimum: int | None = None  # the minimum calls of the same findings (bench/minimum.py)
-    minimum_rows: list[bench_minimum.Row] = field(default_factory=list)
     own_count: int | None = None  # the calls the tool says it made (CloudSweep's recorder)
     server_seconds: Counter[tuple[str, str]] = field(default_factory=Counter)
+    minimum_rows: list[bench_minimum.Row] = field(default_factory=list)  # by operation
 
     @property
     def total(self) -> int:

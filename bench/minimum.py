@@ -57,9 +57,10 @@ _LISTINGS: dict[str, tuple[int | None, tuple[str, ...]]] = {
     "rds:DescribeDBInstances": (100, ("rds-instance",)),
     "logs:DescribeLogGroups": (50, ("cloudwatch-log-group",)),
 }
+_ELBV2 = "load-balancer (ELBv2)"  # the findings of ELBv2 load balancers, counted apart
 # Listings needed in a region only when it has findings of this type (and the largest page).
 _WHEN_FOUND: dict[str, tuple[int, str, str]] = {
-    "elbv2:DescribeTargetGroups": (400, "load-balancer", "an idle-looking ELBv2 load balancer"),
+    "elbv2:DescribeTargetGroups": (400, _ELBV2, "an idle-looking ELBv2 load balancer"),
     "ec2:DescribeRouteTables": (100, "nat-gateway", "an idle-looking NAT gateway"),
     "ec2:DescribeLaunchTemplates": (200, "ami", "an unused-looking AMI"),
     "autoscaling:DescribeLaunchConfigurations": (100, "ami", "an unused-looking AMI"),
@@ -123,6 +124,11 @@ def minimum_rows(
     for region, found in by_region.items():
         listed = listings.get(region, {})
         types = Counter(f.resource_type for f in found)
+        types[_ELBV2] = sum(
+            1
+            for f in found
+            if f.resource_type == "load-balancer" and f.details.get("lb_type") != "classic"
+        )
         for operation, (page, users) in _LISTINGS.items():
             if any(d in detectors for d in users):
                 rule = (
