@@ -1,11 +1,10 @@
 """Scan a moto world of N resources across three regions: wall time, findings/s, AWS calls.
 
-The minimum is the fewest calls that can list what the scan reads: for every paged listing the
-scan made in every region, ceil(items / the API's largest page), at least one; plus the two STS
-calls (AssumeRole, GetCallerIdentity). Calls about one resource (DescribeTargetHealth,
-DescribeInstanceHealth, DescribeLoadBalancerAttributes, ...) are not part of it: they are printed
-as per-resource calls. moto answers DescribeVolumes and DescribeSnapshots in one page whatever
-MaxResults says, so those listings can come in under AWS's minimum.
+The minimum is the fewest calls an ideal scan of the same findings makes, by operation, each
+with its rule (``bench/minimum.py``): listing pages at each API's largest page, batched reads for
+exactly the resources that need them, per-resource calls only where no batched API exists and
+only for resources that already look like waste. The run prints the table: operation, calls
+made, minimum, rule.
 
 ``--world lb-heavy`` adds load balancers to the bulk world (``bench/lb_world.py``): the world of
 issue 16's comparison with Cloud Custodian. CloudWatch ``GetMetricData`` calls are printed against
@@ -31,7 +30,7 @@ from typing import Any
 import boto3
 import typer
 
-from bench import lb_world, types_world
+from bench import lb_world, minimum, types_world
 from bench.common import fresh_database, machine, peak_rss_mib
 from cloudsweep import aws, scanning
 from cloudsweep.aws import emulator
@@ -40,40 +39,29 @@ from cloudsweep.demo import world as demo_world
 from cloudsweep.settings import Settings
 from cloudsweep.store import FindingFilter, Store
 
-# The largest page each listing API returns; None: the API does not page.
-MAX_PAGE = {
-    "ec2:DescribeVolumes": 500,
-    "ec2:DescribeSnapshots": 1000,
-    "ec2:DescribeImages": 1000,
-    "ec2:DescribeAddresses": None,
-    "ec2:DescribeInstances": 1000,
-    "ec2:DescribeNatGateways": 1000,
-    "ec2:DescribeRouteTables": 100,
-    "elbv2:DescribeLoadBalancers": 400,
-    "elbv2:DescribeTargetGroups": 400,
-    "elb:DescribeLoadBalancers": 400,
-    "rds:DescribeDBInstances": 100,
-    "backup:ListRecoveryPoints": 1000,
-}
-
-
-def minimum_calls(listings: dict[str, dict[str, int]]) -> int:
-    minimum = 2  # AssumeRole + GetCallerIdentity
-    for counts in listings.values():
-        for listing, count in counts.items():
-            if listing not in MAX_PAGE:
-                continue  # a call about one resource, not a listing
-            page = MAX_PAGE[listing]
-            minimum += 1 if page is None else max(1, math.ceil(max(count, 0) / page))
-    return minimum
-
-
 # Calls about one resource: made only for resources that already look like waste.
 PER_RESOURCE = ("DescribeTargetHealth", "DescribeInstanceHealth", "DescribeLoadBalancerAttributes")
 
 
 def _per_resource(recorder: aws.CallRecorder) -> int:
     return sum(recorder.count(operation=operation) for operation in PER_RESOURCE)
+
+
+def _findings(store: Store) -> list[minimum.Finding]:
+    return [
+        minimum.Finding(item.region, item.resource_type, item.resource_details)
+        for item in store.findings(FindingFilter("bench"))
+    ]
+
+
+def minimum_rows_of(metadata: dict[str, Any], findings: list[minimum.Finding]) -> list[minimum.Row]:
+    """The minimum's rows of a scan, from its recorded metadata and its findings."""
+    return minimum.minimum_rows(
+        detectors=list(metadata.get("detectors", [])),
+        listings=metadata["listings"],
+        metric_series=metadata.get("metric_series", {}),
+        findings=findings,
+    )
 
 
 def _metric_target(recorder: aws.CallRecorder) -> tuple[int, int, int]:
@@ -201,12 +189,15 @@ def run(
         )
         wall = time.perf_counter() - start
         found = Counter(i.resource_type for i in store.findings(FindingFilter("bench")))
+        findings = _findings(store)
     if "listings" not in outcome.scan.metadata:
         raise SystemExit(
             f"the scan did not run: {outcome.scan.status}: {outcome.error or outcome.scan.metadata}"
         )
-    listings = outcome.scan.metadata["listings"]
-    minimum = minimum_calls(listings)
+    rows = minimum_rows_of(outcome.scan.metadata, findings)
+    made = {
+        f"{service}:{operation}": n for (service, operation), n in recorder.by_operation().items()
+    }
     print(f"machine: {machine()}")
     print_world(seeded)
     print(f"scan: {outcome.scan.status}, {wall:.2f} s wall, concurrency {concurrency}")
@@ -214,17 +205,21 @@ def run(
         f"findings: {outcome.scan.total_waste_items_found:,} ({world.total_waste:,} seeded as waste)"
     )
     print(f"findings per second: {outcome.scan.total_waste_items_found / wall:,.0f}")
+    print("AWS calls by operation against the minimum of the same findings:")
+    calls, floor = minimum.print_table(rows, made)
+    tags_rule = minimum.describe_tags_rule(rows, findings)
     print(
-        f"AWS calls: {outcome.api_calls} (minimum {minimum}, ratio {outcome.api_calls / minimum:.2f})"
+        f"AWS calls: {outcome.api_calls} (minimum {floor}, ratio {calls / floor:.2f}; with ELB "
+        f"DescribeTags as the tag read: minimum {tags_rule}, ratio {calls / tags_rule:.2f})"
     )
-    print(f"per-resource calls (not in the minimum): {_per_resource(recorder)}")
+    print(
+        f"per-resource calls (in the minimum where the rules allow them): {_per_resource(recorder)}"
+    )
     metric_calls, queries, target = _metric_target(recorder)
     print(
         f"CloudWatch GetMetricData: {metric_calls} calls for {queries:,} queries "
         f"(ceil(queries / 500) per region: {target}; the detectors of a region read together)"
     )
-    for (service, operation), count in sorted(recorder.by_operation().items()):
-        print(f"  {service}:{operation:32s} {count}")
     print(f"peak RSS: {peak_rss_mib():.0f} MiB")
     if types is not None:
         print("findings by type: " + ", ".join(f"{t} {n:,}" for t, n in sorted(found.items())))

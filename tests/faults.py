@@ -73,6 +73,7 @@ def fail_with(
     body: bytes,
     region: str | None = None,
     times: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Injected:
     """Answer ``event`` (e.g. ``before-send.ec2.DescribeVolumes``) with an error response, only in
     ``region`` if given, the first ``times`` times if given (then the real server answers)."""
@@ -85,7 +86,7 @@ def fail_with(
             if times is not None and injected.hits >= times:
                 return None
             injected.hits += 1
-        return AWSResponse(request.url, status, {}, _Raw(body))
+        return AWSResponse(request.url, status, dict(headers or {}), _Raw(body))
 
     events.register(event, handler)
     return injected
@@ -96,6 +97,18 @@ def throttle(events: Any, service: str, operation: str, **kwargs: Any) -> Inject
         "RequestLimitExceeded" if service == "ec2" else "Throttling", "Rate exceeded"
     )
     return fail_with(events, f"before-send.{service}.{operation}", status=503, body=body, **kwargs)
+
+
+def throttle_json(events: Any, service: str, operation: str, **kwargs: Any) -> Injected:
+    """A throttling answer of a JSON-protocol service (CloudWatch, as botocore talks to it)."""
+    return fail_with(
+        events,
+        f"before-send.{service}.{operation}",
+        status=400,
+        body=b'{"__type": "Throttling", "message": "Rate exceeded"}',
+        headers={"Content-Type": "application/x-amz-json-1.0"},
+        **kwargs,
+    )
 
 
 def lose_response(events: Any, service: str, operation: str, *, times: int = 1) -> Injected:

@@ -466,3 +466,27 @@ def test_the_detectors_of_a_region_read_their_metrics_together(store, account, s
         }, region
         # Then only the daily series of the instances the CPU first look did not settle.
         assert namespaces[1:] == [{"AWS/EC2"}], region
+
+
+def test_a_throttled_shared_metric_read_is_not_asked_again_by_each_detector(
+    store, account, settings
+) -> None:
+    """Issue 16: the region's shared CloudWatch read failed (botocore's attempts spent), so every
+    detector that reads metrics fails there with its error, without a GetMetricData call of its
+    own; the other region is untouched."""
+    injected: list[faults.Injected] = []
+
+    def hook(session: aws.AccountSession) -> None:
+        injected.append(
+            faults.throttle_json(session.events, "cloudwatch", "GetMetricData", region="eu-west-1")
+        )
+
+    outcome = _scan(store, account, settings, session_factory=_with_session_hook(hook))
+
+    readers = {d.name for d in detectors.all_detectors() if d.reads_metrics}
+    assert {(t.region, t.detector) for t in outcome.failed_tasks} == {
+        ("eu-west-1", name) for name in readers
+    }
+    assert {t.error_kind for t in outcome.failed_tasks} == {"throttled"}
+    # The shared read's attempts only (settings.aws_max_attempts), not two more per detector.
+    assert injected[0].hits == settings.aws_max_attempts == 2

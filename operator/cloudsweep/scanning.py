@@ -449,6 +449,11 @@ def _finish(
             "regions_skipped": skipped,
             "errors": errors_by_region,
             "listings": listings,
+            # Distinct CloudWatch series read, by region and lookback: what the benchmark's
+            # minimum of GetMetricData calls is computed from.
+            "metric_series": {
+                region: ctx.inventory.metrics.distinct_series() for region, ctx in contexts.items()
+            },
             "api_calls": len(recorder.records),
             "catalog_version": getattr(next(iter(contexts.values())).prices, "version", None),
         },

@@ -33,6 +33,7 @@ def test_counts_every_call_by_service_and_operation() -> None:
         session.client("logs", endpoint_url=endpoint).describe_log_groups()
         session.client("cloudwatch", endpoint_url=endpoint).list_metrics()
         session.client("s3", endpoint_url=endpoint).list_buckets()
+        session.client("backup", endpoint_url=endpoint).list_backup_vaults()
         session.client("sts", endpoint_url=endpoint).get_caller_identity()
 
         counted = counter.take()
@@ -44,7 +45,8 @@ def test_counts_every_call_by_service_and_operation() -> None:
             ("elasticloadbalancing", "DescribeLoadBalancers"): 1,
             ("logs", "DescribeLogGroups"): 1,
             ("monitoring", "ListMetrics"): 1,
-            ("s3", "GET /"): 1,
+            ("s3", "ListBuckets"): 1,
+            ("backup", "ListBackupVaults"): 1,
             ("sts", "GetCallerIdentity"): 1,
         }
     )

@@ -112,3 +112,40 @@ def test_an_image_only_terminated_instances_used_is_unused(seed, make_context):
     ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
 
     assert image_id in findings(make_context)
+
+
+def test_templates_and_configurations_are_listed_only_for_an_image_no_instance_uses(
+    seed, make_context, recorder
+):
+    """Issue 16: when every image old enough to report runs an instance, nothing else can make
+    it waste or not: no DescribeLaunchTemplates or DescribeLaunchConfigurations call."""
+    ec2 = seed("ec2")
+    used = image(ec2, "by-instance")
+    ec2.run_instances(ImageId=used, MinCount=1, MaxCount=1)
+
+    assert findings(make_context) == {}
+    assert recorder.count(operation="DescribeLaunchTemplates") == 0
+    assert recorder.count(operation="DescribeLaunchConfigurations") == 0
+
+    unused = image(ec2, "unused")
+    assert set(findings(make_context)) == {unused}
+    assert recorder.count(operation="DescribeLaunchTemplates") == 1
+    assert recorder.count(operation="DescribeLaunchConfigurations") == 1
+
+
+def test_listings_ask_for_their_largest_page(seed, make_context, recorder):
+    """Issue 16: 60 launch configurations are one DescribeLaunchConfigurations call (AWS's page
+    is 50 unless MaxRecords asks for up to 100), and every configuration is still read."""
+    ec2, autoscaling = seed("ec2"), seed("autoscaling")
+    kept = image(ec2, "kept-by-the-last")
+    for n in range(60):
+        autoscaling.create_launch_configuration(
+            LaunchConfigurationName=f"lc-{n:02d}",
+            ImageId=kept if n == 59 else "ami-12345678",
+            InstanceType="t3.micro",
+        )
+    unused = image(ec2, "unused")
+
+    assert set(findings(make_context)) == {unused}
+    (call,) = recorder.calls(operation="DescribeLaunchConfigurations")
+    assert call.params["MaxRecords"] == 100

@@ -308,3 +308,23 @@ def test_busy_load_balancers_cost_no_per_resource_call(seed, make_context, recor
     assert len(window.params["MetricDataQueries"]) == 5 + 2 * 3
     assert len(daily.params["MetricDataQueries"]) == 1
     assert recorder.count(service="elb", operation="DescribeTags") == 0
+
+
+def test_target_groups_are_listed_only_once_a_load_balancer_looks_idle(
+    seed, make_context, recorder
+):
+    """Issue 16: a region whose load balancers all carry traffic costs no DescribeTargetGroups."""
+    ec2, elbv2, cloudwatch = seed("ec2"), seed("elbv2"), seed("cloudwatch")
+    vpc, subnets = _network(ec2)
+    now = utcnow() + LATER
+    _requests(cloudwatch, now, _healthy_alb(ec2, elbv2, vpc, subnets, "busy"), 1000)
+
+    assert list(DETECTOR.detect(make_context(now=now), DETECTOR.parameters())) == []
+    assert recorder.count(operation="DescribeTargetGroups") == 0
+    assert recorder.count(operation="DescribeLoadBalancerAttributes") == 0
+
+    idle = _healthy_alb(ec2, elbv2, vpc, subnets, "idle")
+    found = list(DETECTOR.detect(make_context(now=now), DETECTOR.parameters()))
+    assert [f.resource_id for f in found] == [_rid(idle)]
+    assert recorder.count(operation="DescribeTargetGroups") == 1
+    assert found[0].details["target_groups"] == ["idle-tg"]

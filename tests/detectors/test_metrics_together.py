@@ -8,9 +8,13 @@ one (its own reads, as without the step): the findings must be equal.
 
 from __future__ import annotations
 
+import pytest
+
+from cloudsweep.aws import errors
 from cloudsweep.detectors import ec2_instance, load_balancer, nat_gateway
 from cloudsweep.domain import utcnow
 
+from .. import faults
 from .conftest import LATER
 from .test_ec2_instance import _run, put_usage
 from .test_load_balancer import _healthy_alb, _network, _requests
@@ -100,3 +104,27 @@ def test_detectors_with_different_lookbacks_are_read_in_a_group_each(seed, make_
         make_context(now=now), DETECTORS[0], ec2_params
     )
     assert recorder.count(operation="GetMetricData") == before + 2  # only the fresh context's
+
+
+def test_a_failed_shared_read_is_not_asked_again_by_each_detector(
+    seed, make_context, account_session
+):
+    """Issue 16: the shared read was throttled (every botocore attempt): each detector then
+    fails with that error, as for a failed listing, without a GetMetricData call of its own."""
+    now = utcnow() + LATER
+    _world(seed, now)
+    ctx = make_context(now=now)
+    selected = [(detector, detector.parameters()) for detector in DETECTORS]
+    injected = faults.throttle_json(account_session.events, "cloudwatch", "GetMetricData")
+    needs = [detector.metric_needs(ctx, params) for detector, params in selected]
+
+    with pytest.raises(errors.AwsError) as shared:
+        ctx.inventory.read_metrics_together(needs, now=now)
+    attempts = injected.hits
+    assert attempts >= 1
+
+    for detector, params in selected:
+        with pytest.raises(errors.AwsError) as own:
+            _findings(ctx, detector, params)
+        assert own.value is shared.value, detector.name
+    assert injected.hits == attempts  # not one more attempt

@@ -8,7 +8,7 @@ it, the ``ebs-snapshot`` detector reports them like any other snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -79,6 +79,13 @@ class AmiDetector(base.Detector[AmiParameters]):
             image_id = instance.get("ImageId")
             if image_id:
                 in_use.setdefault(image_id, []).append(f"instance {instance['InstanceId']}")
+        # Templates and launch configurations only matter for an AMI old enough to report that
+        # no instance uses: without one, they are not listed (a listing of each saved a region).
+        if not any(
+            i["ImageId"] not in in_use and _old_enough(i, ctx, params.unused_after_days)
+            for i in images
+        ):
+            return
         templates = ctx.inventory.launch_template_images()
         for image_id, users in templates.items():
             in_use.setdefault(image_id, []).extend(users)
@@ -203,3 +210,9 @@ def _parse_time(value: Any) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _old_enough(image: Mapping[str, Any], ctx: RegionContext, days: int) -> bool:
+    """As old as ``unused_after_days`` (the detector's own test below, for one image)."""
+    age = base.age_days(_parse_time(image.get("CreationDate")), ctx.now)
+    return age is not None and age >= days

@@ -24,11 +24,13 @@ from cloudsweep.detectors.metrics import MetricNeeds, MetricQuery, MetricSeries,
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from mypy_boto3_backup.type_defs import BackupVaultListMemberTypeDef
     from mypy_boto3_ec2.type_defs import (
         AddressTypeDef,
         ImageTypeDef,
         InstanceTypeDef,
         InstanceTypeInfoTypeDef,
+        LaunchTemplateTypeDef,
         NatGatewayTypeDef,
         RouteTableTypeDef,
         SnapshotTypeDef,
@@ -57,12 +59,26 @@ _MIN_PAGE = {
     ("rds", "describe_db_instances"): 20,
     ("ec2", "describe_launch_templates"): 5,
 }
-# The largest page of the APIs whose default page is smaller (moto's ELB APIs answer 50 a page
-# unless asked): without a configured page size, a listing takes the fewest calls it can.
+# The largest page of every paged listing the scan makes (botocore's service models and the API
+# references): without a configured page size, a listing takes the fewest calls it can. Some
+# defaults are smaller (DescribeLaunchConfigurations 50 of 100; moto's ELB APIs 50 of 400). The
+# older EC2 listings (volumes, snapshots, instances, images) are left without MaxResults: they
+# then answer everything at once.
 _MAX_PAGE = {
     ("elbv2", "describe_load_balancers"): 400,
     ("elbv2", "describe_target_groups"): 400,
     ("elb", "describe_load_balancers"): 400,
+    ("ec2", "describe_nat_gateways"): 1000,
+    ("ec2", "describe_route_tables"): 100,
+    ("ec2", "describe_launch_templates"): 200,
+    ("ec2", "describe_launch_template_versions"): 200,
+    ("autoscaling", "describe_launch_configurations"): 100,
+    ("rds", "describe_db_instances"): 100,
+    ("logs", "describe_log_groups"): 50,
+    ("backup", "list_backup_vaults"): 1000,
+    ("backup", "list_recovery_points_by_backup_vault"): 1000,
+    ("s3", "list_multipart_uploads"): 1000,
+    ("s3", "list_parts"): 1000,
 }
 _TAG_BATCH = 20  # DescribeTags of both load balancer APIs takes at most 20 names / ARNs
 _INSTANCE_TYPE_BATCH = 100  # DescribeInstanceTypes takes at most 100 types
@@ -340,7 +356,7 @@ class Inventory:
 
         def load() -> frozenset[str]:
             arns: set[str] = set()
-            for vault in self._paginate("backup", "list_backup_vaults", "BackupVaultList"):
+            for vault in self.backup_vaults():
                 for point in self._paginate(
                     "backup",
                     "list_recovery_points_by_backup_vault",
@@ -354,6 +370,12 @@ class Inventory:
 
         return self._cached("backup:ListRecoveryPoints", load)
 
+    def backup_vaults(self) -> list[BackupVaultListMemberTypeDef]:
+        return self._cached(
+            "backup:ListBackupVaults",
+            lambda: self._paginate("backup", "list_backup_vaults", "BackupVaultList"),
+        )
+
     # --- storage types: AMIs in use, log groups, S3 buckets (i15) -------------------------
 
     def launch_template_images(self) -> dict[str, list[str]]:
@@ -365,7 +387,7 @@ class Inventory:
 
         def load() -> dict[str, list[str]]:
             used: dict[str, list[str]] = {}
-            for template in self._paginate("ec2", "describe_launch_templates", "LaunchTemplates"):
+            for template in self.launch_templates():
                 versions = self._paginate(
                     "ec2",
                     "describe_launch_template_versions",
@@ -382,6 +404,12 @@ class Inventory:
             return used
 
         return self._cached("ec2:DescribeLaunchTemplateVersions", load)
+
+    def launch_templates(self) -> list[LaunchTemplateTypeDef]:
+        return self._cached(
+            "ec2:DescribeLaunchTemplates",
+            lambda: self._paginate("ec2", "describe_launch_templates", "LaunchTemplates"),
+        )
 
     def launch_configuration_images(self) -> dict[str, list[str]]:
         """Image ID -> the Auto Scaling launch configurations naming it."""

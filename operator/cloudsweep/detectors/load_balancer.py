@@ -20,7 +20,7 @@ from cloudsweep.pricing import load_balancers as pricing_lb
 
 if TYPE_CHECKING:
     from mypy_boto3_elb.type_defs import LoadBalancerDescriptionTypeDef
-    from mypy_boto3_elbv2.type_defs import LoadBalancerTypeDef
+    from mypy_boto3_elbv2.type_defs import LoadBalancerTypeDef, TargetGroupTypeDef
 
 # A failed load balancer is AWS's to clean up; a provisioning one is young (recently-created).
 _SKIPPED_STATES = ("failed",)
@@ -274,7 +274,9 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
     ) -> Iterator[Finding]:
         if not balancers:
             return
-        groups = ctx.inventory.target_groups()
+        # Listed only once a load balancer looks idle: a region whose load balancers all carry
+        # traffic needs no target group.
+        groups: list[TargetGroupTypeDef] | None = None
         idle: list[tuple[Any, list[str], float, list[SafetyCheck]]] = []
         registered_by_arn: dict[str, int] = {}
         healthy_by_arn: dict[str, int] = {}
@@ -283,7 +285,9 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
             seen = traffic[arn]
             if seen.busy:
                 continue
-            # Looks idle: only now is it worth a call per target group.
+            # Looks idle: only now is it worth the target groups and a call per target group.
+            if groups is None:
+                groups = ctx.inventory.target_groups()
             mine = [g for g in groups if arn in g.get("LoadBalancerArns", [])]
             registered = healthy = 0
             for group in mine:
@@ -303,7 +307,7 @@ class LoadBalancerDetector(base.Detector[LoadBalancerParameters]):
             registered_by_arn[arn] = registered
             healthy_by_arn[arn] = healthy
             idle.append((lb, [targets, seen.evidence], score, checks))
-        if not idle:
+        if not idle or groups is None:
             return
         tags_by_arn = ctx.inventory.load_balancer_tags([lb["LoadBalancerArn"] for lb, *_ in idle])
         for lb, evidence, score, checks in idle:

@@ -26,7 +26,8 @@ settle / 500)``, not a batch per detector; the detectors' own reads then come fr
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ from cloudsweep.aws import errors
 
 MAX_QUERIES_PER_CALL = 500  # GetMetricData's documented limit of MetricDataQueries
 DAY_SECONDS = 86400
+_WINDOW, _SERIES = "window", "series"  # the two kinds of read of one query
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +130,10 @@ class MetricsReader:
 
     A query asked for twice (same window) is fetched once. A failed call raises
     ``aws.errors.AwsError``; the caller decides (the detectors let the region's detector fail, as
-    for any unreadable listing).
+    for any unreadable listing). The failure is remembered for every query that call and the
+    batches after it would have read, as the inventory remembers a failed listing: a later read
+    of any of them raises the same error without a call, so a region whose shared read was
+    throttled (botocore's retries spent) is not asked again once per detector.
     """
 
     def __init__(self, client: Callable[[str], Any], *, region: str) -> None:
@@ -137,6 +142,8 @@ class MetricsReader:
         self._lock = threading.Lock()
         self._cache: dict[tuple[MetricQuery, datetime, int], MetricSeries] = {}
         self._windows: dict[tuple[MetricQuery, datetime, int], float | None] = {}
+        # (query, end, lookback, period kind) -> the error of the read that should have got it
+        self._failed: dict[tuple[MetricQuery, datetime, int, str], errors.AwsError] = {}
         self.calls = 0  # GetMetricData calls made, pages included
         self.queries = 0  # distinct queries sent
 
@@ -156,9 +163,11 @@ class MetricsReader:
                     missing.append(query)
                 else:
                     out[query] = cached
+        self._raise_failed(missing, end, lookback_days, _SERIES)
         for start in range(0, len(missing), MAX_QUERIES_PER_CALL):
             batch = missing[start : start + MAX_QUERIES_PER_CALL]
-            fetched = self._fetch(batch, end, lookback_days)
+            with self._remember_failure(missing[start:], end, lookback_days, _SERIES):
+                fetched = self._fetch(batch, end, lookback_days)
             with self._lock:
                 for query, series in fetched.items():
                     self._cache[(query, end, lookback_days)] = series
@@ -187,9 +196,11 @@ class MetricsReader:
                     out[query] = self._windows[key]
                 else:
                     missing.append(query)
+        self._raise_failed(missing, end, lookback_days, _WINDOW)
         for start in range(0, len(missing), MAX_QUERIES_PER_CALL):
             batch = missing[start : start + MAX_QUERIES_PER_CALL]
-            fetched = self._fetch_values(batch, end, lookback_days, lookback_days * DAY_SECONDS)
+            with self._remember_failure(missing[start:], end, lookback_days, _WINDOW):
+                fetched = self._fetch_values(batch, end, lookback_days, lookback_days * DAY_SECONDS)
             with self._lock:
                 for query, values in fetched.items():
                     value = _window_value(query, values)
@@ -248,7 +259,14 @@ class MetricsReader:
             ]
         for start in range(0, len(wanted), MAX_QUERIES_PER_CALL):
             batch = wanted[start : start + MAX_QUERIES_PER_CALL]
-            fetched = self._fetch_periods(batch, end, lookback_days)
+            try:
+                fetched = self._fetch_periods(batch, end, lookback_days)
+            except errors.AwsError as error:
+                with self._lock:
+                    for query, period in wanted[start:]:
+                        kind = _SERIES if period == DAY_SECONDS else _WINDOW
+                        self._failed[(query, end, lookback_days, kind)] = error
+                raise
             with self._lock:
                 for (query, period), values in zip(batch, fetched, strict=True):
                     key = (query, end, lookback_days)
@@ -256,6 +274,40 @@ class MetricsReader:
                         self._cache[key] = MetricSeries(query, lookback_days, tuple(values))
                     else:
                         self._windows[key] = _window_value(query, values)
+
+    def distinct_series(self) -> dict[int, int]:
+        """Lookback days -> distinct metric series read (a query asked over the whole window and
+        daily counts once: a daily series also gives the window's value)."""
+        with self._lock:
+            keys = {(q, days) for q, _, days in self._windows} | {
+                (q, days) for q, _, days in self._cache
+            }
+        counts: dict[int, int] = {}
+        for _, days in keys:
+            counts[days] = counts.get(days, 0) + 1
+        return counts
+
+    def _raise_failed(
+        self, queries: Sequence[MetricQuery], end: datetime, lookback_days: int, kind: str
+    ) -> None:
+        with self._lock:
+            for query in queries:
+                error = self._failed.get((query, end, lookback_days, kind))
+                if error is not None:
+                    raise error
+
+    @contextmanager
+    def _remember_failure(
+        self, queries: Sequence[MetricQuery], end: datetime, lookback_days: int, kind: str
+    ) -> Iterator[None]:
+        """On a failed call, remember its error for ``queries`` (its batch and those after)."""
+        try:
+            yield
+        except errors.AwsError as error:
+            with self._lock:
+                for query in queries:
+                    self._failed[(query, end, lookback_days, kind)] = error
+            raise
 
     def _fetch(
         self, batch: Sequence[MetricQuery], end: datetime, lookback_days: int
