@@ -1,20 +1,24 @@
-"""What the ledger reads back: an item's past decisions, and the history of cleanup attempts.
+"""What the ledger reads back: an item's past decisions, the history of cleanup attempts, a
+policy's figures and the policy as applied.
 
 A decision that ended (a rejection, a lapse) must keep an older approval from coming back even
 when another entry of the item's history is unreadable; the action history lists each attempt
-once, with the person who ran it, however many people the organization has.
+once, with the person who ran it, however many people the organization has; a CleanupPolicy's
+status counts its own real attempts only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 
-from cloudsweep import domain
-from cloudsweep.store import FindingFilter, Intent, Store
+from cloudsweep import domain, policies
+from cloudsweep.store import FindingFilter, Intent, Store, ledger
 from cloudsweep.store.engine import get_engine
 
 from .conftest import T0, finding
@@ -129,3 +133,167 @@ def test_each_attempt_is_listed_once_with_the_person_who_ran_it(store: Store, ma
     assert one is not None and one.executed_by == RUNNER
     none = store.action(simulated)
     assert none is not None and none.executed_by is None
+
+
+def _attempt(
+    store: Store,
+    item_id: uuid.UUID,
+    outcome: domain.AttemptStatus,
+    at: datetime,
+    *,
+    policy: str = "idle-volumes",
+    savings: str = "10.00",
+) -> uuid.UUID:
+    """One real attempt under ``policy``: its intent at ``at``, its outcome a minute later."""
+    intent = dataclasses.replace(
+        _intent(item_id, None, dry_run=False),
+        policy_name=policy,
+        estimated_monthly_savings=Decimal(savings),
+    )
+    action_id = store.claim(intent, allowed=list(ledger.ACTIONABLE), now=at)
+    assert action_id is not None
+    item_status = {
+        domain.AttemptStatus.SUCCEEDED: domain.CleanupStatus.CLEANED,
+        domain.AttemptStatus.FAILED: domain.CleanupStatus.FAILED,
+    }[outcome]
+    assert store.finish(
+        action_id, status=outcome, now=at + timedelta(minutes=1), item_status=item_status
+    )
+    return action_id
+
+
+def test_a_policys_figures_count_its_own_real_attempts(store: Store, make_account) -> None:
+    """What a CleanupPolicy's status shows (executed, failed, savingsMonthly, CleanupFailed):
+    the organization's real attempts under that policy; not dry runs, rollbacks, another
+    policy's or another organization's attempts; a removal rolled back saves nothing; a failure
+    marks the policy failing until a later success."""
+    org_id, items = _items(store, make_account, "vol-1", "vol-2", "vol-3", "vol-4", "vol-5")
+    rolled_back = _attempt(store, items[0], domain.AttemptStatus.SUCCEEDED, T0, savings="100.00")
+    _attempt(store, items[1], domain.AttemptStatus.SUCCEEDED, T0, savings="7.50")
+    _attempt(store, items[2], domain.AttemptStatus.SUCCEEDED, T0, policy="other", savings="3.00")
+    store.record_dry_run(
+        dataclasses.replace(_intent(items[3], None, dry_run=True), policy_name="idle-volumes"),
+        would_succeed=True,
+        message="would delete",
+        response={},
+        now=T0,
+    )
+    undo = Intent(
+        item_id=items[0],
+        run_id=None,
+        action="restore-volume",
+        action_type=domain.ActionType.ROLLBACK,
+        description="rollback",
+        method=domain.ExecutionMethod.MANUAL,
+        executed_by=None,
+        policy_name="idle-volumes",
+        decision_reason="rollback",
+        rollback_possible=False,
+        estimated_monthly_savings=None,
+        rollback_of=rolled_back,
+    )
+    started = store.start_rollback(undo, T0 + timedelta(minutes=5))
+    assert started is not None
+    assert store.finish(
+        started.id, status=domain.AttemptStatus.SUCCEEDED, now=T0 + timedelta(minutes=6)
+    )
+    other_org = make_account("team-b", "222222222222")
+    scan = store.open_scan(
+        other_org.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.upsert_findings(scan, [finding("vol-b")])
+    [b_item] = [i.id for i in store.findings(FindingFilter("team-b"))]
+    _attempt(store, b_item, domain.AttemptStatus.FAILED, T0 + timedelta(hours=5))
+
+    healthy = store.policy_stats(org_id, "idle-volumes")
+    assert (healthy.executed, healthy.failed) == (2, 0)
+    assert healthy.savings_monthly == Decimal("7.50")  # the rolled-back 100.00 saves nothing
+    assert not healthy.failing
+    assert healthy.last_failed_at is None
+    assert healthy.last_succeeded_at == T0 + timedelta(minutes=1)
+
+    _attempt(store, items[4], domain.AttemptStatus.FAILED, T0 + timedelta(hours=1))
+    failing = store.policy_stats(org_id, "idle-volumes")
+    assert (failing.executed, failing.failed) == (2, 1)
+    assert failing.savings_monthly == Decimal("7.50")
+    assert failing.last_failed_at == T0 + timedelta(hours=1, minutes=1)
+    assert failing.failing
+
+    # The failed item is tried again and succeeds: the policy is no longer failing.
+    store.decide_items(org_id, [items[4]], approve=True, approver_email=APPROVER, now=T0)
+    _attempt(store, items[4], domain.AttemptStatus.SUCCEEDED, T0 + timedelta(hours=2))
+    recovered = store.policy_stats(org_id, "idle-volumes")
+    assert (recovered.executed, recovered.failed) == (3, 1)
+    assert recovered.savings_monthly == Decimal("17.50")
+    assert not recovered.failing
+    assert store.policy_stats(org_id, "never-ran") == ledger.PolicyStats(0, 0, Decimal(0))
+
+
+def _saved_policies(store: Store) -> list[dict[str, Any]]:
+    with get_engine(store.url).connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT o.slug, p.name, p.resource_type, p.rules, p.auto_execute, "
+                "p.max_monthly_cost, p.require_approval_above, p.is_active "
+                "FROM cleanup_policies p JOIN organizations o ON o.id = p.organization_id "
+                "ORDER BY o.slug, p.name"
+            )
+        ).mappings()
+        return [dict(row) for row in rows]
+
+
+def test_a_policy_is_kept_as_applied_one_row_per_organization_and_name(
+    store: Store, make_account
+) -> None:
+    """The brief's ``cleanup_policies`` table (audit and reports): the policy as last applied,
+    its gates in their columns, active until it is suspended or deleted."""
+    team_a = make_account(ORG, "111111111111").organization_id
+    team_b = make_account("team-b", "222222222222").organization_id
+    applied = policies.parse_policy(
+        {
+            "name": "idle-volumes",
+            "resourceType": "ebs-volume",
+            "action": "snapshot-and-delete",
+            "autoExecute": True,
+            "maxMonthlyCost": "20.00",
+            "requireApprovalAbove": "25.00",
+            "rules": {"minAgeDays": 30},
+        }
+    ).to_document()
+    store.save_policy(team_a, applied, active=True)
+    store.save_policy(team_b, {"name": "idle-volumes", "resourceType": "elastic-ip"}, active=True)
+    [a_row, b_row] = _saved_policies(store)
+    assert a_row["slug"] == ORG and a_row["name"] == "idle-volumes"
+    assert a_row["resource_type"] == "ebs-volume"
+    assert a_row["rules"] == {k: v for k, v in applied.items() if k != "name"}
+    assert (a_row["auto_execute"], a_row["max_monthly_cost"], a_row["require_approval_above"]) == (
+        True,
+        Decimal("20.00"),
+        Decimal("25.00"),
+    )
+    assert a_row["is_active"] is True
+    # What a document leaves out takes the policy's defaults.
+    assert (b_row["slug"], b_row["resource_type"], b_row["auto_execute"]) == (
+        "team-b",
+        "elastic-ip",
+        False,
+    )
+    assert (b_row["max_monthly_cost"], b_row["require_approval_above"]) == (
+        Decimal("0.00"),
+        Decimal("50.00"),
+    )
+
+    # Applied again, changed, then deleted (kept inactive): still one row, as last applied.
+    changed = {**applied, "resourceType": "elastic-ip", "autoExecute": False}
+    changed |= {"maxMonthlyCost": "0.00", "requireApprovalAbove": "5.00"}
+    store.save_policy(team_a, changed, active=False)
+    [a_row, b_row] = _saved_policies(store)
+    assert a_row["resource_type"] == "elastic-ip"
+    assert a_row["rules"]["autoExecute"] is False
+    assert (a_row["auto_execute"], a_row["max_monthly_cost"], a_row["require_approval_above"]) == (
+        False,
+        Decimal("0.00"),
+        Decimal("5.00"),
+    )
+    assert a_row["is_active"] is False
+    assert b_row["is_active"] is True and b_row["resource_type"] == "elastic-ip"
