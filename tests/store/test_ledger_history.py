@@ -1,5 +1,5 @@
-"""What the ledger reads back: an item's past decisions, the history of cleanup attempts, a
-policy's figures and the policy as applied.
+"""The ledger's decisions and what it reads back: which items a decision may change, an item's
+past decisions, the history of cleanup attempts, a policy's figures and the policy as applied.
 
 A decision that ended (a rejection, a lapse) must keep an older approval from coming back even
 when another entry of the item's history is unreadable; the action history lists each attempt
@@ -297,3 +297,106 @@ def test_a_policy_is_kept_as_applied_one_row_per_organization_and_name(
     )
     assert a_row["is_active"] is False
     assert b_row["is_active"] is True and b_row["resource_type"] == "elastic-ip"
+
+
+def _approve(store: Store, org_id: uuid.UUID, items: list[uuid.UUID], **kwargs: Any) -> Any:
+    kwargs.setdefault("now", kwargs.get("decided_at", T0))
+    kwargs.setdefault("approver_email", APPROVER)
+    return store.decide_items(org_id, items, approve=True, **kwargs)
+
+
+def _reject(store: Store, org_id: uuid.UUID, items: list[uuid.UUID], at: datetime) -> Any:
+    return store.decide_items(
+        org_id, items, approve=False, approver_email=APPROVER, now=at, decided_at=at
+    )
+
+
+def test_items_gone_being_cleaned_or_cleaned_are_left_alone(store: Store, make_account) -> None:
+    """Neither an approval nor a rejection touches an item that a full scan no longer saw, one
+    a worker is cleaning, or one already cleaned: their status and approval stay as they are."""
+    org_id, [gone, cleaning, cleaned, open_] = _items(
+        store, make_account, "vol-gone", "vol-cleaning", "vol-cleaned", "vol-open"
+    )
+    account = store.accounts(org_id)[0]
+    later = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.upsert_findings(later, [finding(r) for r in ("vol-cleaning", "vol-cleaned", "vol-open")])
+    store.close_unseen(later, regions=["us-east-1"], resource_types=["ebs-volume"], now=T0)
+    assert _approve(store, org_id, [cleaning, cleaned])
+    assert store.claim(
+        _intent(cleaning, None, dry_run=False),
+        allowed=[domain.CleanupStatus.APPROVED.value],
+        now=T0,
+    )
+    _attempt(store, cleaned, domain.AttemptStatus.SUCCEEDED, T0)
+    before = {i: store.candidate(i) for i in (gone, cleaning, cleaned)}
+
+    later_on = T0 + timedelta(hours=1)
+    assert _approve(store, org_id, [gone, cleaning, cleaned, open_], decided_at=later_on) == [open_]
+    assert _reject(store, org_id, [gone, cleaning, cleaned], later_on) == []
+    assert {i: store.candidate(i) for i in (gone, cleaning, cleaned)} == before
+    assert [before[i].cleanup_status for i in (gone, cleaning, cleaned)] == [  # type: ignore[union-attr]
+        domain.CleanupStatus.PENDING.value,
+        domain.CleanupStatus.CLEANING.value,
+        domain.CleanupStatus.CLEANED.value,
+    ]
+
+
+def test_an_approval_skips_the_items_it_cannot_reopen_and_decides_the_rest(
+    store: Store, make_account
+) -> None:
+    """One approval for several items (a CleanupApproval's list): the items rejected after it
+    stay rejected, and every other item of the list is still approved, whatever the order."""
+    org_id, items = _items(store, make_account, "vol-1", "vol-2", "vol-3", "vol-4")
+    rejected_later, reopened = items[:2], items[2:]
+    # Rejected after the approval below was given; the others before it (their rows are
+    # written last, so a scan of the table meets the items the approval skips first).
+    _reject(store, org_id, rejected_later, T0 + timedelta(hours=2))
+    _reject(store, org_id, reopened, T0)
+    decided = _approve(store, org_id, items, decided_at=T0 + timedelta(hours=1))
+    assert sorted(decided) == sorted(reopened)
+    assert [_status(store, i) for i in items] == ["rejected", "rejected", "approved", "approved"]
+
+
+def test_an_approval_applied_again_changes_only_what_it_had_not_approved(
+    store: Store, make_account
+) -> None:
+    """The operator applies a CleanupApproval on every tick with its admission time. Applied
+    again, it keeps its first deadline on the items it approved, and still approves an item it
+    could not approve before (rejected earlier than it, then listed again)."""
+    org_id, [first, added] = _items(store, make_account, "vol-1", "vol-2")
+    given = T0 + timedelta(hours=1)
+    assert _approve(store, org_id, [first], decided_at=given, ttl=timedelta(days=2)) == [first]
+    _reject(store, org_id, [added], T0)  # before the approval: it may re-open this item
+    again = _approve(
+        store,
+        org_id,
+        [first, added],
+        decided_at=given,
+        now=given + timedelta(days=1),
+        ttl=timedelta(days=2),
+    )
+    assert again == [added]
+    kept = store.candidate(first)
+    assert kept is not None and kept.approval is not None
+    assert kept.approval.expires_at == given + timedelta(days=2)
+    # Another person's approval at the same moment is a new decision.
+    assert _approve(
+        store,
+        org_id,
+        [first],
+        decided_at=given,
+        approver_email="ada@team-a.example",
+    ) == [first]
+
+
+def test_an_approval_holds_up_to_the_cost_the_person_approved(store: Store, make_account) -> None:
+    """A CleanupApproval's ``maxMonthlyCost`` is what the approval holds up to; without it, the
+    item's cost when approved."""
+    org_id, [capped, plain] = _items(store, make_account, "vol-1", "vol-2")
+    _approve(store, org_id, [capped], approved_cost=Decimal("25.00"))
+    _approve(store, org_id, [plain])
+    approvals = {i: store.candidate(i).approval for i in (capped, plain)}  # type: ignore[union-attr]
+    assert approvals[capped].monthly_cost == Decimal("25.00")  # type: ignore[union-attr]
+    assert approvals[plain].monthly_cost == Decimal("10.00")  # type: ignore[union-attr]
