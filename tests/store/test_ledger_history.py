@@ -336,7 +336,7 @@ def test_items_gone_being_cleaned_or_cleaned_are_left_alone(store: Store, make_a
     assert _approve(store, org_id, [gone, cleaning, cleaned, open_], decided_at=later_on) == [open_]
     assert _reject(store, org_id, [gone, cleaning, cleaned], later_on) == []
     assert {i: store.candidate(i) for i in (gone, cleaning, cleaned)} == before
-    assert [before[i].cleanup_status for i in (gone, cleaning, cleaned)] == [  # type: ignore[union-attr]
+    assert [before[i].cleanup_status for i in (gone, cleaning, cleaned)] == [
         domain.CleanupStatus.PENDING.value,
         domain.CleanupStatus.CLEANING.value,
         domain.CleanupStatus.CLEANED.value,
@@ -397,6 +397,6 @@ def test_an_approval_holds_up_to_the_cost_the_person_approved(store: Store, make
     org_id, [capped, plain] = _items(store, make_account, "vol-1", "vol-2")
     _approve(store, org_id, [capped], approved_cost=Decimal("25.00"))
     _approve(store, org_id, [plain])
-    approvals = {i: store.candidate(i).approval for i in (capped, plain)}  # type: ignore[union-attr]
-    assert approvals[capped].monthly_cost == Decimal("25.00")  # type: ignore[union-attr]
-    assert approvals[plain].monthly_cost == Decimal("10.00")  # type: ignore[union-attr]
+    approvals = {i: store.candidate(i).approval for i in (capped, plain)}
+    assert approvals[capped].monthly_cost == Decimal("25.00")
+    assert approvals[plain].monthly_cost == Decimal("10.00")
