@@ -400,3 +400,20 @@ def test_an_approval_holds_up_to_the_cost_the_person_approved(store: Store, make
     approvals = {i: store.candidate(i).approval for i in (capped, plain)}
     assert approvals[capped].monthly_cost == Decimal("25.00")
     assert approvals[plain].monthly_cost == Decimal("10.00")
+
+
+def test_one_item_looked_up_again_carries_its_organizations_auto_cleanup(
+    store: Store, make_account
+) -> None:
+    """What a recovery decides from (``Store.candidate``, read again under the item's lock): the
+    organization's automatic cleanup as it is, so an automated run's interrupted attempt is
+    judged like the run judged it; an unknown item is None, not an error."""
+    org_id, [item_id] = _items(store, make_account, "vol-1")
+    looked_up = store.candidate(item_id)
+    assert looked_up is not None and looked_up.organization_auto_cleanup is False
+    assert store.set_organization_auto_cleanup(ORG, True)
+    looked_up = store.candidate(item_id)
+    assert looked_up is not None and looked_up.organization_auto_cleanup is True
+    [planned] = store.candidates(org_id, resource_type="ebs-volume")
+    assert planned == looked_up
+    assert store.candidate(uuid.uuid4()) is None
