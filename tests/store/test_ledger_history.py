@@ -417,3 +417,69 @@ def test_one_item_looked_up_again_carries_its_organizations_auto_cleanup(
     [planned] = store.candidates(org_id, resource_type="ebs-volume")
     assert planned == looked_up
     assert store.candidate(uuid.uuid4()) is None
+
+
+def test_the_history_records_dry_runs_as_they_went_and_filters_them(
+    store: Store, make_account
+) -> None:
+    """A dry run that would fail is recorded failed, with why; one that would succeed, without a
+    message; AWS's answer is kept even with values JSON lacks (times). The history lists the
+    newest first, one run's attempts, the real ones only, or the last few, as asked."""
+    org_id, [first, second, third] = _items(store, make_account, "vol-1", "vol-2", "vol-3")
+    run_id = store.open_cleanup_run(
+        org_id,
+        dry_run=True,
+        method=domain.ExecutionMethod.MANUAL,
+        executed_by=None,
+        policies=[],
+        plan={},
+        now=T0,
+    )
+    in_run = dataclasses.replace(_intent(first, None, dry_run=True), run_id=run_id)
+    refused = store.record_dry_run(
+        in_run,
+        would_succeed=False,
+        message="would fail: the volume is attached",
+        response={"checked_at": T0},
+        now=T0 + timedelta(minutes=1),
+    )
+    fine = store.record_dry_run(
+        _intent(second, None, dry_run=True),
+        would_succeed=True,
+        message="would delete",
+        response={"DryRun": True},
+        now=T0 + timedelta(minutes=2),
+    )
+    real = _attempt(store, third, domain.AttemptStatus.SUCCEEDED, T0 + timedelta(minutes=3))
+
+    failed = store.action(refused)
+    assert failed is not None
+    assert (failed.status, failed.success, failed.dry_run) == ("failed", False, True)
+    assert failed.error_message == "would fail: the volume is attached"
+    assert failed.aws_response == {"checked_at": str(T0)}
+    assert (failed.executed_at, failed.completed_at) == (T0 + timedelta(minutes=1),) * 2
+    assert failed.run_id == run_id
+    assert (failed.account_id, failed.region, failed.resource_id) == (
+        "111111111111",
+        "us-east-1",
+        "vol-1",
+    )
+    assert (failed.action_type, failed.execution_method, failed.policy_name) == (
+        "delete",
+        "automated",
+        "idle-volumes",
+    )
+    assert failed.decision_reason == "approved"
+    succeeded = store.action(fine)
+    assert succeeded is not None
+    assert (succeeded.status, succeeded.success, succeeded.error_message) == (
+        "succeeded",
+        True,
+        None,
+    )
+    assert succeeded.aws_response == {"DryRun": True}
+
+    assert [a.id for a in store.actions(ORG)] == [real, fine, refused]
+    assert [a.id for a in store.actions(ORG, run_id=run_id)] == [refused]
+    assert [a.id for a in store.actions(ORG, include_dry_runs=False)] == [real]
+    assert [a.id for a in store.actions(ORG, limit=2)] == [real, fine]
