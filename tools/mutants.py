@@ -85,17 +85,47 @@ TARGETS = (
         ("tests/test_policies.py",),
         ci=True,
     ),
+    # The ledger with every quick test that reaches it: approvals, their endings, withdrawals and
+    # lapses (the approval chain, the clock), rollbacks, recovery of interrupted attempts, the
+    # action history and the policies' figures. The handler tests that also reach
+    # ``policy_stats`` and ``save_policy`` take minutes each; ``test_ledger_history`` checks both
+    # at the store instead.
     Target(
         "ledger",
         ("cloudsweep/store/ledger.py",),
-        ("tests/store/test_ledger.py", "tests/store/test_tenancy.py", "tests/test_cleaning.py"),
+        (
+            "tests/store/test_ledger.py",
+            "tests/store/test_ledger_history.py",
+            "tests/store/test_tenancy.py",
+            "tests/test_cleaning.py",
+            "tests/safety/test_approval_chain.py",
+            "tests/safety/test_rollback.py",
+            "tests/safety/test_clock.py",
+            "tests/safety/test_recovery.py",
+        ),
     ),
     # The item locks (``ItemLock``, ``Store.item_lock``) live in the store's facade, which is
-    # mostly one-line delegations: mutated whole, with the tests that take and lose locks.
+    # mostly one-line delegations: mutated whole, with the tests that take and lose locks (two
+    # workers, the lock's connection cut) and the store's quick tests for the delegations.
     Target(
         "locks",
         ("cloudsweep/store/api.py",),
-        ("tests/store/test_ledger.py", "tests/safety/test_two_workers.py"),
+        (
+            "tests/store/test_ledger.py",
+            "tests/store/test_ledger_history.py",
+            "tests/store/test_tenancy.py",
+            "tests/store/test_findings.py",
+            "tests/store/test_retention.py",
+            "tests/store/test_views.py",
+            "tests/test_cleaning.py",
+            "tests/safety/test_approval_chain.py",
+            "tests/safety/test_rollback.py",
+            "tests/safety/test_two_workers.py",
+            "tests/safety/test_database_failure.py"
+            "::test_a_lost_lock_stops_the_run_before_the_destructive_call",
+            "tests/safety/test_database_failure.py"
+            "::test_lock_lost_just_before_the_delete_while_another_worker_recovers",
+        ),
     ),
     Target(
         "cleaning",

@@ -190,3 +190,32 @@ def test_a_withdrawn_approval_is_gone_and_another_persons_stays(
     assert helpers.recorded_mutations(recorder, "ReleaseAddress") == [other]
     assert approval_of(store, target) is None
     assert Decimal(item(store, target).monthly_cost) > 0
+
+
+def test_an_expiry_before_the_ttl_deadline_is_kept(
+    world: helpers.SmallWorld, store: Store, settings: Settings, t0: Any
+) -> None:
+    """The person asked for two days: the approval ends then, not at the policy's 14-day TTL."""
+    target, other = world.addresses
+    decide(store, target, decided_at=t0, ttl=timedelta(days=14), expires_at=t0 + timedelta(days=2))
+    decide(store, other, decided_at=t0, ttl=timedelta(days=14))
+    assert approval_of(store, target).expires_at == t0 + timedelta(days=2)
+
+    recorder = run(store, settings, strict(approvalTtlDays=14), when=t0 + timedelta(days=3))
+    assert helpers.recorded_mutations(recorder, "ReleaseAddress") == [other]
+    assert target in helpers.live_addresses(world)  # its two days are over
+
+
+def test_an_approval_at_the_instant_of_the_rejection_does_not_reopen_it(
+    world: helpers.SmallWorld, store: Store, settings: Settings, t0: Any
+) -> None:
+    """Only a decision after the rejection re-opens an item; one at the same instant (a replayed
+    approval stamped with the rejection's time) is not newer, so the rejection stands."""
+    target = world.addresses[0]
+    rejected_at = t0 + timedelta(hours=1)
+    assert decide(store, target, approve=False, decided_at=rejected_at)
+    assert decide(store, target, decided_at=rejected_at, now=t0 + timedelta(hours=2)) == []
+    assert item(store, target).cleanup_status == "rejected"
+    recorder = run(store, settings, strict(), when=t0 + timedelta(hours=2))
+    assert helpers.recorded_mutations(recorder, "ReleaseAddress") == []
+    assert target in helpers.live_addresses(world)
