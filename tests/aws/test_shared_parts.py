@@ -92,6 +92,7 @@ def test_accounts_share_client_classes_never_clients_or_hooks(moto_endpoint, sts
     clients = [s.client("ec2", "us-east-1") for s in (first, second)]
 
     assert type(clients[0]) is type(clients[1])
+    assert clients[0].meta.service_model is clients[1].meta.service_model  # read-only API data
     assert clients[0] is not clients[1]
     assert clients[0].meta.events is not clients[1].meta.events
     # Each client still calls AWS with its own account's credentials.

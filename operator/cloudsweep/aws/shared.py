@@ -18,7 +18,9 @@ operator spend 0.8 CPU-s per AwsAccount (issue 16). Here:
   per operation of the service (600 for EC2): 29% of the operator's CPU during scans. A client
   made by a session on the shared loader reuses the class built for that service once, with the
   hooks every such session has; a session given other class hooks gets its own class, as before.
-  A class holds methods only: no credentials, no hooks, no tenant's data;
+  A class holds methods only: no credentials, no hooks, no tenant's data. The service model
+  (botocore's parsed API description and its derived caches, such as the error shapes parsed
+  on a client's first error: 7%) is shared the same way;
 - botocore checks every event handler's signature when it is registered (``inspect``, 150
   builtin handlers per session: 12% of a connection check's CPU); the answer for a function is
   remembered while the function lives. And every copy of an event emitter (one per client)
@@ -176,6 +178,23 @@ def _create_client_class(creator: Any, service_name: str, service_model: Any) ->
     return cls
 
 
+_models: dict[tuple[str, str | None], Any] = {}
+_original_load_service_model = _client_creator._load_service_model
+
+
+def _load_service_model(creator: Any, service_name: str, api_version: str | None = None) -> Any:
+    if getattr(creator, "_loader", None) is not _loader or _loader is None:
+        return _original_load_service_model(creator, service_name, api_version)
+    key = (service_name, api_version)
+    with _classes_lock:
+        model = _models.get(key)
+    if model is None:
+        model = _original_load_service_model(creator, service_name, api_version)
+        with _classes_lock:
+            model = _models.setdefault(key, model)
+    return model
+
+
 # --- handler signature checks, remembered ----------------------------------------------------
 
 _accepts: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
@@ -205,5 +224,6 @@ def _aliaser_init(self: Any, event_emitter: Any, event_aliases: Any = None) -> N
 
 
 _client_creator._create_client_class = _create_client_class
+_client_creator._load_service_model = _load_service_model
 _hooks.accepts_kwargs = _accepts_kwargs
 _hooks.EventAliaser.__init__ = _aliaser_init
