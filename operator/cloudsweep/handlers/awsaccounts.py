@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import secrets
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -93,7 +93,7 @@ STATUS_LANDING_SECONDS = 5.0
 STATUS_LANDING_INTERVALS = 2
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Reconciled:
     """The status a reconcile wrote, and the object as the reconcile saw it."""
 
@@ -103,7 +103,9 @@ class Reconciled:
     at: float  # time.monotonic() when the reconcile returned
 
 
-def _restore_status(memo: Any, body: kopf.Body, patch: kopf.Patch, logger: Any) -> None:
+def _restore_status(
+    memo: Any, body: kopf.Body, patch: kopf.Patch, logger: Any, refresh_seconds: float
+) -> None:
     """The status the last reconcile wrote, again, if it has not reached the object."""
     remembered = memo.get(_RECONCILED) if memo is not None else None
     generation = body.get("metadata", {}).get("generation")
@@ -119,13 +121,20 @@ def _restore_status(memo: Any, body: kopf.Body, patch: kopf.Patch, logger: Any) 
     # machine), so an absent status is lost only once kopf's patch has visibly landed (a new
     # resourceVersion) two refresh intervals ago, or after ten refresh intervals whatever the
     # resourceVersion says (an API server that does not change it on a refused patch: KMock).
-    refresh = runtime.get().settings.status_refresh_seconds
-    patience = 10 * refresh
-    landing = max(STATUS_LANDING_SECONDS, STATUS_LANDING_INTERVALS * refresh)
+    patience = 10 * refresh_seconds
+    landing = max(STATUS_LANDING_SECONDS, STATUS_LANDING_INTERVALS * refresh_seconds)
     if (unseen or age < landing) and age < patience:
         return
     logger.warning(f"the status of generation {generation} did not reach the object: rewriting it")
     patch.status.update(copy.deepcopy(remembered.status))
+    # The rewrite is a patch on its way too: waited for like the reconcile's (from the object as
+    # seen now), so a view of the object minutes behind does not rewrite it at every tick
+    # (2,746 rewrites for 1,000 AwsAccounts at a load of 38 on 2 cores).
+    memo[_RECONCILED] = dataclasses.replace(
+        remembered,
+        resource_version=body.get("metadata", {}).get("resourceVersion"),
+        at=time.monotonic(),
+    )
 
 
 def _reconcile(
@@ -255,7 +264,7 @@ async def publish_totals(
     work (issue 16). What needs the database (an account's id once, the latest scans once per
     interval for all accounts) goes to a thread.
     """
-    _restore_status(memo, body, patch, logger)
+    _restore_status(memo, body, patch, logger, runtime.get().settings.status_refresh_seconds)
     account_uuid = _remembered_account_uuid(memo, namespace, body)
     if account_uuid is None:
         account_uuid = await asyncio.to_thread(_account_uuid, memo, namespace, body)
