@@ -15,7 +15,9 @@ are Connected, then creates one one-region ScanSchedule per namespace and asks e
 
 - seconds until all AwsAccounts are Connected, and the operator's CPU seconds per account;
 - seconds until all scans completed (from PostgreSQL's scan_results);
-- the operator's peak RSS (VmHWM), and its RSS after the scans;
+- the operator's peak RSS (VmHWM), and its RSS after the scans; with ``--rounds K``, every
+  account's scan runs K times (a new run-now value per round) and the RSS after each round is
+  printed: memory must not grow with the number of finished scans;
 - Kubernetes API requests per minute in steady state, counted by the API servers themselves
   (``apiserver_request_total`` of the 1.20 server and of the CRD server), reads and writes apart,
   and the operator's CPU use at idle;
@@ -95,6 +97,9 @@ def run(
     ),
     idle_seconds: Annotated[int, typer.Option(help="Steady-state window measured.")] = 60,
     timeout: Annotated[int, typer.Option(help="Give up on a phase after this long.")] = 1800,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Scan every account this many times; RSS after each.")
+    ] = 1,
 ) -> None:
     """Create N AwsAccounts and scan them with a real operator process; print the figures."""
     if api != "kube-real":
@@ -128,7 +133,7 @@ def run(
             _moto(folder) as moto_url,
             fresh_database() as database_url,
         ):
-            _measure(kube, moto_url, database_url, folder, accounts, idle_seconds, timeout)
+            _measure(kube, moto_url, database_url, folder, accounts, idle_seconds, timeout, rounds)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -141,6 +146,7 @@ def _measure(
     count: int,
     idle_seconds: int,
     timeout: int,
+    rounds: int = 1,
 ) -> None:
     from tests.kube_real import conftest as tier
 
@@ -216,6 +222,8 @@ def _measure(
             f"({_scan_outcomes(database_url)}); load {_load()}"
         )
         print(f"operator RSS: peak {_rss(pid, 'VmHWM'):.0f} MiB, now {_rss(pid, 'VmRSS'):.0f} MiB")
+        for round_number in range(2, rounds + 1):
+            _scan_round(kube, namespaces, database_url, count, round_number, timeout, pid)
 
         # Steady state: the scans' totals reach status within one refresh, then nothing changes.
         time.sleep(45)
@@ -249,6 +257,33 @@ def _measure(
     finally:
         operator.stop()
         tier.remove_webhook_configurations(kube)
+
+
+def _scan_round(
+    kube: Any,
+    namespaces: list[str],
+    database_url: str,
+    count: int,
+    round_number: int,
+    timeout: int,
+    pid: int,
+) -> None:
+    """Every account's scan once more (a new run-now value on each schedule); the operator's RSS
+    once they have all finished."""
+    started = time.monotonic()
+    for ns in namespaces:
+        path = f"/apis/{GROUP}/namespaces/{ns}/scanschedules/nightly"
+        body = {"metadata": {"annotations": {"cloudsweep.io/run-now": f"bench-{round_number}"}}}
+        response = kube.request("PATCH", path, body, content_type="application/merge-patch+json")
+        if response.status != 200:
+            raise RuntimeError(f"PATCH {path}: {response.status} {response.body}")
+    wanted = count * round_number
+    finished = _wait(lambda: _scans_finished(database_url) >= wanted, timeout, "the round")
+    print(
+        f"round {round_number}: {count} more scans in {finished - started:.1f} s "
+        f"({wanted} finished in all); operator RSS now {_rss(pid, 'VmRSS'):.0f} MiB, "
+        f"peak {_rss(pid, 'VmHWM'):.0f} MiB; load {_load()}"
+    )
 
 
 # --- the parts -------------------------------------------------------------------------------

@@ -71,8 +71,13 @@ _SECRET_NAME = re.compile(rf"{_SECRET_FIELD}|sig|code|key|auth", re.IGNORECASE)
 # Insertion-ordered, bounded: ExternalIds and webhook paths of a long-running operator.
 _remembered: dict[str, None] = {}
 _remembered_lock = threading.Lock()
-_pattern_of_remembered: re.Pattern[str] | None = None
 MAX_REMEMBERED: Final = 4096
+# The remembered values as one compiled pattern (longest first) plus the values remembered since
+# it was compiled, replaced one by one. Compiling all values on every new one cost 15 CPU-s for
+# 1,000 AwsAccounts (quadratic: issue 16); the pattern is rebuilt once PENDING_LIMIT values wait.
+PENDING_LIMIT: Final = 64
+_pattern_of_remembered: re.Pattern[str] | None = None
+_pending: tuple[str, ...] = ()  # longest first
 
 
 def remember(secret: str | None) -> None:
@@ -81,18 +86,36 @@ def remember(secret: str | None) -> None:
     For secrets whose shape says nothing (an ExternalId, a webhook path); rotating credentials
     are left to the structural rules, so this set stays bounded by tenants, not by time.
     """
-    global _pattern_of_remembered
+    global _pattern_of_remembered, _pending
     if not secret or len(secret) < MIN_REMEMBERED_LENGTH:
         return
     with _remembered_lock:
         if secret in _remembered:
             return
         _remembered[secret] = None
+        evicted = False
         while len(_remembered) > MAX_REMEMBERED:
             del _remembered[next(iter(_remembered))]
-        # Longest first, so a secret that contains another is masked whole.
-        ordered = sorted(_remembered, key=len, reverse=True)
-        _pattern_of_remembered = re.compile("|".join(re.escape(s) for s in ordered))
+            evicted = True
+        # A value containing (or contained in) one already compiled must be matched in the same
+        # pattern, longest first, so it is masked whole: rebuild now (rare: ExternalIds are random).
+        nested = any(secret in known or known in secret for known in _remembered if known != secret)
+        if evicted or nested or len(_pending) >= PENDING_LIMIT:
+            ordered = sorted(_remembered, key=len, reverse=True)
+            _pattern_of_remembered = re.compile("|".join(re.escape(s) for s in ordered))
+            _pending = ()
+        else:
+            _pending = tuple(sorted((*_pending, secret), key=len, reverse=True))
+
+
+def _mask_remembered(text: str) -> str:
+    pattern, pending = _pattern_of_remembered, _pending
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    for secret in pending:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
 
 
 def _path(path: str) -> str:
@@ -137,9 +160,8 @@ def redact(text: str, *, remembered: bool = True) -> str:
     """
     if not text:
         return text
-    pattern = _pattern_of_remembered
-    if remembered and pattern is not None:
-        text = pattern.sub(MASK, text)
+    if remembered:
+        text = _mask_remembered(text)
     text = _XML.sub(lambda m: m.group(1) + MASK + m.group(4), text)
     text = _QUOTED.sub(lambda m: m.group(1) + m.group(2) + MASK + m.group(4), text)
     text = _ASSIGNED.sub(lambda m: m.group(1) + MASK, text)

@@ -82,3 +82,57 @@ def test_a_connection_check_builds_no_fresh_botocore_data(moto_endpoint) -> None
     per_check = (time.process_time() - started) / 5
 
     assert per_check < 0.1
+
+
+def test_accounts_share_client_classes_never_clients_or_hooks(moto_endpoint, sts) -> None:
+    """botocore built a class per client (600 methods for EC2: 29% of the operator's CPU while
+    scanning); the class is now built once per service, the clients stay each account's own."""
+    first, second = (_session(moto_endpoint, a, f"ext-{a}") for a in ACCOUNTS)
+
+    clients = [s.client("ec2", "us-east-1") for s in (first, second)]
+
+    assert type(clients[0]) is type(clients[1])
+    assert clients[0].meta.service_model is clients[1].meta.service_model  # read-only API data
+    assert clients[0] is not clients[1]
+    assert clients[0].meta.events is not clients[1].meta.events
+    # Each client still calls AWS with its own account's credentials.
+    for client in clients:
+        client.describe_volumes()
+    described = [c for c in sts.calls(include_sts=False) if c.action == "DescribeVolumes"]
+    assert sorted(sts.key_accounts.get(c.access_key or "") for c in described[-2:]) == sorted(
+        ACCOUNTS
+    )
+
+
+def test_a_session_with_its_own_class_hooks_gets_its_own_class(moto_endpoint) -> None:
+    plain = _session(moto_endpoint, ACCOUNTS[0], "ext-plain")
+    hooked = _session(moto_endpoint, ACCOUNTS[1], "ext-hooked")
+
+    def add_marker(class_attributes: dict[str, object], **_: object) -> None:
+        class_attributes["cloudsweep_marker"] = True
+
+    hooked.events.register("creating-client-class.ec2", add_marker)
+
+    assert hooked.client("ec2", "us-east-1").cloudsweep_marker is True
+    assert not hasattr(plain.client("ec2", "us-east-1"), "cloudsweep_marker")
+
+
+def test_the_shared_base_session_gets_no_hooks_per_account(moto_endpoint) -> None:
+    """The base session is the process's: a recorder goes on each account's own STS client, so
+    the base session's hooks do not grow with accounts, and each recorder sees its AssumeRole."""
+    _session(moto_endpoint, ACCOUNTS[0], "ext-warm").verify()
+    hooks = shared.base_session().events._emitter._handlers
+    before = repr(hooks._root)
+
+    sessions = [_session(moto_endpoint, ACCOUNTS[i % 2], f"ext-{i}") for i in range(4)]
+    for session in sessions:
+        session.verify()
+
+    assert repr(hooks._root) == before
+    for session in sessions:
+        assumed = [
+            r
+            for r in session._recorder.records
+            if r.operation == "AssumeRole"  # type: ignore[union-attr]
+        ]
+        assert assumed and all(r.caller_account is None for r in assumed)

@@ -167,9 +167,11 @@ class AccountSession:
         self._duration = duration_seconds
         self._home_region = _PARTITION_HOME_REGION[self.partition]
 
-        self._base = base_session or shared.base_session()
-        if recorder is not None:
-            recorder.attach(self._base, caller_account=None)
+        # The operator's own identity: the process's shared base session unless one is given.
+        # Its hooks are never touched (shared by every account): the recorder is attached to
+        # this session's own STS client, made from it (see _sts).
+        self._given_base = base_session
+        self._recorder = recorder
         self._base_sts: Any = None
 
         core: Any = botocore.session.Session()
@@ -209,12 +211,19 @@ class AccountSession:
 
     def _sts(self) -> Any:
         if self._base_sts is None:
-            self._base_sts = self._base.client(
-                "sts",
-                region_name=self._home_region,
-                endpoint_url=self._endpoint,
-                config=self._config,
-            )
+            options = {
+                "region_name": self._home_region,
+                "endpoint_url": self._endpoint,
+                "config": self._config,
+            }
+            given: Any = self._given_base
+            if given is not None:
+                client = given.client("sts", **options)
+            else:
+                client = shared.base_client("sts", **options)
+            if self._recorder is not None:
+                self._recorder.attach(client.meta, caller_account=None)
+            self._base_sts = client
         return self._base_sts
 
     def _assume_role(self) -> dict[str, str]:

@@ -41,6 +41,18 @@ class LatestScans:
         self._asked_at: datetime | None = None  # None: never asked, the first asks for all
         self._next_refresh = 0.0
 
+    def cached(self, account_uuid: uuid.UUID) -> tuple[bool, ScanRecord | None]:
+        """(True, the latest scan) when the answer in memory is fresh, else (False, None): then
+        :meth:`get` asks the database. Never waits: for kopf's event loop."""
+        if not self._lock.acquire(blocking=False):
+            return False, None  # a refresh is under way in a thread
+        try:
+            if self._clock() >= self._next_refresh:
+                return False, None
+            return True, self._latest.get(account_uuid)
+        finally:
+            self._lock.release()
+
     def get(self, account_uuid: uuid.UUID) -> ScanRecord | None:
         """The account's latest scan, at most ``refresh_seconds`` old."""
         with self._lock:
