@@ -16,6 +16,7 @@ import urllib.request
 from typing import Any
 
 import boto3
+import sqlalchemy as sa
 
 from cloudsweep import aws
 from cloudsweep.demo import world as demo_world
@@ -537,7 +538,7 @@ def call_webhook_dry(port: int, obj: dict[str, Any], userinfo: dict[str, Any]) -
 
 
 def test_an_expired_or_withdrawn_approval_releases_nothing(
-    cluster: Cluster, operator, world, recorder, webhook_port: int
+    cluster: Cluster, operator, world, recorder, webhook_port: int, database_url: str
 ) -> None:
     """Two admitted approvals the person ended: one whose ``expiresAt`` has passed, one whose
     object was deleted (the approval withdrawn). The policy acts for real: a third, valid
@@ -630,6 +631,16 @@ def test_an_expired_or_withdrawn_approval_releases_nothing(
     run_now("after-all")
     # The run that released the valid one decided the other two as well.
     wait_for(lambda: third in released(recorder), what="the valid approval acted on")
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            running = sa.text("SELECT count(*) FROM cleanup_runs WHERE status = 'running'")
+            wait_for(
+                lambda: connection.execute(running).scalar_one() == 0,
+                what="that cleanup run closed",
+            )
+    finally:
+        engine.dispose()
     assert released(recorder) == [third]
     assert {expired_id, withdrawn_id} <= addresses(world)
     assert third not in addresses(world)
