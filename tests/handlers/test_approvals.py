@@ -618,6 +618,13 @@ def test_an_expired_or_withdrawn_approval_releases_nothing(
         what="both approvals recorded",
     )
     assert cluster.get("cleanupapprovals", NS, "expired")["status"]["expiresAt"] == expired_at
+    # What the run decides by: the ledger holds the person's expiry, not the policy's TTL.
+    [expired_item] = [
+        f for f in operator.store.findings(FindingFilter(NS)) if f.resource_id == expired_id
+    ]
+    approval = operator.store.candidate(expired_item.id).approval
+    assert approval is not None
+    assert approval.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") == expired_at
     cluster.delete("cleanupapprovals", NS, "withdrawn")
     wait_for(lambda: status_of(withdrawn_id) == "pending", what="the approval withdrawn")
     admit(
