@@ -466,6 +466,7 @@ def test_snapshot_then_delete_then_savings_then_rollback(
     # Rollback: dry run first (nothing happens), then for real: a working volume from the snapshot.
     dry = cleaning.rollback(store, ORG, action.id, cleaning.CleanupOptions(settings=settings))
     assert dry.outcome == "dry-run" and dry.rollback_id is None
+    assert dry.response["snapshot_id"] == snapshot_id  # what it would restore from
     undone = cleaning.rollback(
         store,
         ORG,
