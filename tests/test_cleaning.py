@@ -362,6 +362,20 @@ def test_an_item_no_longer_waste_is_refused_and_recorded(
     assert row["status"] == "refused" and "protect" in row["error_message"]
 
 
+def test_a_dry_run_reports_an_item_no_longer_waste_as_refused(
+    store, account, settings, world, moto_endpoint
+) -> None:
+    """The dry run is what people approve from: an item its re-check would refuse must not be
+    reported as one the real run would act on."""
+    target = sorted(waste_ips(world))[0]
+    ec2 = seeder_client(moto_endpoint, world, "ec2", "us-east-1")
+    ec2.create_tags(Resources=[target], Tags=[{"Key": "cloudsweep.io/protect", "Value": "true"}])
+    report = run(store, settings, aws.CallRecorder(), [eip_policy()])
+    [result] = [r for r in report.results if r.resource_id == target]
+    assert result.outcome == "dry-run-fail" and result.message.startswith("would refuse: ")
+    assert target in addresses(moto_endpoint, world)
+
+
 def test_every_call_is_made_under_the_accounts_own_credentials(
     store, account, settings, world
 ) -> None:
@@ -466,6 +480,7 @@ def test_snapshot_then_delete_then_savings_then_rollback(
     # Rollback: dry run first (nothing happens), then for real: a working volume from the snapshot.
     dry = cleaning.rollback(store, ORG, action.id, cleaning.CleanupOptions(settings=settings))
     assert dry.outcome == "dry-run" and dry.rollback_id is None
+    assert dry.response["snapshot_id"] == snapshot_id  # what it would restore from
     undone = cleaning.rollback(
         store,
         ORG,

@@ -67,6 +67,8 @@ class Target:
     tests: tuple[str, ...]  # pytest arguments (files, node IDs)
     ci: bool = False  # fast enough for the CI subset
     ci_tests: tuple[str, ...] = ()  # the CI subset's tests, when fewer than ``tests``
+    # Repository folders the tests read beside ``tests/`` (mutmut's ``also_copy``), e.g. ``deploy``.
+    also_copy: tuple[str, ...] = ()
 
 
 def _action(name: str, *modules: str, tests: tuple[str, ...] = ()) -> Target:
@@ -127,6 +129,10 @@ TARGETS = (
             "::test_lock_lost_just_before_the_delete_while_another_worker_recovers",
         ),
     ),
+    # The executor and recovery: the tests that run it in this process (seconds each), plus the
+    # recovery tests' SIGKILLed children; not the crash matrices (test_crash, the database
+    # failure steps, test_every_action: minutes), only the lost-lock cases of the latter and one
+    # action's rollback under a lost database.
     Target(
         "cleaning",
         ("cloudsweep/cleaning.py",),
@@ -134,6 +140,18 @@ TARGETS = (
             "tests/test_cleaning.py",
             "tests/safety/test_recovery.py",
             "tests/safety/test_clock.py",
+            "tests/safety/test_approval_chain.py",
+            "tests/safety/test_recheck_rules.py",
+            "tests/safety/test_database_failure.py"
+            "::test_a_lost_lock_stops_the_run_before_the_destructive_call",
+            "tests/safety/test_tenants.py"
+            "::test_no_cleanup_runs_in_an_account_whose_role_ignores_the_external_id",
+            "tests/safety/test_aws_faults.py::test_throttled_or_5xx_delete",
+            "tests/safety/test_aws_faults.py::test_terminal_errors_end_failed_with_the_message",
+            "tests/safety/test_rollback.py::test_rollback_loses_the_database_at_a_step_then_rerun"
+            "[ebs-volume/snapshot-and-delete-after-claim]",
+            "tests/cleanup/test_recheck_contract.py"
+            "::test_an_action_whose_recheck_reports_no_tags_is_refused",
         ),
     ),
     # Every cleanup action's re-check, prepare and execute: one target per action module, with
@@ -176,8 +194,12 @@ TARGETS = (
         (
             "tests/handlers/test_policy_access.py",
             "tests/handlers/test_approvals.py",
+            "tests/handlers/test_approval_records.py",
             "tests/handlers/test_webhooks.py",
         ),
+        # The operator under test reads the CRDs (schemas, defaults) from crds/ beside the tests;
+        # test_policy_access renders deploy/base (the operator's ClusterRole) with kustomize.
+        also_copy=("crds", "deploy"),
     ),
     Target(
         "session",
@@ -203,7 +225,9 @@ def stage(target: Target, build: Path = BUILD) -> Path:
     """Make ``build/mutants/<target>`` (kept between runs: mutmut resumes what it finished)."""
     where = build / target.name
     where.mkdir(parents=True, exist_ok=True)
-    for link, to in (("src", ROOT / "operator"), ("tests", ROOT / "tests")):
+    links = [("src", ROOT / "operator"), ("tests", ROOT / "tests")]
+    links += [(folder, ROOT / folder) for folder in target.also_copy]
+    for link, to in links:
         path = where / link
         if not path.is_symlink():
             path.symlink_to(to)
@@ -217,6 +241,7 @@ def stage(target: Target, build: Path = BUILD) -> Path:
             + ", ".join(f'"{t}"' for t in target.tests)
             + "]",
             'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]',
+            "also_copy = [" + ", ".join(f'"{f}"' for f in target.also_copy) + "]",
             # Slow real servers (moto, PostgreSQL, child processes): time-outs only for loops.
             "timeout_multiplier = 5.0",
             "timeout_constant = 30.0",

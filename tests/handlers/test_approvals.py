@@ -16,6 +16,7 @@ import urllib.request
 from typing import Any
 
 import boto3
+import sqlalchemy as sa
 
 from cloudsweep import aws
 from cloudsweep.demo import world as demo_world
@@ -534,3 +535,123 @@ def call_webhook_dry(port: int, obj: dict[str, Any], userinfo: dict[str, Any]) -
     request.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(request, timeout=30) as response:
         return dict(json.loads(response.read())["response"])
+
+
+def test_an_expired_or_withdrawn_approval_releases_nothing(
+    cluster: Cluster, operator, world, recorder, webhook_port: int, database_url: str
+) -> None:
+    """Two admitted approvals the person ended: one whose ``expiresAt`` has passed, one whose
+    object was deleted (the approval withdrawn). The policy acts for real: a third, valid
+    approval is released in the same run, neither of the other two (moto is the oracle); the
+    expired approval's status shows the person's expiry."""
+    third = ec2(world).allocate_address(Domain="vpc")["AllocationId"]
+    cluster.create_namespace(NS, "uid-team-a")
+    connected_account(cluster, world)
+    cluster.create(
+        "cleanuppolicies",
+        "CleanupPolicy",
+        NS,
+        "idle-ips",
+        {
+            "resourceType": "elastic-ip",
+            "action": "release",
+            "accountSelector": {},
+            "rules": {"minAgeDays": 0, "minConfidence": 50},
+            "dryRun": False,
+        },
+    )
+    cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec())
+
+    def run_now(value: str) -> None:
+        cluster.patch(
+            "scanschedules",
+            NS,
+            "nightly",
+            {"metadata": {"annotations": {"cloudsweep.io/run-now": value}}},
+        )
+        wait_for(
+            lambda: (
+                (s := cluster.get("scanschedules", NS, "nightly")["status"])["lastRunNow"] == value
+                and s["lastRunOutcome"] == "completed"
+            ),
+            timeout=60,
+            what=f"scan {value}",
+        )
+
+    run_now("scan")
+    pending = wait_for(
+        lambda: (
+            len(p := cluster.get("cleanuppolicies", NS, "idle-ips")["status"]["pendingApprovals"])
+            == 3
+            and p
+        ),
+        what="three addresses awaiting approval",
+    )
+    expired_id, withdrawn_id = sorted(p["resourceId"] for p in pending if p["resourceId"] != third)
+    account = world.account_id
+
+    def status_of(resource_id: str) -> str:
+        [item] = [
+            f
+            for f in operator.store.findings(FindingFilter(NS, account_id=account, region=REGION))
+            if f.resource_id == resource_id
+        ]
+        return str(item.cleanup_status)
+
+    expired_at = utc(-3600)
+    admit(
+        cluster,
+        webhook_port,
+        approval_object(
+            "expired", expired_id, uid="uid-expired", accountId=account, expiresAt=expired_at
+        ),
+        MARIA,
+    )
+    admit(
+        cluster,
+        webhook_port,
+        approval_object("withdrawn", withdrawn_id, uid="uid-withdrawn", accountId=account),
+        MARIA,
+    )
+    wait_for(
+        lambda: {status_of(expired_id), status_of(withdrawn_id)} == {"approved"},
+        what="both approvals recorded",
+    )
+    assert cluster.get("cleanupapprovals", NS, "expired")["status"]["expiresAt"] == expired_at
+    # What the run decides by: the ledger holds the person's expiry, not the policy's TTL.
+    [expired_item] = [
+        f for f in operator.store.findings(FindingFilter(NS)) if f.resource_id == expired_id
+    ]
+    approval = operator.store.candidate(expired_item.id).approval
+    assert approval is not None
+    assert approval.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") == expired_at
+    cluster.delete("cleanupapprovals", NS, "withdrawn")
+    wait_for(lambda: status_of(withdrawn_id) == "pending", what="the approval withdrawn")
+    admit(
+        cluster,
+        webhook_port,
+        approval_object("valid", third, uid="uid-valid", accountId=account),
+        MARIA,
+    )
+    wait_for(lambda: status_of(third) == "approved", what="the valid approval recorded")
+
+    run_now("after-all")
+    # The run that released the valid one decided the other two as well.
+    wait_for(lambda: third in released(recorder), what="the valid approval acted on")
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            running = sa.text("SELECT count(*) FROM cleanup_runs WHERE status = 'running'")
+            wait_for(
+                lambda: connection.execute(running).scalar_one() == 0,
+                what="that cleanup run closed",
+            )
+    finally:
+        engine.dispose()
+    assert released(recorder) == [third]
+    assert {expired_id, withdrawn_id} <= addresses(world)
+    assert third not in addresses(world)
+    rows = wait_for(
+        lambda: operator.store.actions(NS, include_dry_runs=False), what="the release recorded"
+    )
+    assert [(r.resource_id, r.status) for r in rows] == [(third, "succeeded")]

@@ -302,7 +302,10 @@ def decide_items(
                 ]
             ),
         )
-        .with_for_update()
+        # Only the items: the account row is joined to filter by organization, and locking it
+        # too (FOR UPDATE) deadlocked with a scan inserting findings (its FOREIGN KEY check
+        # holds FOR KEY SHARE on that row while it waits for these items).
+        .with_for_update(of=WasteItem)
     ).scalars()
     changed = []
     for item in rows:
@@ -374,7 +377,10 @@ def withdraw_approval(
             AwsAccount.organization_id == organization_id,
             WasteItem.cleanup_status == domain.CleanupStatus.APPROVED.value,
         )
-        .with_for_update()
+        # Only the items: the account row is joined to filter by organization, and locking it
+        # too (FOR UPDATE) deadlocked with a scan inserting findings (its FOREIGN KEY check
+        # holds FOR KEY SHARE on that row while it waits for these items).
+        .with_for_update(of=WasteItem)
     ).scalars()
     withdrawn = []
     for item in rows:
