@@ -195,6 +195,7 @@ TARGETS = (
             "tests/handlers/test_policy_access.py",
             "tests/handlers/test_approvals.py",
             "tests/handlers/test_approval_records.py",
+            "tests/handlers/test_policy_accounts.py",
             "tests/handlers/test_webhooks.py",
         ),
         # The operator under test reads the CRDs (schemas, defaults) from crds/ beside the tests;
