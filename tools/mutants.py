@@ -80,6 +80,39 @@ def _action(name: str, *modules: str, tests: tuple[str, ...] = ()) -> Target:
     )
 
 
+def _walks(*action_ids: str) -> tuple[str, ...]:
+    """The cases of the registry-walking tests (re-check gone, the re-check contract) for these
+    actions (``resource-type/action``): only they reach the action's module, and the contract's
+    other cases each scan into PostgreSQL."""
+    contract = "tests/cleanup/test_recheck_contract.py"
+    return tuple(
+        node
+        for a in action_ids
+        for node in (
+            f"tests/cleanup/test_recheck_gone.py::test_a_missing_resource_is_reported_gone[{a}]",
+            *(
+                f"{contract}::test_the_recheck_applies_every_rule_that_selected_the_item[{a}-{rule}]"
+                for rule in (
+                    "scan-protection-tag",
+                    "policy-exclude-tag",
+                    "policy-include-tag",
+                    "default-protection-tag",
+                    "baseline",
+                )
+            ),
+            f"{contract}::test_the_recheck_refuses_what_no_longer_meets_the_scans_criterion[{a}]",
+        )
+    )
+
+
+def _resumed(action_id: str) -> str:
+    """The storage actions' lost-answer case (``tests/cleanup/test_storage_crash_resume.py``)."""
+    return (
+        "tests/cleanup/test_storage_crash_resume.py::"
+        f"test_a_lost_answer_is_resumed_once_without_a_second_call[{action_id}]"
+    )
+
+
 TARGETS = (
     Target(
         "policies",
@@ -163,11 +196,28 @@ TARGETS = (
             "tests/cleanup/test_common.py",
             "tests/cleanup/test_recheck_gone.py",
             "tests/cleanup/test_recheck_contract.py",
+            # The helpers' callers: deletes, dry runs, waiters, describe-one, tags, savings.
+            "tests/cleanup/test_ebs_volume.py",
+            "tests/cleanup/test_ebs_snapshot.py",
+            "tests/cleanup/test_elastic_ip.py",
+            "tests/cleanup/test_log_group.py",
+            # The policy evaluation applies selection.py's tag rules too (fast, no servers).
+            "tests/test_policies.py",
         ),
     ),
-    _action("ebs_volume"),
-    _action("ebs_snapshot"),
-    _action("elastic_ip"),
+    _action(
+        "ebs_volume",
+        tests=(
+            *_walks("ebs-volume/snapshot-and-delete"),
+            "tests/safety/test_recheck_rules.py",
+        ),
+    ),
+    _action(
+        "ebs_snapshot",
+        # The ami action hands its snapshots to the snapshot actions after the grace period.
+        tests=(*_walks("ebs-snapshot/archive", "ebs-snapshot/delete"), "tests/cleanup/test_ami.py"),
+    ),
+    _action("elastic_ip", tests=_walks("elastic-ip/release")),
     _action(
         "load_balancer",
         "lb_common",
@@ -177,11 +227,23 @@ TARGETS = (
         "lb_elbv2_restore",
     ),
     _action("rds_instance"),
-    _action("ami"),
-    _action("ebs_gp3_candidate"),
+    _action("ami", tests=(*_walks("ami/deregister"), _resumed("ami/deregister"))),
+    _action(
+        "ebs_gp3_candidate",
+        tests=(
+            *_walks("ebs-gp3-candidate/modify-to-gp3"),
+            _resumed("ebs-gp3-candidate/modify-to-gp3"),
+        ),
+    ),
     _action("ec2_instance"),
     _action("ec2_stopped_instance"),
-    _action("log_group"),
+    _action(
+        "log_group",
+        tests=(
+            *_walks("cloudwatch-log-group/set-retention"),
+            _resumed("cloudwatch-log-group/set-retention"),
+        ),
+    ),
     _action("nat_gateway"),
     _action("s3_multipart"),
     Target(

@@ -8,6 +8,7 @@ architecture, tags), not by which snapshot moto attaches to it.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 import pytest
@@ -233,3 +234,256 @@ def test_the_snapshot_detector_and_actions_take_over_only_after_the_grace_period
     early = delete.recheck(h.ctx(), item)
     assert not early.still_waste and "kept until" in early.reason
     assert delete.recheck(at(h.ctx(), utcnow() + timedelta(days=11)), item).still_waste
+
+
+# --- what the re-check decides --------------------------------------------------------------
+
+
+def test_recheck_reports_the_live_state_and_tags(h):
+    image_id, _ = image(h)
+    item = h.item("ami", image_id)
+    h.ec2.create_tags(Resources=[image_id], Tags=[{"Key": "owner", "Value": "ops"}])
+
+    result = DEREGISTER.recheck(h.ctx(), item)
+
+    assert result.still_waste, result.reason
+    assert result.facts == {"state": "available", "tags": {"team": "web", "owner": "ops"}}
+
+
+@pytest.mark.parametrize(
+    ("state", "gone"), [("pending", False), ("failed", False), ("deregistered", True)]
+)
+def test_recheck_refuses_an_image_that_is_not_available(h, state: str, gone: bool):
+    image_id, _ = image(h)
+    item = h.item("ami", image_id)
+
+    def report_state(parsed, **_):
+        for entry in parsed.get("Images", []):
+            entry["State"] = state
+
+    h.events.register("after-call.ec2.DescribeImages", report_state)
+
+    result = DEREGISTER.recheck(h.ctx(), item)
+
+    assert not result.still_waste
+    assert (result.facts.get("gone") is True) is gone
+    if not gone:
+        assert result.reason == f"image is {state}, not available"
+
+
+def test_recheck_under_the_scans_own_protection_tag_refuses(h):
+    image_id, _ = image(h)
+    item = h.item("ami", image_id)
+    h.ec2.create_tags(Resources=[image_id], Tags=[{"Key": "FinOps/Keep", "Value": "y"}])
+
+    result = DEREGISTER.recheck(
+        dataclasses.replace(h.ctx(), protection_tags=("finops/keep",)), item
+    )
+
+    assert not result.still_waste
+    assert result.reason == "image is now protected by tag FinOps/Keep=y"
+
+
+def test_only_what_launches_from_this_image_keeps_it(h):
+    """A terminated instance, and templates or configurations of another image, use nothing."""
+    image_id, _ = image(h)
+    other, _ = image(h, "other-image")
+    item = h.item("ami", image_id)
+    gone = h.ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]
+    h.ec2.terminate_instances(InstanceIds=[gone["InstanceId"]])
+    h.ec2.run_instances(ImageId=other, MinCount=1, MaxCount=1)
+    h.ec2.create_launch_template(LaunchTemplateName="other", LaunchTemplateData={"ImageId": other})
+    h.client("autoscaling").create_launch_configuration(
+        LaunchConfigurationName="lc-other", ImageId=other, InstanceType="t3.micro"
+    )
+
+    result = DEREGISTER.recheck(h.ctx(), item)
+
+    assert result.still_waste, result.reason
+    assert "used_by" not in result.facts
+
+
+def test_every_user_is_reported(h):
+    image_id, _ = image(h)
+    item = h.item("ami", image_id)
+    h.ec2.create_launch_template(LaunchTemplateName="lt", LaunchTemplateData={"ImageId": image_id})
+    h.client("autoscaling").create_launch_configuration(
+        LaunchConfigurationName="lc", ImageId=image_id, InstanceType="t3.micro"
+    )
+
+    result = DEREGISTER.recheck(h.ctx(), item)
+
+    assert result.facts["used_by"] == ["launch template lt version 1", "launch configuration lc"]
+    assert (
+        result.reason
+        == "image is now used by launch template lt version 1, launch configuration lc"
+    )
+
+
+# --- dry run, prepare, execute ------------------------------------------------------------------
+
+
+def test_dry_run_asks_for_the_snapshot_tags_then_the_deregistration(h):
+    image_id, snapshot = image(h)
+    item = h.item("ami", image_id)
+
+    result = DEREGISTER.dry_run(h.ctx(), item, PARAMS)
+
+    assert result.calls == ("ec2:CreateTags", "ec2:DeregisterImage")
+    assert [(r.operation, r.params) for r in h.mutating()] == [
+        (
+            "CreateTags",
+            {
+                "Resources": [snapshot],
+                "Tags": [{"Key": RETAIN_UNTIL_TAG, "Value": "dry-run"}],
+                "DryRun": True,
+            },
+        ),
+        ("DeregisterImage", {"ImageId": image_id, "DryRun": True}),
+    ]
+
+
+def test_prepare_records_what_registers_the_image_again(h):
+    image_id, snapshot = image(h)
+    item = h.item("ami", image_id)
+
+    data = DEREGISTER.prepare(h.ctx(), item, PARAMS, {})
+
+    assert data["image_id"] == image_id
+    assert data["tags"] == {"team": "web"}
+    assert data["snapshot_ids"] == [snapshot]
+    assert data["register"]["Name"] == "web-2023.01"
+    assert data["register"]["RootDeviceName"] == "/dev/sda1"
+    assert data["register"]["BlockDeviceMappings"] == [
+        {
+            "DeviceName": "/dev/sda1",
+            "Ebs": {
+                "SnapshotId": snapshot,
+                "VolumeSize": 15,
+                "VolumeType": "standard",
+                "DeleteOnTermination": False,
+            },
+        }
+    ]
+    assert "ImageId" not in data["register"] and "State" not in data["register"]
+
+
+def test_a_rerun_of_prepare_tags_the_date_first_recorded(h):
+    image_id, snapshot = image(h)
+    item = h.item("ami", image_id)
+    ctx = h.ctx()
+    first = DEREGISTER.prepare(ctx, item, PARAMS, {})
+    h.ec2.delete_tags(Resources=[snapshot], Tags=[{"Key": RETAIN_UNTIL_TAG}])
+    later = at(ctx, ctx.now() + timedelta(days=3))
+
+    again = DEREGISTER.prepare(later, item, PARAMS, dict(h.checkpoints))
+
+    assert again == first
+    tags = tag_dict(h.ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0]["Tags"])
+    assert tags[RETAIN_UNTIL_TAG] == first["retain_until"]
+    assert tags[DEREGISTERED_IMAGE_TAG] == image_id
+
+
+def test_prepare_of_an_image_deregistered_before_it_was_recorded_fails_not_found(h):
+    image_id, _ = image(h)
+    item = h.item("ami", image_id)
+    h.ec2.deregister_image(ImageId=image_id)
+
+    with pytest.raises(aws.AwsError) as failed:
+        DEREGISTER.prepare(h.ctx(), item, PARAMS, {})
+
+    assert (failed.value.kind, failed.value.code) == (
+        aws.ErrorKind.NOT_FOUND,
+        "InvalidAMIID.NotFound",
+    )
+    assert h.mutating() == []
+
+
+def test_execute_without_a_recorded_registration_refuses_and_calls_nothing(h):
+    image_id, _ = image(h)
+    item = h.item("ami", image_id)
+
+    with pytest.raises(aws.AwsError) as failed:
+        DEREGISTER.execute(h.ctx(), item, PARAMS, {"snapshot_ids": []})
+
+    assert (failed.value.kind, failed.value.code) == (aws.ErrorKind.TERMINAL, "MissingRollbackData")
+    assert registered(h, image_id)
+    assert h.mutating() == []
+
+
+def test_execute_says_which_snapshots_are_kept_until_when(h):
+    image_id, snapshot = image(h)
+    _, _, data, outcome = deregistered(h, image_id)
+
+    assert outcome.note == (
+        f"deregistered {image_id}; snapshots {snapshot} kept until {data['retain_until']}"
+    )
+    assert outcome.response["ImageId"] == image_id
+
+
+# --- rollback -----------------------------------------------------------------------------------
+
+
+def test_rollback_registers_from_the_record_with_the_tags_and_checkpoints_the_image(h):
+    image_id, _ = image(h)
+    _, _, data, _ = deregistered(h, image_id)
+    checkpoints: dict = {}
+    rollback_ctx = h.ctx(checkpoints=checkpoints)
+    stale = {**data, "tags": {**data["tags"], ACTION_TAG: "the-original-cleanup"}}
+
+    outcome = DEREGISTER.rollback(rollback_ctx, stale, PARAMS)
+
+    new_id = outcome.response["ImageId"]
+    assert outcome.response == {"ImageId": new_id, "PreviousImageId": image_id}
+    assert outcome.note == f"{image_id} registered again as {new_id}"
+    assert checkpoints == {"registered_image_id": new_id}
+    (call,) = h.recorder.calls(operation="RegisterImage")
+    assert {k: v for k, v in call.params.items() if k != "TagSpecifications"} == data["register"]
+    (tagged,) = h.recorder.calls(
+        operation="CreateTags",
+    )[-1:]
+    assert tagged.params["Resources"] == [new_id]
+    again = h.ec2.describe_images(ImageIds=[new_id])["Images"][0]
+    assert tag_dict(again["Tags"]) == {"team": "web", ACTION_TAG: str(rollback_ctx.action_id)}
+
+
+def test_a_rollback_finds_its_earlier_image_by_its_tag_before_the_name(h):
+    image_id, _ = image(h)
+    _, _, data, _ = deregistered(h, image_id)
+    rollback_ctx = h.ctx(checkpoints={})
+    first = DEREGISTER.rollback(rollback_ctx, data, PARAMS)
+    renamed = {**data, "register": {**data["register"], "Name": "renamed-since"}}
+
+    again = DEREGISTER.rollback(rollback_ctx, renamed, PARAMS)
+
+    assert again.already_done
+    assert again.response == {"ImageId": first.response["ImageId"], "PreviousImageId": image_id}
+    assert h.count("RegisterImage") == 1
+
+
+def test_a_deregistered_image_of_the_same_name_is_not_an_earlier_rollback(h):
+    image_id, _ = image(h)
+    _, _, data, _ = deregistered(h, image_id)
+    first = DEREGISTER.rollback(h.ctx(checkpoints={}), data, PARAMS)
+    h.ec2.deregister_image(ImageId=first.response["ImageId"])
+
+    second = DEREGISTER.rollback(h.ctx(checkpoints={}), data, PARAMS)
+
+    assert not second.already_done
+    assert second.response["ImageId"] != first.response["ImageId"]
+    assert registered(h, second.response["ImageId"])
+
+
+def test_rollback_names_the_snapshots_that_are_gone(h):
+    image_id, snapshot = image(h)
+    _, _, data, _ = deregistered(h, image_id)
+    h.ec2.delete_snapshot(SnapshotId=snapshot)
+
+    with pytest.raises(aws.AwsError) as failed:
+        DEREGISTER.rollback(h.ctx(checkpoints={}), data, PARAMS)
+
+    assert (failed.value.kind, failed.value.code) == (
+        aws.ErrorKind.TERMINAL,
+        "InvalidSnapshot.NotFound",
+    )
+    assert f"snapshot(s) {snapshot} of {image_id} are gone" in str(failed.value)

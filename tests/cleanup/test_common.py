@@ -7,8 +7,13 @@ from decimal import Decimal
 
 import pytest
 
-from cloudsweep.cleanup import CleanupItem, common
+from cloudsweep import aws
+from cloudsweep.cleanup import CleanupItem, common, ebs_volume, elastic_ip
+from cloudsweep.cleanup.selection import DEFAULT_PROTECTION_TAGS, Selection
 from cloudsweep.pricing import PriceCatalog
+from tests import faults
+
+from .ebs_helpers import Harness, tags_spec
 
 KEYS = ("cloudsweep.io/protect", "do-not-delete")
 
@@ -70,3 +75,199 @@ def test_savings_keeping_without_a_size_or_a_price_falls_back() -> None:
         assert common.savings_keeping(
             item, "allocated_storage_gib", PriceCatalog.rds_snapshot_monthly, unpriced=Decimal(0)
         ) == Decimal(0)
+
+
+# --- the shared AWS helpers and tag rules, through the actions (moto over HTTP) ---------------
+
+
+RELEASE = elastic_ip.ReleaseAddress()
+SNAPSHOT_AND_DELETE = ebs_volume.SnapshotAndDeleteVolume()
+
+
+@pytest.fixture
+def h(moto_endpoint: str) -> Harness:
+    return Harness(moto_endpoint)
+
+
+def _address(h: Harness) -> str:
+    return h.ec2.allocate_address(Domain="vpc")["AllocationId"]
+
+
+# --- the shared AWS helpers, through the actions that use them ---------------------------------
+
+
+def test_a_refused_describe_is_an_error_not_a_resource_gone(h: Harness):
+    """Only "not found" means gone: a denied or failing read must stop the step, never let the
+    reconciliation record a removal that did not happen."""
+    allocation = _address(h)
+    item = h.item("elastic-ip", allocation)
+    faults.fail_with(
+        h.events,
+        "before-send.ec2.DescribeAddresses",
+        status=403,
+        body=faults.ec2_error_body("UnauthorizedOperation", "not allowed"),
+    )
+
+    with pytest.raises(aws.AwsError) as failed:
+        RELEASE.recheck(h.ctx(), item)
+
+    assert failed.value.kind is aws.ErrorKind.ACCESS_DENIED
+    assert failed.value.code == "UnauthorizedOperation"
+
+
+def test_an_endpoint_that_ignores_dry_run_stops_everything(h: Harness):
+    allocation = _address(h)
+    item = h.item("elastic-ip", allocation)
+    body = (
+        b'<ReleaseAddressResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+        b"<requestId>ignored-dry-run</requestId><return>true</return></ReleaseAddressResponse>"
+    )
+    faults.fail_with(h.events, "before-send.ec2.ReleaseAddress", status=200, body=body)
+
+    with pytest.raises(aws.AwsError) as failed:
+        RELEASE.dry_run(h.ctx(), item, h.params(RELEASE))
+
+    assert (failed.value.kind, failed.value.code) == (aws.ErrorKind.TERMINAL, "DryRunIgnored")
+    assert "check the AWS endpoint setting" in str(failed.value)
+
+
+def test_a_throttled_dry_run_raises_instead_of_answering(h: Harness):
+    allocation = _address(h)
+    item = h.item("elastic-ip", allocation)
+    faults.throttle(h.events, "ec2", "ReleaseAddress")
+
+    with pytest.raises(aws.AwsError) as failed:
+        RELEASE.dry_run(h.ctx(), item, h.params(RELEASE))
+
+    assert failed.value.kind.retryable
+
+
+def test_a_refused_dry_run_names_each_call_that_would_fail(h: Harness):
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    faults.fail_with(
+        h.events,
+        "before-send.ec2.DeleteVolume",
+        status=403,
+        body=faults.ec2_error_body("UnauthorizedOperation", "no delete for you"),
+    )
+
+    result = SNAPSHOT_AND_DELETE.dry_run(h.ctx(), item, h.params(SNAPSHOT_AND_DELETE))
+
+    assert not result.would_succeed
+    assert result.message == (
+        "ec2:DeleteVolume would fail (UnauthorizedOperation): no delete for you"
+    )
+    assert result.calls == ("ec2:CreateSnapshot", "ec2:DeleteVolume")
+
+
+def test_an_allowed_dry_run_says_so(h: Harness):
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+
+    result = SNAPSHOT_AND_DELETE.dry_run(h.ctx(), item, h.params(SNAPSHOT_AND_DELETE))
+
+    assert result.would_succeed
+    assert result.message == "AWS would allow ec2:CreateSnapshot, ec2:DeleteVolume"
+
+
+def test_an_outcome_keeps_the_request_id_and_drops_the_metadata(h: Harness):
+    allocation = _address(h)
+    item = h.item("elastic-ip", allocation)
+    ctx, params = h.ctx(), h.params(RELEASE)
+
+    outcome = RELEASE.execute(ctx, item, params, RELEASE.prepare(ctx, item, params, {}))
+
+    assert "ResponseMetadata" not in outcome.response
+    assert outcome.response["RequestId"]
+
+
+def test_reserved_aws_tags_are_kept_out_of_the_undo_data(h: Harness):
+    """AWS refuses tags with the ``aws:`` prefix (any case) in CreateVolume and CreateSnapshot:
+    the rollback data records only the tags a caller may set again."""
+    volume = h.ec2.create_volume(
+        AvailabilityZone="us-east-1a",
+        Size=10,
+        VolumeType="gp2",
+        TagSpecifications=tags_spec(
+            "volume",
+            {"team": "data", "aws:cloudformation:stack-name": "web", "AWS:backup:plan": "daily"},
+        ),
+    )["VolumeId"]
+    item = h.item("ebs-volume", volume)
+    ctx, params = h.ctx(), h.params(SNAPSHOT_AND_DELETE)
+
+    recheck = SNAPSHOT_AND_DELETE.recheck(ctx, item)
+    data = SNAPSHOT_AND_DELETE.prepare(ctx, item, params, {})
+
+    assert recheck.facts["tags"]["aws:cloudformation:stack-name"] == "web"  # the live tags
+    assert data["tags"] == {"team": "data"}
+    (create,) = h.recorder.calls(operation="CreateSnapshot")
+    keys = [t["Key"] for t in create.params["TagSpecifications"][0]["Tags"]]
+    assert keys == sorted(keys) and "aws:cloudformation:stack-name" not in keys
+
+
+def test_tags_without_a_key_are_ignored_and_a_missing_value_is_empty(h: Harness):
+    allocation = _address(h)
+    item = h.item("elastic-ip", allocation)
+
+    def odd_tags(parsed, **_):
+        for entry in parsed.get("Addresses", []):
+            entry["Tags"] = [{"Key": "bare"}, {"Value": "orphan"}, {"Key": "team", "Value": "x"}]
+
+    h.events.register("after-call.ec2.DescribeAddresses", odd_tags)
+
+    result = RELEASE.recheck(h.ctx(), item)
+
+    assert result.facts["tags"] == {"bare": "", "team": "x"}
+
+
+# --- the tag rules that selected an item -------------------------------------------------------
+
+
+def test_the_selection_joins_defaults_caller_and_scan_protection_tags_once():
+    selection = Selection.of(
+        {"selection": {"protection_tags": ["finops/keep", "do-not-delete"]}},
+        protection_tags=("cli/keep",),
+        include_tags={"env": "dev"},
+        exclude_tags={"tier": "*"},
+    )
+
+    assert selection.protection_tags == (*DEFAULT_PROTECTION_TAGS, "cli/keep", "finops/keep")
+    assert (selection.include_tags, selection.exclude_tags) == ({"env": "dev"}, {"tier": "*"})
+    assert Selection.of({}).protection_tags == DEFAULT_PROTECTION_TAGS
+    assert Selection.of({"selection": None}) == Selection()
+
+
+@pytest.mark.parametrize(
+    ("tags", "refusal"),
+    [
+        ({"env": "dev"}, None),
+        ({"env": "dev", "Finops/Keep": "true"}, "protected by tag Finops/Keep=true"),
+        ({"env": "dev", "finops/keep": "off"}, None),
+        ({"env": "dev", "tier": "gold"}, "now has the policy's excluded tags tier"),
+        ({"env": "dev", "legal": "hold"}, "now has the policy's excluded tags legal"),
+        ({"env": "dev", "legal": "released"}, None),
+        ({"env": "prod"}, "no longer has the policy's included tags env"),
+        ({}, "no longer has the policy's included tags env, owner"),
+        ({"env": "dev", "owner": ""}, None),
+        ({"env": "prod", "tier": "x", "finops/keep": "1"}, "protected by tag finops/keep=1"),
+        ({"env": "prod", "tier": "x"}, "now has the policy's excluded tags tier"),
+    ],
+)
+def test_the_selection_refuses_by_protection_then_exclusion_then_inclusion(
+    tags: dict[str, str], refusal: str | None
+):
+    selection = Selection.of(
+        {"selection": {"protection_tags": ["finops/keep"]}},
+        include_tags={"env": "dev", "owner": "*"},
+        exclude_tags={"tier": "*", "legal": "hold"},
+    )
+    tags = {"owner": "ops", **tags} if "owner" not in tags and tags else tags
+
+    found = selection.refusal(tags)
+
+    if refusal is None:
+        assert found is None
+    else:
+        assert found is not None and found.startswith(refusal), found

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import dataclasses
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -147,3 +148,264 @@ def test_rollback_of_a_deleted_volume_fails_with_the_reason(h: StorageHarness):
 
     with pytest.raises(aws.AwsError, match="no longer exists"):
         MODIFY.rollback(h.ctx(), data, h.params(MODIFY))
+
+
+# --- what the re-check decides --------------------------------------------------------------
+
+
+def _modifications_seen_as(h: StorageHarness, *entries: dict) -> None:
+    """DescribeVolumesModifications answers ``entries`` (moto completes modifications at once
+    and AWS keeps them ``modifying`` or ``optimizing`` for minutes to hours)."""
+
+    def report(parsed, **_):
+        parsed["VolumesModifications"] = [dict(e) for e in entries]
+
+    h.events.register("after-call.ec2.DescribeVolumesModifications", report)
+
+
+def test_recheck_reports_the_live_volume_and_tags(h: StorageHarness):
+    volume = h.attached_volume(size=100)
+    item = h.item("ebs-gp3-candidate", volume)
+    h.ec2.create_tags(Resources=[volume], Tags=[{"Key": "owner", "Value": "ops"}])
+
+    result = MODIFY.recheck(h.ctx(), item)
+
+    assert result.still_waste, result.reason
+    assert result.facts == {
+        "volume_type": "gp2",
+        "size": 100,
+        "iops": volume_of(h, volume).get("Iops"),
+        "tags": {"owner": "ops"},
+    }
+
+
+def test_recheck_refuses_a_changed_type_or_iops(h: StorageHarness):
+    volume = h.attached_volume(volume_type="io1", size=200, Iops=5000)
+    item = h.item("ebs-gp3-candidate", volume)
+    assert MODIFY.recheck(h.ctx(), item).still_waste
+    h.ec2.modify_volume(VolumeId=volume, Iops=6000)
+
+    iops = MODIFY.recheck(h.ctx(), item)
+
+    assert not iops.still_waste
+    assert iops.reason == "volume changed since the scan: iops 5000 -> 6000"
+    h.ec2.modify_volume(VolumeId=volume, VolumeType="io2", Iops=5000)
+    kind = MODIFY.recheck(h.ctx(), item)
+    assert kind.reason == "volume changed since the scan: type io1 -> io2"
+
+
+def test_recheck_under_the_scans_own_protection_tag_refuses(h: StorageHarness):
+    volume = h.attached_volume()
+    item = h.item("ebs-gp3-candidate", volume)
+    h.ec2.create_tags(Resources=[volume], Tags=[{"Key": "FinOps/Keep", "Value": "y"}])
+    ctx = dataclasses.replace(h.ctx(), protection_tags=("finops/keep",))
+
+    result = MODIFY.recheck(ctx, item)
+
+    assert result.reason == "volume is now protected by tag FinOps/Keep=y"
+
+
+def test_a_finding_without_a_gp3_target_is_refused(h: StorageHarness):
+    volume = h.attached_volume()
+    item = h.item("ebs-gp3-candidate", volume)
+    untargeted = dataclasses.replace(
+        item, resource_details={k: v for k, v in item.resource_details.items() if k != "target"}
+    )
+
+    result = MODIFY.recheck(h.ctx(), untargeted)
+
+    assert not result.still_waste
+    assert result.reason == "the finding has no gp3 target: scan again"
+
+
+@pytest.mark.parametrize("state", ["modifying", "optimizing"])
+def test_a_modification_under_way_is_refused(h: StorageHarness, state: str):
+    volume = h.attached_volume()
+    item = h.item("ebs-gp3-candidate", volume)
+    _modifications_seen_as(
+        h, {"VolumeId": volume, "ModificationState": state, "StartTime": utcnow()}
+    )
+
+    result = MODIFY.recheck(h.ctx(), item)
+
+    assert not result.still_waste
+    assert result.reason == f"a modification of the volume is {state}"
+
+
+def test_only_the_latest_modification_counts(h: StorageHarness):
+    volume = h.attached_volume()
+    item = h.item("ebs-gp3-candidate", volume)
+    now = utcnow()
+    _modifications_seen_as(
+        h,
+        {"VolumeId": volume, "ModificationState": "completed", "StartTime": now},
+        {
+            "VolumeId": volume,
+            "ModificationState": "optimizing",
+            "StartTime": now - timedelta(days=9),
+        },
+    )
+
+    assert MODIFY.recheck(h.ctx(), item).still_waste
+
+
+# --- prepare and execute ------------------------------------------------------------------------
+
+
+def test_prepare_records_the_type_size_and_performance(h: StorageHarness):
+    io1 = h.attached_volume(volume_type="io1", size=200, Iops=5000)
+    gp2 = h.attached_volume(size=100)
+
+    _, _, _, io1_data = prepared(h, io1)
+    _, _, _, gp2_data = prepared(h, gp2)
+
+    assert {
+        k: io1_data[k] for k in ("volume_id", "original_volume_type", "size", "original_iops")
+    } == {
+        "volume_id": io1,
+        "original_volume_type": "io1",
+        "size": 200,
+        "original_iops": 5000,
+    }
+    # gp2's IOPS are a baseline CreateVolume or ModifyVolume would refuse: not recorded.
+    assert (gp2_data["original_volume_type"], gp2_data["original_iops"]) == ("gp2", None)
+    assert "original_throughput" in gp2_data
+
+
+def test_prepare_on_a_rerun_keeps_the_first_record(h: StorageHarness):
+    volume = h.attached_volume()
+    item, ctx, params, data = prepared(h, volume)
+    MODIFY.execute(ctx, item, params, data)
+
+    again = MODIFY.prepare(ctx, item, params, data)
+
+    assert again == data and again["original_volume_type"] == "gp2"
+
+
+def test_prepare_and_execute_of_a_deleted_volume_fail_not_found(h: StorageHarness):
+    scanned = h.item("ebs-gp3-candidate", h.attached_volume())
+    ctx, params = h.ctx(), h.params(MODIFY)
+    data = MODIFY.prepare(ctx, scanned, params, {})
+    volume = h.volume()
+    h.ec2.delete_volume(VolumeId=volume)
+    # The scan's finding, for a volume deleted since.
+    item = dataclasses.replace(scanned, resource_id=volume)
+
+    with pytest.raises(aws.AwsError) as in_prepare:
+        MODIFY.prepare(ctx, item, params, {})
+    with pytest.raises(aws.AwsError) as in_execute:
+        MODIFY.execute(ctx, item, params, data)
+
+    for failed in (in_prepare.value, in_execute.value):
+        assert (failed.kind, failed.code) == (aws.ErrorKind.NOT_FOUND, "InvalidVolume.NotFound")
+    assert h.count("ModifyVolume") == 0
+
+
+def test_a_modification_to_gp3_under_way_is_done(h: StorageHarness):
+    volume = h.attached_volume()
+    item, ctx, params, data = prepared(h, volume)
+    _modifications_seen_as(
+        h,
+        {
+            "VolumeId": volume,
+            "ModificationState": "optimizing",
+            "TargetVolumeType": "gp3",
+            "StartTime": utcnow(),
+        },
+    )
+
+    outcome = MODIFY.execute(ctx, item, params, data)
+
+    assert outcome.already_done
+    assert outcome.response == {"VolumeId": volume, "VolumeType": "gp3"}
+    assert h.count("ModifyVolume") == 0
+
+
+@pytest.mark.parametrize(
+    "modification",
+    [
+        {"ModificationState": "optimizing", "TargetVolumeType": "io2"},
+        {"ModificationState": "completed", "TargetVolumeType": "gp3"},
+    ],
+)
+def test_another_modification_is_not_taken_for_this_one(h: StorageHarness, modification: dict):
+    volume = h.attached_volume()
+    item, ctx, params, data = prepared(h, volume)
+    _modifications_seen_as(h, {"VolumeId": volume, "StartTime": utcnow(), **modification})
+
+    outcome = MODIFY.execute(ctx, item, params, data)
+
+    assert not outcome.already_done
+    assert h.count("ModifyVolume") == 1
+
+
+def test_execute_records_when_it_asked_and_says_what_it_changed(h: StorageHarness):
+    volume = h.attached_volume(size=500)
+    item, ctx, params, data = prepared(h, volume)
+    asked = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+    outcome = MODIFY.execute(at(ctx, asked), item, params, data)
+
+    assert h.checkpoints["modify_requested_at"] == asked.isoformat()
+    assert outcome.note == f"modified {volume} from gp2 to gp3 (3000 IOPS, 250 MiB/s)"
+
+
+# --- rollback -----------------------------------------------------------------------------------
+
+
+def test_the_cooldown_counts_from_the_later_of_the_request_and_the_modification(
+    h: StorageHarness,
+):
+    volume = h.attached_volume()
+    item, ctx, params, data = prepared(h, volume)
+    MODIFY.execute(ctx, item, params, data)
+    requested = utcnow() - timedelta(hours=10)  # as recorded; AWS saw a later start
+    started = utcnow() - timedelta(hours=2)
+    _modifications_seen_as(
+        h, {"VolumeId": volume, "ModificationState": "completed", "StartTime": started}
+    )
+    data = {**data, "modify_requested_at": requested.isoformat()}
+
+    with pytest.raises(aws.AwsError) as early:
+        MODIFY.rollback(h.ctx(), data, params)
+
+    until = started.astimezone(UTC) + timedelta(hours=6)
+    assert early.value.code == "ModificationCooldown"
+    assert f"after {until:%Y-%m-%d %H:%M} UTC" in str(early.value)
+    assert h.count("ModifyVolume") == 1
+
+
+def test_rollback_waits_for_a_modification_still_under_way(h: StorageHarness):
+    volume = h.attached_volume()
+    item, ctx, params, data = prepared(h, volume)
+    MODIFY.execute(ctx, item, params, data)
+    long_ago = utcnow() - timedelta(days=1)
+    _modifications_seen_as(
+        h, {"VolumeId": volume, "ModificationState": "optimizing", "StartTime": long_ago}
+    )
+    data = {**data, "modify_requested_at": long_ago.isoformat()}
+
+    with pytest.raises(aws.AwsError) as waiting:
+        MODIFY.rollback(h.ctx(), data, params)
+
+    assert (waiting.value.kind, waiting.value.code) == (
+        aws.ErrorKind.RECOVERABLE,
+        "IncorrectModificationState",
+    )
+    assert "still optimizing" in str(waiting.value)
+    assert volume_of(h, volume)["VolumeType"] == "gp3"
+
+
+def test_rollback_to_gp2_asks_for_the_type_alone(h: StorageHarness):
+    volume = h.attached_volume()
+    item, ctx, params, data = prepared(h, volume)
+    MODIFY.execute(ctx, item, params, data)
+    later = at(h.ctx(), utcnow() + timedelta(hours=7))
+
+    outcome = MODIFY.rollback(later, {**data, **h.checkpoints}, params)
+
+    assert outcome.note == f"modified {volume} back to gp2"
+    assert [r.params for r in h.recorder.calls(operation="ModifyVolume")][1:] == [
+        {"VolumeId": volume, "VolumeType": "gp2"}
+    ]
+    assert volume_of(h, volume)["VolumeType"] == "gp2"

@@ -219,3 +219,265 @@ def test_archive_savings_are_the_tier_difference(h: Harness):
     assert item.monthly_cost == Decimal("2.00")
     assert ARCHIVE.estimated_monthly_savings(item) == Decimal("1.50")
     assert DELETE.estimated_monthly_savings(item) == Decimal("2.00")
+
+
+# --- what the re-check decides, rule by rule ----------------------------------------------------
+
+
+def _tag(h: Harness, snapshot_id: str, tags: dict[str, str]) -> None:
+    h.ec2.create_tags(
+        Resources=[snapshot_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+    )
+
+
+@pytest.mark.parametrize("action", [ARCHIVE, DELETE], ids=lambda a: a.action)
+def test_recheck_reports_the_live_state_tier_and_tags(h: Harness, action):
+    snapshot = _snapshot(h, tags={"team": "data"})
+    item = h.item("ebs-snapshot", snapshot)
+
+    result = action.recheck(h.ctx(), item)
+
+    assert result.still_waste, result.reason
+    assert result.facts == {
+        "state": "completed",
+        "storage_tier": "standard",
+        "tags": {"team": "data"},
+    }
+
+
+@pytest.mark.parametrize("state", ["pending", "error"])
+def test_recheck_refuses_a_snapshot_that_is_not_completed(h: Harness, state: str):
+    snapshot = _snapshot(h)
+    item = h.item("ebs-snapshot", snapshot)
+
+    def report_state(parsed, **_):
+        for entry in parsed.get("Snapshots", []):
+            entry["State"] = state
+
+    h.events.register("after-call.ec2.DescribeSnapshots", report_state)
+
+    result = DELETE.recheck(h.ctx(), item)
+
+    assert not result.still_waste
+    assert result.reason == f"snapshot is {state}, not completed"
+    assert "gone" not in result.facts
+
+
+def test_recheck_under_the_scans_own_protection_tag_refuses(h: Harness):
+    snapshot = _snapshot(h)
+    item = h.item("ebs-snapshot", snapshot)
+    _tag(h, snapshot, {"FinOps/Keep": "1"})
+    ctx = dataclasses.replace(h.ctx(), protection_tags=("finops/keep",))
+
+    result = DELETE.recheck(ctx, item)
+
+    assert not result.still_waste
+    assert result.reason == "snapshot is now protected by tag FinOps/Keep=1"
+
+
+def test_a_snapshot_tagged_by_an_action_but_not_as_a_volumes_copy_is_judged_as_any(h: Harness):
+    """Only both tags (the action's and the source volume's) mark a volume's rollback copy."""
+    snapshot = _snapshot(h)
+    item = h.item("ebs-snapshot", snapshot)
+    _tag(h, snapshot, {ACTION_TAG: "c0ffee00-0000-4000-8000-000000000000"})
+
+    assert DELETE.recheck(h.ctx(), item).still_waste
+
+
+def test_the_rollback_copy_is_refused_with_its_volume_and_action(h: Harness):
+    snapshot = _snapshot(h)
+    item = h.item("ebs-snapshot", snapshot)
+    _tag(h, snapshot, {ACTION_TAG: "action-1", ebs_volume.SOURCE_VOLUME_TAG: "vol-0abc"})
+
+    result = DELETE.recheck(h.ctx(), item)
+
+    assert not result.still_waste
+    assert result.reason.startswith(
+        "snapshot is the rollback copy of volume vol-0abc kept by cleanup action action-1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("retain_until", "kept"),
+    [
+        ("2999-01-01T00:00:00+00:00", True),  # the grace period runs
+        ("2000-01-01T00:00:00+00:00", False),  # it ended: the snapshot is waste like any other
+        ("2000-01-01T00:00:00", True),  # no time zone: unreadable, never ends
+        ("next spring", True),  # not a date: never ends
+    ],
+)
+def test_a_snapshot_kept_for_a_deregistered_images_rollback_waits_for_its_date(
+    h: Harness, retain_until: str, kept: bool
+):
+    snapshot = _snapshot(h)
+    item = h.item("ebs-snapshot", snapshot)
+    _tag(
+        h,
+        snapshot,
+        {ebs_snapshot.RETAIN_UNTIL_TAG: retain_until, ebs_snapshot.DEREGISTERED_IMAGE_TAG: "ami-1"},
+    )
+
+    result = DELETE.recheck(h.ctx(), item)
+
+    assert result.still_waste is not kept, result.reason
+    if kept:
+        assert result.reason == (
+            f"snapshot is kept until {retain_until} for the rollback of deregistered ami-1"
+        )
+
+
+def test_an_image_using_another_snapshot_does_not_keep_this_one(h: Harness):
+    """moto's RegisterImage ignores block devices: the image comes from CreateImage, which
+    snapshots the instance's root volume (a snapshot other than the item's)."""
+    snapshot = _snapshot(h)
+    item = h.item("ebs-snapshot", snapshot)
+    image = h.ec2.create_image(InstanceId=h.instance(), Name="golden")["ImageId"]
+    (ami,) = h.ec2.describe_images(ImageIds=[image])["Images"]
+    assert [m["Ebs"]["SnapshotId"] for m in ami["BlockDeviceMappings"] if "Ebs" in m] != [snapshot]
+
+    result = DELETE.recheck(h.ctx(), item)
+
+    assert result.still_waste, result.reason
+    assert "images" not in result.facts
+
+
+def test_archive_recheck_refuses_what_the_common_checks_refuse_even_when_archived(h: Harness):
+    snapshot = _snapshot(h)
+    item = h.item("ebs-snapshot", snapshot)
+    h.ec2.modify_snapshot_tier(SnapshotId=snapshot, StorageTier="archive")
+    archived = ARCHIVE.recheck(h.ctx(), item)
+    _tag(h, snapshot, {"do-not-delete": "yes"})
+
+    protected = ARCHIVE.recheck(h.ctx(), item)
+
+    assert archived.still_waste and archived.reason == "already in the archive tier"
+    assert not protected.still_waste and "protected by tag do-not-delete" in protected.reason
+
+
+# --- prepare: what the ledger keeps ------------------------------------------------------------
+
+
+def test_prepare_records_the_snapshot_and_keeps_an_earlier_record(h: Harness):
+    snapshot = _snapshot(h, tags={"team": "data"})
+    item = h.item("ebs-snapshot", snapshot)
+    ctx, params = h.ctx(), h.params(DELETE)
+
+    data = DELETE.prepare(ctx, item, params, {})
+    DELETE.execute(ctx, item, params, data)
+    again = DELETE.prepare(ctx, item, params, data)
+
+    assert set(data) == {
+        "snapshot_id",
+        "volume_id",
+        "volume_size",
+        "description",
+        "storage_tier",
+        "encrypted",
+        "kms_key_id",
+        "start_time",
+        "tags",
+    }
+    assert (data["storage_tier"], data["encrypted"], data["kms_key_id"]) == (
+        "standard",
+        False,
+        None,
+    )
+    assert isinstance(data["start_time"], str) and data["start_time"][:2] == "20"
+    assert again == data
+
+
+def test_prepare_of_a_snapshot_gone_since_the_recheck_records_the_scans_view(h: Harness):
+    snapshot = _snapshot(h, tags={"team": "data"})
+    item = h.item("ebs-snapshot", snapshot)
+    h.ec2.delete_snapshot(SnapshotId=snapshot)
+
+    data = DELETE.prepare(h.ctx(), item, h.params(DELETE), {})
+
+    assert data == {
+        "snapshot_id": snapshot,
+        "volume_id": item.resource_details["source_volume_id"],
+        "description": "nightly",
+        "tags": {"team": "data"},
+        "gone_before_prepare": True,
+    }
+    assert data["volume_id"].startswith("vol-")
+
+
+# --- archive and restore: work already under way counts as done ---------------------------------
+
+
+def _tier_status_seen_as(h: Harness, **status: str) -> None:
+    def report(parsed, **_):
+        for entry in parsed.get("SnapshotTierStatuses", []):
+            entry.update(status)
+
+    h.events.register("after-call.ec2.DescribeSnapshotTierStatus", report)
+
+
+def test_an_archive_in_progress_is_done_without_a_second_request(h: Harness):
+    snapshot = _snapshot(h)
+    item = h.item("ebs-snapshot", snapshot)
+    ctx, params = h.ctx(), h.params(ARCHIVE)
+    data = ARCHIVE.prepare(ctx, item, params, {})
+    _tier_status_seen_as(h, LastTieringOperationStatus="archival-in-progress")
+
+    outcome = ARCHIVE.execute(ctx, item, params, data)
+
+    assert outcome.already_done
+    assert outcome.note == f"{snapshot} is already archived or being archived"
+    assert h.count("ModifySnapshotTier") == 0
+
+
+def test_archive_asks_for_the_archive_tier_of_this_snapshot_only(h: Harness):
+    snapshot = _snapshot(h)
+    other = _snapshot(h)
+    item = h.item("ebs-snapshot", snapshot)
+    ctx, params = h.ctx(), h.params(ARCHIVE)
+
+    outcome = ARCHIVE.execute(ctx, item, params, ARCHIVE.prepare(ctx, item, params, {}))
+
+    assert outcome.note == f"archiving {snapshot}"
+    (call,) = h.recorder.calls(operation="ModifySnapshotTier")
+    assert call.params == {"SnapshotId": snapshot, "StorageTier": "archive"}
+    assert (_tier(h, snapshot), _tier(h, other)) == ("archive", "standard")
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"LastTieringOperationStatus": "permanent-restore-in-progress"},
+        {"LastTieringOperationStatus": "temporary-restore-in-progress"},
+        {"LastTieringOperationStatus": "permanent-restore-completed"},
+    ],
+)
+def test_a_restore_under_way_is_done_without_a_second_request(h: Harness, status):
+    snapshot = _snapshot(h)
+    item = h.item("ebs-snapshot", snapshot)
+    ctx, params = h.ctx(), h.params(ARCHIVE)
+    data = ARCHIVE.prepare(ctx, item, params, {})
+    ARCHIVE.execute(ctx, item, params, data)
+    _tier_status_seen_as(h, StorageTier="archive", **status)
+
+    outcome = ARCHIVE.rollback(h.ctx(), data, params)
+
+    assert outcome.already_done
+    assert h.count("RestoreSnapshotTier") == 0
+
+
+def test_a_standard_tier_snapshot_still_being_archived_is_restored(h: Harness):
+    """The archive was asked and not finished: the snapshot shows ``standard`` still, but the
+    rollback must stop the archive, not count as done."""
+    snapshot = _snapshot(h)
+    item = h.item("ebs-snapshot", snapshot)
+    ctx, params = h.ctx(), h.params(ARCHIVE)
+    data = ARCHIVE.prepare(ctx, item, params, {})
+    ARCHIVE.execute(ctx, item, params, data)
+    _tier_status_seen_as(
+        h, StorageTier="standard", LastTieringOperationStatus="archival-in-progress"
+    )
+
+    outcome = ARCHIVE.rollback(h.ctx(), data, params)
+
+    assert not outcome.already_done
+    assert outcome.note == f"restoring {snapshot} permanently (24 to 72 hours)"
+    assert h.count("RestoreSnapshotTier") == 1

@@ -7,6 +7,7 @@ account, the session and the items are built.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from decimal import Decimal
 
@@ -470,3 +471,243 @@ def test_prepare_after_the_volume_went_uses_the_ledger(h: Harness):
 
     assert again == data
     assert h.count("CreateSnapshot") == 1
+
+
+# --- what the re-check decides --------------------------------------------------------------
+
+
+def test_recheck_reports_the_live_volume(h: Harness):
+    volume = h.volume(size=20, volume_type="gp3", tags={"team": "data"}, Iops=4000, Throughput=200)
+    item = h.item("ebs-volume", volume)
+
+    result = SNAPSHOT_AND_DELETE.recheck(h.ctx(), item)
+
+    assert result.still_waste, result.reason
+    assert result.facts == {
+        "state": "available",
+        "size": 20,
+        "volume_type": "gp3",
+        "iops": 4000,
+        "throughput": 200,
+        "tags": {"team": "data"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"Iops": 5000}, "iops 4000 -> 5000"),
+        ({"Throughput": 300}, "throughput 200 -> 300"),
+        ({"VolumeType": "io1", "Iops": 4000}, "type gp3 -> io1"),
+    ],
+)
+def test_recheck_refuses_a_volume_whose_performance_or_type_changed(h: Harness, change, said):
+    volume = h.volume(size=20, volume_type="gp3", Iops=4000, Throughput=200)
+    item = h.item("ebs-volume", volume)
+    h.ec2.modify_volume(VolumeId=volume, **change)
+
+    result = SNAPSHOT_AND_DELETE.recheck(h.ctx(), item)
+
+    assert not result.still_waste
+    assert said in result.reason
+
+
+def test_recheck_under_the_scans_own_protection_tag_refuses(h: Harness):
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    h.ec2.create_tags(Resources=[volume], Tags=[{"Key": "FinOps/Keep", "Value": "y"}])
+    ctx = dataclasses.replace(h.ctx(), protection_tags=("finops/keep",))
+
+    result = SNAPSHOT_AND_DELETE.recheck(ctx, item)
+
+    assert result.reason == "volume is now protected by tag FinOps/Keep=y"
+
+
+# --- prepare ------------------------------------------------------------------------------------
+
+
+def test_a_volume_restored_by_an_earlier_rollback_gets_this_actions_tags(h: Harness):
+    volume = h.volume(
+        tags={
+            ACTION_TAG: "an-earlier-rollback",
+            ebs_volume.SOURCE_VOLUME_TAG: "vol-old",
+            "team": "x",
+        }
+    )
+    _, ctx, _, _ = _prepared(h, volume)
+
+    (snapshot,) = h.snapshots_tagged(ACTION_TAG, str(ctx.action_id))
+    assert tag_dict(snapshot["Tags"]) == {
+        "team": "x",
+        ACTION_TAG: str(ctx.action_id),
+        ebs_volume.SOURCE_VOLUME_TAG: volume,
+    }
+    assert (
+        snapshot["Description"] == f"CloudSweep: {volume} before deletion (action {ctx.action_id})"
+    )
+
+
+def test_prepare_of_a_volume_gone_with_nothing_recorded_fails_not_found(h: Harness):
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    h.ec2.delete_volume(VolumeId=volume)
+
+    with pytest.raises(aws.AwsError) as failed:
+        SNAPSHOT_AND_DELETE.prepare(h.ctx(), item, h.params(SNAPSHOT_AND_DELETE), {})
+
+    assert (failed.value.kind, failed.value.code) == (
+        aws.ErrorKind.NOT_FOUND,
+        "InvalidVolume.NotFound",
+    )
+    assert h.count("CreateSnapshot") == 0
+
+
+def test_prepare_of_a_volume_gone_with_only_a_snapshot_recorded_fails_not_found(h: Harness):
+    """The configuration was never recorded: the volume cannot be recreated from the ledger."""
+    volume = h.volume()
+    item, ctx, params, data = _prepared(h, volume)
+    h.ec2.delete_volume(VolumeId=volume)
+
+    with pytest.raises(aws.AwsError) as failed:
+        SNAPSHOT_AND_DELETE.prepare(ctx, item, params, {"snapshot_id": data["snapshot_id"]})
+
+    assert failed.value.code == "InvalidVolume.NotFound"
+
+
+def test_a_rerun_with_a_complete_record_does_not_checkpoint_again(h: Harness):
+    volume = h.volume()
+    item, ctx, params, data = _prepared(h, volume)
+    checkpoints: list = []
+    rerun = dataclasses.replace(ctx, checkpoint=checkpoints.append)
+
+    again = SNAPSHOT_AND_DELETE.prepare(rerun, item, params, data)
+
+    assert again == data and checkpoints == []
+
+
+def test_prepare_records_an_encrypted_multi_attach_volume(h: Harness):
+    volume = h.volume(
+        size=10,
+        volume_type="io1",
+        Iops=1000,
+        Encrypted=True,
+        KmsKeyId="alias/data",
+        MultiAttachEnabled=True,
+    )
+    _, _, _, data = _prepared(h, volume)
+
+    assert (data["volume_type"], data["iops"], data["throughput"]) == ("io1", 1000, None)
+    assert (data["encrypted"], data["multi_attach"]) == (True, True)
+    assert data["kms_key_id"]
+
+
+# --- execute -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("recorded", [{}, {"snapshot_id": ""}])
+def test_execute_without_a_recorded_snapshot_refuses_and_deletes_nothing(h: Harness, recorded):
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+
+    with pytest.raises(ebs_volume.MissingRollbackData) as failed:
+        SNAPSHOT_AND_DELETE.execute(h.ctx(), item, h.params(SNAPSHOT_AND_DELETE), recorded)
+
+    assert "no snapshot was recorded" in str(failed.value)
+    assert h.volume_exists(volume) and h.count("DeleteVolume") == 0
+
+
+def test_execute_whose_snapshot_was_deleted_refuses(h: Harness):
+    volume = h.volume()
+    item, ctx, params, data = _prepared(h, volume)
+    h.ec2.delete_snapshot(SnapshotId=data["snapshot_id"])
+
+    with pytest.raises(ebs_volume.MissingRollbackData) as failed:
+        SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+
+    assert f"its snapshot {data['snapshot_id']} is missing" in str(failed.value)
+    assert h.volume_exists(volume)
+
+
+def test_execute_says_what_it_deleted_and_kept(h: Harness):
+    volume = h.volume()
+    item, ctx, params, data = _prepared(h, volume)
+
+    outcome = SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+    again = SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+
+    assert outcome.note == f"deleted {volume}; snapshot {data['snapshot_id']} kept for rollback"
+    assert again.already_done
+    assert again.response == {
+        "VolumeId": volume,
+        "Error": "InvalidVolume.NotFound",
+        "SnapshotId": data["snapshot_id"],
+    }
+
+
+# --- rollback ------------------------------------------------------------------------------------
+
+
+def test_rollback_recreates_encryption_key_and_multi_attach(h: Harness):
+    volume = h.volume(
+        size=10,
+        volume_type="io1",
+        Iops=1000,
+        Encrypted=True,
+        KmsKeyId="alias/data",
+        MultiAttachEnabled=True,
+    )
+    item, ctx, params, data = _prepared(h, volume)
+    SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+    checkpoints: dict = {}
+
+    outcome = SNAPSHOT_AND_DELETE.rollback(h.ctx(checkpoints=checkpoints), data, params)
+
+    (create,) = h.recorder.calls(operation="CreateVolume")
+    assert create.params["Encrypted"] is True
+    assert create.params["KmsKeyId"] == data["kms_key_id"]
+    assert create.params["MultiAttachEnabled"] is True
+    assert (create.params["VolumeType"], create.params["Iops"], create.params["Size"]) == (
+        "io1",
+        1000,
+        10,
+    )
+    assert "Throughput" not in create.params
+    assert checkpoints == {"restored_volume_id": outcome.response["VolumeId"]}
+    assert outcome.response["AvailabilityZone"] == AZ
+    assert outcome.note == (
+        f"volume {outcome.response['VolumeId']} recreated from {data['snapshot_id']} (was {volume})"
+    )
+
+
+def test_rollback_of_a_gp2_volume_asks_for_no_iops_or_throughput(h: Harness):
+    volume = h.volume(size=10)
+    item, ctx, params, data = _prepared(h, volume)
+    SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+
+    SNAPSHOT_AND_DELETE.rollback(h.ctx(checkpoints={}), data, params)
+
+    (create,) = h.recorder.calls(operation="CreateVolume")
+    assert not {"Iops", "Throughput", "Encrypted", "KmsKeyId", "MultiAttachEnabled"} & set(
+        create.params
+    )
+
+
+def test_a_restored_volume_deleted_since_does_not_count_as_the_earlier_rollback(h: Harness):
+    volume = h.volume(size=10)
+    item, ctx, params, data = _prepared(h, volume)
+    SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+    rollback_ctx = h.ctx(checkpoints={})
+    first = SNAPSHOT_AND_DELETE.rollback(rollback_ctx, data, params)
+
+    def deleting(parsed, **_):
+        for entry in parsed.get("Volumes", []):
+            if entry["VolumeId"] == first.response["VolumeId"]:
+                entry["State"] = "deleting"
+
+    h.events.register("after-call.ec2.DescribeVolumes", deleting)
+
+    second = SNAPSHOT_AND_DELETE.rollback(rollback_ctx, data, params)
+
+    assert not second.already_done
+    assert second.response["VolumeId"] != first.response["VolumeId"]
+    assert h.count("CreateVolume") == 2

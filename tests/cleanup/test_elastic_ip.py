@@ -7,6 +7,8 @@ address in use: these tests check that it holds.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from cloudsweep import aws, cleanup
@@ -158,3 +160,142 @@ def test_an_address_in_use_fails_with_the_aws_message(h: Harness):
     )
     assert "Address is in use" in str(failed.value)
     assert _allocated(h) == {allocation}
+
+
+# --- what the re-check reports and decides ------------------------------------------------------
+
+
+def test_recheck_reports_the_live_address_and_tags(h: Harness):
+    allocation, public_ip = _address(h, tags={"team": "edge"})
+
+    result = RELEASE.recheck(h.ctx(), h.item("elastic-ip", allocation))
+
+    assert result.still_waste, result.reason
+    # The executor applies the policy's tag rules to these tags: they must be the live ones.
+    assert result.facts == {"public_ip": public_ip, "tags": {"team": "edge"}}
+
+
+def test_recheck_refuses_an_address_associated_with_a_network_interface(h: Harness):
+    allocation, _ = _address(h)
+    item = h.item("elastic-ip", allocation)
+    vpc = h.ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+    subnet = h.ec2.create_subnet(VpcId=vpc, CidrBlock="10.7.1.0/24")["Subnet"]["SubnetId"]
+    eni = h.ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]
+    h.ec2.associate_address(AllocationId=allocation, NetworkInterfaceId=eni["NetworkInterfaceId"])
+
+    result = RELEASE.recheck(h.ctx(), item)
+
+    assert not result.still_waste
+    assert f"network interface {eni['NetworkInterfaceId']}" in result.reason
+    assert "association eipassoc-" in result.reason
+    assert f"network interface {eni['NetworkInterfaceId']}" in result.facts["associated_with"]
+
+
+def test_recheck_under_the_scans_own_protection_tag_refuses(h: Harness):
+    allocation, _ = _address(h)
+    item = h.item("elastic-ip", allocation)
+    h.ec2.create_tags(Resources=[allocation], Tags=[{"Key": "Finops/Keep", "Value": "yes"}])
+    ctx = dataclasses.replace(h.ctx(), protection_tags=("finops/keep",))
+
+    result = RELEASE.recheck(ctx, item)
+
+    assert not result.still_waste
+    assert "protected by tag Finops/Keep=yes" in result.reason
+
+
+# --- addresses named by public IP (EC2-Classic: no allocation ID) ------------------------------
+
+
+def test_an_address_named_by_its_public_ip_is_checked_and_released_by_that_ip(h: Harness):
+    allocation, public_ip = _address(h)
+    _, other_ip = _address(h)
+    # The detector falls back to the public IP for an address without an allocation ID.
+    item = dataclasses.replace(h.item("elastic-ip", allocation), resource_id=public_ip)
+    ctx, params = h.ctx(), h.params(RELEASE)
+
+    recheck = RELEASE.recheck(ctx, item)
+    dry_run = RELEASE.dry_run(ctx, item, params)
+    data = RELEASE.prepare(ctx, item, params, {})
+    outcome = RELEASE.execute(ctx, item, params, data)
+
+    assert recheck.still_waste and recheck.facts["public_ip"] == public_ip, recheck
+    assert dry_run.would_succeed, dry_run.message
+    assert data["allocation_id"] == allocation and data["public_ip"] == public_ip
+    assert not outcome.already_done
+    released = [c.params for c in h.mutating() if c.operation == "ReleaseAddress"]
+    assert released == [{"PublicIp": public_ip, "DryRun": True}, {"PublicIp": public_ip}]
+    assert {a["PublicIp"] for a in h.ec2.describe_addresses()["Addresses"]} == {other_ip}
+
+
+# --- prepare and execute: what the audit trail keeps -------------------------------------------
+
+
+def test_prepare_on_a_rerun_keeps_what_the_first_attempt_recorded(h: Harness):
+    allocation, public_ip = _address(h, tags={"team": "edge"})
+    item = h.item("elastic-ip", allocation)
+    ctx, params = h.ctx(), h.params(RELEASE)
+    first = RELEASE.prepare(ctx, item, params, {})
+    RELEASE.execute(ctx, item, params, first)
+
+    again = RELEASE.prepare(ctx, item, params, first)
+
+    assert again == first
+    assert again["public_ip"] == public_ip and again["tags"] == {"team": "edge"}
+
+
+def test_prepare_of_an_address_already_released_records_the_scans_view(h: Harness):
+    allocation, public_ip = _address(h, tags={"team": "edge"})
+    scanned = h.item("elastic-ip", allocation)
+    # moto reports no NetworkBorderGroup; AWS does, and the scan keeps it.
+    item = dataclasses.replace(
+        scanned, resource_details={**scanned.resource_details, "network_border_group": "us-east-1"}
+    )
+    h.ec2.release_address(AllocationId=allocation)
+
+    data = RELEASE.prepare(h.ctx(), item, h.params(RELEASE), {})
+
+    assert data == {
+        "allocation_id": allocation,
+        "public_ip": public_ip,
+        "domain": "vpc",
+        "network_border_group": "us-east-1",
+        "public_ipv4_pool": None,
+        "tags": {"team": "edge"},
+    }
+
+
+def test_prepare_records_the_live_address_over_the_scans_view(h: Harness):
+    allocation, public_ip = _address(h)
+    item = h.item("elastic-ip", allocation)
+    h.ec2.create_tags(Resources=[allocation], Tags=[{"Key": "owner", "Value": "partner-x"}])
+    stale = dataclasses.replace(
+        item,
+        resource_details={
+            **item.resource_details,
+            "public_ip": "192.0.2.1",
+            "domain": "standard",
+        },
+    )
+
+    data = RELEASE.prepare(h.ctx(), stale, h.params(RELEASE), {})
+
+    assert data["public_ip"] == public_ip
+    assert data["domain"] == "vpc"
+    assert data["tags"] == {"owner": "partner-x"}
+
+
+def test_execute_says_which_address_was_given_up(h: Harness):
+    allocation, public_ip = _address(h)
+    item = h.item("elastic-ip", allocation)
+    ctx, params = h.ctx(), h.params(RELEASE)
+    data = RELEASE.prepare(ctx, item, params, {})
+
+    outcome = RELEASE.execute(ctx, item, params, data)
+    without_data = RELEASE.execute(ctx, item, params, {})
+
+    assert outcome.note == f"released {public_ip} ({allocation})"
+    assert (without_data.already_done, without_data.response) == (
+        True,
+        {"AllocationId": allocation, "Error": "InvalidAllocationID.NotFound"},
+    )
+    assert without_data.note == f"{allocation} was already released (an earlier attempt)"

@@ -138,3 +138,180 @@ def test_a_refused_put_fails_with_the_aws_message_and_changes_nothing(h):
 
     assert failed.value.kind is aws.ErrorKind.ACCESS_DENIED
     assert retention(h, name) is None
+
+
+# --- the group is the one named exactly, and what each step records and says -------------------
+
+
+def test_a_longer_name_sharing_the_prefix_is_another_group(h):
+    name = group(h, "/app/api")
+    longer = group(h, "/app/api2")
+    h.client("logs").put_retention_policy(logGroupName=longer, retentionInDays=14)
+    h.client("logs").tag_log_group(logGroupName=longer, tags={"do-not-delete": "true"})
+    item = h.item("cloudwatch-log-group", name)
+    ctx, params = h.ctx(), SET_RETENTION.parameters({"retention_days": 90})
+
+    recheck = SET_RETENTION.recheck(ctx, item)
+    data = SET_RETENTION.prepare(ctx, item, params, {})
+    SET_RETENTION.execute(ctx, item, params, data)
+
+    assert recheck.still_waste, recheck.reason
+    assert recheck.facts == {"retention_in_days": None, "tags": {}}
+    assert data["log_group_name"] == name and data["previous_retention_in_days"] is None
+    assert data["log_group_arn"].endswith(f":log-group:{name}")
+    assert (retention(h, name), retention(h, longer)) == (90, 14)
+
+    h.client("logs").delete_log_group(logGroupName=name)
+    gone = SET_RETENTION.recheck(ctx, item)
+    assert (gone.still_waste, gone.facts) == (False, {"gone": True}), gone.reason
+
+
+def test_recheck_reports_the_live_tags_for_the_policys_rules(h):
+    name = group(h, "/app/tagged", team="payments")
+    item = h.item("cloudwatch-log-group", name)
+    h.client("logs").tag_log_group(logGroupName=name, tags={"owner": "ops"})
+
+    result = SET_RETENTION.recheck(h.ctx(), item)
+
+    assert result.still_waste, result.reason
+    assert result.facts["tags"] == {"team": "payments", "owner": "ops"}
+
+
+def test_a_retention_set_since_the_scan_is_reported_with_its_value(h):
+    name = group(h, "/app/kept")
+    item = h.item("cloudwatch-log-group", name)
+    h.client("logs").put_retention_policy(logGroupName=name, retentionInDays=7)
+
+    result = SET_RETENTION.recheck(h.ctx(), item)
+
+    assert result.facts == {"retention_in_days": 7, "gone": True}
+    assert result.reason == "log group has a retention of 7 days already"
+    assert h.recorder.count(service="logs", operation="ListTagsForResource") == 0
+
+
+def test_dry_run_of_a_group_deleted_since_the_scan_would_fail(h):
+    name = group(h, "/app/dropped")
+    item = h.item("cloudwatch-log-group", name)
+    present = SET_RETENTION.dry_run(h.ctx(), item, SET_RETENTION.parameters({"retention_days": 60}))
+    h.client("logs").delete_log_group(logGroupName=name)
+
+    gone = SET_RETENTION.dry_run(h.ctx(), item, SET_RETENTION.parameters({}))
+
+    assert present.would_succeed
+    assert present.message.startswith(f"would set a retention of 60 days on {name}")
+    assert present.calls == ("logs:PutRetentionPolicy",)
+    assert not gone.would_succeed
+    assert gone.message == f"log group {name} no longer exists"
+    assert h.mutating() == []
+
+
+def test_prepare_records_the_group_and_keeps_an_earlier_record(h):
+    name = group(h, "/app/recorded")
+    item = h.item("cloudwatch-log-group", name)
+    ctx, params = h.ctx(), SET_RETENTION.parameters({})
+
+    data = SET_RETENTION.prepare(ctx, item, params, {})
+    SET_RETENTION.execute(ctx, item, params, data)
+    again = SET_RETENTION.prepare(ctx, item, params, data)
+
+    assert set(data) == {
+        "log_group_name",
+        "log_group_arn",
+        "previous_retention_in_days",
+        "stored_bytes",
+    }
+    assert data["stored_bytes"] is not None
+    # The rerun must not record the retention this action set as the one to restore.
+    assert again == data and again["previous_retention_in_days"] is None
+
+
+def test_prepare_of_a_group_deleted_before_it_was_recorded_fails_not_found(h):
+    name = group(h, "/app/vanished")
+    item = h.item("cloudwatch-log-group", name)
+    h.client("logs").delete_log_group(logGroupName=name)
+
+    with pytest.raises(aws.AwsError) as failed:
+        SET_RETENTION.prepare(h.ctx(), item, SET_RETENTION.parameters({}), {})
+
+    assert (failed.value.kind, failed.value.code) == (
+        aws.ErrorKind.NOT_FOUND,
+        "ResourceNotFoundException",
+    )
+    assert "gone before its configuration was recorded" in str(failed.value)
+
+
+def test_execute_on_a_deleted_group_is_done_and_calls_nothing(h):
+    name = group(h, "/app/deleted")
+    item = h.item("cloudwatch-log-group", name)
+    ctx, params = h.ctx(), SET_RETENTION.parameters({})
+    data = SET_RETENTION.prepare(ctx, item, params, {})
+    h.client("logs").delete_log_group(logGroupName=name)
+
+    outcome = SET_RETENTION.execute(ctx, item, params, data)
+
+    assert outcome.already_done
+    assert outcome.response == {"logGroupName": name, "Error": "ResourceNotFoundException"}
+    assert log_calls(h, "PutRetentionPolicy") == 0
+
+
+def test_execute_says_what_it_set_and_a_rerun_what_was_there(h):
+    name = group(h, "/app/noted")
+    item = h.item("cloudwatch-log-group", name)
+    ctx, params = h.ctx(), SET_RETENTION.parameters({"retention_days": 180})
+    data = SET_RETENTION.prepare(ctx, item, params, {})
+
+    first = SET_RETENTION.execute(ctx, item, params, data)
+    again = SET_RETENTION.execute(ctx, item, params, data)
+
+    assert first.response["retentionInDays"] == 180
+    assert first.note == f"{name} now keeps 180 days of events"
+    assert (again.already_done, again.response) == (
+        True,
+        {"logGroupName": name, "retentionInDays": 180},
+    )
+    assert log_calls(h, "PutRetentionPolicy") == 1
+
+
+def test_a_retention_other_than_the_policys_is_replaced(h):
+    """Set by someone between the re-check and execute: the policy's value is what is asked."""
+    name = group(h, "/app/other-value")
+    item = h.item("cloudwatch-log-group", name)
+    ctx, params = h.ctx(), SET_RETENTION.parameters({"retention_days": 90})
+    data = SET_RETENTION.prepare(ctx, item, params, {})
+    h.client("logs").put_retention_policy(logGroupName=name, retentionInDays=30)
+
+    outcome = SET_RETENTION.execute(ctx, item, params, data)
+
+    assert not outcome.already_done
+    assert retention(h, name) == 90
+
+
+def test_rollback_of_a_deleted_group_fails_with_the_reason(h):
+    name = group(h, "/app/rolled")
+    data = {"log_group_name": name, "previous_retention_in_days": None}
+    h.client("logs").delete_log_group(logGroupName=name)
+
+    with pytest.raises(aws.AwsError) as failed:
+        SET_RETENTION.rollback(h.ctx(), data, SET_RETENTION.parameters({}))
+
+    assert (failed.value.kind, failed.value.code) == (
+        aws.ErrorKind.TERMINAL,
+        "ResourceNotFoundException",
+    )
+    assert "no setting to restore" in str(failed.value)
+
+
+def test_rollback_to_a_previous_value_says_so_and_is_done_once(h):
+    name = group(h, "/app/restored")
+    data = {"log_group_name": name, "previous_retention_in_days": 400}
+    h.client("logs").put_retention_policy(logGroupName=name, retentionInDays=30)
+
+    undone = SET_RETENTION.rollback(h.ctx(), data, SET_RETENTION.parameters({}))
+    again = SET_RETENTION.rollback(h.ctx(), data, SET_RETENTION.parameters({}))
+
+    assert not undone.already_done
+    assert undone.note == f"{name} keeps 400 days again"
+    assert undone.response["retentionInDays"] == 400
+    assert again.already_done and again.response == {"logGroupName": name, "retentionInDays": 400}
+    assert log_calls(h, "PutRetentionPolicy") == 1
+    assert log_calls(h, "DeleteRetentionPolicy") == 0
