@@ -80,6 +80,34 @@ def _action(name: str, *modules: str, tests: tuple[str, ...] = ()) -> Target:
     )
 
 
+# The re-check contract and the "gone" walk run every registered action: an action's target
+# takes its own cases (node IDs, a few seconds each; moto and PostgreSQL, no child processes).
+CONTRACT_RULES = (
+    "scan-protection-tag",
+    "policy-exclude-tag",
+    "policy-include-tag",
+    "default-protection-tag",
+    "baseline",
+)
+
+
+def _shared_action_tests(*keys: str) -> tuple[str, ...]:
+    """The cross-action tests' cases of these ``resource-type/action`` keys."""
+    gone = "tests/cleanup/test_recheck_gone.py::test_a_missing_resource_is_reported_gone"
+    contract = "tests/cleanup/test_recheck_contract.py::"
+    rules = contract + "test_the_recheck_applies_every_rule_that_selected_the_item"
+    criterion = contract + "test_the_recheck_refuses_what_no_longer_meets_the_scans_criterion"
+    return tuple(
+        test
+        for key in keys
+        for test in (
+            f"{gone}[{key}]",
+            f"{criterion}[{key}]",
+            *(f"{rules}[{key}-{rule}]" for rule in CONTRACT_RULES),
+        )
+    )
+
+
 TARGETS = (
     Target(
         "policies",
@@ -175,15 +203,29 @@ TARGETS = (
         "lb_classic_restore",
         "lb_elbv2",
         "lb_elbv2_restore",
+        tests=_shared_action_tests("load-balancer/delete"),
     ),
-    _action("rds_instance"),
+    _action(
+        "rds_instance",
+        tests=_shared_action_tests("rds-instance/final-snapshot-and-delete", "rds-instance/stop"),
+    ),
     _action("ami"),
     _action("ebs_gp3_candidate"),
-    _action("ec2_instance"),
-    _action("ec2_stopped_instance"),
+    _action("ec2_instance", tests=_shared_action_tests("ec2-instance/stop")),
+    _action(
+        "ec2_stopped_instance",
+        tests=_shared_action_tests("ec2-stopped-instance/snapshot-and-terminate"),
+    ),
     _action("log_group"),
-    _action("nat_gateway"),
-    _action("s3_multipart"),
+    _action("nat_gateway", tests=_shared_action_tests("nat-gateway/delete")),
+    _action(
+        "s3_multipart",
+        tests=(
+            *_shared_action_tests("s3-incomplete-multipart/add-abort-multipart-rule"),
+            "tests/cleanup/test_storage_crash_resume.py::test_a_lost_answer_is_resumed_once_"
+            "without_a_second_call[s3-incomplete-multipart/add-abort-multipart-rule]",
+        ),
+    ),
     Target(
         "approvals",
         (
