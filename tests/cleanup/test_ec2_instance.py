@@ -16,7 +16,7 @@ from cloudsweep.cleanup import ec2_instance
 from cloudsweep.domain import ActionType, utcnow
 from tests import faults
 
-from .compute_helpers import run_instance, seeder_client, state
+from .compute_helpers import datapoint, run_instance, seeder_client, state
 from .ebs_helpers import Harness
 
 STOP = ec2_instance.StopInstance()
@@ -186,17 +186,7 @@ def test_recheck_refuses_an_instance_busy_since_the_scan(h: Harness):
 
 
 def _usage(h: Harness, instance_id: str, metric: str, value: float, hours_ago: float) -> None:
-    seeder_client(h, "cloudwatch").put_metric_data(
-        Namespace="AWS/EC2",
-        MetricData=[
-            {
-                "MetricName": metric,
-                "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
-                "Value": value,
-                "Timestamp": utcnow() - timedelta(hours=hours_ago),
-            }
-        ],
-    )
+    datapoint(h, "AWS/EC2", metric, ("InstanceId", instance_id), value, hours_ago)
 
 
 def test_recheck_holds_the_last_day_to_the_scans_cpu_and_network_thresholds(h: Harness):

@@ -17,7 +17,7 @@ from cloudsweep.cleanup.base import ACTION_TAG
 from cloudsweep.domain import ActionType, utcnow
 from tests import faults
 
-from .compute_helpers import seeder_client
+from .compute_helpers import datapoint, seeder_client
 from .ebs_helpers import Harness, tag_dict, tags_spec
 
 DELETE = nat_gateway.DeleteNatGateway()
@@ -192,17 +192,7 @@ def test_recheck_refuses_a_gateway_with_traffic_since_the_scan(h: Harness):
 
 
 def _bytes(h: Harness, nat: str, metric: str, value: float, hours_ago: float) -> None:
-    seeder_client(h, "cloudwatch").put_metric_data(
-        Namespace="AWS/NATGateway",
-        MetricData=[
-            {
-                "MetricName": metric,
-                "Dimensions": [{"Name": "NatGatewayId", "Value": nat}],
-                "Value": value,
-                "Timestamp": utcnow() - timedelta(hours=hours_ago),
-            }
-        ],
-    )
+    datapoint(h, "AWS/NATGateway", metric, ("NatGatewayId", nat), value, hours_ago)
 
 
 def test_recheck_holds_both_directions_of_the_last_day_to_the_scans_max_bytes(h: Harness):
