@@ -103,9 +103,11 @@ def test_rollback_refuses_to_overwrite_a_later_change(h):
         Bucket=name, LifecycleConfiguration={"Rules": changed}
     )
 
-    with pytest.raises(aws.AwsError, match="not overwriting that change"):
+    with pytest.raises(aws.AwsError, match="not overwriting that change") as raised:
         ADD_RULE.rollback(h.ctx(checkpoints={}), data, PARAMS)
 
+    # the message tells where the configuration before CloudSweep is kept
+    assert "CloudSweep is in this action's rollback data (previous_rules)" in raised.value.message
     assert rules_of(h, name) == changed
 
 
@@ -118,9 +120,10 @@ def test_execute_refuses_a_configuration_changed_after_prepare(h):
         Bucket=name, LifecycleConfiguration={"Rules": EXISTING}
     )
 
-    with pytest.raises(aws.AwsError, match="changed after it was recorded"):
+    with pytest.raises(aws.AwsError, match="changed after it was recorded") as raised:
         ADD_RULE.execute(ctx, item, PARAMS, data)
 
+    assert raised.value.code == "LifecycleChanged"
     assert puts(h) == 0
 
 
@@ -152,6 +155,7 @@ def test_dry_run_writes_nothing(h):
     result = ADD_RULE.dry_run(h.ctx(), item, PARAMS)
 
     assert result.would_succeed and "2 existing rule(s)" in result.message
+    assert result.calls == ("s3:PutLifecycleConfiguration",)  # what the plan lists
     assert h.mutating() == []
 
 
