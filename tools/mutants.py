@@ -225,8 +225,12 @@ TARGETS = (
         "lb_classic_restore",
         "lb_elbv2",
         "lb_elbv2_restore",
+        tests=_walks("load-balancer/delete"),
     ),
-    _action("rds_instance"),
+    _action(
+        "rds_instance",
+        tests=_walks("rds-instance/final-snapshot-and-delete", "rds-instance/stop"),
+    ),
     _action("ami", tests=(*_walks("ami/deregister"), _resumed("ami/deregister"))),
     _action(
         "ebs_gp3_candidate",
@@ -235,8 +239,8 @@ TARGETS = (
             _resumed("ebs-gp3-candidate/modify-to-gp3"),
         ),
     ),
-    _action("ec2_instance"),
-    _action("ec2_stopped_instance"),
+    _action("ec2_instance", tests=_walks("ec2-instance/stop")),
+    _action("ec2_stopped_instance", tests=_walks("ec2-stopped-instance/snapshot-and-terminate")),
     _action(
         "log_group",
         tests=(
@@ -244,8 +248,14 @@ TARGETS = (
             _resumed("cloudwatch-log-group/set-retention"),
         ),
     ),
-    _action("nat_gateway"),
-    _action("s3_multipart"),
+    _action("nat_gateway", tests=_walks("nat-gateway/delete")),
+    _action(
+        "s3_multipart",
+        tests=(
+            *_walks("s3-incomplete-multipart/add-abort-multipart-rule"),
+            _resumed("s3-incomplete-multipart/add-abort-multipart-rule"),
+        ),
+    ),
     Target(
         "approvals",
         (

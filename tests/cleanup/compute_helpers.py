@@ -6,9 +6,12 @@ the call recorder); adds the seeder's Auto Scaling client and a few world builde
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import boto3
+
+from cloudsweep.domain import utcnow
 
 from .ebs_helpers import ACCOUNT, AZ, REGION, Harness, tags_spec
 
@@ -52,3 +55,26 @@ def state(h: Harness, instance_id: str) -> str:
 def instance(h: Harness, instance_id: str) -> dict[str, Any]:
     reservations = h.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
     return dict(reservations[0]["Instances"][0])
+
+
+def datapoint(
+    h: Harness,
+    namespace: str,
+    metric: str,
+    dimension: tuple[str, str],
+    value: float,
+    hours_ago: float,
+) -> None:
+    """One CloudWatch datapoint of the account, ``hours_ago`` before now (the re-checks' clock)."""
+    name, dimension_value = dimension
+    seeder_client(h, "cloudwatch").put_metric_data(
+        Namespace=namespace,
+        MetricData=[
+            {
+                "MetricName": metric,
+                "Dimensions": [{"Name": name, "Value": dimension_value}],
+                "Value": value,
+                "Timestamp": utcnow() - timedelta(hours=hours_ago),
+            }
+        ],
+    )

@@ -6,6 +6,7 @@ the low-confidence "metrics missing" one, which is all the action needs.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from cloudsweep.cleanup import ec2_instance
 from cloudsweep.domain import ActionType, utcnow
 from tests import faults
 
-from .compute_helpers import run_instance, seeder_client, state
+from .compute_helpers import datapoint, run_instance, seeder_client, state
 from .ebs_helpers import Harness
 
 STOP = ec2_instance.StopInstance()
@@ -182,3 +183,66 @@ def test_recheck_refuses_an_instance_busy_since_the_scan(h: Harness):
     assert not refused.still_waste
     assert "CPU peaked at 63.0% in the last day" in refused.reason
     assert state(h, instance_id) == "running" and not h.mutating()
+
+
+def _usage(h: Harness, instance_id: str, metric: str, value: float, hours_ago: float) -> None:
+    datapoint(h, "AWS/EC2", metric, ("InstanceId", instance_id), value, hours_ago)
+
+
+def test_recheck_holds_the_last_day_to_the_scans_cpu_and_network_thresholds(h: Harness):
+    """At the scan's thresholds the instance is still idle; one byte more of network over the
+    last day refuses it; what happened before the last day, or on another instance, does not."""
+    instance_id = run_instance(h)
+    other = run_instance(h)
+    item = h.item("ec2-instance", instance_id)
+    limit = item.resource_details["max_network_bytes_per_day"]
+    _usage(h, instance_id, "CPUUtilization", 5.0, hours_ago=1)  # max_cpu_percent is 5
+    _usage(h, instance_id, "CPUUtilization", 95.0, hours_ago=30)
+    _usage(h, instance_id, "NetworkIn", limit // 2, hours_ago=2)
+    _usage(h, instance_id, "NetworkOut", limit - limit // 2, hours_ago=3)
+    _usage(h, other, "CPUUtilization", 99.0, hours_ago=1)
+
+    at_limits = STOP.recheck(h.ctx(), item)
+    _usage(h, instance_id, "NetworkIn", 1, hours_ago=4)
+    above = STOP.recheck(h.ctx(), item)
+
+    assert at_limits.still_waste, at_limits.reason
+    assert not above.still_waste
+    assert f"{limit + 1:,} bytes of network in the last day" in above.reason
+    assert f"idle at <= {limit:,}" in above.reason
+    assert not h.mutating()
+
+
+def test_recheck_refuses_a_spot_instance(h: Harness):
+    instance_id = run_instance(h)
+    spot = run_instance(h, InstanceMarketOptions={"MarketType": "spot"})
+    item = h.item("ec2-instance", instance_id)
+    as_spot = dataclasses.replace(item, resource_id=spot)
+
+    refused = STOP.recheck(h.ctx(), as_spot)
+
+    assert not refused.still_waste and "spot instance" in refused.reason
+
+
+def test_rollback_of_an_instance_started_meanwhile_is_done_without_a_start(h: Harness):
+    instance_id = run_instance(h)
+    item = h.item("ec2-instance", instance_id)
+    ctx, params = h.ctx(), h.params(STOP)
+    data = STOP.prepare(ctx, item, params, {})
+    STOP.execute(ctx, item, params, data)
+    h.ec2.start_instances(InstanceIds=[instance_id])
+
+    outcome = STOP.rollback(h.ctx(), data, params)
+
+    assert outcome.already_done and state(h, instance_id) == "running"
+    assert h.recorder.count(service="ec2", operation="StartInstances") == 0
+
+
+def test_prepare_keeps_an_earlier_record(h: Harness):
+    instance_id = run_instance(h)
+    item = h.item("ec2-instance", instance_id)
+    earlier = {"instance_id": instance_id, "state_before": "running", "tags": {"team": "ml"}}
+
+    kept = STOP.prepare(h.ctx(), item, h.params(STOP), earlier)
+
+    assert kept == earlier and h.checkpoints == {}

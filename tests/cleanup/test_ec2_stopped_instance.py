@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from decimal import Decimal
+
 import pytest
 
 from cloudsweep import aws, cleanup
@@ -200,3 +203,36 @@ def test_crash_after_terminate_then_resume_is_recorded_once(h: Harness):
     assert TERMINATE.prepare(ctx, item, params, h.checkpoints) == data
     assert h.recorder.count(service="ec2", operation="TerminateInstances") == 1
     assert h.recorder.count(service="ec2", operation="CreateImage") == 1
+
+
+def test_savings_are_the_volumes_less_the_images_snapshots(h: Harness):
+    """Terminating saves the volumes' cost (a stopped instance bills nothing else) less the
+    AMI's snapshots, priced at the volumes' full size: us-east-1, one 8 GiB gp2 root volume,
+    8 x 0.10 = 0.80 a month, its snapshot 8 x 0.05 = 0.40."""
+    item = h.item("ec2-stopped-instance", _stopped(h))
+    assert item.resource_details["pricing"]["volumes_gib"] == 8
+
+    assert TERMINATE.estimated_monthly_savings(item) == Decimal("0.40")
+    unsized = dataclasses.replace(
+        item, resource_details={**item.resource_details, "pricing": {"volumes_monthly": "0.80"}}
+    )
+    assert TERMINATE.estimated_monthly_savings(unsized) == Decimal("0.80")
+
+
+def test_recheck_of_an_older_finding_without_a_stop_time_or_volumes_passes(h: Harness):
+    """Findings stored before the scan recorded the stop time and the volumes carry neither:
+    the re-check cannot compare them and does not refuse for it."""
+    instance_id = _stopped(h)
+    item = h.item("ec2-stopped-instance", instance_id)
+    details = {
+        k: v for k, v in item.resource_details.items() if k not in ("stopped_at", "volume_ids")
+    }
+    older = dataclasses.replace(item, resource_details=details)
+    moved = dataclasses.replace(
+        item,
+        resource_details={**item.resource_details, "stopped_at": "2020-01-01T00:00:00+00:00"},
+    )
+
+    assert TERMINATE.recheck(h.ctx(), older).still_waste
+    refused = TERMINATE.recheck(h.ctx(), moved)
+    assert not refused.still_waste and "started and stopped again" in refused.reason

@@ -12,13 +12,14 @@ not exercised.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from cloudsweep import aws
-from cloudsweep.cleanup import ACTION_TAG, get
+from cloudsweep.cleanup import ACTION_TAG, CleanupItem, get
 from cloudsweep.cleanup.load_balancer import DeleteLoadBalancer
 from cloudsweep.detectors.load_balancer import LoadBalancerDetector
 from cloudsweep.domain import utcnow
@@ -688,3 +689,131 @@ def test_a_load_balancer_judged_idle_by_traffic_is_refused_once_traffic_returns(
     busy = ACTION.recheck(h.context(), item)
     assert not busy.still_waste and "traffic again: 40 in the last day" in busy.reason
     assert h.mutating() == []
+
+
+# --- older findings, other identities, and what happens to a load balancer that is gone ------
+
+
+def _without(item: CleanupItem, *keys: str, **details: object) -> CleanupItem:
+    """The item as an older scan stored it (without ``keys``), or with other ``details``."""
+    kept = {k: v for k, v in item.resource_details.items() if k not in keys}
+    return dataclasses.replace(item, resource_details={**kept, **details})
+
+
+def test_an_older_finding_counts_the_registered_targets_its_evidence_names(h):
+    """Findings stored before the detector recorded ``registered_targets`` say it in their
+    evidence ("none of 1 registered targets ..."): the re-check reads it there, so the one
+    stopped target the scan saw does not look new, and one more does."""
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    assert any("none of 1 registered targets" in line for line in item.resource_details["evidence"])
+    older = _without(item, "registered_targets")
+    blank = _without(item, "registered_targets", evidence=[])
+
+    as_seen = ACTION.recheck(h.context(), older)
+    without_evidence = ACTION.recheck(h.context(), blank)
+
+    assert as_seen.still_waste, as_seen.reason
+    assert not without_evidence.still_waste
+    assert "registered since the scan (1 now, 0 then)" in without_evidence.reason
+
+
+def test_an_item_without_its_arn_is_found_by_its_id(h):
+    """The ELBv2 ARN is built from the account, region and ``app/<name>/<id>`` when the item
+    carries none; the load balancer it names is the one re-checked and deleted."""
+    w = _world(h)
+    item = dataclasses.replace(h.item(DETECTOR, w["id"]), resource_arn=None)
+    ctx = h.context()
+
+    result = ACTION.recheck(ctx, item)
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+    outcome = ACTION.execute(ctx, item, PARAMS, data)
+
+    assert result.still_waste, result.reason
+    assert data["load_balancer"]["LoadBalancerArn"] == w["arn"]
+    assert outcome.response["load_balancer_arn"] == w["arn"] and not _exists(h, w["arn"])
+
+
+def test_a_load_balancer_gone_before_prepare_is_not_recorded_nor_dry_run(h):
+    w = _world(h)
+    name = _classic(h)
+    items = [h.item(DETECTOR, w["id"]), h.item(DETECTOR, name)]
+    h.seed("elbv2").delete_load_balancer(LoadBalancerArn=w["arn"])
+    h.seed("elb").delete_load_balancer(LoadBalancerName=name)
+
+    for item in items:
+        dry = ACTION.dry_run(h.context(), item, PARAMS)
+        with pytest.raises(aws.AwsError) as raised:
+            ACTION.prepare(h.context(), item, PARAMS, {})
+        assert not dry.would_succeed and "no longer exists" in dry.message
+        assert raised.value.kind is aws.ErrorKind.NOT_FOUND
+    assert h.checkpoints == {} and h.mutating() == []
+
+
+def test_prepare_keeps_a_complete_earlier_record_and_rollback_refuses_an_incomplete_one(h):
+    """A rerun keeps the configuration recorded before the first attempt (the load balancer may
+    be half deleted by now); a record that never completed restores nothing."""
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    first = ACTION.prepare(h.context(), item, PARAMS, {})
+    h.seed("elbv2").add_tags(ResourceArns=[w["arn"]], Tags=[{"Key": "later", "Value": "1"}])
+
+    again = ACTION.prepare(h.context(), item, PARAMS, first)
+    fresh = ACTION.prepare(h.context(), item, PARAMS, {**first, "config_complete": False})
+    ACTION.execute(h.context(), item, PARAMS, first)
+    with pytest.raises(aws.AwsError) as raised:
+        ACTION.rollback(h.context(), {**first, "config_complete": False}, PARAMS)
+
+    assert again == first
+    assert tags_of(fresh["tags"]).get("later") == "1"
+    assert raised.value.code == "NoRecordedConfiguration"
+    assert h.recorder.count(operation="CreateLoadBalancer") == 0
+
+
+def test_classic_recheck_refuses_a_load_balancer_created_again_under_its_name(h):
+    """A classic load balancer is known by its name only: one whose creation time differs from
+    the scan's by more than a second is another load balancer; within a second it is the same."""
+    name = _classic(h)
+    item = h.item(DETECTOR, name)
+    created = datetime.fromisoformat(item.resource_details["created_at"])
+    same = _without(item, created_at=(created + timedelta(milliseconds=900)).isoformat())
+    other = _without(item, created_at=(created - timedelta(hours=1)).isoformat())
+
+    assert ACTION.recheck(h.context(), same).still_waste
+    refused = ACTION.recheck(h.context(), other)
+
+    assert not refused.still_waste and "created again since the scan" in refused.reason
+
+
+def test_classic_recheck_refuses_an_instance_in_service_and_a_new_registration(h):
+    name = _classic(h)
+    item = h.item(DETECTOR, name)
+    ec2, elb = h.seed("ec2"), h.seed("elb")
+    instance = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)["Instances"][0]
+    elb.register_instances_with_load_balancer(
+        LoadBalancerName=name, Instances=[{"InstanceId": instance["InstanceId"]}]
+    )
+    in_service = ACTION.recheck(h.context(), item)
+    # The scan saw it InService and idle by its traffic: only a new registration refuses now.
+    seen_healthy = _without(item, healthy_targets=1)
+    registered = ACTION.recheck(h.context(), seen_healthy)
+
+    assert not in_service.still_waste
+    assert "1 instance(s) are InService now (the scan saw 0)" in in_service.reason
+    assert in_service.facts["in_service"] == [instance["InstanceId"]]
+    assert not registered.still_waste
+    assert "instances were registered since the scan (1 now, 0 then)" in registered.reason
+    assert registered.facts["traffic_last_day"] == 0
+
+
+def test_classic_execute_of_a_load_balancer_already_gone_is_done_without_a_delete(h):
+    name = _classic(h)
+    item = h.item(DETECTOR, name)
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+    h.seed("elb").delete_load_balancer(LoadBalancerName=name)
+
+    outcome = ACTION.execute(ctx, item, PARAMS, data)
+
+    assert outcome.already_done and "already gone" in outcome.note
+    assert h.recorder.count(service="elb", operation="DeleteLoadBalancer") == 0

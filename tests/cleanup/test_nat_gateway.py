@@ -6,6 +6,7 @@ is read-only; the dry-run test proves nothing is deleted.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -16,7 +17,7 @@ from cloudsweep.cleanup.base import ACTION_TAG
 from cloudsweep.domain import ActionType, utcnow
 from tests import faults
 
-from .compute_helpers import seeder_client
+from .compute_helpers import datapoint, seeder_client
 from .ebs_helpers import Harness, tag_dict, tags_spec
 
 DELETE = nat_gateway.DeleteNatGateway()
@@ -188,3 +189,61 @@ def test_recheck_refuses_a_gateway_with_traffic_since_the_scan(h: Harness):
     assert not refused.still_waste
     assert "traffic again: 2,048 bytes in the last day" in refused.reason
     assert _nat_state(h, nat) == "available"
+
+
+def _bytes(h: Harness, nat: str, metric: str, value: float, hours_ago: float) -> None:
+    datapoint(h, "AWS/NATGateway", metric, ("NatGatewayId", nat), value, hours_ago)
+
+
+def test_recheck_holds_both_directions_of_the_last_day_to_the_scans_max_bytes(h: Harness):
+    """Bytes in from sources and back from destinations both count against the scan's own
+    ``max_bytes`` (here 4,096): at it the gateway is idle, one byte more refuses; what was
+    carried before the last day does not count."""
+    nat, *_ = _nat(h)
+    item = h.item("nat-gateway", nat)
+    item = dataclasses.replace(item, resource_details={**item.resource_details, "max_bytes": 4096})
+    _bytes(h, nat, "BytesInFromSource", 2048, hours_ago=2)
+    _bytes(h, nat, "BytesInFromDestination", 2048, hours_ago=3)
+    _bytes(h, nat, "BytesInFromDestination", 10**9, hours_ago=30)
+
+    at_limit = DELETE.recheck(h.ctx(), item)
+    _bytes(h, nat, "BytesInFromDestination", 1, hours_ago=4)
+    above = DELETE.recheck(h.ctx(), item)
+
+    assert at_limit.still_waste, at_limit.reason
+    assert at_limit.facts["bytes_last_day"] == 4096
+    assert not above.still_waste
+    assert "4,097 bytes in the last day (idle at <= 4,096)" in above.reason
+
+
+def test_dry_run_and_prepare_refuse_a_deleted_gateway(h: Harness):
+    nat, *_ = _nat(h)
+    item = h.item("nat-gateway", nat)
+    h.ec2.delete_nat_gateway(NatGatewayId=nat)
+
+    dry = DELETE.dry_run(h.ctx(), item, h.params(DELETE))
+    with pytest.raises(aws.AwsError) as raised:
+        DELETE.prepare(h.ctx(), item, h.params(DELETE), {})
+
+    assert not dry.would_succeed and "it is deleted" in dry.message
+    assert raised.value.kind is aws.ErrorKind.NOT_FOUND
+    assert h.checkpoints == {} and not h.mutating()
+
+
+def test_rollback_never_adopts_another_live_gateway(h: Harness):
+    """The emulator ignores the tag filter of the rollback's "earlier run" lookup: another live
+    gateway of the account must not be taken for this rollback's, nor get its routes."""
+    nat, _, allocation, _, (table,) = _nat(h)
+    other, *_ = _nat(h, routes=0, tags={"team": "web"})
+    item = h.item("nat-gateway", nat)
+    ctx, params = h.ctx(), h.params(DELETE)
+    data = DELETE.prepare(ctx, item, params, {})
+    DELETE.execute(ctx, item, params, data)
+    _free_address_as_aws_does(h, allocation)
+
+    undo = DELETE.rollback(h.ctx(), data, params)
+
+    new = undo.response["NatGatewayId"]
+    assert new not in (nat, other) and not undo.already_done
+    assert _routes_to(h, table) == {"10.50.0.0/16": new}
+    assert h.recorder.count(service="ec2", operation="CreateNatGateway") == 1

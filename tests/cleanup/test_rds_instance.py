@@ -15,18 +15,21 @@ groups, which is why the restore leaves default parameter and option groups to R
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from cloudsweep import aws
-from cloudsweep.cleanup import ACTION_TAG, get
+from cloudsweep.cleanup import ACTION_TAG, CleanupItem, get
 from cloudsweep.cleanup.rds_instance import (
     FinalSnapshotAndDeleteRdsInstance,
     StopRdsInstance,
     final_snapshot_identifier,
 )
 from cloudsweep.detectors.rds_instance import RdsInstanceDetector
+from cloudsweep.domain import utcnow
 from tests import faults
 
 from .lb_rds_helpers import Harness, strip_volatile, tags_of
@@ -71,7 +74,8 @@ def _db(
         "Tags": [{"Key": "team", "Value": "data"}, {"Key": "env", "Value": "staging"}],
         **extra,
     }
-    rds.create_db_instance(**params)
+    # ``None`` leaves a default parameter out (gp2 storage takes neither Iops nor throughput).
+    rds.create_db_instance(**{k: v for k, v in params.items() if v is not None})
     if stopped:
         rds.stop_db_instance(DBInstanceIdentifier=identifier)
     return sg
@@ -405,3 +409,257 @@ def test_stop_dry_run_execute_lost_response_and_rollback(h):
     assert not undo.already_done
     assert _describe(h, "analytics-dev")["DBInstanceStatus"] == "available"
     assert STOP.rollback(h.context(), data, PARAMS).already_done
+
+
+# --- what the re-checks, dry runs and undo decide beyond the happy path --------------------
+
+
+def _connections(h: Harness, identifier: str, peak: float, *, hours_ago: float = 1) -> None:
+    h.seed("cloudwatch").put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": "DatabaseConnections",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": identifier}],
+                "Value": peak,
+                "Timestamp": utcnow() - timedelta(hours=hours_ago),
+            }
+        ],
+    )
+
+
+def _scanned_with(item: CleanupItem, **details: object) -> CleanupItem:
+    """The item as a scan with other detector parameters (or an older scan) would have stored it."""
+    return dataclasses.replace(item, resource_details={**item.resource_details, **details})
+
+
+def test_rechecks_refuse_connections_above_the_scans_own_threshold(h):
+    """The scan judged the instance idle at <= max_connections (here 3): a peak of 3 in the last
+    day keeps it idle, 4 refuses both actions; a finding without the threshold is held to 0."""
+    _db(h, "analytics-dev")
+    _db(h, "reports-dev")
+    item = _scanned_with(h.item(DETECTOR, "analytics-dev"), max_connections=3)
+    older = _scanned_with(h.item(DETECTOR, "analytics-dev"), max_connections=None)
+    _connections(h, "reports-dev", 50)  # another instance's connections say nothing
+    _connections(h, "analytics-dev", 40, hours_ago=30)  # before the last day: not looked at
+    _connections(h, "analytics-dev", 3)
+
+    at_threshold = [a.recheck(h.context(), item) for a in (STOP, DELETE)]
+    held_to_zero = [a.recheck(h.context(), older) for a in (STOP, DELETE)]
+    _connections(h, "analytics-dev", 4, hours_ago=2)
+    above = [a.recheck(h.context(), item) for a in (STOP, DELETE)]
+
+    assert all(r.still_waste for r in at_threshold), at_threshold
+    assert not any(r.still_waste for r in held_to_zero), held_to_zero
+    for refused in above:
+        assert not refused.still_waste
+        assert "4 connections" in refused.reason and "<= 3" in refused.reason
+    assert h.mutating() == []
+
+
+def test_delete_recheck_of_a_stopped_instance_ignores_connections_before_the_stop(h):
+    """A stopped instance has no connections: those of the hours before it was stopped do not
+    make it busy (the scan reports a stopped instance whatever its metrics said)."""
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    _connections(h, "reports-staging", 25)
+
+    result = DELETE.recheck(h.context(), item)
+
+    assert result.still_waste, result.reason
+
+
+def test_rechecks_refuse_an_aurora_member_and_a_read_replica(h):
+    """Storage, stop and deletion of an Aurora member belong to its cluster; RDS can neither
+    stop a read replica nor snapshot it: both actions refuse, and say why."""
+    _db(h, "analytics-dev")
+    rds = h.seed("rds")
+    rds.create_db_instance_read_replica(
+        DBInstanceIdentifier="analytics-replica", SourceDBInstanceIdentifier="analytics-dev"
+    )
+    rds.create_db_cluster(
+        DBClusterIdentifier="orders",
+        Engine="aurora-postgresql",
+        MasterUsername="cloudsweep",
+        MasterUserPassword="not-a-real-password",
+    )
+    rds.create_db_instance(
+        DBInstanceIdentifier="orders-1",
+        DBInstanceClass="db.r5.large",
+        Engine="aurora-postgresql",
+        DBClusterIdentifier="orders",
+    )
+    source = h.item(DETECTOR, "analytics-dev")
+    replica = h.item(DETECTOR, "analytics-replica")
+    # The scan never reports cluster members; an item under that name is one the instance
+    # became (or one a store holds from elsewhere): the re-check reads what AWS says now.
+    member = dataclasses.replace(source, resource_id="orders-1")
+
+    for action in (STOP, DELETE):
+        on_source = action.recheck(h.context(), source)
+        on_replica = action.recheck(h.context(), replica)
+        on_member = action.recheck(h.context(), member)
+        assert not on_source.still_waste and "analytics-replica" in on_source.reason
+        assert not on_replica.still_waste
+        assert "read replica of analytics-dev" in on_replica.reason
+        assert not on_member.still_waste and "Aurora cluster orders" in on_member.reason
+    assert h.mutating() == []
+
+
+def test_rechecks_report_the_facts_the_executor_applies_its_rules_to(h):
+    _db(h, "analytics-dev", DeletionProtection=False)
+    item = h.item(DETECTOR, "analytics-dev")
+
+    for action in (STOP, DELETE):
+        facts = action.recheck(h.context(), item).facts
+        assert facts["status"] == "available" and facts["deletion_protection"] is False
+        assert facts["instance_class"] == "db.m5.large" and facts["engine"] == "postgres"
+        assert facts["tags"] == {"team": "data", "env": "staging"}
+
+
+def test_stop_dry_run_refuses_a_stopped_or_missing_instance(h):
+    _db(h, "analytics-dev")
+    item = h.item(DETECTOR, "analytics-dev")
+    h.seed("rds").stop_db_instance(DBInstanceIdentifier="analytics-dev")
+
+    stopped = STOP.dry_run(h.context(), item, PARAMS)
+    h.seed("rds").delete_db_instance(DBInstanceIdentifier="analytics-dev", SkipFinalSnapshot=True)
+    missing = STOP.dry_run(h.context(), item, PARAMS)
+
+    assert not stopped.would_succeed and "analytics-dev is stopped" in stopped.message
+    assert not missing.would_succeed and "no longer exists" in missing.message
+    assert h.mutating() == []
+
+
+def test_delete_dry_run_refuses_a_taken_snapshot_name_and_a_missing_instance(h):
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    ctx = h.context()
+    assert DELETE.dry_run(ctx, item, PARAMS).would_succeed
+    snapshot = final_snapshot_identifier("reports-staging", ctx.action_id)
+    h.seed("rds").create_db_snapshot(
+        DBInstanceIdentifier="reports-staging", DBSnapshotIdentifier=snapshot
+    )
+
+    taken = DELETE.dry_run(ctx, item, PARAMS)
+    other = DELETE.dry_run(h.context(), item, PARAMS)  # another action picks another name
+    h.seed("rds").delete_db_instance(DBInstanceIdentifier="reports-staging", SkipFinalSnapshot=True)
+    missing = DELETE.dry_run(ctx, item, PARAMS)
+
+    assert not taken.would_succeed and f"{snapshot} exists already" in taken.message
+    assert other.would_succeed, other.message
+    assert not missing.would_succeed and "no longer exists" in missing.message
+    assert h.mutating() == []
+
+
+def test_stop_of_a_missing_instance_is_done_and_its_undo_fails(h):
+    """Nothing left to stop is done (no error); starting it again cannot be, and says so."""
+    _db(h, "analytics-dev")
+    item = h.item(DETECTOR, "analytics-dev")
+    ctx = h.context()
+    data = STOP.prepare(ctx, item, PARAMS, {})
+    h.seed("rds").delete_db_instance(DBInstanceIdentifier="analytics-dev", SkipFinalSnapshot=True)
+
+    outcome = STOP.execute(ctx, item, PARAMS, data)
+    with pytest.raises(aws.AwsError) as raised:
+        STOP.rollback(h.context(), data, PARAMS)
+
+    assert outcome.already_done and "no longer exists" in outcome.note
+    assert raised.value.kind is aws.ErrorKind.NOT_FOUND
+    assert h.recorder.count(operation="StartDBInstance") == 1  # tried, refused by AWS
+
+
+def test_stop_prepare_records_the_instance_and_keeps_an_earlier_record(h):
+    _db(h, "analytics-dev")
+    item = h.item(DETECTOR, "analytics-dev")
+    arn = _describe(h, "analytics-dev")["DBInstanceArn"]
+
+    data = STOP.prepare(h.context(), item, PARAMS, {})
+    earlier = {"db_instance_identifier": "analytics-dev", "status_before": "available"}
+    kept = STOP.prepare(h.context(), item, PARAMS, earlier)
+
+    assert data == {
+        "db_instance_identifier": "analytics-dev",
+        "db_instance_arn": arn,
+        "status_before": "available",
+    }
+    assert kept == earlier and h.mutating() == []
+
+
+def test_delete_prepare_of_a_missing_instance_records_nothing(h):
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    h.seed("rds").delete_db_instance(DBInstanceIdentifier="reports-staging", SkipFinalSnapshot=True)
+
+    with pytest.raises(aws.AwsError) as raised:
+        DELETE.prepare(h.context(), item, PARAMS, {})
+
+    assert raised.value.kind is aws.ErrorKind.NOT_FOUND
+    assert "before its configuration was recorded" in raised.value.message
+    assert h.checkpoints == {}
+
+
+def test_delete_rollback_without_its_final_snapshot_restores_nothing(h):
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    ctx = h.context()
+    data = DELETE.prepare(ctx, item, PARAMS, {})
+    DELETE.execute(ctx, item, PARAMS, data)
+    _drop_moto_automated_snapshots(h, "reports-staging")
+    h.seed("rds").delete_db_snapshot(DBSnapshotIdentifier=data["final_snapshot_identifier"])
+
+    with pytest.raises(aws.AwsError) as raised:
+        DELETE.rollback(h.context(), data, PARAMS)
+
+    assert raised.value.code == "DBSnapshotNotFound"
+    assert raised.value.kind is aws.ErrorKind.NOT_FOUND
+    assert h.recorder.count(operation="RestoreDBInstanceFromDBSnapshot") == 0
+    assert _gone(h, "reports-staging")
+
+
+def test_rollback_restores_groups_subnets_and_zone_of_a_single_az_instance(h):
+    """Non-default parameter and option groups, the subnet group and the zone of a single-AZ
+    instance come back; gp2 storage is restored without the IOPS AWS reports for it."""
+    rds, ec2 = h.seed("rds"), h.seed("ec2")
+    rds.create_db_parameter_group(
+        DBParameterGroupName="reports-params", DBParameterGroupFamily="postgres13", Description="r"
+    )
+    rds.create_option_group(
+        OptionGroupName="reports-options",
+        EngineName="postgres",
+        MajorEngineVersion="13",
+        OptionGroupDescription="r",
+    )
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    rds.create_db_subnet_group(
+        DBSubnetGroupName="reports-subnets", DBSubnetGroupDescription="r", SubnetIds=subnets
+    )
+    _db(
+        h,
+        "reports-staging",
+        stopped=True,
+        EngineVersion="13.7",
+        StorageType="gp2",
+        Iops=None,
+        StorageThroughput=None,
+        AllocatedStorage=100,
+        DBParameterGroupName="reports-params",
+        OptionGroupName="reports-options",
+        DBSubnetGroupName="reports-subnets",
+        AvailabilityZone="us-east-1b",
+    )
+    item = h.item(DETECTOR, "reports-staging")
+    ctx = h.context()
+    data = DELETE.prepare(ctx, item, PARAMS, {})
+    DELETE.execute(ctx, item, PARAMS, data)
+    _drop_moto_automated_snapshots(h, "reports-staging")
+
+    DELETE.rollback(h.context(), data, PARAMS)
+
+    db = _describe(h, "reports-staging")
+    assert [g["DBParameterGroupName"] for g in db["DBParameterGroups"]] == ["reports-params"]
+    assert [g["OptionGroupName"] for g in db["OptionGroupMemberships"]] == ["reports-options"]
+    assert db["DBSubnetGroup"]["DBSubnetGroupName"] == "reports-subnets"
+    assert db["AvailabilityZone"] == "us-east-1b" and db["StorageType"] == "gp2"
+    (restore,) = [c for c in h.recorder.records if c.operation == "RestoreDBInstanceFromDBSnapshot"]
+    assert "Iops" not in restore.params and "StorageThroughput" not in restore.params

@@ -103,9 +103,11 @@ def test_rollback_refuses_to_overwrite_a_later_change(h):
         Bucket=name, LifecycleConfiguration={"Rules": changed}
     )
 
-    with pytest.raises(aws.AwsError, match="not overwriting that change"):
+    with pytest.raises(aws.AwsError, match="not overwriting that change") as raised:
         ADD_RULE.rollback(h.ctx(checkpoints={}), data, PARAMS)
 
+    # the message tells where the configuration before CloudSweep is kept
+    assert "CloudSweep is in this action's rollback data (previous_rules)" in raised.value.message
     assert rules_of(h, name) == changed
 
 
@@ -118,9 +120,10 @@ def test_execute_refuses_a_configuration_changed_after_prepare(h):
         Bucket=name, LifecycleConfiguration={"Rules": EXISTING}
     )
 
-    with pytest.raises(aws.AwsError, match="changed after it was recorded"):
+    with pytest.raises(aws.AwsError, match="changed after it was recorded") as raised:
         ADD_RULE.execute(ctx, item, PARAMS, data)
 
+    assert raised.value.code == "LifecycleChanged"
     assert puts(h) == 0
 
 
@@ -152,6 +155,7 @@ def test_dry_run_writes_nothing(h):
     result = ADD_RULE.dry_run(h.ctx(), item, PARAMS)
 
     assert result.would_succeed and "2 existing rule(s)" in result.message
+    assert result.calls == ("s3:PutLifecycleConfiguration",)  # what the plan lists
     assert h.mutating() == []
 
 
@@ -171,3 +175,93 @@ def test_a_lost_response_is_done_on_the_next_attempt_not_repeated(h):
     assert again.already_done
     assert puts(h) == 1
     assert len(rules_of(h, name)) == 3
+
+
+def _abort(rule_id: str, status: str = "Enabled", **where: object) -> dict:
+    return {
+        "ID": rule_id,
+        "Status": status,
+        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 5},
+        **where,
+    }
+
+
+@pytest.mark.parametrize(
+    ("rule", "covers"),
+    [
+        (_abort("all", Filter={"Prefix": ""}), True),
+        (_abort("all-legacy", Prefix=""), True),
+        (_abort("disabled", "Disabled", Filter={"Prefix": ""}), False),
+        (_abort("logs-only", Filter={"Prefix": "logs/"}), False),
+        (_abort("tagged-only", Filter={"Tag": {"Key": "tier", "Value": "tmp"}}), False),
+        (
+            {"ID": "expire-only", "Status": "Enabled", "Filter": {"Prefix": ""}}
+            | {"Expiration": {"Days": 30}},
+            False,
+        ),
+    ],
+    ids=lambda v: v["ID"] if isinstance(v, dict) else str(v),
+)
+def test_only_an_enabled_rule_for_every_upload_makes_the_bucket_done(h, rule, covers):
+    """A bucket is no longer waste once one enabled rule aborts every incomplete upload; a rule
+    that is disabled, limited to a prefix or a tag, or does not abort, leaves uploads behind."""
+    name = bucket(h, f"rule-{rule['ID']}-bucket")
+    item = h.item("s3-incomplete-multipart", name)
+    h.client("s3").put_bucket_lifecycle_configuration(
+        Bucket=name, LifecycleConfiguration={"Rules": [rule]}
+    )
+
+    result = ADD_RULE.recheck(h.ctx(), item)
+
+    assert result.still_waste is not covers, result.reason
+    assert bool(result.facts.get("gone")) is covers
+    assert result.facts["lifecycle_rules"] == 1
+
+
+def test_a_missing_bucket_is_neither_recorded_nor_dry_run(h):
+    name = bucket(h, "vanishing-bucket")
+    item = h.item("s3-incomplete-multipart", name)
+    s3 = h.client("s3")
+    (upload,) = s3.list_multipart_uploads(Bucket=name)["Uploads"]
+    s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+    s3.delete_bucket(Bucket=name)
+
+    dry = ADD_RULE.dry_run(h.ctx(), item, PARAMS)
+    with pytest.raises(aws.AwsError) as raised:
+        ADD_RULE.prepare(h.ctx(), item, PARAMS, {})
+
+    assert not dry.would_succeed and "cannot read the lifecycle configuration" in dry.message
+    assert raised.value.kind is aws.ErrorKind.NOT_FOUND
+    assert "before its configuration was recorded" in raised.value.message
+    assert h.mutating() == []
+
+
+def test_prepare_keeps_an_earlier_record_even_of_no_configuration(h):
+    """A rerun after an interrupted attempt keeps what was recorded before the first write."""
+    name = bucket(h, "rerun-bucket")
+    item = h.item("s3-incomplete-multipart", name)
+    first = ADD_RULE.prepare(h.ctx(), item, PARAMS, {})
+    h.client("s3").put_bucket_lifecycle_configuration(
+        Bucket=name, LifecycleConfiguration={"Rules": EXISTING}
+    )
+
+    again = ADD_RULE.prepare(h.ctx(), item, PARAMS, first)
+
+    assert first["previous_rules"] is None and again == first
+    assert first["days_after_initiation"] == 3
+
+
+def test_rollback_refuses_when_the_rule_was_replaced_by_another_configuration(h):
+    """Someone replaced the configuration (CloudSweep's rule gone with it): the rollback must not
+    delete their configuration to bring back "none"."""
+    name = bucket(h, "replaced-bucket")
+    _, _, data, _ = run(h, name)
+    h.client("s3").put_bucket_lifecycle_configuration(
+        Bucket=name, LifecycleConfiguration={"Rules": EXISTING}
+    )
+
+    with pytest.raises(aws.AwsError, match="not overwriting that change"):
+        ADD_RULE.rollback(h.ctx(checkpoints={}), data, PARAMS)
+
+    assert rules_of(h, name) == EXISTING
+    assert h.recorder.count(service="s3", operation="DeleteBucketLifecycle") == 0
