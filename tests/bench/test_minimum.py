@@ -3,21 +3,9 @@
 from __future__ import annotations
 
 from bench import minimum
+from cloudsweep.names import DETECTOR_NAMES
 
-ALL = [
-    "ami",
-    "cloudwatch-log-group",
-    "ebs-gp3-candidate",
-    "ebs-snapshot",
-    "ebs-volume",
-    "ec2-instance",
-    "ec2-stopped-instance",
-    "elastic-ip",
-    "load-balancer",
-    "nat-gateway",
-    "rds-instance",
-    "s3-incomplete-multipart",
-]
+ALL = list(DETECTOR_NAMES)  # every detector selected
 
 
 def _alb(region: str, groups: int = 0) -> minimum.Finding:
