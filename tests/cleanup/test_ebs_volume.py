@@ -585,8 +585,9 @@ def test_a_rerun_with_a_complete_record_does_not_checkpoint_again(h: Harness):
     assert again == data and checkpoints == []
 
 
-def test_prepare_records_an_encrypted_multi_attach_volume(h: Harness):
-    volume = h.volume(
+def _encrypted_multi_attach_volume(h: Harness) -> str:
+    """An io1 volume with everything a plain recreate would lose: its key and multi-attach."""
+    return h.volume(
         size=10,
         volume_type="io1",
         Iops=1000,
@@ -594,6 +595,10 @@ def test_prepare_records_an_encrypted_multi_attach_volume(h: Harness):
         KmsKeyId="alias/data",
         MultiAttachEnabled=True,
     )
+
+
+def test_prepare_records_an_encrypted_multi_attach_volume(h: Harness):
+    volume = _encrypted_multi_attach_volume(h)
     _, _, _, data = _prepared(h, volume)
 
     assert (data["volume_type"], data["iops"], data["throughput"]) == ("io1", 1000, None)
@@ -648,14 +653,7 @@ def test_execute_says_what_it_deleted_and_kept(h: Harness):
 
 
 def test_rollback_recreates_encryption_key_and_multi_attach(h: Harness):
-    volume = h.volume(
-        size=10,
-        volume_type="io1",
-        Iops=1000,
-        Encrypted=True,
-        KmsKeyId="alias/data",
-        MultiAttachEnabled=True,
-    )
+    volume = _encrypted_multi_attach_volume(h)
     item, ctx, params, data = _prepared(h, volume)
     SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
     checkpoints: dict = {}
