@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -139,9 +140,30 @@ def addresses(world: demo_world.DemoWorld) -> set[str]:
     return {a["AllocationId"] for a in ec2(world).describe_addresses()["Addresses"]}
 
 
-def test_the_operator_acts_for_real_only_on_admitted_approvals(
-    cluster: Cluster, operator, world, recorder, webhook_port: int
-) -> None:
+def _run_now(cluster: Cluster, value: str) -> None:
+    """Trigger the schedule's scan (and the namespace's policies after it) and wait for it."""
+    cluster.patch(
+        "scanschedules",
+        NS,
+        "nightly",
+        {"metadata": {"annotations": {"cloudsweep.io/run-now": value}}},
+    )
+    wait_for(
+        lambda: (
+            (s := cluster.get("scanschedules", NS, "nightly")["status"])["lastRunNow"] == value
+            and s["lastRunOutcome"] == "completed"
+        ),
+        timeout=60,
+        what=f"scan {value}",
+    )
+
+
+def _real_policy_awaiting_three(
+    cluster: Cluster, world: demo_world.DemoWorld
+) -> tuple[str, list[dict[str, Any]], Callable[[str], None]]:
+    """A connected account, a third idle address beside the world's two, and a policy acting for
+    real (``dryRun: false``) that a first scan leaves with the three awaiting approval. Returns
+    the third address's ID, the pending entries and a ``run_now``."""
     third = ec2(world).allocate_address(Domain="vpc")["AllocationId"]
     cluster.create_namespace(NS, "uid-team-a")
     connected_account(cluster, world)
@@ -159,24 +181,7 @@ def test_the_operator_acts_for_real_only_on_admitted_approvals(
         },
     )
     cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec())
-
-    def run_now(value: str) -> None:
-        cluster.patch(
-            "scanschedules",
-            NS,
-            "nightly",
-            {"metadata": {"annotations": {"cloudsweep.io/run-now": value}}},
-        )
-        wait_for(
-            lambda: (
-                (s := cluster.get("scanschedules", NS, "nightly")["status"])["lastRunNow"] == value
-                and s["lastRunOutcome"] == "completed"
-            ),
-            timeout=60,
-            what=f"scan {value}",
-        )
-
-    run_now("scan")
+    _run_now(cluster, "scan")
     pending = wait_for(
         lambda: (
             len(p := cluster.get("cleanuppolicies", NS, "idle-ips")["status"]["pendingApprovals"])
@@ -185,6 +190,13 @@ def test_the_operator_acts_for_real_only_on_admitted_approvals(
         ),
         what="three addresses awaiting approval",
     )
+    return third, list(pending), lambda value: _run_now(cluster, value)
+
+
+def test_the_operator_acts_for_real_only_on_admitted_approvals(
+    cluster: Cluster, operator, world, recorder, webhook_port: int
+) -> None:
+    third, pending, run_now = _real_policy_awaiting_three(cluster, world)
     ids = sorted(p["resourceId"] for p in pending)
     assert third in ids
     forged_id, failing_id = (i for i in ids if i != third)
@@ -544,49 +556,7 @@ def test_an_expired_or_withdrawn_approval_releases_nothing(
     object was deleted (the approval withdrawn). The policy acts for real: a third, valid
     approval is released in the same run, neither of the other two (moto is the oracle); the
     expired approval's status shows the person's expiry."""
-    third = ec2(world).allocate_address(Domain="vpc")["AllocationId"]
-    cluster.create_namespace(NS, "uid-team-a")
-    connected_account(cluster, world)
-    cluster.create(
-        "cleanuppolicies",
-        "CleanupPolicy",
-        NS,
-        "idle-ips",
-        {
-            "resourceType": "elastic-ip",
-            "action": "release",
-            "accountSelector": {},
-            "rules": {"minAgeDays": 0, "minConfidence": 50},
-            "dryRun": False,
-        },
-    )
-    cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec())
-
-    def run_now(value: str) -> None:
-        cluster.patch(
-            "scanschedules",
-            NS,
-            "nightly",
-            {"metadata": {"annotations": {"cloudsweep.io/run-now": value}}},
-        )
-        wait_for(
-            lambda: (
-                (s := cluster.get("scanschedules", NS, "nightly")["status"])["lastRunNow"] == value
-                and s["lastRunOutcome"] == "completed"
-            ),
-            timeout=60,
-            what=f"scan {value}",
-        )
-
-    run_now("scan")
-    pending = wait_for(
-        lambda: (
-            len(p := cluster.get("cleanuppolicies", NS, "idle-ips")["status"]["pendingApprovals"])
-            == 3
-            and p
-        ),
-        what="three addresses awaiting approval",
-    )
+    third, pending, run_now = _real_policy_awaiting_three(cluster, world)
     expired_id, withdrawn_id = sorted(p["resourceId"] for p in pending if p["resourceId"] != third)
     account = world.account_id
 
