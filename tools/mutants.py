@@ -58,6 +58,9 @@ CI_SAMPLE = 30  # mutants per fast target in ``--ci``
 # Mutants known to be equivalent (``tools/mutants_allowlist.py``: by diff, or by name); a survivor
 # listed here does not fail ``--ci``.
 EQUIVALENTS = ROOT / "tools" / "mutants-equivalent.txt"
+# mutmut's statuses that count as killed. "caught by type check": mypy (strict, as ``make test``
+# runs it) refuses the mutated code, so it could never be merged; no test needs to run.
+KILLED = ("killed", "timeout", "segfault", "caught by type check")
 
 
 @dataclass(frozen=True)
@@ -314,6 +317,9 @@ def stage(target: Target, build: Path = BUILD) -> Path:
             + ", ".join(f'"{t}"' for t in target.tests)
             + "]",
             'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]',
+            # A mutant that mypy (strict, as ``make test`` runs it) refuses could never be merged:
+            # mutmut counts it "caught by type check" without running a test.
+            f'type_check_command = ["{sys.executable}", "-m", "mypy", "-O", "json"]',
             "also_copy = [" + ", ".join(f'"{f}"' for f in target.also_copy) + "]",
             # Slow real servers (moto, PostgreSQL, child processes): time-outs only for loops.
             "timeout_multiplier = 5.0",
@@ -321,7 +327,11 @@ def stage(target: Target, build: Path = BUILD) -> Path:
             "",
         ]
     )
-    (where / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text() + section)
+    # mypy runs in mutmut's ``mutants/`` copy, where the package is under ``src``.
+    ours = (
+        (ROOT / "pyproject.toml").read_text().replace('mypy_path = "operator"', 'mypy_path = "src"')
+    )
+    (where / "pyproject.toml").write_text(ours + section)
     return where
 
 
@@ -372,7 +382,8 @@ def run(
             subprocess.run(command + names, cwd=where, env=env, stdout=out, stderr=out, check=False)
     seconds = time.monotonic() - started
     results = _results(where, names if sample is not None else None)
-    killed = sum(1 for s in results.values() if s in ("killed", "timeout", "segfault"))
+    killed = sum(1 for s in results.values() if s in KILLED)
+    by_mypy = sum(1 for s in results.values() if s == "caught by type check")
     reached = sum(
         1
         for s in results.values()
@@ -391,6 +402,7 @@ def run(
         "mutants": len(results),
         "reached": reached,
         "killed": killed,
+        "by_mypy": by_mypy,
         "score": round(score, 1),
         "seconds": round(seconds),
         "per_mutant": round(per_mutant, 1),
@@ -571,7 +583,8 @@ def _run_targets(
         survivors: list[str] = report["survivors"]  # type: ignore[assignment]
         print(
             f"\n== {report['target']}: score {report['score']}% "
-            f"({report['killed']} killed of {report['reached']} reached; "
+            f"({report['killed']} killed of {report['reached']} reached, "
+            f"{report['by_mypy']} of them by mypy; "
             f"{report['mutants']} mutants; {report['seconds']} s, "
             f"{report['per_mutant']} s per mutant)",
             flush=True,

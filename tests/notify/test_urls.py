@@ -365,6 +365,11 @@ def test_the_resolver_is_asked_for_the_host_and_port_and_zones_are_dropped() -> 
     target = urls.resolve_webhook("https://hooks.example.com:8443/x", resolver=zoned)
     assert asked == [("hooks.example.com", 8443)]
     assert target.address == "2606:4700::1111"
+    # Everything from the first "%" on is the zone, however many follow.
+    twice = urls.resolve_webhook(
+        "https://hooks.example.com/x", resolver=lambda host, port: ["2606:4700::1111%eth0%1"]
+    )
+    assert twice.address == "2606:4700::1111"
 
 
 def test_system_resolver_keeps_an_absolute_name_and_asks_for_tcp(
@@ -534,7 +539,8 @@ def answering() -> Iterator[tuple[str, list[int]]]:
 @pytest.mark.parametrize(
     ("status", "retryable"),
     [
-        *((301, False), (399, False), (400, False), (404, False), (408, True), (429, True)),
+        *((300, False), (301, False), (399, False), (400, False), (404, False), (408, True)),
+        (429, True),
         *((499, False), (500, True), (503, True)),
     ],
 )
@@ -601,8 +607,107 @@ def test_a_receiver_that_never_accepts_fails_within_the_connect_time_out() -> No
             for waiting in queued:
                 waiting.close()
     assert failed.value.retryable is True
-    assert "timed out" in str(failed.value)
+    assert str(failed.value) == f"http://127.0.0.1:{port}/... (127.0.0.1): timed out"
     assert waited < 10  # the connect time-out (1 s), with room for a loaded machine
+
+
+@pytest.mark.timeout(15)
+def test_a_spent_deadline_leaves_no_second_for_the_connect() -> None:
+    """Whatever is left of the total is what a connect may take: none left is 10 ms, never the
+    connect time-out (nor a second more)."""
+    import socket
+    import time
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        queued = []
+        try:
+            for _ in range(3):  # as above: a full accept queue drops the next SYN
+                waiting = socket.socket()
+                waiting.setblocking(False)
+                waiting.connect_ex(("127.0.0.1", port))
+                queued.append(waiting)
+            time.sleep(0.2)
+            started = time.monotonic()
+            with pytest.raises(urls.DeliveryError, match="timed out"):
+                urls.post_json(
+                    f"http://127.0.0.1:{port}/hook",
+                    {},
+                    allow_private=True,
+                    timeouts=urls.Timeouts(connect=5.0, total=0.0),
+                )
+            waited = time.monotonic() - started
+        finally:
+            for waiting in queued:
+                waiting.close()
+    assert waited < 0.9
+
+
+@pytest.mark.timeout(15)
+def test_a_receiver_streaming_an_endless_body_cannot_hold_the_delivery() -> None:
+    """Only the first 64 KiB of an answer are read: a receiver that keeps sending does not keep
+    the notifier (and its retries) waiting until the total time-out."""
+    import contextlib
+    import socket
+    import threading
+    import time
+
+    stop = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+
+        def stream() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                # No length: the body ends when the connection does, which is never.
+                connection.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+                chunk = b"x" * 65536
+                with contextlib.suppress(OSError):
+                    while not stop.is_set():
+                        connection.sendall(chunk)
+                        time.sleep(0.01)  # a few MB/s: endless, not a memory test
+
+        thread = threading.Thread(target=stream, daemon=True)
+        thread.start()
+        started = time.monotonic()
+        try:
+            status = urls.post_json(
+                f"http://127.0.0.1:{port}/hook",
+                {},
+                allow_private=True,
+                timeouts=urls.Timeouts(connect=3.0, total=8.0),
+            )
+        finally:
+            stop.set()
+        waited = time.monotonic() - started
+    assert status == 200
+    assert waited < 5  # not the 8 s total
+
+
+@pytest.mark.parametrize(
+    ("scheme", "port", "host_header"),
+    [
+        ("https", 443, "hooks.example.com"),
+        ("http", 80, "hooks.example.com"),
+        ("https", 80, "hooks.example.com:80"),
+        ("http", 443, "hooks.example.com:443"),
+    ],
+)
+def test_the_host_header_names_the_port_only_when_it_is_not_the_schemes(
+    scheme: str, port: int, host_header: str
+) -> None:
+    """The pinned connection goes to the checked address, while ``Host`` (which virtual hosts
+    and signatures read) is the URL's own: with no port when it is the scheme's default."""
+    target = urls.Target(scheme, "hooks.example.com", port, "/x", PUBLIC)
+    connection = urls._PinnedConnection(target, urls.Timeouts(), urls._Deadline(1.0))
+    connection.putrequest("POST", "/x")  # builds the request head; nothing is sent
+    head = [line.decode() for line in connection._buffer]  # type: ignore[attr-defined]
+    assert f"Host: {host_header}" in head
 
 
 def test_a_too_long_url_is_refused_by_its_host_never_its_path() -> None:
