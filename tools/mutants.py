@@ -354,6 +354,8 @@ def run(
     log = where / "mutmut.log"
     started = time.monotonic()
     names: list[str] = []
+    if survivors_only and not report_only:
+        _keep_results_for_added_tests(where, target)
     with log.open("a") as output:
         out = None if verbose else output
         if not report_only:
@@ -411,6 +413,25 @@ def run(
         "not_checked": unchecked,
         "log": str(log.relative_to(ROOT)),
     }
+
+
+def _keep_results_for_added_tests(where: Path, target: Target) -> None:
+    """Let ``--survivors`` keep the earlier results when the target's test list grew.
+
+    mutmut resets every result (and re-runs the whole target) when its test selection changes,
+    as a changed list could also have lost tests. ``--survivors`` re-runs every survivor with
+    today's tests, and a test list only grows (tests are added, never removed, to kill
+    survivors), so a kill stays a kill: the stored fingerprint is set to today's list, and
+    mutmut maps the new tests incrementally ("Found N new tests").
+    """
+    stats = where / "mutants" / "mutmut-stats.json"
+    if not stats.exists():
+        return
+    data = json.loads(stats.read_text())
+    # mutmut's own fingerprint of ``pytest_add_cli_args_test_selection`` (Config.config_fingerprint).
+    selection = hashlib.sha256(repr(tuple(target.tests)).encode()).hexdigest()[:12]
+    data.setdefault("config_fingerprint", {})["test_selection"] = selection
+    stats.write_text(json.dumps(data, indent=4))
 
 
 def equivalents() -> Allowlist:
