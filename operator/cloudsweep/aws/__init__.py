@@ -14,6 +14,7 @@ from cloudsweep.aws.errors import (
     classify,
     translated,
 )
+from cloudsweep.aws.operations import method_name
 from cloudsweep.aws.recorder import CallRecord, CallRecorder
 from cloudsweep.aws.session import (
     AccountSession,
@@ -43,5 +44,6 @@ __all__ = [
     "client_config",
     "connect",
     "endpoint_url",
+    "method_name",
     "translated",
 ]

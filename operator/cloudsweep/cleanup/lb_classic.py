@@ -27,7 +27,6 @@ def describe_load_balancer(ctx: ActionContext, name: str) -> dict[str, Any] | No
             ctx,
             CLASSIC,
             "DescribeLoadBalancers",
-            "describe_load_balancers",
             LoadBalancerNames=[name],
         ),
         "LoadBalancerDescriptions",
@@ -53,7 +52,6 @@ def recheck(ctx: ActionContext, item: CleanupItem) -> Recheck:
             ctx,
             CLASSIC,
             "DescribeInstanceHealth",
-            "describe_instance_health",
             LoadBalancerName=name,
         ).get("InstanceStates", [])
         in_service = [s["InstanceId"] for s in health if s.get("State") == "InService"]
@@ -97,7 +95,7 @@ def replaced(created_at: Any, lb: Mapping[str, Any]) -> str | None:
 
 
 def describe_tags(ctx: ActionContext, name: str) -> list[dict[str, str]]:
-    answer = call(ctx, CLASSIC, "DescribeTags", "describe_tags", LoadBalancerNames=[name])
+    answer = call(ctx, CLASSIC, "DescribeTags", LoadBalancerNames=[name])
     for entry in answer.get("TagDescriptions") or []:
         if entry.get("LoadBalancerName") == name:
             return [dict(t) for t in entry.get("Tags") or []]
@@ -115,14 +113,12 @@ def record(ctx: ActionContext, item: CleanupItem) -> dict[str, Any]:
         ctx,
         CLASSIC,
         "DescribeLoadBalancerAttributes",
-        "describe_load_balancer_attributes",
         LoadBalancerName=name,
     ).get("LoadBalancerAttributes", {})
     policies = call(
         ctx,
         CLASSIC,
         "DescribeLoadBalancerPolicies",
-        "describe_load_balancer_policies",
         LoadBalancerName=name,
     ).get("PolicyDescriptions", [])
     return {

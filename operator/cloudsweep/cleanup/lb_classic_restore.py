@@ -33,15 +33,15 @@ class ClassicRestore(Restore):
         name = old["LoadBalancerName"]
         reused = False
         try:
-            found = self.call(
-                "DescribeLoadBalancers", "describe_load_balancers", LoadBalancerNames=[name]
-            )["LoadBalancerDescriptions"]
+            found = self.call("DescribeLoadBalancers", LoadBalancerNames=[name])[
+                "LoadBalancerDescriptions"
+            ]
         except aws.AwsError as exc:
             if not not_found(exc):
                 raise
             found = []
         if found:
-            tags = self.call("DescribeTags", "describe_tags", LoadBalancerNames=[name])
+            tags = self.call("DescribeTags", LoadBalancerNames=[name])
             mine = any(
                 common.tag_map(entry.get("Tags")).get(ACTION_TAG) == self.marker
                 for entry in tags.get("TagDescriptions") or []
@@ -52,9 +52,9 @@ class ClassicRestore(Restore):
         else:
             self.create(old)
         self.configure(old)
-        lb = self.call(
-            "DescribeLoadBalancers", "describe_load_balancers", LoadBalancerNames=[name]
-        )["LoadBalancerDescriptions"][0]
+        lb = self.call("DescribeLoadBalancers", LoadBalancerNames=[name])[
+            "LoadBalancerDescriptions"
+        ][0]
         return Outcome(
             {"load_balancer_name": name, "dns_name": lb.get("DNSName")},
             already_done=reused,
@@ -96,7 +96,7 @@ class ClassicRestore(Restore):
         if old.get("Scheme") == "internal":
             kwargs["Scheme"] = "internal"
         tags = {**common.tag_map(self.data.get("tags")), ACTION_TAG: self.marker}
-        self.call("CreateLoadBalancer", "create_load_balancer", Tags=tag_list(tags), **kwargs)
+        self.call("CreateLoadBalancer", Tags=tag_list(tags), **kwargs)
 
     def configure(self, old: Mapping[str, Any]) -> None:
         # Every call below sets a whole value, so repeating it after a crash is harmless.
@@ -104,7 +104,6 @@ class ClassicRestore(Restore):
         if old.get("HealthCheck"):
             self.call(
                 "ConfigureHealthCheck",
-                "configure_health_check",
                 LoadBalancerName=name,
                 HealthCheck=dict(old["HealthCheck"]),
             )
@@ -114,7 +113,6 @@ class ClassicRestore(Restore):
         if attributes:
             self.call(
                 "ModifyLoadBalancerAttributes",
-                "modify_load_balancer_attributes",
                 LoadBalancerName=name,
                 LoadBalancerAttributes=attributes,
             )
@@ -124,7 +122,6 @@ class ClassicRestore(Restore):
             try:
                 self.call(
                     "RegisterInstancesWithLoadBalancer",
-                    "register_instances_with_load_balancer",
                     LoadBalancerName=name,
                     Instances=instances,
                 )
@@ -135,9 +132,9 @@ class ClassicRestore(Restore):
 
     def policies(self, old: Mapping[str, Any]) -> None:
         name = old["LoadBalancerName"]
-        current = self.call(
-            "DescribeLoadBalancerPolicies", "describe_load_balancer_policies", LoadBalancerName=name
-        ).get("PolicyDescriptions", [])
+        current = self.call("DescribeLoadBalancerPolicies", LoadBalancerName=name).get(
+            "PolicyDescriptions", []
+        )
         present = {p["PolicyName"] for p in current}
         recorded = old.get("Policies") or {}
         for policy in recorded.get("LBCookieStickinessPolicies") or []:
@@ -145,15 +142,12 @@ class ClassicRestore(Restore):
                 kwargs = {"LoadBalancerName": name, "PolicyName": policy["PolicyName"]}
                 if policy.get("CookieExpirationPeriod") is not None:
                     kwargs["CookieExpirationPeriod"] = policy["CookieExpirationPeriod"]
-                self.call(
-                    "CreateLBCookieStickinessPolicy", "create_lb_cookie_stickiness_policy", **kwargs
-                )
+                self.call("CreateLBCookieStickinessPolicy", **kwargs)
                 present.add(policy["PolicyName"])
         for policy in recorded.get("AppCookieStickinessPolicies") or []:
             if policy["PolicyName"] not in present:
                 self.call(
                     "CreateAppCookieStickinessPolicy",
-                    "create_app_cookie_stickiness_policy",
                     LoadBalancerName=name,
                     PolicyName=policy["PolicyName"],
                     CookieName=policy["CookieName"],
@@ -165,7 +159,6 @@ class ClassicRestore(Restore):
                 continue
             self.call(
                 "CreateLoadBalancerPolicy",
-                "create_load_balancer_policy",
                 LoadBalancerName=name,
                 PolicyName=policy_name,
                 PolicyTypeName=policy["PolicyTypeName"],
@@ -180,7 +173,6 @@ class ClassicRestore(Restore):
             if names:
                 self.call(
                     "SetLoadBalancerPoliciesOfListener",
-                    "set_load_balancer_policies_of_listener",
                     LoadBalancerName=name,
                     LoadBalancerPort=description["Listener"]["LoadBalancerPort"],
                     PolicyNames=names,
@@ -190,7 +182,6 @@ class ClassicRestore(Restore):
             if names:
                 self.call(
                     "SetLoadBalancerPoliciesForBackendServer",
-                    "set_load_balancer_policies_for_backend_server",
                     LoadBalancerName=name,
                     InstancePort=backend["InstancePort"],
                     PolicyNames=names,

@@ -55,9 +55,11 @@ def registered_seen(item: CleanupItem) -> int:
     return 0
 
 
-def call(ctx: ActionContext, service: str, operation: str, method: str, **params: Any) -> Any:
+def call(ctx: ActionContext, service: str, operation: str, **params: Any) -> Any:
+    """One call of the item's account and region, named as AWS names it (``CreateLoadBalancer``);
+    failures raise ``aws.AwsError`` labelled with that name."""
     with aws.translated(service, operation, ctx.region):
-        return getattr(ctx.client(service), method)(**params)
+        return getattr(ctx.client(service), aws.method_name(operation))(**params)
 
 
 def not_found(exc: aws.AwsError) -> bool:
@@ -89,8 +91,8 @@ class Restore:
         self.marker = str(ctx.action_id)
         self.notes: list[str] = []
 
-    def call(self, operation: str, method: str, **params: Any) -> Any:
-        return call(self.ctx, self.service, operation, method, **params)
+    def call(self, operation: str, **params: Any) -> Any:
+        return call(self.ctx, self.service, operation, **params)
 
 
 def healthy_seen(item: CleanupItem) -> int:

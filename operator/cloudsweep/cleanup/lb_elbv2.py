@@ -37,7 +37,6 @@ def describe_load_balancer(ctx: ActionContext, arn: str) -> dict[str, Any] | Non
             ctx,
             ELBV2,
             "DescribeLoadBalancers",
-            "describe_load_balancers",
             LoadBalancerArns=[arn],
         ),
         "LoadBalancers",
@@ -49,7 +48,6 @@ def load_balancer_attributes(ctx: ActionContext, arn: str) -> list[dict[str, str
         ctx,
         ELBV2,
         "DescribeLoadBalancerAttributes",
-        "describe_load_balancer_attributes",
         LoadBalancerArn=arn,
     )
     return [dict(a) for a in answer.get("Attributes") or []]
@@ -59,9 +57,7 @@ def describe_tags(ctx: ActionContext, arns: list[str]) -> dict[str, list[dict[st
     tags: dict[str, list[dict[str, str]]] = {}
     # DescribeTags takes at most 20 ARNs per call.
     for start in range(0, len(arns), 20):
-        answer = call(
-            ctx, ELBV2, "DescribeTags", "describe_tags", ResourceArns=arns[start : start + 20]
-        )
+        answer = call(ctx, ELBV2, "DescribeTags", ResourceArns=arns[start : start + 20])
         for entry in answer.get("TagDescriptions") or []:
             tags[entry["ResourceArn"]] = [dict(t) for t in entry.get("Tags") or []]
     return tags
@@ -85,9 +81,7 @@ def target_groups_of(ctx: ActionContext, arn: str) -> list[dict[str, Any]]:
 
 
 def target_health(ctx: ActionContext, group_arn: str) -> list[dict[str, Any]]:
-    answer = call(
-        ctx, ELBV2, "DescribeTargetHealth", "describe_target_health", TargetGroupArn=group_arn
-    )
+    answer = call(ctx, ELBV2, "DescribeTargetHealth", TargetGroupArn=group_arn)
     return [dict(t) for t in answer.get("TargetHealthDescriptions") or []]
 
 
@@ -201,7 +195,6 @@ def record(ctx: ActionContext, item: CleanupItem) -> dict[str, Any]:
             ctx,
             ELBV2,
             "DescribeTargetGroupAttributes",
-            "describe_target_group_attributes",
             TargetGroupArn=group_arn,
         ).get("Attributes", [])
         group["Targets"] = [

@@ -36,7 +36,6 @@ class Elbv2Restore(Restore):
         if attributes:
             self.call(
                 "ModifyLoadBalancerAttributes",
-                "modify_load_balancer_attributes",
                 LoadBalancerArn=arn,
                 Attributes=attributes,
             )
@@ -59,7 +58,7 @@ class Elbv2Restore(Restore):
         )
 
     def tagged(self, arn: str) -> bool:
-        answer = self.call("DescribeTags", "describe_tags", ResourceArns=[arn])
+        answer = self.call("DescribeTags", ResourceArns=[arn])
         for entry in answer.get("TagDescriptions") or []:
             if common.tag_map(entry.get("Tags")).get(ACTION_TAG) == self.marker:
                 return True
@@ -71,9 +70,7 @@ class Elbv2Restore(Restore):
         for group in self.data.get("target_groups") or []:
             old_arn = group["TargetGroupArn"]
             try:
-                self.call(
-                    "DescribeTargetGroups", "describe_target_groups", TargetGroupArns=[old_arn]
-                )
+                self.call("DescribeTargetGroups", TargetGroupArns=[old_arn])
                 mapping[old_arn] = old_arn
                 continue
             except aws.AwsError as exc:
@@ -85,7 +82,7 @@ class Elbv2Restore(Restore):
     def recreate_group(self, group: Mapping[str, Any]) -> str:
         name = group["TargetGroupName"]
         try:
-            found = self.call("DescribeTargetGroups", "describe_target_groups", Names=[name])
+            found = self.call("DescribeTargetGroups", Names=[name])
             existing = found["TargetGroups"][0]["TargetGroupArn"]
         except aws.AwsError as exc:
             if not not_found(exc):
@@ -123,9 +120,7 @@ class Elbv2Restore(Restore):
             if group.get(key) not in (None, ""):
                 kwargs[key] = group[key]
         tags = {**common.tag_map(group.get("Tags")), ACTION_TAG: self.marker}
-        created = self.call(
-            "CreateTargetGroup", "create_target_group", Tags=tag_list(tags), **kwargs
-        )
+        created = self.call("CreateTargetGroup", Tags=tag_list(tags), **kwargs)
         arn = str(created["TargetGroups"][0]["TargetGroupArn"])
         attributes = [
             {"Key": a["Key"], "Value": a["Value"]}
@@ -135,7 +130,6 @@ class Elbv2Restore(Restore):
         if attributes:
             self.call(
                 "ModifyTargetGroupAttributes",
-                "modify_target_group_attributes",
                 TargetGroupArn=arn,
                 Attributes=attributes,
             )
@@ -149,9 +143,7 @@ class Elbv2Restore(Restore):
         if not targets:
             return
         try:
-            self.call(
-                "RegisterTargets", "register_targets", TargetGroupArn=group_arn, Targets=targets
-            )
+            self.call("RegisterTargets", TargetGroupArn=group_arn, Targets=targets)
             return
         except aws.AwsError as exc:
             if exc.kind.retryable:
@@ -161,7 +153,6 @@ class Elbv2Restore(Restore):
             try:
                 self.call(
                     "RegisterTargets",
-                    "register_targets",
                     TargetGroupArn=group_arn,
                     Targets=[target],
                 )
@@ -174,7 +165,7 @@ class Elbv2Restore(Restore):
         old = self.data["load_balancer"]
         name = old["LoadBalancerName"]
         try:
-            found = self.call("DescribeLoadBalancers", "describe_load_balancers", Names=[name])
+            found = self.call("DescribeLoadBalancers", Names=[name])
             existing = dict(found["LoadBalancers"][0])
         except aws.AwsError as exc:
             if not not_found(exc):
@@ -215,18 +206,13 @@ class Elbv2Restore(Restore):
         elif mappings:
             kwargs["Subnets"] = [m["SubnetId"] for m in mappings]
         tags = {**common.tag_map(self.data.get("tags")), ACTION_TAG: self.marker}
-        created = self.call(
-            "CreateLoadBalancer", "create_load_balancer", Tags=tag_list(tags), **kwargs
-        )
+        created = self.call("CreateLoadBalancer", Tags=tag_list(tags), **kwargs)
         return dict(created["LoadBalancers"][0]), False
 
     def listeners(self, arn: str, groups: Mapping[str, str]) -> None:
         existing = {
             int(entry["Port"]): entry
-            for entry in self.call(
-                "DescribeListeners", "describe_listeners", LoadBalancerArn=arn
-            ).get("Listeners")
-            or []
+            for entry in self.call("DescribeListeners", LoadBalancerArn=arn).get("Listeners") or []
         }
         for listener in self.data.get("listeners") or []:
             port = int(listener["Port"])
@@ -248,7 +234,7 @@ class Elbv2Restore(Restore):
                     kwargs["Certificates"] = [{"CertificateArn": default[0]["CertificateArn"]}]
                 if listener.get("Tags"):
                     kwargs["Tags"] = [dict(t) for t in listener["Tags"]]
-                current = self.call("CreateListener", "create_listener", **kwargs)["Listeners"][0]
+                current = self.call("CreateListener", **kwargs)["Listeners"][0]
             listener_arn = current["ListenerArn"]
             extra = [
                 {"CertificateArn": c["CertificateArn"]}
@@ -259,7 +245,6 @@ class Elbv2Restore(Restore):
                 # Adding a certificate that is already there is a no-op in AWS: idempotent.
                 self.call(
                     "AddListenerCertificates",
-                    "add_listener_certificates",
                     ListenerArn=listener_arn,
                     Certificates=extra,
                 )
@@ -270,10 +255,7 @@ class Elbv2Restore(Restore):
     ) -> None:
         present = {
             str(r["Priority"])
-            for r in self.call("DescribeRules", "describe_rules", ListenerArn=listener_arn).get(
-                "Rules"
-            )
-            or []
+            for r in self.call("DescribeRules", ListenerArn=listener_arn).get("Rules") or []
         }
         for rule in sorted(rules, key=lambda r: int(r["Priority"])):
             if str(rule["Priority"]) in present:
@@ -286,7 +268,7 @@ class Elbv2Restore(Restore):
             }
             if rule.get("Tags"):
                 kwargs["Tags"] = [dict(t) for t in rule["Tags"]]
-            self.call("CreateRule", "create_rule", **kwargs)
+            self.call("CreateRule", **kwargs)
 
 
 def _remap(action: Mapping[str, Any], groups: Mapping[str, str]) -> dict[str, Any]:

@@ -235,7 +235,7 @@ class DeleteLoadBalancer(CleanupAction):
                     message=f"refusing to delete: {changed}",
                     region=ctx.region,
                 )
-            call(ctx, CLASSIC, "DeleteLoadBalancer", "delete_load_balancer", LoadBalancerName=name)
+            call(ctx, CLASSIC, "DeleteLoadBalancer", LoadBalancerName=name)
             return Outcome(
                 {"load_balancer_name": name, "deleted": True},
                 note=f"deleted classic load balancer {name}",
@@ -248,7 +248,7 @@ class DeleteLoadBalancer(CleanupAction):
                 note=f"load balancer {item.resource_id} is already gone",
             )
         try:
-            call(ctx, ELBV2, "DeleteLoadBalancer", "delete_load_balancer", LoadBalancerArn=arn)
+            call(ctx, ELBV2, "DeleteLoadBalancer", LoadBalancerArn=arn)
         except aws.AwsError as exc:
             if not_found(exc):
                 return Outcome({"load_balancer_arn": arn}, already_done=True)
