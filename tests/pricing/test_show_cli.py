@@ -10,7 +10,12 @@ from pathlib import Path
 
 
 def _show(*args: str, data_home: Path) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDSWEEP_")}
+    # Where the migrations are is not configuration: a mutation run's copy of the code has none.
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CLOUDSWEEP_") or k == "CLOUDSWEEP_MIGRATIONS_DIR"
+    }
     environment.update({"CLOUDSWEEP_DATA_DIR": str(data_home), "COLUMNS": "200"})
     return subprocess.run(
         [sys.executable, "-m", "cloudsweep.cli", "pricing", "show", *args],

@@ -167,7 +167,12 @@ def test_the_command_lines_debug_output_carries_no_secret(
 ) -> None:
     external_id = f"tenant-{secrets.token_hex(6)}"
     world = helpers.seed_small_world(moto_endpoint, ACCOUNT, external_id=external_id)
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDSWEEP_")}
+    # Where the migrations are is not configuration: a mutation run's copy of the code has none.
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CLOUDSWEEP_") or k == "CLOUDSWEEP_MIGRATIONS_DIR"
+    }
     environment.update(
         CLOUDSWEEP_AWS_ENDPOINT_URL=moto_endpoint,
         CLOUDSWEEP_DATABASE_URL=database_url,

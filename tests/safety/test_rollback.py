@@ -322,7 +322,12 @@ def test_cloudsweep_rollback_execute_resumes_a_killed_rollback(
     )
     assert helpers.finish_worker(child)[0] == -9
     [started] = [r for r in helpers.real_rows(database_url, ORG) if r["action_type"] == "rollback"]
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDSWEEP_")}
+    # Where the migrations are is not configuration: a mutation run's copy of the code has none.
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("CLOUDSWEEP_") or k == "CLOUDSWEEP_MIGRATIONS_DIR"
+    }
     environment.update(
         {
             "CLOUDSWEEP_DATABASE_URL": database_url,
