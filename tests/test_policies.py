@@ -774,3 +774,76 @@ def test_every_problem_of_a_policy_and_every_excluded_tag_is_named() -> None:
     with pytest.raises(policies.PolicyError) as refused:
         policies.parse_policy("a\0" + "w" * 50)  # type: ignore[arg-type]  # not even a mapping
     assert f"invalid: {('a' + chr(0) + 'w' * 50)[:40]!r} contains a NUL" in str(refused.value)
+
+
+# --- where unstorable text is, unnamed policies, and decisions independent of input order -------
+
+
+def test_a_long_key_or_a_list_item_postgresql_cannot_store_is_refused_with_where_it_is() -> None:
+    document = {"name": "a", "resourceType": "elastic-ip", "action": "release"}
+    key = "k" * 50 + "\0"
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy({**document, "parameters": {key: 1}})
+    assert str(refused.value) == (
+        f"policy: policy 'a' is invalid: parameters: key {key[:40]!r} contains a NUL character "
+        "(at position 50), which PostgreSQL cannot store"
+    )
+    # Inside a list too: a region is plain text to the model, so only this check refuses it.
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy({**document, "rules": {"regions": ["us-east-1", "eu-west-1\0"]}})
+    assert str(refused.value) == (
+        "policy: policy 'a' is invalid: rules.regions[1]: 'eu-west-1\\x00' contains a NUL "
+        "character (at position 9), which PostgreSQL cannot store"
+    )
+
+
+def test_a_policy_without_a_name_is_called_question_mark(tmp_path: Path) -> None:
+    assert _refusal(tmp_path, EIP) == ": policy '?' is invalid: name: Field required"
+    with pytest.raises(policies.PolicyError) as refused:
+        policies.parse_policy(["not", "a", "mapping"])  # type: ignore[arg-type]
+    assert str(refused.value) == (
+        "policy: policy '?' is invalid: "
+        "Input should be a valid dictionary or instance of CleanupPolicy"
+    )
+
+
+def test_a_policy_file_with_an_impossible_date_says_so(tmp_path: Path) -> None:
+    # PyYAML reads 2026-02-30 as a date and fails with a ValueError, not a YAMLError.
+    assert _refusal(tmp_path, f"name: a\n{EIP}parameters: {{since: 2026-02-30}}\n") == (
+        " is not valid YAML: day is out of range for month"
+    )
+
+
+def test_an_approval_holds_when_its_policy_lists_the_same_tags_in_another_order() -> None:
+    """The spec an approval binds to is the policy's content, not the order its mappings were
+    written in: re-applying the same policy with its tags reordered must not void approvals."""
+    tags = {"a": "*", "b": "1"}
+    approved_under = policy(rules={"excludeTags": tags, "includeTags": {"team": "web", "x": "*"}})
+    reordered = policy(
+        rules={
+            "excludeTags": dict(reversed(tags.items())),
+            "includeTags": {"x": "*", "team": "web"},
+        }
+    )
+    item = candidate("80.00", details={"tags": {"team": "web", "x": "1"}})
+    decision = decide(reordered, _bound(item, approved_under))
+    assert decision.kind is DecisionKind.APPROVED_TO_RUN
+    assert decision.lapsed_approval is None
+    # ... while a changed value is a changed policy.
+    changed = policy(
+        rules={"excludeTags": {"a": "*", "b": "2"}, "includeTags": {"team": "web", "x": "*"}}
+    )
+    assert decide(changed, _bound(item, approved_under)).kind is DecisionKind.NEEDS_APPROVAL
+
+
+def test_equal_cost_items_are_taken_in_the_same_order_whatever_order_they_arrive_in() -> None:
+    """Under a cap, which of several equally valuable items acts must not depend on the order
+    the store happened to return them in: the same one acts on every run."""
+    p = policy(maxItemsPerRun=1)
+    first, second = (candidate("3.00", id=uuid.UUID(int=n)) for n in (1, 2))
+    for arriving in ([first, second], [second, first]):
+        plan = policies.evaluate(
+            [p], lambda _, a=arriving: iter(a), mode=RunMode.AUTOMATED, now=NOW
+        )
+        assert [d.candidate.id for d in plan.actionable] == [first.id]
+        assert [d.candidate.id for d in plan.decisions] == [first.id, second.id]
