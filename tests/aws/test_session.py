@@ -493,3 +493,95 @@ def test_the_identity_is_asked_in_the_partitions_home_region(moto_endpoint, reco
     with contextlib.suppress(aws.AwsError):
         session.verify()
     assert {r.region for r in recorder.records} == {"us-gov-west-1"}
+
+
+# --- what STS sees of the base client, what a failed identity check says, and connect() ---------
+
+
+def test_assume_role_is_made_with_cloudsweeps_retry_bound_and_user_agent(moto_endpoint, recorder):
+    """The base STS client has CloudSweep's configuration too: a throttling STS gets
+    ``aws_max_attempts`` attempts in all (not botocore's default of five), and each carries
+    CloudSweep's user agent, which the customer's CloudTrail shows for the AssumeRole."""
+    from cloudsweep import __version__
+
+    base = boto3.Session(region_name="us-east-1")
+    agents = []
+    body = (
+        b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"
+        b"<Message>Rate exceeded</Message></Error><RequestId>r-1</RequestId></ErrorResponse>"
+    )
+
+    def throttle(request, **_):
+        agent = request.headers["User-Agent"]
+        agents.append(agent.decode() if isinstance(agent, bytes) else agent)
+        return AWSResponse(request.url, 400, {}, _Raw(body))
+
+    base.events.register("before-send.sts.AssumeRole", throttle)
+    settings = Settings(aws_endpoint_url=moto_endpoint, aws_max_attempts=2)
+    session = _session(moto_endpoint, recorder, base_session=base, settings=settings)
+
+    with pytest.raises(aws.AssumeRoleFailed) as caught:
+        session.verify()
+
+    assert str(caught.value) == (
+        f"cannot assume role {ROLE_ARN}: STS is unavailable or throttling (Rate exceeded) "
+        "(Throttling). nothing to change: a temporary failure, try again later"
+    )
+    assert len(agents) == 2
+    assert all(f"cloudsweep/{__version__}" in agent for agent in agents), agents
+
+
+def test_a_failed_identity_check_names_the_call_and_its_region_and_is_asked_again(
+    moto_endpoint, recorder
+):
+    session = _session(moto_endpoint, recorder)
+    answers = iter(["Throttling"])
+
+    def throttled_once(**_):
+        code = next(answers, None)
+        if code is not None:
+            raise ClientError(
+                {
+                    "Error": {"Code": code, "Message": "Rate exceeded"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "GetCallerIdentity",
+            )
+
+    session.events.register("before-call.sts.GetCallerIdentity", throttled_once)
+
+    with pytest.raises(aws.AwsError) as caught:
+        session.client("ec2", REGION)
+
+    assert str(caught.value) == (
+        "sts:GetCallerIdentity in us-east-1 failed (throttled, Throttling): Rate exceeded"
+    )
+    assert recorder.count(service="ec2") == 0
+    # A throttled check is not a refusal: the next use asks again, and passes.
+    assert session.verify().account == ACCOUNT
+
+
+def test_connect_returns_a_session_verified_with_its_external_id_and_purpose(
+    moto_endpoint, recorder, sts
+):
+    session = aws.connect(
+        ACCOUNT,
+        ROLE_ARN,
+        external_id=EXTERNAL_ID,
+        purpose=aws.Purpose.CLEANUP,
+        settings=Settings(aws_endpoint_url=moto_endpoint),
+        recorder=recorder,
+    )
+
+    # What STS received: one AssumeRole with the ExternalId, for a cleanup, then who-am-I.
+    received = [r for r in sts.requests if r.service == "sts"]
+    assert [(r.action, r.params.get("ExternalId"), r.refused) for r in received] == [
+        ("AssumeRole", EXTERNAL_ID, False),
+        ("GetCallerIdentity", None, False),
+    ]
+    assert received[0].params["RoleSessionName"] == f"cloudsweep-{ACCOUNT}-cleanup"
+    assert received[0].params["RoleArn"] == ROLE_ARN
+    assert (session.account_id, session.purpose) == (ACCOUNT, aws.Purpose.CLEANUP)
+    # Verified already: using it asks STS nothing more.
+    session.client("ec2", REGION)
+    assert recorder.count(operation="GetCallerIdentity") == 1
