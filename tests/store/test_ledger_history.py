@@ -10,6 +10,7 @@ status counts its own real attempts only.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -483,3 +484,368 @@ def test_the_history_records_dry_runs_as_they_went_and_filters_them(
     assert [a.id for a in store.actions(ORG, run_id=run_id)] == [refused]
     assert [a.id for a in store.actions(ORG, include_dry_runs=False)] == [real]
     assert [a.id for a in store.actions(ORG, limit=2)] == [real, fine]
+
+
+def _item_row(store: Store, item_id: uuid.UUID) -> dict[str, Any]:
+    """The waste item's ledger columns as stored (the audit trail a person reads in the table)."""
+    with get_engine(store.url).connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT cleanup_status, cleanup_error, cleanup_executed_at, cleanup_approved_by, "
+                "cleanup_approved_at, cleanup_metadata, updated_at FROM waste_items WHERE id = :id"
+            ),
+            {"id": item_id},
+        ).mappings()
+        return dict(row.one())
+
+
+def _action_row_of(store: Store, action_id: uuid.UUID) -> dict[str, Any]:
+    with get_engine(store.url).connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT rollback_executed_at FROM cleanup_actions WHERE id = :id"),
+            {"id": action_id},
+        ).mappings()
+        return dict(row.one())
+
+
+def _undo(item_id: uuid.UUID, original: uuid.UUID) -> Intent:
+    return Intent(
+        item_id=item_id,
+        run_id=None,
+        action="restore-volume",
+        action_type=domain.ActionType.ROLLBACK,
+        description="rollback",
+        method=domain.ExecutionMethod.MANUAL,
+        executed_by=None,
+        policy_name="idle-volumes",
+        decision_reason="rollback",
+        rollback_possible=False,
+        estimated_monthly_savings=None,
+        rollback_of=original,
+    )
+
+
+def test_an_attempts_one_outcome_moves_its_item_on(store: Store, make_account) -> None:
+    """``finish``: a removal leaves its item cleaned with AWS's answer and what the rollback
+    needs (merged with the checkpoints); a failure leaves it failed with the error; a refusal
+    ends its approval, so that approval applied again re-opens nothing. A second outcome for
+    the same attempt changes nothing, and an unknown attempt is named in the error."""
+    org_id, [cleaned, failed, refused] = _items(store, make_account, "vol-1", "vol-2", "vol-3")
+    approved_at = T0 - timedelta(hours=1)
+    _approve(store, org_id, [cleaned, failed, refused], decided_at=approved_at, now=T0)
+    intent = _intent(cleaned, None, dry_run=False)
+    allowed = [domain.CleanupStatus.APPROVED.value]
+    removal = store.claim(intent, allowed=allowed, now=T0)
+    assert removal is not None
+    store.checkpoint(removal, {"volume_id": "vol-1", "snapshot_id": "snap-early"})
+    done_at = T0 + timedelta(minutes=1)
+    assert store.finish(
+        removal,
+        status=domain.AttemptStatus.SUCCEEDED,
+        now=done_at,
+        response={"deleted_at": T0},
+        rollback_data={"snapshot_id": "snap-1"},
+        item_status=domain.CleanupStatus.CLEANED,
+    )
+    record = store.action(removal)
+    assert record is not None
+    assert (record.status, record.success, record.error_message) == ("succeeded", True, None)
+    assert (record.completed_at, record.aws_response) == (done_at, {"deleted_at": str(T0)})
+    assert record.rollback_data == {"volume_id": "vol-1", "snapshot_id": "snap-1"}
+    row = _item_row(store, cleaned)
+    assert (row["cleanup_status"], row["cleanup_executed_at"]) == ("cleaned", done_at)
+    assert (row["cleanup_error"], row["updated_at"]) == (None, done_at)
+    # Another worker recorded an outcome first: the second changes nothing.
+    assert not store.finish(
+        removal,
+        status=domain.AttemptStatus.FAILED,
+        now=done_at + timedelta(minutes=1),
+        error="late",
+        item_status=domain.CleanupStatus.FAILED,
+    )
+    assert store.action(removal) == record
+    assert _item_row(store, cleaned)["cleanup_status"] == "cleaned"
+
+    attempt = store.claim(dataclasses.replace(intent, item_id=failed), allowed=allowed, now=T0)
+    assert attempt is not None
+    error = "UnauthorizedOperation: not allowed to delete vol-2"
+    assert store.finish(
+        attempt,
+        status=domain.AttemptStatus.FAILED,
+        now=done_at,
+        error=error,
+        item_status=domain.CleanupStatus.FAILED,
+    )
+    record = store.action(attempt)
+    assert record is not None
+    assert (record.status, record.success, record.error_message) == ("failed", False, error)
+    assert record.aws_response is None and record.rollback_data is None
+    row = _item_row(store, failed)
+    assert (row["cleanup_status"], row["cleanup_error"]) == ("failed", error)
+    assert row["cleanup_executed_at"] is None
+
+    attempt = store.claim(dataclasses.replace(intent, item_id=refused), allowed=allowed, now=T0)
+    assert attempt is not None
+    why = "vol-3 is attached again"
+    assert store.finish(
+        attempt,
+        status=domain.AttemptStatus.REFUSED,
+        now=done_at,
+        error=why,
+        item_status=domain.CleanupStatus.PENDING,
+    )
+    row = _item_row(store, refused)
+    assert (row["cleanup_status"], row["cleanup_error"]) == ("pending", why)
+    assert (row["cleanup_approved_by"], row["cleanup_approved_at"]) == (None, None)
+    assert "approval" not in row["cleanup_metadata"]
+    assert row["cleanup_metadata"]["refused"] == {"reason": why, "at": done_at.isoformat()}
+    assert _approve(store, org_id, [refused], decided_at=approved_at, now=done_at) == []
+    assert _approve(store, org_id, [refused], decided_at=done_at + timedelta(seconds=1)) == [
+        refused
+    ]
+
+    unknown = uuid.uuid4()
+    try:
+        store.finish(unknown, status=domain.AttemptStatus.SUCCEEDED, now=done_at)
+    except LookupError as error_raised:
+        assert str(error_raised) == f"cleanup action {unknown} does not exist"
+    else:
+        raise AssertionError("an unknown attempt was finished")
+
+
+def test_a_rollback_brings_the_item_back_only_once_it_succeeded(store: Store, make_account) -> None:
+    """``finish`` of a rollback: a failed one leaves the removal as it was (the item cleaned,
+    the removal not rolled back); a succeeded one marks the removal rolled back and puts its
+    item back to pending, without the approval it was removed under, which then re-opens
+    nothing when applied again."""
+    org_id, [item_id] = _items(store, make_account, "vol-1")
+    approved_at = T0 - timedelta(hours=1)
+    _approve(store, org_id, [item_id], decided_at=approved_at, now=T0)
+    removal = _attempt(store, item_id, domain.AttemptStatus.SUCCEEDED, T0)
+
+    first = store.start_rollback(_undo(item_id, removal), T0 + timedelta(minutes=5))
+    assert first is not None and not first.resumed
+    assert store.finish(
+        first.id,
+        status=domain.AttemptStatus.FAILED,
+        now=T0 + timedelta(minutes=6),
+        error="InvalidSnapshot.NotFound",
+    )
+    original = store.action(removal)
+    assert original is not None and not original.rollback_executed
+    assert _item_row(store, item_id)["cleanup_status"] == "cleaned"
+
+    undone_at = T0 + timedelta(minutes=8)
+    second = store.start_rollback(_undo(item_id, removal), T0 + timedelta(minutes=7))
+    assert second is not None and second.id != first.id
+    assert store.finish(second.id, status=domain.AttemptStatus.SUCCEEDED, now=undone_at)
+    original = store.action(removal)
+    assert original is not None and original.rollback_executed
+    assert _action_row_of(store, removal)["rollback_executed_at"] == undone_at
+    rollback = store.action(second.id)
+    assert rollback is not None and (rollback.status, rollback.success) == ("succeeded", True)
+    row = _item_row(store, item_id)
+    assert (row["cleanup_status"], row["cleanup_executed_at"]) == ("pending", None)
+    assert "approval" not in row["cleanup_metadata"]
+    assert row["cleanup_metadata"]["rolled_back"] == {
+        "action_id": str(removal),
+        "at": undone_at.isoformat(),
+    }
+    assert _approve(store, org_id, [item_id], decided_at=approved_at, now=undone_at) == []
+    # Done: no third rollback of the same removal.
+    assert store.start_rollback(_undo(item_id, removal), undone_at) is None
+
+
+def test_an_item_is_claimed_only_when_it_is_free_to_act_on(store: Store, make_account) -> None:
+    """``claim``: only from the statuses the run allows, never a gone item, never an item
+    another worker is claiming (skipped at once, not waited for). An earlier dry run, a failed
+    attempt, a removal rolled back and the rollback itself leave the item free, and another
+    item's live attempt does not hold this one; claiming clears the last error."""
+    org_id, items = _items(store, make_account, "vol-1", "vol-2", "vol-3", "vol-4", "vol-5")
+    pending, gone, retried, restored, busy = items
+    account = store.accounts(org_id)[0]
+    later = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.upsert_findings(later, [finding(r) for r in ("vol-1", "vol-3", "vol-4", "vol-5")])
+    store.close_unseen(later, regions=["us-east-1"], resource_types=["ebs-volume"], now=T0)
+    _approve(store, org_id, [pending, gone, retried, restored, busy])
+    store.lapse_approval(pending, "cost rose", T0)
+    approved = [domain.CleanupStatus.APPROVED.value]
+    anything = list(ledger.ACTIONABLE)
+
+    assert store.claim(_intent(pending, None, dry_run=False), allowed=approved, now=T0) is None
+    assert _item_row(store, pending)["cleanup_status"] == "pending"
+    assert store.claim(_intent(gone, None, dry_run=False), allowed=anything, now=T0) is None
+    assert store.actions(ORG) == []
+
+    # Another item's live attempt, held open while these are claimed.
+    assert store.claim(_intent(busy, None, dry_run=False), allowed=anything, now=T0)
+    store.record_dry_run(
+        _intent(retried, None, dry_run=True),
+        would_succeed=True,
+        message="would delete",
+        response={},
+        now=T0,
+    )
+    _attempt(store, retried, domain.AttemptStatus.FAILED, T0)
+    assert _item_row(store, retried)["cleanup_error"] is None  # finish(FAILED) without error
+    with get_engine(store.url).begin() as conn:
+        conn.execute(
+            sa.text("UPDATE waste_items SET cleanup_error = 'throttled' WHERE id = :id"),
+            {"id": retried},
+        )
+    claimed_at = T0 + timedelta(minutes=10)
+    again = store.claim(
+        _intent(retried, None, dry_run=False),
+        allowed=[domain.CleanupStatus.FAILED.value],
+        now=claimed_at,
+    )
+    assert again is not None
+    row = _item_row(store, retried)
+    assert (row["cleanup_status"], row["cleanup_error"], row["updated_at"]) == (
+        "cleaning",
+        None,
+        claimed_at,
+    )
+
+    removal = _attempt(store, restored, domain.AttemptStatus.SUCCEEDED, T0)
+    undo = store.start_rollback(_undo(restored, removal), T0 + timedelta(minutes=1))
+    assert undo is not None
+    assert store.finish(undo.id, status=domain.AttemptStatus.SUCCEEDED, now=T0)
+    assert store.claim(_intent(restored, None, dry_run=False), allowed=anything, now=T0)
+
+
+def test_a_claim_in_flight_elsewhere_is_skipped_not_waited_for(store: Store, make_account) -> None:
+    """``FOR UPDATE SKIP LOCKED``: while another worker's transaction holds the item's row,
+    a claim returns None at once instead of queueing behind it."""
+    _, [item_id] = _items(store, make_account, "vol-1")
+    engine = get_engine(store.url)
+    with engine.connect() as other:
+        other.execute(
+            sa.text("SELECT id FROM waste_items WHERE id = :id FOR UPDATE"), {"id": item_id}
+        )
+        outcome: list[Any] = []
+        worker = threading.Thread(
+            target=lambda: outcome.append(
+                store.claim(
+                    _intent(item_id, None, dry_run=False),
+                    allowed=list(ledger.ACTIONABLE),
+                    now=T0,
+                )
+            ),
+            daemon=True,
+        )
+        worker.start()
+        worker.join(timeout=10)
+        waited = worker.is_alive()
+        other.rollback()
+    worker.join(timeout=30)
+    assert not waited, "the claim waited for the other worker's row lock"
+    assert outcome == [None]
+
+
+def test_interrupted_attempts_are_the_silent_real_cleanups_of_the_organization(
+    store: Store, make_account
+) -> None:
+    """What a cleanup run reconciles: the organization's real cleanup attempts still started
+    whose last sign of life (intent or heartbeat) is before ``quiet_since``, oldest first; not
+    one that beat since (or at that very moment), not finished attempts, not an interrupted
+    rollback (its own rollback resumes it), not another organization's."""
+    org_id, items = _items(
+        store, make_account, "vol-1", "vol-2", "vol-3", "vol-4", "vol-5", "vol-6"
+    )
+    newer, older, beating, at_edge, finished, restoring = items
+    quiet_since = T0 + timedelta(minutes=30)
+    anything = list(ledger.ACTIONABLE)
+
+    def started(item_id: uuid.UUID, at: datetime) -> uuid.UUID:
+        action_id = store.claim(_intent(item_id, None, dry_run=False), allowed=anything, now=at)
+        assert action_id is not None
+        return action_id
+
+    # Written newest first, so the table's own order is not the answer's.
+    newer_id = started(newer, T0 + timedelta(minutes=5))
+    at_edge_id = started(at_edge, T0 + timedelta(minutes=2))
+    store.heartbeat(at_edge_id, quiet_since)
+    beating_id = started(beating, T0 + timedelta(minutes=1))
+    store.heartbeat(beating_id, quiet_since + timedelta(minutes=1))
+    older_id = started(older, T0)
+    _attempt(store, finished, domain.AttemptStatus.FAILED, T0)
+    removal = _attempt(store, restoring, domain.AttemptStatus.SUCCEEDED, T0)
+    assert store.start_rollback(_undo(restoring, removal), T0) is not None
+    other = make_account("team-b", "222222222222")
+    scan = store.open_scan(
+        other.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.upsert_findings(scan, [finding("vol-b")])
+    [b_item] = [i.id for i in store.findings(FindingFilter("team-b"))]
+    started(b_item, T0)
+
+    assert store.interrupted_actions(org_id, quiet_since=quiet_since) == [older_id, newer_id]
+    assert store.interrupted_actions(org_id) == [older_id, beating_id, at_edge_id, newer_id]
+
+
+def test_a_rollback_under_way_is_left_alone_and_a_silent_one_is_resumed(
+    store: Store, make_account
+) -> None:
+    """``start_rollback``: a dry run of the rollback does not hold it; a started rollback whose
+    last sign of life is at or after ``quiet_since`` (or with no grace period given) may still
+    be in its AWS call: no second one. Silent since before ``quiet_since``, it is taken over
+    under its own ID (its work in AWS carries that ID), and the takeover is a sign of life."""
+    _, [item_id] = _items(store, make_account, "vol-1")
+    removal = _attempt(store, item_id, domain.AttemptStatus.SUCCEEDED, T0)
+    undo = _undo(item_id, removal)
+    store.record_dry_run(
+        dataclasses.replace(undo, dry_run=True),
+        would_succeed=True,
+        message="would restore",
+        response={},
+        now=T0 + timedelta(minutes=1),
+    )
+    started_at = T0 + timedelta(minutes=5)
+    first = store.start_rollback(undo, started_at)
+    assert first is not None and not first.resumed
+
+    later = started_at + timedelta(minutes=20)
+    assert store.start_rollback(undo, later) is None
+    assert store.start_rollback(undo, later, quiet_since=started_at) is None
+    taken_over = store.start_rollback(undo, later, quiet_since=started_at + timedelta(seconds=1))
+    assert taken_over == ledger.RollbackStart(first.id, resumed=True)
+    # The takeover is itself a sign of life: a third worker right after it leaves it alone.
+    assert store.start_rollback(undo, later, quiet_since=later - timedelta(seconds=1)) is None
+    rollbacks = [a for a in store.actions(ORG, include_dry_runs=False) if a.rollback_of]
+    assert [(a.id, a.status) for a in rollbacks] == [(first.id, "started")]
+
+
+def test_a_withdrawn_approval_leaves_the_others_and_cannot_come_back(
+    store: Store, make_account
+) -> None:
+    """``withdraw_approval`` (a CleanupApproval deleted): every item carrying exactly that
+    approval goes back to pending, whatever other items of the list carry another person's;
+    the withdrawal is recorded with who and when, and the approval applied again afterwards
+    re-opens nothing."""
+    org_id, [other, first, second] = _items(store, make_account, "vol-1", "vol-2", "vol-3")
+    given = T0 - timedelta(hours=1)
+    # The item with another person's approval is written last, so a scan meets it first.
+    _approve(store, org_id, [first, second], decided_at=given, now=T0)
+    _approve(store, org_id, [other], decided_at=given, now=T0, approver_email="ada@team-a.example")
+    withdrawn_at = T0 + timedelta(minutes=1)
+    withdrawn = store.withdraw_approval(
+        org_id,
+        [other, first, second],
+        approved_at=given,
+        approver=f" {APPROVER.upper()} ",
+        now=withdrawn_at,
+    )
+    assert sorted(withdrawn) == sorted([first, second])
+    for item_id in (first, second):
+        row = _item_row(store, item_id)
+        assert row["cleanup_status"] == "pending" and "approval" not in row["cleanup_metadata"]
+        assert (row["cleanup_approved_by"], row["cleanup_approved_at"]) == (None, None)
+        assert (row["updated_at"], row["cleanup_metadata"]["withdrawn"]) == (
+            withdrawn_at,
+            {"by": APPROVER, "at": withdrawn_at.isoformat()},
+        )
+    assert _status(store, other) == "approved"
+    assert _approve(store, org_id, [first, second], decided_at=given, now=withdrawn_at) == []
