@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import sqlalchemy as sa
 
 from cloudsweep import domain
 from cloudsweep.store import AccountClaimed, FindingFilter, Store
+from cloudsweep.store.engine import get_engine
 
 from .conftest import T0, finding
 
@@ -158,3 +162,44 @@ def test_findings_of_a_deleted_account_are_not_stored(store: Store, make_account
     result = store.upsert_findings(scan, [finding("vol-after"), finding("vol-before")])
     assert (result.inserted, result.updated) == (0, 0)
     assert [i.resource_id for i in store.findings(FindingFilter("team-a"))] == ["vol-before"]
+
+
+def test_a_deletion_under_way_holds_the_scans_writes_then_refuses_them(
+    store: Store, make_account, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The AwsAccount is being deleted (its row updated, not yet committed) while its scan
+    stores findings and closes the unseen ones: both wait for the deletion (a share lock on
+    the account's row), then see it and write nothing, saying why in the operator's log."""
+    account = make_account("team-a", "111111111111")
+    first = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.upsert_findings(first, [finding("vol-before")])
+    scan = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    with get_engine(store.url).connect() as deleting:
+        deleting.execute(
+            sa.text("UPDATE aws_accounts SET deleted_at = :at WHERE id = :id"),
+            {"at": T0, "id": account.id},
+        )
+        with ThreadPoolExecutor(2) as pool, caplog.at_level(logging.INFO, "cloudsweep.store"):
+            stored = pool.submit(store.upsert_findings, scan, [finding("vol-after")])
+            closed = pool.submit(
+                store.close_unseen,
+                scan,
+                regions=["us-east-1"],
+                resource_types=["ebs-volume"],
+                now=T0,
+            )
+            time.sleep(2)
+            waited = not stored.done() and not closed.done()
+            deleting.commit()
+            result, gone = stored.result(timeout=60), closed.result(timeout=60)
+    assert waited, "the scan's writes went ahead of the deletion under way"
+    assert (result.inserted, result.updated, gone) == (0, 0, 0)
+    [item] = store.findings(FindingFilter("team-a"))
+    assert (item.resource_id, item.gone_at) == ("vol-before", None)
+    assert f"account {account.id} was deleted: findings of scan {scan.id} not stored" in (
+        caplog.messages
+    )
