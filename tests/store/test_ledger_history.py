@@ -827,9 +827,10 @@ def test_a_withdrawn_approval_leaves_the_others_and_cannot_come_back(
     re-opens nothing."""
     org_id, [other, first, second] = _items(store, make_account, "vol-1", "vol-2", "vol-3")
     given = T0 - timedelta(hours=1)
-    # The item with another person's approval is written last, so a scan meets it first.
-    _approve(store, org_id, [first, second], decided_at=given, now=T0)
+    # The item with another person's approval is written first, so a scan of the table meets
+    # it before the two it withdraws from (an update writes the row anew at the heap's end).
     _approve(store, org_id, [other], decided_at=given, now=T0, approver_email="ada@team-a.example")
+    _approve(store, org_id, [first, second], decided_at=given, now=T0)
     withdrawn_at = T0 + timedelta(minutes=1)
     withdrawn = store.withdraw_approval(
         org_id,
