@@ -49,6 +49,7 @@ from cloudsweep.cleanup.base import (
     Outcome,
     Recheck,
 )
+from cloudsweep.cleanup.service_calls import call
 from cloudsweep.domain import ActionType, money
 from cloudsweep.pricing import PriceCatalog
 
@@ -56,26 +57,17 @@ _RDS = "rds"
 _SNAPSHOT_ID_MAX = 255
 
 
-def _call(ctx: ActionContext, operation: str, method: str, **params: Any) -> Any:
-    with aws.translated(_RDS, operation, ctx.region):
-        return getattr(ctx.client(_RDS), method)(**params)
-
-
 def describe(ctx: ActionContext, identifier: str) -> dict[str, Any] | None:
     """The instance as RDS describes it now, or ``None`` if it does not exist."""
     return common.describe_one(
-        lambda: _call(
-            ctx, "DescribeDBInstances", "describe_db_instances", DBInstanceIdentifier=identifier
-        ),
+        lambda: call(ctx, _RDS, "DescribeDBInstances", DBInstanceIdentifier=identifier),
         "DBInstances",
     )
 
 
 def describe_snapshot(ctx: ActionContext, identifier: str) -> dict[str, Any] | None:
     return common.describe_one(
-        lambda: _call(
-            ctx, "DescribeDBSnapshots", "describe_db_snapshots", DBSnapshotIdentifier=identifier
-        ),
+        lambda: call(ctx, _RDS, "DescribeDBSnapshots", DBSnapshotIdentifier=identifier),
         "DBSnapshots",
     )
 
@@ -274,9 +266,7 @@ class StopRdsInstance(CleanupAction):
     ) -> Outcome:
         identifier = item.resource_id
         try:
-            answer = _call(
-                ctx, "StopDBInstance", "stop_db_instance", DBInstanceIdentifier=identifier
-            )
+            answer = call(ctx, _RDS, "StopDBInstance", DBInstanceIdentifier=identifier)
         except aws.AwsError as exc:
             if exc.kind is aws.ErrorKind.NOT_FOUND:
                 return Outcome(
@@ -299,9 +289,7 @@ class StopRdsInstance(CleanupAction):
     ) -> Outcome:
         identifier = str(rollback_data["db_instance_identifier"])
         try:
-            answer = _call(
-                ctx, "StartDBInstance", "start_db_instance", DBInstanceIdentifier=identifier
-            )
+            answer = call(ctx, _RDS, "StartDBInstance", DBInstanceIdentifier=identifier)
         except aws.AwsError as exc:
             done = _already_in(ctx, identifier, exc, ("available", "starting"))
             if done is None:
@@ -533,10 +521,10 @@ class FinalSnapshotAndDeleteRdsInstance(CleanupAction):
         if db is None or db.get("DBInstanceStatus") == "deleting":
             return self._gone(ctx, identifier, snapshot_id, db)
         try:
-            answer = _call(
+            answer = call(
                 ctx,
+                _RDS,
                 "DeleteDBInstance",
-                "delete_db_instance",
                 DBInstanceIdentifier=identifier,
                 FinalDBSnapshotIdentifier=snapshot_id,
                 SkipFinalSnapshot=False,
@@ -652,10 +640,10 @@ class FinalSnapshotAndDeleteRdsInstance(CleanupAction):
             *(t for t in rollback_data.get("tags") or [] if t["Key"] != ACTION_TAG),
             {"Key": ACTION_TAG, "Value": marker},
         ]
-        answer = _call(
+        answer = call(
             ctx,
+            _RDS,
             "RestoreDBInstanceFromDBSnapshot",
-            "restore_db_instance_from_db_snapshot",
             DBInstanceIdentifier=identifier,
             DBSnapshotIdentifier=snapshot_id,
             Tags=tags,

@@ -6,7 +6,6 @@ action itself.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from cloudsweep import aws
@@ -15,6 +14,5 @@ from cloudsweep.cleanup.base import ActionContext
 
 def call(ctx: ActionContext, service: str, operation: str, **params: Any) -> dict[str, Any]:
     """``call(ctx, "logs", "PutRetentionPolicy", ...)``; failures raise ``aws.AwsError``."""
-    method = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
     with aws.translated(service, operation, ctx.region):
-        return dict(getattr(ctx.client(service), method)(**params))
+        return dict(getattr(ctx.client(service), aws.method_name(operation))(**params))
