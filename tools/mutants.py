@@ -1,7 +1,8 @@
 """Mutation testing of the safety core: ``make mutants`` (every target) and ``make mutants-ci``.
 
 Runs mutmut 3 on the modules where a wrong line deletes something, each with the tests that cover
-it, and prints per target the score (killed / all mutants that tests reach) and the survivors.
+it, and prints per target the score (killed / every mutant checked, those no test reaches
+counted as not killed) and the survivors.
 
 mutmut 3 derives a mutant's module name from its file path and strips only a ``src.`` prefix, so
 it cannot mutate ``operator/cloudsweep`` in place (the names would read ``operator.cloudsweep...``
@@ -373,8 +374,10 @@ def run(
         if survivors_only and not report_only:
             # Again, with the tests as they are now (mutmut copies them afresh and maps the new
             # ones): what a new test kills is counted. A mutant killed before stays killed, as
-            # tests are only added, so the result is that of a full run.
-            names = sorted(n for n, s in _results(where, None).items() if s == "survived")
+            # tests are only added, so the result is that of a full run. Mutants no test reached
+            # go again too: a test added to the target's list may reach them now.
+            again = ("survived", "no tests")
+            names = sorted(n for n, s in _results(where, None).items() if s in again)
             if not names:
                 names = ["cloudsweep.none.x_nothing"]
         if sample is not None and not report_only:
@@ -394,7 +397,10 @@ def run(
     survivors = sorted(n for n, s in results.items() if s == "survived")
     untested = sorted(n for n, s in results.items() if s == "no tests")
     unchecked = sorted(n for n, s in results.items() if s == "not checked")
-    score = 100.0 * killed / reached if reached else 0.0
+    # A mutant no test reaches is not killed: it counts against the score like a survivor (its
+    # function runs only where mutmut's stats cannot see it, or nowhere in the tests).
+    judged = reached + len(untested)
+    score = 100.0 * killed / judged if judged else 0.0
     # mutmut's wall time per mutant (fork to exit): what the shared server saves, without the
     # one-off stats pass and clean run that ``seconds`` includes.
     durations = [d for d in _durations(where, names if sample is not None else None) if d > 0]
@@ -403,6 +409,7 @@ def run(
         "target": target.name,
         "mutants": len(results),
         "reached": reached,
+        "judged": judged,
         "killed": killed,
         "by_mypy": by_mypy,
         "score": round(score, 1),
@@ -548,7 +555,9 @@ def main() -> int:
     parser.add_argument("--clean", action="store_true", help="forget earlier results first")
     parser.add_argument("--diffs", action="store_true", help="print each survivor's diff")
     parser.add_argument(
-        "--survivors", action="store_true", help="run only the last survivors, with today's tests"
+        "--survivors",
+        action="store_true",
+        help="run only the last survivors (and mutants no test reached), with today's tests",
     )
     parser.add_argument("--verbose", action="store_true", help="show mutmut's own output")
     parser.add_argument("--min-score", type=float, default=0.0, help="fail below this score")
@@ -604,7 +613,7 @@ def _run_targets(
         survivors: list[str] = report["survivors"]  # type: ignore[assignment]
         print(
             f"\n== {report['target']}: score {report['score']}% "
-            f"({report['killed']} killed of {report['reached']} reached, "
+            f"({report['killed']} killed of {report['judged']} checked, "
             f"{report['by_mypy']} of them by mypy; "
             f"{report['mutants']} mutants; {report['seconds']} s, "
             f"{report['per_mutant']} s per mutant)",
@@ -622,7 +631,7 @@ def _run_targets(
         no_tests: list[str] = report["no_tests"]  # type: ignore[assignment]
         not_checked: list[str] = report["not_checked"]  # type: ignore[assignment]
         if no_tests:
-            print(f"   no tests reach {len(no_tests)} mutants")
+            print(f"   no test reaches {len(no_tests)} mutants (counted as not killed)")
         if not_checked:
             print(f"   not checked: {len(not_checked)} mutants")
         if not report["mutants"]:
@@ -636,7 +645,7 @@ def _run_targets(
             print(f"   the tests did not run: see {report['log']}")
             failed = True
         totals[0] += int(report["mutants"])  # type: ignore[call-overload]
-        totals[1] += int(report["reached"])  # type: ignore[call-overload]
+        totals[1] += int(report["judged"])  # type: ignore[call-overload]
         totals[2] += int(report["killed"])  # type: ignore[call-overload]
         failed = failed or float(report["score"]) < args.min_score  # type: ignore[arg-type]
         if args.ci and unjudged:
@@ -649,11 +658,11 @@ def _run_targets(
 
 def core_line(totals: list[int], incomplete: list[str], *, whole: bool) -> str:
     """One line for the whole core (or the targets chosen), which says what it does not count."""
-    mutants, reached, killed = totals
-    score = f"{100.0 * killed / reached:.1f}%" if reached else "none"
+    mutants, judged, killed = totals
+    score = f"{100.0 * killed / judged:.1f}%" if judged else "none"
     line = (
         f"== {'core' if whole else 'these targets'}: score {score} "
-        f"({killed} killed of {reached} reached, over every target with results; "
+        f"({killed} killed of {judged} checked, over every target with results; "
         f"{mutants} mutants)"
     )
     if incomplete:

@@ -173,5 +173,5 @@ def test_the_core_line_says_which_targets_it_does_not_cover(
 ) -> None:
     line = mutants.core_line([900, 800, 720], incomplete, whole=True)
 
-    assert line.startswith("== core: score 90.0% (720 killed of 800 reached")
+    assert line.startswith("== core: score 90.0% (720 killed of 800 checked")
     assert line.endswith(expected_tail)
