@@ -299,3 +299,82 @@ def test_execute_says_which_address_was_given_up(h: Harness):
         {"AllocationId": allocation, "Error": "InvalidAllocationID.NotFound"},
     )
     assert without_data.note == f"{allocation} was already released (an earlier attempt)"
+
+
+# --- what the audit trail and the reasons say, exactly -----------------------------------------
+
+
+def _reported_by_aws(h: Harness, **fields: str) -> None:
+    """Add ``fields`` to every address DescribeAddresses answers to the cleanup's session, as AWS
+    reports them and moto does not (NetworkBorderGroup, PublicIpv4Pool)."""
+
+    def add(parsed: dict, **_: object) -> None:
+        for address in parsed.get("Addresses", []):
+            address.update(fields)
+
+    h.events.register("after-call.ec2.DescribeAddresses", add)
+
+
+def test_prepare_records_the_border_group_and_pool_aws_reports(h: Harness):
+    allocation, public_ip = _address(h)
+    item = h.item("elastic-ip", allocation)
+    # The scan saw another border group: the record must say where the address was given up.
+    scanned = dataclasses.replace(
+        item, resource_details={**item.resource_details, "network_border_group": "us-east-1"}
+    )
+    _reported_by_aws(h, NetworkBorderGroup="us-east-1-bos-1", PublicIpv4Pool="ipv4pool-ec2-0abc")
+
+    data = RELEASE.prepare(h.ctx(), scanned, h.params(RELEASE), {})
+
+    assert data == {
+        "allocation_id": allocation,
+        "public_ip": public_ip,
+        "domain": "vpc",
+        "network_border_group": "us-east-1-bos-1",
+        "public_ipv4_pool": "ipv4pool-ec2-0abc",
+        "tags": {},
+    }
+
+
+def test_a_rerun_of_prepare_before_the_release_keeps_the_first_record(h: Harness):
+    """An attempt interrupted between prepare and execute: the address is still there, and what
+    changed on it since (a tag) must not replace what was recorded before the intent."""
+    allocation, _ = _address(h, tags={"team": "edge"})
+    item = h.item("elastic-ip", allocation)
+    ctx, params = h.ctx(), h.params(RELEASE)
+    first = RELEASE.prepare(ctx, item, params, {})
+    h.ec2.create_tags(Resources=[allocation], Tags=[{"Key": "team", "Value": "core"}])
+
+    again = RELEASE.prepare(ctx, item, params, first)
+
+    assert again == first and again["tags"] == {"team": "edge"}
+
+
+def test_the_recheck_says_why_in_the_words_the_history_shows(h: Harness):
+    free, _ = _address(h)
+    gone, _ = _address(h)
+    held, _ = _address(h)
+    items = {a: h.item("elastic-ip", a) for a in (free, gone, held)}
+    h.ec2.release_address(AllocationId=gone)
+    instance = h.instance()
+    h.ec2.associate_address(AllocationId=held, InstanceId=instance)
+    (seen,) = h.ec2.describe_addresses(AllocationIds=[held])["Addresses"]
+
+    reasons = {a: RELEASE.recheck(h.ctx(), item).reason for a, item in items.items()}
+
+    assert reasons == {
+        free: "still associated with nothing and unprotected",
+        gone: "address no longer allocated",
+        held: f"address is associated again (instance {instance}, network interface "
+        f"{seen['NetworkInterfaceId']}, association {seen['AssociationId']})",
+    }
+
+
+def test_execute_without_a_recorded_ip_names_the_address_by_its_id(h: Harness):
+    allocation, _ = _address(h)
+    item = h.item("elastic-ip", allocation)
+
+    outcome = RELEASE.execute(h.ctx(), item, h.params(RELEASE), {})
+
+    assert outcome.note == f"released the address ({allocation})"
+    assert _allocated(h) == set()

@@ -10,7 +10,7 @@ from cloudsweep.cleanup import log_group
 from cloudsweep.domain import utcnow
 from tests import faults
 
-from .storage_helpers import StorageHarness
+from .storage_helpers import ACCOUNT, REGION, StorageHarness
 
 SET_RETENTION = log_group.SetRetention()
 LOGS_EVENTS = "cloudwatch-logs"  # botocore's event name of the logs service
@@ -315,3 +315,97 @@ def test_rollback_to_a_previous_value_says_so_and_is_done_once(h):
     assert again.already_done and again.response == {"logGroupName": name, "retentionInDays": 400}
     assert log_calls(h, "PutRetentionPolicy") == 1
     assert log_calls(h, "DeleteRetentionPolicy") == 0
+
+
+# --- an answer without logGroupArn, and the words the history and the conditions show ----------
+
+
+def arn_of(name: str) -> str:
+    return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}"
+
+
+def test_a_group_reported_only_by_its_arn_field_is_read_by_that_arn(h):
+    """CloudWatch Logs answered without ``logGroupArn`` before it added that field; its ``arn``
+    ends in ``:*``, which ListTagsForResource does not take and the record must not keep."""
+    name = group(h, "/app/older-api", team="payments")
+    item = h.item("cloudwatch-log-group", name)
+
+    def older_answer(parsed: dict, **_: object) -> None:
+        for found in parsed.get("logGroups", []):
+            found.pop("logGroupArn", None)
+            found["arn"] = f"{arn_of(found['logGroupName'])}:*"
+
+    h.events_of("logs").register(f"after-call.{LOGS_EVENTS}.DescribeLogGroups", older_answer)
+    ctx, params = h.ctx(), SET_RETENTION.parameters({})
+
+    recheck = SET_RETENTION.recheck(ctx, item)
+    data = SET_RETENTION.prepare(ctx, item, params, {})
+
+    arn = arn_of(name)
+    assert recheck.facts["tags"] == {"team": "payments"}
+    (listed,) = h.recorder.calls(operation="ListTagsForResource")
+    assert listed.params == {"resourceArn": arn}
+    assert data["log_group_arn"] == arn
+
+
+def test_the_recheck_and_execute_say_what_they_found_exactly(h):
+    name = group(h, "/app/worded")
+    item = h.item("cloudwatch-log-group", name)
+    ctx, params = h.ctx(), SET_RETENTION.parameters({"retention_days": 60})
+    data = SET_RETENTION.prepare(ctx, item, params, {})
+
+    waste = SET_RETENTION.recheck(ctx, item)
+    SET_RETENTION.execute(ctx, item, params, data)
+    again = SET_RETENTION.execute(ctx, item, params, data)
+    h.client("logs").delete_log_group(logGroupName=name)
+    gone = SET_RETENTION.recheck(ctx, item)
+    deleted = SET_RETENTION.execute(ctx, item, params, data)
+
+    assert waste.reason == "still never expires and is unprotected"
+    assert again.note == f"{name} already keeps 60 days (an earlier attempt)"
+    assert gone.reason == "log group no longer exists"
+    assert deleted.note == f"log group {name} no longer exists: nothing is stored"
+    dry = SET_RETENTION.dry_run(ctx, item, params)
+    assert dry.would_succeed is False
+
+
+def test_the_errors_a_user_reads_say_where_and_why(h):
+    name = group(h, "/app/erred")
+    item = h.item("cloudwatch-log-group", name)
+    h.client("logs").delete_log_group(logGroupName=name)
+    ctx, params = h.ctx(), SET_RETENTION.parameters({})
+
+    with pytest.raises(aws.AwsError) as not_recorded:
+        SET_RETENTION.prepare(ctx, item, params, {})
+    with pytest.raises(aws.AwsError) as not_restored:
+        SET_RETENTION.rollback(ctx, {"log_group_name": name}, params)
+
+    assert str(not_recorded.value) == (
+        "logs:DescribeLogGroups in us-east-1 failed (not-found, ResourceNotFoundException): "
+        f"{name} is gone before its configuration was recorded"
+    )
+    assert str(not_restored.value) == (
+        "logs:DeleteRetentionPolicy in us-east-1 failed (terminal, ResourceNotFoundException): "
+        f"log group {name} no longer exists: there is no setting to restore"
+    )
+
+
+def test_rollback_to_never_expire_says_so(h):
+    name = group(h, "/app/forever")
+    h.client("logs").put_retention_policy(logGroupName=name, retentionInDays=30)
+
+    undone = SET_RETENTION.rollback(
+        h.ctx(),
+        {"log_group_name": name, "previous_retention_in_days": None},
+        SET_RETENTION.parameters({}),
+    )
+    again = SET_RETENTION.rollback(
+        h.ctx(),
+        {"log_group_name": name, "previous_retention_in_days": None},
+        SET_RETENTION.parameters({}),
+    )
+
+    assert undone.note == f"{name} never expires again"
+    assert undone.response["retentionInDays"] is None
+    assert again.note == f"{name} has its previous retention already"
+    assert retention(h, name) is None
