@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from cloudsweep import aws, cleanup
@@ -265,3 +267,232 @@ def test_rollback_refuses_when_the_rule_was_replaced_by_another_configuration(h)
 
     assert rules_of(h, name) == EXISTING
     assert h.recorder.count(service="s3", operation="DeleteBucketLifecycle") == 0
+
+
+# --- the bucket's transition default, S3's rule limit, and the words each step says ------------
+
+VARIES = "varies_by_storage_class"  # not S3's default (all_storage_classes_128K)
+
+
+def _lifecycle_answers(h: StorageHarness, transition_default: str) -> None:
+    """GetBucketLifecycleConfiguration reports ``transition_default``, as S3 does for a bucket
+    that chose it (moto always reports S3's default and ignores what is put)."""
+
+    def answer(parsed: dict, **_: object) -> None:
+        if "Rules" in parsed:
+            parsed["TransitionDefaultMinimumObjectSize"] = transition_default
+
+    h.events_of("s3").register("after-call.s3.GetBucketLifecycleConfiguration", answer)
+
+
+def _put_params(h: StorageHarness) -> list[dict]:
+    return [c.params for c in h.recorder.calls(operation="PutBucketLifecycleConfiguration")]
+
+
+def test_the_buckets_transition_default_is_recorded_kept_and_restored(h):
+    """A put without TransitionDefaultMinimumObjectSize resets the bucket to S3's default: the
+    bucket's own setting must travel with both writes."""
+    name = bucket(h, "transition-bucket", EXISTING)
+    _lifecycle_answers(h, VARIES)
+    _, _, data, outcome = run(h, name)
+
+    ADD_RULE.rollback(h.ctx(checkpoints={}), data, PARAMS)
+
+    assert data == {
+        "bucket": name,
+        "previous_rules": EXISTING,
+        "previous_transition_default": VARIES,
+        "rule_id": s3_multipart.RULE_ID,
+        "days_after_initiation": 3,
+    }
+    written, restored = _put_params(h)
+    assert written["TransitionDefaultMinimumObjectSize"] == VARIES
+    assert written["LifecycleConfiguration"]["Rules"] == [*EXISTING, s3_multipart.abort_rule(3)]
+    assert restored["TransitionDefaultMinimumObjectSize"] == VARIES
+    assert restored["LifecycleConfiguration"]["Rules"] == EXISTING
+    assert outcome.response["Rules"] == 3
+    assert outcome.note == f"added {s3_multipart.RULE_ID} to {name} (2 other rule(s) kept)"
+
+
+def test_a_bucket_at_s3s_rule_limit_is_refused_one_below_it_is_not(h):
+    full = [
+        {"ID": f"expire-{n}", "Status": "Enabled", "Filter": {"Prefix": f"p{n}/"}}
+        | {"Expiration": {"Days": 30}}
+        for n in range(1000)
+    ]
+    at_limit = bucket(h, "full-bucket", full)
+    below = bucket(h, "almost-full-bucket", full[:-1])
+
+    refused = ADD_RULE.recheck(h.ctx(), h.item("s3-incomplete-multipart", at_limit))
+    passed = ADD_RULE.recheck(h.ctx(), h.item("s3-incomplete-multipart", below))
+
+    assert (refused.still_waste, refused.reason) == (
+        False,
+        "the bucket has 1000 rules, S3's maximum",
+    )
+    assert passed.still_waste, passed.reason
+
+
+@pytest.mark.parametrize(
+    ("rules", "covers"),
+    [
+        # An earlier rule that does not abort everything must not end the search.
+        (
+            [
+                _abort("off", "Disabled", Filter={"Prefix": ""}),
+                _abort("all", Filter={"Prefix": ""}),
+            ],
+            True,
+        ),
+        (
+            [
+                _abort("tagged", Filter={"Tag": {"Key": "t", "Value": "v"}}),
+                _abort("all", Prefix=""),
+            ],
+            True,
+        ),
+        # A rule of the older form limited to a prefix leaves the other uploads behind.
+        ([_abort("legacy-logs", Prefix="logs/")], False),
+    ],
+    ids=["after-a-disabled-rule", "after-a-tag-rule", "legacy-prefix"],
+)
+def test_every_rule_is_read_before_the_bucket_counts_as_covered(h, rules, covers):
+    name = bucket(h, "several-rules-bucket")
+    item = h.item("s3-incomplete-multipart", name)
+    h.client("s3").put_bucket_lifecycle_configuration(
+        Bucket=name, LifecycleConfiguration={"Rules": rules}
+    )
+
+    result = ADD_RULE.recheck(h.ctx(), item)
+
+    assert result.still_waste is not covers, result.reason
+
+
+def test_the_recheck_says_why_in_the_words_the_history_shows(h):
+    s3 = h.client("s3")
+    waste = bucket(h, "worded-waste-bucket")
+    covered = bucket(h, "worded-covered-bucket", [s3_multipart.abort_rule(1)])
+    protected = bucket(h, "worded-protected-bucket")
+    finished = bucket(h, "worded-finished-bucket")
+    gone = bucket(h, "worded-gone-bucket")
+    items = {b: h.item("s3-incomplete-multipart", b) for b in (waste, protected, finished, gone)}
+    items[covered] = dataclasses.replace(items[waste], resource_id=covered)
+    s3.put_bucket_tagging(
+        Bucket=protected, Tagging={"TagSet": [{"Key": "do-not-delete", "Value": "y"}]}
+    )
+    for b in (finished, gone):
+        (upload,) = s3.list_multipart_uploads(Bucket=b)["Uploads"]
+        s3.abort_multipart_upload(Bucket=b, Key=upload["Key"], UploadId=upload["UploadId"])
+    s3.delete_bucket(Bucket=gone)
+
+    found = {b: ADD_RULE.recheck(h.ctx(), item) for b, item in items.items()}
+
+    assert {b: (r.still_waste, r.reason, r.facts) for b, r in found.items()} == {
+        waste: (
+            True,
+            "still holds incomplete uploads no rule aborts",
+            {"lifecycle_rules": None, "tags": {}},
+        ),
+        covered: (
+            False,
+            "a lifecycle rule aborts incomplete uploads already",
+            {"lifecycle_rules": 1, "gone": True},
+        ),
+        protected: (
+            False,
+            "bucket is now protected by tag do-not-delete=y",
+            {"lifecycle_rules": None, "tags": {"do-not-delete": "y"}},
+        ),
+        finished: (
+            False,
+            "the bucket has no incomplete multipart uploads any more",
+            {"lifecycle_rules": None, "tags": {}},
+        ),
+        gone: (False, "bucket no longer exists", {"gone": True}),
+    }
+
+
+def test_the_dry_run_says_what_it_would_write(h):
+    bare = bucket(h, "dry-bare-bucket")
+    configured = bucket(h, "dry-configured-bucket", EXISTING)
+    gone = bucket(h, "dry-gone-bucket")
+    items = {b: h.item("s3-incomplete-multipart", b) for b in (bare, configured, gone)}
+    s3 = h.client("s3")
+    (upload,) = s3.list_multipart_uploads(Bucket=gone)["Uploads"]
+    s3.abort_multipart_upload(Bucket=gone, Key=upload["Key"], UploadId=upload["UploadId"])
+    s3.delete_bucket(Bucket=gone)
+
+    results = {b: ADD_RULE.dry_run(h.ctx(), item, PARAMS) for b, item in items.items()}
+
+    rule = s3_multipart.RULE_ID
+    assert {b: (r.would_succeed, r.message) for b, r in results.items()} == {
+        bare: (
+            True,
+            f"would add rule {rule} (abort after 3 days) to 0 existing rule(s) of {bare} "
+            "(S3 has no DryRun: checked by reading)",
+        ),
+        configured: (
+            True,
+            f"would add rule {rule} (abort after 3 days) to 2 existing rule(s) of {configured} "
+            "(S3 has no DryRun: checked by reading)",
+        ),
+        gone: (
+            False,
+            "cannot read the lifecycle configuration: s3:GetBucketLifecycleConfiguration in "
+            "us-east-1 failed (not-found, NoSuchBucket): The specified bucket does not exist",
+        ),
+    }
+    assert h.mutating() == []
+
+
+def test_a_throttled_read_stops_the_dry_run_rather_than_answering_no(h):
+    name = bucket(h, "throttled-dry-bucket")
+    item = h.item("s3-incomplete-multipart", name)
+    faults.fail_with(
+        h.events_of("s3"),
+        "before-send.s3.GetBucketLifecycleConfiguration",
+        status=503,
+        body=b"<Error><Code>SlowDown</Code><Message>Reduce your request rate</Message></Error>",
+    )
+
+    with pytest.raises(aws.AwsError) as raised:
+        ADD_RULE.dry_run(h.ctx(), item, PARAMS)
+
+    assert raised.value.kind is aws.ErrorKind.THROTTLED
+
+
+def test_each_step_says_what_it_did_and_the_refusals_why(h):
+    bare = bucket(h, "noted-bare-bucket")
+    configured = bucket(h, "noted-configured-bucket", EXISTING)
+    _, ctx, bare_data, _ = run(h, bare)
+    _, _, configured_data, _ = run(h, configured)
+
+    removed = ADD_RULE.rollback(h.ctx(checkpoints={}), bare_data, PARAMS)
+    restored = ADD_RULE.rollback(h.ctx(checkpoints={}), configured_data, PARAMS)
+    again = ADD_RULE.rollback(h.ctx(checkpoints={}), configured_data, PARAMS)
+    h.client("s3").put_bucket_lifecycle_configuration(
+        Bucket=bare, LifecycleConfiguration={"Rules": EXISTING}
+    )
+    item = h.item("s3-incomplete-multipart", bare)
+    with pytest.raises(aws.AwsError) as changed:
+        ADD_RULE.execute(ctx, item, PARAMS, bare_data)
+    with pytest.raises(aws.AwsError) as not_undone:
+        ADD_RULE.rollback(h.ctx(checkpoints={}), bare_data, PARAMS)
+
+    assert (removed.note, restored.note, again.note) == (
+        f"{bare} has no lifecycle configuration again",
+        f"{configured} has its 2 recorded rule(s) again",
+        f"{configured} has its recorded rules",
+    )
+    assert again.already_done and again.response == {"Bucket": configured}
+    assert str(changed.value) == (
+        "s3:PutBucketLifecycleConfiguration in us-east-1 failed (terminal, LifecycleChanged): "
+        f"the lifecycle configuration of {bare} changed after it was recorded; nothing was "
+        "written: the next run records it again"
+    )
+    assert str(not_undone.value) == (
+        "s3:PutBucketLifecycleConfiguration in us-east-1 failed (terminal, LifecycleChanged): "
+        f"the lifecycle configuration of {bare} was changed after CloudSweep added its rule; "
+        "not overwriting that change. The configuration before CloudSweep is in this action's "
+        "rollback data (previous_rules)"
+    )
