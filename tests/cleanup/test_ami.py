@@ -487,3 +487,161 @@ def test_rollback_names_the_snapshots_that_are_gone(h):
         "InvalidSnapshot.NotFound",
     )
     assert f"snapshot(s) {snapshot} of {image_id} are gone" in str(failed.value)
+
+
+# --- everything RegisterImage needs, the grace date, and the words each step says ---------------
+
+# What AWS reports for an HVM image with instance-store and suppressed devices, and more of
+# DescribeImages' fields than moto keeps; RegisterImage must get each of them back.
+_FULL_IMAGE = {
+    "Description": "web tier, January build",
+    "Architecture": "arm64",
+    "VirtualizationType": "hvm",
+    "EnaSupport": True,
+    "SriovNetSupport": "simple",
+    "BootMode": "uefi",
+    "TpmSupport": "v2.0",
+    "ImdsSupport": "v2.0",
+    "KernelId": "aki-0123456789abcdef0",
+    "RamdiskId": "ari-0123456789abcdef0",
+    "PlatformDetails": "Linux/UNIX",  # read-only: not a RegisterImage parameter
+}
+
+
+def _reported_in_full(h: StorageHarness, snapshot: str) -> None:
+    def report(parsed, **_):
+        for entry in parsed.get("Images", []):
+            entry.update(_FULL_IMAGE)
+            entry["BlockDeviceMappings"] = [
+                {
+                    "DeviceName": "/dev/xvda",
+                    "Ebs": {
+                        "SnapshotId": snapshot,
+                        "VolumeSize": 20,
+                        "VolumeType": "gp3",
+                        "DeleteOnTermination": True,
+                        "Iops": 4000,
+                        "Throughput": 250,
+                        "Encrypted": False,  # follows the snapshot: not sent back
+                    },
+                },
+                {"DeviceName": "/dev/sdb", "VirtualName": "ephemeral0"},
+                {"DeviceName": "/dev/sdc", "NoDevice": ""},
+            ]
+
+    h.events.register("after-call.ec2.DescribeImages", report)
+
+
+def test_prepare_records_every_field_registerimage_takes_back(h):
+    image_id, snapshot = image(h)
+    item = h.item("ami", image_id)
+    _reported_in_full(h, snapshot)
+    noon = datetime.fromisoformat("2026-12-04T12:00:00.654321+00:00")
+
+    data = DEREGISTER.prepare(at(h.ctx(), noon), item, PARAMS, {})
+
+    assert data["register"] == {
+        "Name": "web-2023.01",
+        "RootDeviceName": "/dev/sda1",
+        **{k: v for k, v in _FULL_IMAGE.items() if k != "PlatformDetails"},
+        "BlockDeviceMappings": [
+            {
+                "DeviceName": "/dev/xvda",
+                "Ebs": {
+                    "SnapshotId": snapshot,
+                    "VolumeSize": 20,
+                    "VolumeType": "gp3",
+                    "DeleteOnTermination": True,
+                    "Iops": 4000,
+                    "Throughput": 250,
+                },
+            },
+            {"DeviceName": "/dev/sdb", "VirtualName": "ephemeral0"},
+            {"DeviceName": "/dev/sdc", "NoDevice": ""},
+        ],
+    }
+    # Ten days of grace from the step's clock, to the second (the tag AWS keeps).
+    assert data["retain_until"] == "2026-12-14T12:00:00+00:00"
+    assert data["snapshot_ids"] == [snapshot]
+
+
+def test_the_recheck_says_why_in_the_words_the_history_shows(h):
+    image_id, _ = image(h)
+    item = h.item("ami", image_id)
+    waste = DEREGISTER.recheck(h.ctx(), item)
+    for n in range(6):
+        h.ec2.create_launch_template(
+            LaunchTemplateName=f"lt-{n}", LaunchTemplateData={"ImageId": image_id}
+        )
+    used = DEREGISTER.recheck(h.ctx(), item)
+    h.ec2.deregister_image(ImageId=image_id)
+    gone = DEREGISTER.recheck(h.ctx(), item)
+
+    assert waste.reason == "still available, unprotected and used by nothing"
+    # The reason names the first five users; the facts keep them all.
+    assert used.reason == "image is now used by " + ", ".join(
+        f"launch template lt-{n} version 1" for n in range(5)
+    )
+    assert len(used.facts["used_by"]) == 6
+    assert gone.reason == "image is deregistered"
+
+
+def test_execute_of_an_image_without_snapshots_says_none_are_kept(h):
+    """An instance-store image has no snapshots to keep: nothing is tagged, and the note says so."""
+    image_id, _ = image(h)
+    item = h.item("ami", image_id)
+    data = {"image_id": image_id, "register": {"Name": "web-2023.01"}, "snapshot_ids": []}
+    data["retain_until"] = "2026-12-14T12:00:00+00:00"
+
+    outcome = DEREGISTER.execute(h.ctx(), item, PARAMS, data)
+    again = DEREGISTER.execute(h.ctx(), item, PARAMS, data)
+
+    assert outcome.note == (
+        f"deregistered {image_id}; snapshots (none) kept until 2026-12-14T12:00:00+00:00"
+    )
+    assert again.note == f"{image_id} was already deregistered (an earlier attempt)"
+    assert again.response["ImageId"] == image_id
+    assert not registered(h, image_id)
+
+
+def test_the_refusals_a_user_reads_say_why_exactly(h):
+    image_id, snapshot = image(h)
+    item = h.item("ami", image_id)
+    ctx = h.ctx()
+
+    with pytest.raises(aws.AwsError) as unrecorded:
+        DEREGISTER.execute(ctx, item, PARAMS, {"snapshot_ids": []})
+    data = DEREGISTER.prepare(ctx, item, PARAMS, {})
+    h.ec2.deregister_image(ImageId=image_id)
+    h.ec2.delete_snapshot(SnapshotId=snapshot)
+    with pytest.raises(aws.AwsError) as no_snapshot:
+        DEREGISTER.execute(ctx, item, PARAMS, data)
+    with pytest.raises(aws.AwsError) as no_rollback:
+        DEREGISTER.rollback(h.ctx(checkpoints={}), data, PARAMS)
+
+    assert str(unrecorded.value) == (
+        "ec2:DeregisterImage in us-east-1 failed (terminal, MissingRollbackData): refusing to "
+        f"deregister {image_id}: its registration was not recorded; run prepare again"
+    )
+    assert str(no_snapshot.value) == (
+        "ec2:DeregisterImage in us-east-1 failed (terminal, MissingRollbackData): refusing to "
+        f"deregister {image_id}: its snapshot(s) {snapshot} are gone, so it could not be "
+        "registered again"
+    )
+    assert str(no_rollback.value) == (
+        "ec2:RegisterImage in us-east-1 failed (terminal, InvalidSnapshot.NotFound): "
+        f"snapshot(s) {snapshot} of {image_id} are gone (the grace period ended or someone "
+        "deleted them): the image cannot be registered again"
+    )
+
+
+def test_a_rerun_of_the_rollback_says_which_image_it_made(h):
+    image_id, _ = image(h)
+    _, _, data, _ = deregistered(h, image_id)
+    rollback_ctx = h.ctx(checkpoints={})
+    first = DEREGISTER.rollback(rollback_ctx, data, PARAMS)
+
+    again = DEREGISTER.rollback(rollback_ctx, data, PARAMS)
+
+    new_id = first.response["ImageId"]
+    assert again.note == f"{image_id} was registered again as {new_id} (an earlier attempt)"
