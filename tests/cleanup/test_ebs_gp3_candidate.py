@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from cloudsweep import aws, cleanup
 from cloudsweep.cleanup import ebs_gp3_candidate
+from cloudsweep.cleanup.base import Outcome, Recheck
 from cloudsweep.domain import ActionType, utcnow
 from tests import faults
 
@@ -409,3 +411,220 @@ def test_rollback_to_gp2_asks_for_the_type_alone(h: StorageHarness):
         {"VolumeId": volume, "VolumeType": "gp2"}
     ]
     assert volume_of(h, volume)["VolumeType"] == "gp2"
+
+
+# --- reasons, records and errors, word for word ---------------------------------------------
+
+
+def test_recheck_says_why_in_full(h: StorageHarness):
+    volume = h.attached_volume(size=100)
+    item = h.item("ebs-gp3-candidate", volume)
+    missing = dataclasses.replace(item, resource_id="vol-0123456789abcdef0")
+    iops = volume_of(h, volume).get("Iops")
+    facts = {"volume_type": "gp2", "size": 100, "iops": iops, "tags": {}}
+
+    passing = MODIFY.recheck(h.ctx(), item)
+    gone = MODIFY.recheck(h.ctx(), missing)
+    h.ec2.create_tags(Resources=[volume], Tags=[{"Key": "cloudsweep.io/protect", "Value": "1"}])
+    protected = MODIFY.recheck(h.ctx(), item)
+    h.ec2.delete_tags(Resources=[volume], Tags=[{"Key": "cloudsweep.io/protect"}])
+    h.ec2.modify_volume(VolumeId=volume, Size=200)
+    resized = MODIFY.recheck(h.ctx(), item)
+    h.ec2.modify_volume(VolumeId=volume, VolumeType="gp3")
+    converted = MODIFY.recheck(h.ctx(), item)
+
+    assert passing == Recheck(True, "still not gp3, unprotected and unchanged", facts)
+    assert gone == Recheck(False, "volume no longer exists", {"gone": True})
+    assert protected == Recheck(
+        False,
+        "volume is now protected by tag cloudsweep.io/protect=1",
+        {**facts, "tags": {"cloudsweep.io/protect": "1"}},
+    )
+    assert resized.reason == "volume changed since the scan: size 100 -> 200"
+    assert converted == Recheck(
+        False,
+        "volume is gp3 already",
+        {**converted.facts, "volume_type": "gp3", "size": 200, "gone": True},
+    )
+
+
+def test_the_latest_modification_counts_in_any_order(h: StorageHarness):
+    """AWS lists a volume's modifications in no promised order: the latest by start time
+    decides, whether it comes first or last."""
+    volume = h.attached_volume()
+    item = h.item("ebs-gp3-candidate", volume)
+    now = utcnow()
+    old_under_way = {"VolumeId": volume, "ModificationState": "optimizing", "StartTime": now}
+    old_under_way["StartTime"] = now - timedelta(days=9)
+    new_done = {"VolumeId": volume, "ModificationState": "completed", "StartTime": now}
+    _modifications_seen_as(h, old_under_way, new_done)
+
+    assert MODIFY.recheck(h.ctx(), item).still_waste
+
+
+def test_a_volume_never_modified_is_not_refused_and_other_errors_are_raised(
+    h: StorageHarness,
+):
+    """AWS answers "not found" for a volume that was never modified; any other failure of
+    DescribeVolumesModifications tells nothing and is raised."""
+    volume = h.attached_volume()
+    item = h.item("ebs-gp3-candidate", volume)
+    faults.fail_with(
+        h.events,
+        "before-send.ec2.DescribeVolumesModifications",
+        status=400,
+        body=faults.ec2_error_body("InvalidVolumeModification.NotFound", "never modified"),
+        times=1,
+    )
+    never_modified = MODIFY.recheck(h.ctx(), item)
+    faults.fail_with(
+        h.events,
+        "before-send.ec2.DescribeVolumesModifications",
+        status=403,
+        body=faults.ec2_error_body("UnauthorizedOperation", "not allowed"),
+        times=1,
+    )
+
+    with pytest.raises(aws.AwsError) as denied:
+        MODIFY.recheck(h.ctx(), item)
+
+    assert never_modified.still_waste, never_modified.reason
+    assert denied.value.code == "UnauthorizedOperation"
+
+
+def test_dry_run_asks_for_the_exact_modification(h: StorageHarness):
+    volume = h.attached_volume(size=500)
+    item = h.item("ebs-gp3-candidate", volume)
+
+    MODIFY.dry_run(h.ctx(), item, h.params(MODIFY))
+
+    assert [r.params for r in h.mutating()] == [
+        {"VolumeId": volume, "VolumeType": "gp3", "Iops": 3000, "Throughput": 250, "DryRun": True}
+    ]
+
+
+def test_prepare_records_exactly_what_the_rollback_needs(h: StorageHarness):
+    volume = h.attached_volume(volume_type="io1", size=200, Iops=5000)
+    seen = volume_of(h, volume)
+
+    _, _, _, data = prepared(h, volume)
+
+    assert data == {
+        "volume_id": volume,
+        "original_volume_type": "io1",
+        "size": 200,
+        "original_iops": 5000,
+        "original_throughput": seen.get("Throughput"),
+        "target_iops": data["target_iops"],
+        "target_throughput": data["target_throughput"],
+    }
+    assert data["target_iops"] >= 5000
+
+
+def test_a_deleted_volume_fails_with_the_whole_message(h: StorageHarness):
+    scanned = h.item("ebs-gp3-candidate", h.attached_volume())
+    ctx, params = h.ctx(), h.params(MODIFY)
+    data = MODIFY.prepare(ctx, scanned, params, {})
+    volume = h.volume()
+    h.ec2.delete_volume(VolumeId=volume)
+    item = dataclasses.replace(scanned, resource_id=volume)
+
+    failures = []
+    for step in (
+        lambda: MODIFY.prepare(ctx, item, params, {}),
+        lambda: MODIFY.execute(ctx, item, params, data),
+        lambda: MODIFY.rollback(ctx, {**data, "volume_id": volume}, params),
+    ):
+        with pytest.raises(aws.AwsError) as failed:
+            step()
+        failures.append(str(failed.value))
+
+    assert failures == [
+        f"ec2:DescribeVolumes in us-east-1 failed (not-found, InvalidVolume.NotFound): {volume} "
+        "is gone before its configuration was recorded",
+        f"ec2:ModifyVolume in us-east-1 failed (not-found, InvalidVolume.NotFound): {volume} is "
+        "gone before its configuration was recorded",
+        f"ec2:ModifyVolume in us-east-1 failed (terminal, InvalidVolume.NotFound): volume "
+        f"{volume} no longer exists: there is nothing to modify back",
+    ]
+
+
+def test_the_cooldown_and_the_modification_under_way_say_when_in_full(h: StorageHarness):
+    volume = h.attached_volume()
+    item, ctx, params, data = prepared(h, volume)
+    MODIFY.execute(ctx, item, params, data)
+    asked = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    data = {**data, "modify_requested_at": asked.isoformat()}
+    _modifications_seen_as(
+        h, {"VolumeId": volume, "ModificationState": "optimizing", "StartTime": asked}
+    )
+
+    with pytest.raises(aws.AwsError) as early:
+        MODIFY.rollback(at(ctx, asked + timedelta(hours=5)), data, params)
+    with pytest.raises(aws.AwsError) as under_way:
+        MODIFY.rollback(at(ctx, asked + timedelta(hours=7)), data, params)
+
+    assert str(early.value) == (
+        "ec2:ModifyVolume in us-east-1 failed (recoverable, ModificationCooldown): volume "
+        f"{volume} was modified at 2026-12-01 09:30 UTC and AWS allows the next modification of "
+        "a volume six hours later: run this rollback again at or after 2026-12-01 15:30 UTC"
+    )
+    assert str(under_way.value) == (
+        "ec2:ModifyVolume in us-east-1 failed (recoverable, IncorrectModificationState): volume "
+        f"{volume} is still optimizing: run the rollback again when the modification has "
+        "completed"
+    )
+
+
+def test_the_cooldown_is_told_in_utc_whatever_the_local_zone(
+    h: StorageHarness, monkeypatch: pytest.MonkeyPatch
+):
+    volume = h.attached_volume()
+    item, ctx, params, data = prepared(h, volume)
+    MODIFY.execute(ctx, item, params, data)
+    asked = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    data = {**data, "modify_requested_at": asked.isoformat()}
+    _modifications_seen_as(h)
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        with pytest.raises(aws.AwsError) as early:
+            MODIFY.rollback(at(ctx, asked + timedelta(hours=1)), data, params)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+    assert "modified at 2026-12-01 09:30 UTC" in str(early.value)
+    assert "at or after 2026-12-01 15:30 UTC" in str(early.value)
+
+
+def test_the_cooldown_counts_from_the_request_alone_and_ends_at_six_hours(h: StorageHarness):
+    """Without a modification AWS still lists (it forgets them), the recorded request starts
+    the cooldown; at six hours exactly the rollback runs."""
+    volume = h.attached_volume()
+    item, ctx, params, data = prepared(h, volume)
+    MODIFY.execute(ctx, item, params, data)
+    asked = utcnow() - timedelta(hours=1)
+    data = {**data, "modify_requested_at": asked.isoformat()}
+    _modifications_seen_as(h)
+
+    with pytest.raises(aws.AwsError) as early:
+        MODIFY.rollback(at(ctx, asked + timedelta(hours=5, minutes=59)), data, params)
+    done = MODIFY.rollback(at(ctx, asked + timedelta(hours=6)), data, params)
+
+    assert early.value.code == "ModificationCooldown"
+    assert not done.already_done and volume_of(h, volume)["VolumeType"] == "gp2"
+
+
+def test_a_rollback_of_a_volume_already_back_says_so(h: StorageHarness):
+    volume = h.attached_volume(volume_type="io1", size=200, Iops=5000)
+    data = {"volume_id": volume, "original_volume_type": "io1", "original_iops": 5000}
+
+    outcome = MODIFY.rollback(h.ctx(), data, h.params(MODIFY))
+
+    assert outcome == Outcome(
+        {"VolumeId": volume, "VolumeType": "io1"},
+        already_done=True,
+        note=f"{volume} is io1 already",
+    )
+    assert h.count("ModifyVolume") == 0

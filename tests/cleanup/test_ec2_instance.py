@@ -13,11 +13,12 @@ import pytest
 
 from cloudsweep import aws, cleanup
 from cloudsweep.cleanup import ec2_instance
+from cloudsweep.cleanup.base import Outcome, Recheck
 from cloudsweep.domain import ActionType, utcnow
 from tests import faults
 
-from .compute_helpers import datapoint, run_instance, seeder_client, state
-from .ebs_helpers import Harness
+from .compute_helpers import datapoint, instance, run_instance, seeder_client, state
+from .ebs_helpers import AZ, REGION, Harness
 
 STOP = ec2_instance.StopInstance()
 
@@ -246,3 +247,327 @@ def test_prepare_keeps_an_earlier_record(h: Harness):
     kept = STOP.prepare(h.ctx(), item, h.params(STOP), earlier)
 
     assert kept == earlier and h.checkpoints == {}
+
+
+# --- what the re-check says, word for word (it is the refusal a user reads) ---------------------
+
+
+def _described_as(h: Harness, **fields: object) -> None:
+    """DescribeInstances of the cleanup session answers ``fields`` on every instance (moto
+    launches no instance-store-backed or pending instances)."""
+
+    def report(parsed, **_):
+        for reservation in parsed.get("Reservations", []):
+            for described in reservation["Instances"]:
+                described.update(fields)
+
+    h.events.register("after-call.ec2.DescribeInstances", report)
+
+
+def test_recheck_reports_the_live_instance_and_its_reasons_in_full(h: Harness):
+    instance_id = run_instance(h, tags={"team": "ml"})
+    item = h.item("ec2-instance", instance_id)
+    grouped = run_instance(h, tags={"aws:autoscaling:groupName": "batch"})
+    grouped_item = h.item("ec2-instance", grouped)
+    missing = dataclasses.replace(item, resource_id="i-0123456789abcdef0")
+
+    passing = STOP.recheck(h.ctx(), item)
+    in_group = STOP.recheck(h.ctx(), grouped_item)
+    gone = STOP.recheck(h.ctx(), missing)
+    h.ec2.stop_instances(InstanceIds=[instance_id])
+    stopped = STOP.recheck(h.ctx(), item)
+
+    assert passing == Recheck(
+        True,
+        "still running, unprotected, stoppable and in no Auto Scaling group",
+        {"state": "running", "instance_type": "t3.micro", "tags": {"team": "ml"}},
+    )
+    assert in_group.reason == (
+        "instance belongs to Auto Scaling group batch, which would replace it: lower the group's "
+        "desired capacity instead"
+    )
+    assert gone == Recheck(False, "instance no longer exists", {"gone": True})
+    assert stopped == Recheck(
+        False,
+        "instance is already stopped",
+        {"state": "stopped", "instance_type": "t3.micro", "tags": {"team": "ml"}, "gone": True},
+    )
+    assert not h.mutating()
+
+
+def test_recheck_refuses_with_the_exact_reason(h: Harness):
+    """Spot, a changed type, an instance-store root and a pending instance: each refusal says
+    which, in full."""
+    instance_id = run_instance(h)
+    item = h.item("ec2-instance", instance_id)
+    spot = run_instance(h, InstanceMarketOptions={"MarketType": "spot"})
+    resized = dataclasses.replace(
+        item, resource_details={**item.resource_details, "instance_type": "t3.large"}
+    )
+
+    as_spot = STOP.recheck(h.ctx(), dataclasses.replace(item, resource_id=spot))
+    changed = STOP.recheck(h.ctx(), resized)
+    _described_as(h, RootDeviceType="instance-store")
+    instance_store = STOP.recheck(h.ctx(), item)
+
+    assert as_spot.reason == (
+        "it is a spot instance: AWS interrupts spot instances, CloudSweep does not stop them"
+    )
+    assert changed.reason == "instance type changed since the scan: t3.large -> t3.micro"
+    assert not instance_store.still_waste
+    assert instance_store.reason == "its root device is an instance store: it cannot be stopped"
+
+
+def test_recheck_refuses_a_pending_instance_without_calling_it_gone(h: Harness):
+    instance_id = run_instance(h)
+    item = h.item("ec2-instance", instance_id)
+    _described_as(h, State={"Code": 0, "Name": "pending"})
+
+    pending = STOP.recheck(h.ctx(), item)
+
+    assert pending == Recheck(
+        False,
+        "instance is pending, not running",
+        {"state": "pending", "instance_type": "t3.micro", "tags": {}},
+    )
+
+
+def test_recheck_of_a_finding_without_a_recorded_type_does_not_call_it_changed(h: Harness):
+    instance_id = run_instance(h)
+    item = h.item("ec2-instance", instance_id)
+    details = {k: v for k, v in item.resource_details.items() if k != "instance_type"}
+
+    recheck = STOP.recheck(h.ctx(), dataclasses.replace(item, resource_details=details))
+
+    assert recheck.still_waste, recheck.reason
+
+
+def _with_thresholds(item, **thresholds):
+    """The item as a finding with only these of the scan's idle thresholds recorded."""
+    details = {
+        k: v
+        for k, v in item.resource_details.items()
+        if k not in ("max_cpu_percent", "max_network_bytes_per_day")
+    }
+    return dataclasses.replace(item, resource_details={**details, **thresholds})
+
+
+def test_recheck_holds_each_threshold_the_finding_recorded_alone(h: Harness):
+    """A finding may carry the CPU threshold alone or the network one alone: each is held on
+    its own, and a finding with neither is not refused (nor asked about) for usage."""
+    instance_id = run_instance(h)
+    item = h.item("ec2-instance", instance_id)
+    cpu_only = _with_thresholds(item, max_cpu_percent=5)
+    network_only = _with_thresholds(item, max_network_bytes_per_day=1000)
+    neither = _with_thresholds(item)
+
+    idle = [STOP.recheck(h.ctx(), i) for i in (cpu_only, network_only)]
+    _usage(h, instance_id, "NetworkIn", 1001, hours_ago=2)
+    busy_network = STOP.recheck(h.ctx(), network_only)
+    still_idle_cpu = STOP.recheck(h.ctx(), cpu_only)
+    _usage(h, instance_id, "CPUUtilization", 5.5, hours_ago=2)
+    busy_cpu = STOP.recheck(h.ctx(), cpu_only)
+    asked = h.recorder.count(service="cloudwatch", operation="GetMetricData")
+    unbounded = STOP.recheck(h.ctx(), neither)
+
+    assert all(r.still_waste for r in idle), [r.reason for r in idle]
+    assert busy_network.reason == (
+        "busy since the scan: 1,001 bytes of network in the last day (idle at <= 1,000)"
+    )
+    assert still_idle_cpu.still_waste, still_idle_cpu.reason
+    assert busy_cpu.reason == (
+        "busy since the scan: CPU peaked at 5.5% in the last day (idle at <= 5%)"
+    )
+    assert unbounded.still_waste, unbounded.reason
+    assert h.recorder.count(service="cloudwatch", operation="GetMetricData") == asked
+
+
+def test_recheck_without_datapoints_holds_a_zero_cpu_threshold(h: Harness):
+    """No CPU datapoints say nothing: even a threshold of 0% is not exceeded by them."""
+    instance_id = run_instance(h)
+    item = _with_thresholds(h.item("ec2-instance", instance_id), max_cpu_percent=0)
+
+    recheck = STOP.recheck(h.ctx(), item)
+
+    assert recheck.still_waste, recheck.reason
+
+
+def test_recheck_asks_cloudwatch_for_the_last_days_hourly_peaks_and_sums(h: Harness):
+    """AWS takes a period in whole minutes and case-sensitive statistic names: the request, as
+    CloudWatch received it."""
+    instance_id = run_instance(h)
+    item = h.item("ec2-instance", instance_id)
+
+    STOP.recheck(h.ctx(), item)
+
+    (asked,) = h.recorder.calls(service="cloudwatch", operation="GetMetricData")
+    dims = [{"Name": "InstanceId", "Value": instance_id}]
+    assert asked.params["MetricDataQueries"] == [
+        {
+            "Id": query_id,
+            "MetricStat": {
+                "Metric": {"Namespace": "AWS/EC2", "MetricName": metric, "Dimensions": dims},
+                "Period": 3600,
+                "Stat": stat,
+            },
+        }
+        for query_id, metric, stat in (
+            ("cpu", "CPUUtilization", "Maximum"),
+            ("net_in", "NetworkIn", "Sum"),
+            ("net_out", "NetworkOut", "Sum"),
+        )
+    ]
+    assert asked.params["EndTime"] - asked.params["StartTime"] == timedelta(days=1)
+
+
+def test_a_failing_auto_scaling_or_cloudwatch_answer_names_the_call(h: Harness):
+    instance_id = run_instance(h)
+    item = h.item("ec2-instance", instance_id)
+    # Auto Scaling answers in the query protocol, CloudWatch (as botocore talks to it) in JSON.
+    for service, operation, answer in (
+        (
+            "autoscaling",
+            "DescribeAutoScalingInstances",
+            {"body": faults.query_error_body("AccessDenied", "not allowed")},
+        ),
+        (
+            "cloudwatch",
+            "GetMetricData",
+            {
+                "body": b'{"__type": "AccessDenied", "message": "not allowed"}',
+                "headers": {"Content-Type": "application/x-amz-json-1.0"},
+            },
+        ),
+    ):
+        events = h.session.client(service, REGION).meta.events
+        denied = faults.fail_with(
+            events, f"before-send.{service}.{operation}", status=403, times=1, **answer
+        )
+        with pytest.raises(aws.AwsError) as failed:
+            STOP.recheck(h.ctx(), item)
+        assert denied.hits == 1
+        assert str(failed.value).startswith(
+            f"{service}:{operation} in {REGION} failed (access-denied, AccessDenied)"
+        )
+
+
+# --- what prepare records and execute and rollback say --------------------------------------------
+
+
+def test_prepare_records_the_live_instance(h: Harness):
+    """Type, state, zone, addresses, volumes and tags as AWS has them at prepare, not as the
+    scan saw them."""
+    instance_id = run_instance(h, tags={"team": "ml"})
+    item = h.item("ec2-instance", instance_id)
+    h.ec2.stop_instances(InstanceIds=[instance_id])
+    h.ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": "t3.large"})
+    h.ec2.start_instances(InstanceIds=[instance_id])
+    h.ec2.create_tags(Resources=[instance_id], Tags=[{"Key": "owner", "Value": "ops"}])
+    live = instance(h, instance_id)
+
+    data = STOP.prepare(h.ctx(), item, h.params(STOP), {})
+
+    assert data == {
+        "instance_id": instance_id,
+        "instance_type": "t3.large",
+        "state_before": "running",
+        "availability_zone": AZ,
+        "private_ip_address": live["PrivateIpAddress"],
+        "public_ip_address": live["PublicIpAddress"],
+        "volume_ids": [m["Ebs"]["VolumeId"] for m in live["BlockDeviceMappings"]],
+        "tags": {"team": "ml", "owner": "ops"},
+    }
+    assert h.checkpoints == data
+
+
+def test_prepare_of_an_instance_gone_since_the_scan_records_what_the_scan_saw(h: Harness):
+    item = h.item("ec2-instance", run_instance(h, tags={"team": "ml"}))
+    missing = dataclasses.replace(item, resource_id="i-0123456789abcdef0")
+
+    data = STOP.prepare(h.ctx(), missing, h.params(STOP), {})
+
+    assert data == {
+        "instance_id": "i-0123456789abcdef0",
+        "instance_type": "t3.micro",
+        "state_before": None,
+        "availability_zone": None,
+        "private_ip_address": None,
+        "public_ip_address": None,
+        "volume_ids": [],
+        "tags": {"team": "ml"},
+    }
+
+
+def test_execute_says_what_it_stopped_and_a_vanished_instance_is_done(h: Harness):
+    instance_id = run_instance(h)
+    item = h.item("ec2-instance", instance_id)
+    ctx, params = h.ctx(), h.params(STOP)
+    missing = dataclasses.replace(item, resource_id="i-0123456789abcdef0")
+
+    outcome = STOP.execute(ctx, item, params, STOP.prepare(ctx, item, params, {}))
+    vanished = STOP.execute(ctx, missing, params, {"instance_id": missing.resource_id})
+
+    assert outcome.note == f"stopped {instance_id}"
+    (stopping,) = outcome.response["StoppingInstances"]
+    assert stopping["InstanceId"] == instance_id
+    assert vanished == Outcome(
+        {"InstanceId": "i-0123456789abcdef0", "Error": "InvalidInstanceID.NotFound"},
+        already_done=True,
+        note="i-0123456789abcdef0 was already stopped (an earlier attempt)",
+    )
+
+
+def test_rollback_says_what_it_started(h: Harness):
+    instance_id = run_instance(h)
+    item = h.item("ec2-instance", instance_id)
+    ctx, params = h.ctx(), h.params(STOP)
+    data = STOP.prepare(ctx, item, params, {})
+    STOP.execute(ctx, item, params, data)
+
+    undo = STOP.rollback(h.ctx(), data, params)
+    again = STOP.rollback(h.ctx(), data, params)
+
+    assert undo.note == f"started {instance_id} again" == again.note
+    assert undo.response["InstanceId"] == instance_id
+    (starting,) = undo.response["StartingInstances"]
+    assert starting["InstanceId"] == instance_id
+    assert again.response == {"InstanceId": instance_id} and again.already_done
+
+
+def test_rollback_of_a_terminated_or_vanished_instance_fails_terminal_with_the_reason(
+    h: Harness,
+):
+    instance_id = run_instance(h)
+    h.ec2.terminate_instances(InstanceIds=[instance_id])
+    params = h.params(STOP)
+
+    for gone in (instance_id, "i-0123456789abcdef0"):
+        with pytest.raises(aws.AwsError) as failed:
+            STOP.rollback(h.ctx(), {"instance_id": gone}, params)
+        assert str(failed.value) == (
+            f"ec2:StartInstances in {REGION} failed (terminal, InstanceGone): instance {gone} "
+            "was terminated since it was stopped: nothing to start"
+        )
+    assert h.recorder.count(service="ec2", operation="StartInstances") == 0
+
+
+def test_rollback_of_an_instance_that_never_runs_again_times_out_recoverable(h: Harness):
+    """The start is asked, the instance stays pending: the wait runs out, and the error says
+    which wait on which call, retryable."""
+    instance_id = run_instance(h)
+    h.ec2.stop_instances(InstanceIds=[instance_id])
+    params = h.params(STOP)
+    h.events.register(
+        "after-call.ec2.StartInstances",
+        lambda **_: _described_as(h, State={"Code": 0, "Name": "pending"}),
+    )
+
+    with pytest.raises(aws.AwsError) as failed:
+        STOP.rollback(h.ctx(), {"instance_id": instance_id}, params)
+
+    assert (failed.value.kind, failed.value.code) == (aws.ErrorKind.RECOVERABLE, "WaiterTimedOut")
+    assert str(failed.value).startswith(
+        f"ec2:DescribeInstances in {REGION} failed (recoverable, WaiterTimedOut): "
+        "instance_running: "
+    )
+    assert h.recorder.count(service="ec2", operation="StartInstances") == 1

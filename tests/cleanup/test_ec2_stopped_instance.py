@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 
 from cloudsweep import aws, cleanup
 from cloudsweep.cleanup import ec2_stopped_instance
-from cloudsweep.cleanup.base import ACTION_TAG
+from cloudsweep.cleanup.base import ACTION_TAG, Outcome, Recheck
 from cloudsweep.domain import ActionType
 from tests import faults
 
@@ -236,3 +238,301 @@ def test_recheck_of_an_older_finding_without_a_stop_time_or_volumes_passes(h: Ha
     assert TERMINATE.recheck(h.ctx(), older).still_waste
     refused = TERMINATE.recheck(h.ctx(), moved)
     assert not refused.still_waste and "started and stopped again" in refused.reason
+
+
+# --- the re-check's reasons, word for word ------------------------------------------------------
+
+
+def _seen_as(h: Harness, operation: str, key: str, **fields: object) -> None:
+    """``operation`` of the cleanup session answers ``fields`` on every entry of ``key``
+    (``Reservations.Instances`` or ``Images``): states and reasons moto never shows."""
+
+    def report(parsed, **_):
+        entries = (
+            [i for r in parsed.get("Reservations", []) for i in r["Instances"]]
+            if key == "Reservations.Instances"
+            else parsed.get(key, [])
+        )
+        for entry in entries:
+            entry.update(fields)
+
+    h.events.register(f"after-call.ec2.{operation}", report)
+
+
+def test_recheck_says_why_in_full(h: Harness):
+    ok = _stopped(h, tags={"team": "batch"})
+    item = h.item("ec2-stopped-instance", ok)
+    grown = _stopped(h)
+    grown_item = h.item("ec2-stopped-instance", grown)
+    (root,) = grown_item.resource_details["volume_ids"]
+    volume = h.ec2.create_volume(AvailabilityZone="us-east-1a", Size=5)["VolumeId"]
+    h.ec2.attach_volume(VolumeId=volume, InstanceId=grown, Device="/dev/sdg")
+    missing = dataclasses.replace(item, resource_id="i-0123456789abcdef0")
+    facts = {"state": "stopped", "instance_type": "t3.micro", "tags": {"team": "batch"}}
+
+    passing = TERMINATE.recheck(h.ctx(), item)
+    changed = TERMINATE.recheck(h.ctx(), grown_item)
+    gone = TERMINATE.recheck(h.ctx(), missing)
+    h.ec2.start_instances(InstanceIds=[ok])
+    running = TERMINATE.recheck(h.ctx(), item)
+    h.ec2.terminate_instances(InstanceIds=[ok])
+    terminated = TERMINATE.recheck(h.ctx(), item)
+
+    assert passing == Recheck(
+        True, "still stopped, unprotected, unchanged, in no Auto Scaling group", facts
+    )
+    assert changed.reason == f"volumes changed since the scan: {[root]} -> {sorted([root, volume])}"
+    assert gone == Recheck(False, "instance no longer exists", {"gone": True})
+    assert running == Recheck(
+        False,
+        "instance is running, not stopped: someone uses it",
+        {**facts, "state": "running"},
+    )
+    assert terminated == Recheck(
+        False, "instance is already terminated", {**facts, "state": "terminated", "gone": True}
+    )
+
+
+def test_a_stop_time_nobody_knows_is_said_so(h: Harness):
+    """A stop time AWS no longer states, or one the scan could not read, is "an unknown time"
+    in the refusal; the two never count as the same stop."""
+    instance_id = _stopped(h)
+    item = h.item("ec2-stopped-instance", instance_id)
+    seen = item.resource_details["stopped_at"]
+    unread = dataclasses.replace(
+        item, resource_details={**item.resource_details, "stopped_at": None}
+    )
+
+    refused_unread = TERMINATE.recheck(h.ctx(), unread)
+    _seen_as(h, "DescribeInstances", "Reservations.Instances", StateTransitionReason="")
+    refused_unstated = TERMINATE.recheck(h.ctx(), item)
+
+    live = datetime.fromisoformat(str(seen)).isoformat()
+    assert refused_unread.reason == (
+        "instance was started and stopped again since the scan: stopped at "
+        f"{live}, the scan saw it stopped since an unknown time"
+    )
+    assert refused_unstated.reason == (
+        "instance was started and stopped again since the scan: stopped at an unknown time, "
+        f"the scan saw it stopped since {live}"
+    )
+
+
+# --- prepare: what it records and makes; execute: what it says ---------------------------------
+
+
+def test_prepare_images_and_records_everything_a_relaunch_needs(h: Harness):
+    """The whole record (in the ledger before the AMI is waited for), the CreateImage request
+    AWS received, the AMI's snapshots tagged; a kept volume is named in the terminate's note."""
+    instance_id = run_instance(h, EbsOptimized=True, tags={"team": "batch"})
+    kept = h.ec2.create_volume(AvailabilityZone="us-east-1a", Size=5)["VolumeId"]
+    h.ec2.attach_volume(VolumeId=kept, InstanceId=instance_id, Device="/dev/sdg")
+    h.ec2.stop_instances(InstanceIds=[instance_id])
+    live = instance(h, instance_id)
+    (root,) = [
+        m["Ebs"]["VolumeId"] for m in live["BlockDeviceMappings"] if m["Ebs"]["VolumeId"] != kept
+    ]
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+
+    data = TERMINATE.prepare(ctx, item, params, {})
+
+    (image,) = _images(h)
+    snapshot_ids = [m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m]
+    config = {
+        "instance_id": instance_id,
+        "instance_type": "t3.micro",
+        "availability_zone": "us-east-1a",
+        "subnet_id": live["SubnetId"],
+        "security_group_ids": [g["GroupId"] for g in live["SecurityGroups"]],
+        "iam_instance_profile_arn": None,
+        "key_name": None,
+        "user_data": None,
+        "ebs_optimized": True,
+        "volume_ids": [root, kept],
+        "kept_volume_ids": [kept],
+        "tags": {"team": "batch"},
+    }
+    assert data == {"image_id": image["ImageId"], "snapshot_ids": snapshot_ids, **config}
+    assert h.checkpoints == {"image_id": image["ImageId"], **config}
+    name = f"cloudsweep-{instance_id}-{str(ctx.action_id)[:8]}"
+    marks = {ACTION_TAG: str(ctx.action_id), ec2_stopped_instance.SOURCE_INSTANCE_TAG: instance_id}
+    (asked,) = h.recorder.calls(service="ec2", operation="CreateImage")
+    assert asked.params == {
+        "InstanceId": instance_id,
+        "Name": name,
+        "Description": f"CloudSweep: {instance_id} before termination (action {ctx.action_id})",
+        "NoReboot": True,
+        "TagSpecifications": [
+            {
+                "ResourceType": "image",
+                "Tags": [{"Key": k, "Value": v} for k, v in sorted(marks.items())],
+            }
+        ],
+    }
+    assert image["Name"] == name and snapshot_ids
+    snapshots = h.ec2.describe_snapshots(SnapshotIds=snapshot_ids)["Snapshots"]
+    assert all(marks.items() <= tag_dict(s.get("Tags")).items() for s in snapshots)
+
+    outcome = TERMINATE.execute(ctx, item, params, data)
+
+    assert outcome.note == (
+        f"terminated {instance_id}; AMI {image['ImageId']} kept for rollback; volumes {kept} "
+        "survive (DeleteOnTermination false)"
+    )
+    assert outcome.response["ImageId"] == image["ImageId"]
+    assert [t["InstanceId"] for t in outcome.response["TerminatingInstances"]] == [instance_id]
+
+
+def test_prepare_without_the_instance_or_a_complete_record_refuses(h: Harness):
+    """Gone before anything was recorded, or gone after an image whose configuration never
+    reached the ledger: nothing is imaged, nothing can be terminated, and the error says so."""
+    instance_id = _stopped(h)
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+    missing = dataclasses.replace(item, resource_id="i-0123456789abcdef0")
+    faults.lose_response(h.events, "ec2", "CreateImage")
+    with pytest.raises(aws.AwsError):
+        TERMINATE.prepare(ctx, item, params, {})  # the AMI exists; nothing was recorded
+    h.ec2.terminate_instances(InstanceIds=[instance_id])
+
+    for gone in (missing, item):
+        with pytest.raises(aws.AwsError) as refused:
+            TERMINATE.prepare(ctx, gone, params, {})
+        assert str(refused.value) == (
+            f"ec2:CreateImage in us-east-1 failed (not-found, InvalidInstanceID.NotFound): "
+            f"instance {gone.resource_id} no longer exists and this action recorded no image and "
+            "configuration of it: nothing to image or terminate"
+        )
+    assert h.checkpoints == {}
+    assert h.recorder.count(service="ec2", operation="CreateImage") == 1
+
+
+def test_a_failed_ami_stops_the_action_with_the_reason(h: Harness):
+    instance_id = _stopped(h)
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+    data = TERMINATE.prepare(ctx, item, params, {})
+    _seen_as(h, "DescribeImages", "Images", State="failed")
+
+    with pytest.raises(aws.AwsError) as failed:
+        TERMINATE.prepare(ctx, item, params, h.checkpoints)
+
+    assert str(failed.value) == (
+        f"ec2:CreateImage in us-east-1 failed (terminal, ImageFailed): AMI {data['image_id']} "
+        "failed (no reason); the instance was not terminated. Deregister the AMI and retry the "
+        "action"
+    )
+    assert state(h, instance_id) == "stopped"
+
+
+def test_execute_names_the_state_of_an_unusable_ami(h: Harness):
+    instance_id = _stopped(h)
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+    data = TERMINATE.prepare(ctx, item, params, {})
+    image_id = data["image_id"]
+    h.ec2.deregister_image(ImageId=image_id)
+
+    with pytest.raises(aws.AwsError) as missing:
+        TERMINATE.execute(ctx, item, params, data)
+    with pytest.raises(aws.AwsError) as unrecorded:
+        TERMINATE.execute(ctx, item, params, {})
+
+    assert str(missing.value) == (
+        f"ec2:TerminateInstances in us-east-1 failed (terminal, MissingRollbackData): refusing "
+        f"to terminate {instance_id}: its AMI {image_id} is missing; run prepare again"
+    )
+    assert str(unrecorded.value).endswith(
+        f"refusing to terminate {instance_id}: no AMI was recorded; run prepare again"
+    )
+    assert state(h, instance_id) == "stopped"
+
+
+def test_execute_refuses_while_the_ami_is_pending(h: Harness):
+    instance_id = _stopped(h)
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+    data = TERMINATE.prepare(ctx, item, params, {})
+    _seen_as(h, "DescribeImages", "Images", State="pending")
+
+    with pytest.raises(aws.AwsError, match=f"its AMI {data['image_id']} is pending;"):
+        TERMINATE.execute(ctx, item, params, data)
+    assert state(h, instance_id) == "stopped"
+
+
+def test_execute_of_an_instance_terminated_meanwhile_is_done(h: Harness):
+    instance_id = _stopped(h)
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+    data = TERMINATE.prepare(ctx, item, params, {})
+    missing = dataclasses.replace(item, resource_id="i-0123456789abcdef0")
+
+    outcome = TERMINATE.execute(ctx, missing, params, data)
+
+    assert outcome == Outcome(
+        {
+            "InstanceId": "i-0123456789abcdef0",
+            "Error": "InvalidInstanceID.NotFound",
+            "ImageId": data["image_id"],
+        },
+        already_done=True,
+        note=f"i-0123456789abcdef0 was already terminated (an earlier attempt); AMI "
+        f"{data['image_id']} kept for rollback",
+    )
+
+
+# --- rollback: one instance, the recorded configuration -----------------------------------------
+
+
+def test_rollback_without_a_subnet_launches_one_instance_in_the_recorded_zone(h: Harness):
+    """An instance recorded without a subnet is launched in its zone, with its user data and
+    EBS optimisation; exactly one, stopped, and the ledger learns its ID at once."""
+    instance_id = _stopped(h)
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+    data = TERMINATE.prepare(ctx, item, params, {})
+    TERMINATE.execute(ctx, item, params, data)
+    recorded = {
+        **data,
+        "subnet_id": None,
+        "availability_zone": "us-east-1b",
+        "user_data": "#!/bin/sh\necho again",
+        "ebs_optimized": True,
+    }
+
+    undo = TERMINATE.rollback(h.ctx(), recorded, params)
+
+    new = undo.response["InstanceId"]
+    assert undo == Outcome(
+        {"InstanceId": new, "ImageId": data["image_id"]},
+        already_done=False,
+        note=f"instance {new} launched from {data['image_id']} and stopped (was {instance_id})",
+    )
+    launched = h.ec2.describe_instances(
+        Filters=[{"Name": "image-id", "Values": [data["image_id"]]}]
+    )["Reservations"]
+    assert [i["InstanceId"] for r in launched for i in r["Instances"]] == [new]
+    restored = instance(h, new)
+    assert restored["Placement"]["AvailabilityZone"] == "us-east-1b"
+    assert restored["EbsOptimized"] is True and restored["State"]["Name"] == "stopped"
+    user_data = h.ec2.describe_instance_attribute(InstanceId=new, Attribute="userData")
+    assert base64.b64decode(user_data["UserData"]["Value"]) == b"#!/bin/sh\necho again"
+    assert h.checkpoints["restored_instance_id"] == new
+
+
+def test_savings_read_the_priced_volumes_and_their_size_apart(h: Harness):
+    """The volumes' recorded monthly cost is what a termination saves, not the finding's whole
+    cost; without it the finding's cost stands in, less the snapshots at the recorded size."""
+    item = h.item("ec2-stopped-instance", _stopped(h))
+    assert item.monthly_cost == Decimal("0.80")
+
+    def priced(pricing: dict) -> Decimal:
+        replaced = dataclasses.replace(
+            item, resource_details={**item.resource_details, "pricing": pricing}
+        )
+        return TERMINATE.estimated_monthly_savings(replaced)
+
+    assert priced({"volumes_monthly": "3.00"}) == Decimal("3.00")
+    assert priced({"volumes_monthly": "3.00", "volumes_gib": 8}) == Decimal("2.60")
+    assert priced({"volumes_gib": 8}) == Decimal("0.40")

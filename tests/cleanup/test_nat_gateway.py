@@ -13,12 +13,12 @@ import pytest
 
 from cloudsweep import aws, cleanup
 from cloudsweep.cleanup import nat_gateway
-from cloudsweep.cleanup.base import ACTION_TAG
+from cloudsweep.cleanup.base import ACTION_TAG, DryRunResult, Outcome, Recheck
 from cloudsweep.domain import ActionType, utcnow
 from tests import faults
 
 from .compute_helpers import datapoint, seeder_client
-from .ebs_helpers import Harness, tag_dict, tags_spec
+from .ebs_helpers import REGION, Harness, tag_dict, tags_spec
 
 DELETE = nat_gateway.DeleteNatGateway()
 
@@ -247,3 +247,255 @@ def test_rollback_never_adopts_another_live_gateway(h: Harness):
     assert new not in (nat, other) and not undo.already_done
     assert _routes_to(h, table) == {"10.50.0.0/16": new}
     assert h.recorder.count(service="ec2", operation="CreateNatGateway") == 1
+
+
+# --- the re-check's reasons and facts, word for word --------------------------------------------
+
+
+def _nat_seen_as(h: Harness, **fields: object) -> None:
+    """DescribeNatGateways of the cleanup session answers ``fields`` on every gateway (moto
+    deletes at once and never shows a pending, deleting or failed gateway)."""
+
+    def report(parsed, **_):
+        for gateway in parsed.get("NatGateways", []):
+            gateway.update(fields)
+
+    h.events.register("after-call.ec2.DescribeNatGateways", report)
+
+
+def test_recheck_reports_the_live_gateway_and_its_reasons_in_full(h: Harness):
+    nat, subnet, _, _, (table,) = _nat(h, tags={"team": "net"})
+    item = h.item("nat-gateway", nat)
+    missing = dataclasses.replace(item, resource_id="nat-0123456789abcdef0")
+    facts = {"state": "available", "subnet_id": subnet, "tags": {"team": "net"}}
+
+    passing = DELETE.recheck(h.ctx(), item)
+    gone = DELETE.recheck(h.ctx(), missing)
+    h.ec2.create_tags(Resources=[nat], Tags=[{"Key": "cloudsweep.io/protect", "Value": "true"}])
+    protected = DELETE.recheck(h.ctx(), item)
+
+    assert passing == Recheck(
+        True,
+        "still available, unprotected, and no new route to it",
+        {**facts, "route_tables": [table], "bytes_last_day": 0.0},
+    )
+    assert gone == Recheck(False, "NAT gateway no longer exists", {"gone": True})
+    assert protected == Recheck(
+        False,
+        "NAT gateway is now protected by tag cloudsweep.io/protect=true",
+        {**facts, "tags": {"team": "net", "cloudsweep.io/protect": "true"}},
+    )
+    h.ec2.delete_nat_gateway(NatGatewayId=nat)
+    deleted = DELETE.recheck(h.ctx(), item)
+    assert deleted == Recheck(
+        False,
+        "NAT gateway is deleted",
+        {**facts, "state": "deleted", "tags": {**protected.facts["tags"]}, "gone": True},
+    )
+
+
+def test_recheck_refuses_a_gateway_that_is_not_available(h: Harness):
+    nat, subnet, *_ = _nat(h)
+    item = h.item("nat-gateway", nat)
+    _nat_seen_as(h, State="pending")
+
+    pending = DELETE.recheck(h.ctx(), item)
+
+    assert pending == Recheck(
+        False,
+        "NAT gateway is pending, not available",
+        {"state": "pending", "subnet_id": subnet, "tags": {}},
+    )
+    assert not h.mutating()
+
+
+def test_recheck_asks_cloudwatch_for_the_last_days_hourly_sums(h: Harness):
+    """AWS takes a period in whole minutes and case-sensitive statistic names: the request, as
+    CloudWatch received it; a failing answer names the call."""
+    nat, *_ = _nat(h)
+    item = h.item("nat-gateway", nat)
+
+    DELETE.recheck(h.ctx(), item)
+    events = h.session.client("cloudwatch", REGION).meta.events
+    faults.fail_with(
+        events,
+        "before-send.cloudwatch.GetMetricData",
+        status=403,
+        body=b'{"__type": "AccessDenied", "message": "not allowed"}',
+        headers={"Content-Type": "application/x-amz-json-1.0"},
+        times=1,
+    )
+    with pytest.raises(aws.AwsError) as denied:
+        DELETE.recheck(h.ctx(), item)
+
+    asked = h.recorder.calls(service="cloudwatch", operation="GetMetricData")[0]
+    dims = [{"Name": "NatGatewayId", "Value": nat}]
+    assert asked.params["MetricDataQueries"] == [
+        {
+            "Id": f"m{i}",
+            "MetricStat": {
+                "Metric": {"Namespace": "AWS/NATGateway", "MetricName": name, "Dimensions": dims},
+                "Period": 3600,
+                "Stat": "Sum",
+            },
+        }
+        for i, name in enumerate(("BytesInFromSource", "BytesInFromDestination"))
+    ]
+    assert asked.params["EndTime"] - asked.params["StartTime"] == timedelta(days=1)
+    assert str(denied.value).startswith(
+        f"cloudwatch:GetMetricData in {REGION} failed (access-denied, AccessDenied)"
+    )
+
+
+# --- dry run, prepare and execute: what they record and say -------------------------------------
+
+
+def test_dry_run_says_what_it_would_do_or_why_not(h: Harness):
+    nat, *_ = _nat(h, routes=2)
+    item = h.item("nat-gateway", nat)
+    calls = ("ec2:DescribeNatGateways", "ec2:DescribeRouteTables", "ec2:DeleteNatGateway")
+
+    would = DELETE.dry_run(h.ctx(), item, h.params(DELETE))
+    missing = DELETE.dry_run(
+        h.ctx(), dataclasses.replace(item, resource_id="nat-0123456789abcdef0"), h.params(DELETE)
+    )
+    _nat_seen_as(h, State="pending")
+    pending = DELETE.dry_run(h.ctx(), item, h.params(DELETE))
+
+    assert would == DryRunResult(True, f"would record 2 route(s) and delete {nat}", calls)
+    assert missing == DryRunResult(False, "DeleteNatGateway would fail: it is missing", calls)
+    assert pending == DryRunResult(False, "DeleteNatGateway would fail: it is pending", calls)
+    assert not h.mutating()
+
+
+def test_prepare_records_the_gateway_and_every_route_to_it(h: Harness):
+    nat, subnet, allocation, vpc, tables = _nat(h, routes=2, tags={"team": "net"})
+    item = h.item("nat-gateway", nat)
+    (live,) = h.ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"]
+    (address,) = live["NatGatewayAddresses"]
+
+    data = DELETE.prepare(h.ctx(), item, h.params(DELETE), {})
+
+    assert data == {
+        "nat_gateway_id": nat,
+        "subnet_id": subnet,
+        "vpc_id": vpc,
+        "allocation_id": allocation,
+        "public_ip": address["PublicIp"],
+        "private_ip_address": address["PrivateIp"],
+        "connectivity_type": "public",
+        "tags": {"team": "net"},
+        "routes": [
+            {"route_table_id": table, "DestinationCidrBlock": f"10.{n + 50}.0.0/16"}
+            for n, table in enumerate(tables)
+        ],
+    }
+    assert h.checkpoints == data
+
+
+def test_a_private_gateway_is_recorded_kept_and_recreated_private(h: Harness):
+    """A private NAT gateway has no Elastic IP: its record (subnet, no allocation) is complete,
+    a rerun of prepare keeps it without asking AWS again, and the rollback makes it private."""
+    vpc = h.ec2.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
+    subnet = h.ec2.create_subnet(VpcId=vpc, CidrBlock="10.60.1.0/24")["Subnet"]["SubnetId"]
+    nat = h.ec2.create_nat_gateway(SubnetId=subnet, ConnectivityType="private")["NatGateway"][
+        "NatGatewayId"
+    ]
+    item = h.item("nat-gateway", nat)
+    ctx, params = h.ctx(), h.params(DELETE)
+
+    data = DELETE.prepare(ctx, item, params, {})
+    described = h.recorder.count(service="ec2", operation="DescribeNatGateways")
+    again = DELETE.prepare(ctx, item, params, data)
+    described_again = h.recorder.count(service="ec2", operation="DescribeNatGateways")
+    DELETE.execute(ctx, item, params, data)
+    undo = DELETE.rollback(h.ctx(), data, params)
+
+    assert (data["connectivity_type"], data["allocation_id"], data["subnet_id"]) == (
+        "private",
+        None,
+        subnet,
+    )
+    assert again == data and described_again == described
+    (restored,) = h.ec2.describe_nat_gateways(NatGatewayIds=[undo.response["NatGatewayId"]])[
+        "NatGateways"
+    ]
+    assert restored["ConnectivityType"] == "private" and restored["SubnetId"] == subnet
+
+
+def test_execute_says_what_it_deleted_refused_or_found_done(h: Harness):
+    nat, *_ = _nat(h, routes=2)
+    item = h.item("nat-gateway", nat)
+    ctx, params = h.ctx(), h.params(DELETE)
+    data = DELETE.prepare(ctx, item, params, {})
+
+    with pytest.raises(aws.AwsError) as refused:
+        DELETE.execute(ctx, item, params, {"routes": data["routes"]})
+    outcome = DELETE.execute(ctx, item, params, data)
+    # AWS's answer for a gateway an earlier attempt deleted (moto answers an unknown ID with a
+    # server error instead).
+    faults.fail_with(
+        h.events,
+        "before-send.ec2.DeleteNatGateway",
+        status=400,
+        body=faults.ec2_error_body("NatGatewayNotFound", "not found"),
+    )
+    vanished = DELETE.execute(ctx, item, params, data)
+
+    assert str(refused.value) == (
+        f"ec2:DeleteNatGateway in {REGION} failed (terminal, MissingRollbackData): refusing to "
+        f"delete {nat}: its subnet and routes were not recorded; run prepare again"
+    )
+    assert outcome.note == f"deleted {nat}; 2 route(s) to it recorded for rollback"
+    assert outcome.response["NatGatewayId"] == nat and not outcome.already_done
+    assert vanished == Outcome(
+        {"NatGatewayId": nat, "Error": "NatGatewayNotFound"},
+        already_done=True,
+        note=f"{nat} was already deleted (an earlier attempt)",
+    )
+
+
+# --- rollback ------------------------------------------------------------------------------------
+
+
+def test_rollback_says_what_it_recreated_and_records_it(h: Harness):
+    nat, _, allocation, *_ = _nat(h, routes=2)
+    item = h.item("nat-gateway", nat)
+    ctx, params = h.ctx(), h.params(DELETE)
+    data = DELETE.prepare(ctx, item, params, {})
+    DELETE.execute(ctx, item, params, data)
+    _free_address_as_aws_does(h, allocation)
+
+    undo = DELETE.rollback(h.ctx(), data, params)
+
+    new = undo.response["NatGatewayId"]
+    assert undo == Outcome(
+        {
+            "NatGatewayId": new,
+            "Routes": [{**route, "nat_gateway_id": new} for route in data["routes"]],
+        },
+        already_done=False,
+        note=f"NAT gateway {new} recreated on {allocation} (was {nat}); 2 route(s) point at it "
+        "again",
+    )
+    assert h.checkpoints["restored_nat_gateway_id"] == new
+
+
+def test_rollback_waits_for_the_old_gateway_to_be_deleted_first(h: Harness):
+    """Its Elastic IP is free only then: while it is still deleting, the rollback waits, runs
+    out of attempts (recoverable) and creates nothing."""
+    nat, *_ = _nat(h)
+    item = h.item("nat-gateway", nat)
+    ctx, params = h.ctx(), h.params(DELETE)
+    data = DELETE.prepare(ctx, item, params, {})
+    _nat_seen_as(h, State="deleting")
+
+    with pytest.raises(aws.AwsError) as waited:
+        DELETE.rollback(h.ctx(), data, params)
+
+    assert (waited.value.kind, waited.value.code) == (aws.ErrorKind.RECOVERABLE, "WaiterTimedOut")
+    assert str(waited.value).startswith(
+        f"ec2:DescribeNatGateways in {REGION} failed (recoverable, WaiterTimedOut): "
+        "nat_gateway_deleted: "
+    )
+    assert h.recorder.count(service="ec2", operation="CreateNatGateway") == 0
