@@ -536,3 +536,35 @@ def test_savings_read_the_priced_volumes_and_their_size_apart(h: Harness):
     assert priced({"volumes_monthly": "3.00"}) == Decimal("3.00")
     assert priced({"volumes_monthly": "3.00", "volumes_gib": 8}) == Decimal("2.60")
     assert priced({"volumes_gib": 8}) == Decimal("0.40")
+
+
+def test_an_earlier_attempts_failed_ami_is_passed_over_for_its_usable_one(h: Harness):
+    """Two AMIs carry this action's tag (a failed one from an earlier attempt, then a usable
+    one): prepare takes the usable one, whichever AWS lists first."""
+    instance_id = _stopped(h)
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+    marks = [{"Key": ACTION_TAG, "Value": str(ctx.action_id)}]
+    failed, usable = (
+        h.ec2.create_image(
+            InstanceId=instance_id,
+            Name=name,
+            TagSpecifications=[{"ResourceType": "image", "Tags": marks}],
+        )["ImageId"]
+        for name in ("first", "second")
+    )
+    _seen_as_image(h, failed, State="failed")
+
+    data = TERMINATE.prepare(ctx, item, params, {})
+
+    assert data["image_id"] == usable
+    assert h.recorder.count(service="ec2", operation="CreateImage") == 0
+
+
+def _seen_as_image(h: Harness, image_id: str, **fields: object) -> None:
+    def report(parsed, **_):
+        for image in parsed.get("Images", []):
+            if image.get("ImageId") == image_id:
+                image.update(fields)
+
+    h.events.register("after-call.ec2.DescribeImages", report)

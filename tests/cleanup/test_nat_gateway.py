@@ -252,13 +252,14 @@ def test_rollback_never_adopts_another_live_gateway(h: Harness):
 # --- the re-check's reasons and facts, word for word --------------------------------------------
 
 
-def _nat_seen_as(h: Harness, **fields: object) -> None:
-    """DescribeNatGateways of the cleanup session answers ``fields`` on every gateway (moto
-    deletes at once and never shows a pending, deleting or failed gateway)."""
+def _nat_seen_as(h: Harness, only: str | None = None, **fields: object) -> None:
+    """DescribeNatGateways of the cleanup session answers ``fields`` on every gateway (or the
+    gateway ``only``): moto deletes at once and never shows a pending, deleting or failed one."""
 
     def report(parsed, **_):
         for gateway in parsed.get("NatGateways", []):
-            gateway.update(fields)
+            if only in (None, gateway.get("NatGatewayId")):
+                gateway.update(fields)
 
     h.events.register("after-call.ec2.DescribeNatGateways", report)
 
@@ -499,3 +500,53 @@ def test_rollback_waits_for_the_old_gateway_to_be_deleted_first(h: Harness):
         "nat_gateway_deleted: "
     )
     assert h.recorder.count(service="ec2", operation="CreateNatGateway") == 0
+
+
+def test_rollback_does_not_wait_for_a_failed_gateway(h: Harness):
+    """A gateway that failed holds no address: the rollback recreates at once."""
+    nat, _, allocation, *_ = _nat(h)
+    item = h.item("nat-gateway", nat)
+    ctx, params = h.ctx(), h.params(DELETE)
+    data = DELETE.prepare(ctx, item, params, {})
+    DELETE.execute(ctx, item, params, data)
+    _free_address_as_aws_does(h, allocation)
+    _nat_seen_as(h, only=nat, State="failed")
+
+    undo = DELETE.rollback(h.ctx(), data, params)
+
+    assert not undo.already_done
+    assert h.recorder.count(service="ec2", operation="CreateNatGateway") == 1
+
+
+def test_prepare_of_a_deleted_gateway_says_so_in_full(h: Harness):
+    nat, *_ = _nat(h)
+    item = h.item("nat-gateway", nat)
+    h.ec2.delete_nat_gateway(NatGatewayId=nat)
+
+    with pytest.raises(aws.AwsError) as raised:
+        DELETE.prepare(h.ctx(), item, h.params(DELETE), {})
+
+    assert str(raised.value) == (
+        f"ec2:DeleteNatGateway in {REGION} failed (not-found, NatGatewayNotFound): {nat} is gone "
+        "before its configuration was recorded"
+    )
+
+
+def test_prepare_records_the_primary_address_wherever_aws_lists_it(h: Harness):
+    """A gateway with secondary addresses: the rollback needs the primary one's allocation,
+    first in the list or not."""
+    nat, _, allocation, *_ = _nat(h)
+    item = h.item("nat-gateway", nat)
+    (live,) = h.ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"]
+    (primary,) = live["NatGatewayAddresses"]
+    secondary = {
+        "AllocationId": "eipalloc-0123456789abcdef0",
+        "PublicIp": "198.51.100.7",
+        "PrivateIp": "10.40.1.200",
+        "IsPrimary": False,
+    }
+    _nat_seen_as(h, NatGatewayAddresses=[secondary, {**primary, "IsPrimary": True}])
+
+    data = DELETE.prepare(h.ctx(), item, h.params(DELETE), {})
+
+    assert (data["allocation_id"], data["public_ip"]) == (allocation, primary["PublicIp"])
