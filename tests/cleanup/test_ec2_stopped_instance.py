@@ -568,3 +568,28 @@ def _seen_as_image(h: Harness, image_id: str, **fields: object) -> None:
                 image.update(fields)
 
     h.events.register("after-call.ec2.DescribeImages", report)
+
+
+def test_an_ami_listing_an_instance_store_device_has_its_snapshots_tagged(h: Harness):
+    """An AMI of an instance with instance-store volumes lists them without an ``Ebs`` entry:
+    prepare tags the EBS snapshots and passes over the rest."""
+    instance_id = _stopped(h)
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+
+    def with_ephemeral(parsed, **_):
+        for image in parsed.get("Images", []):
+            image["BlockDeviceMappings"] = [
+                *image.get("BlockDeviceMappings", []),
+                {"DeviceName": "/dev/sdb", "VirtualName": "ephemeral0"},
+            ]
+
+    h.events.register("after-call.ec2.DescribeImages", with_ephemeral)
+
+    data = TERMINATE.prepare(ctx, item, params, {})
+
+    (image,) = _images(h)
+    assert data["snapshot_ids"] == [
+        m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m
+    ]
+    assert data["snapshot_ids"]
