@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import gzip
 from datetime import datetime
 from decimal import Decimal
 
@@ -348,6 +349,7 @@ def test_prepare_images_and_records_everything_a_relaunch_needs(h: Harness):
         "iam_instance_profile_arn": None,
         "key_name": None,
         "user_data": None,
+        "user_data_base64": None,
         "ebs_optimized": True,
         "volume_ids": [root, kept],
         "kept_volume_ids": [kept],
@@ -593,3 +595,23 @@ def test_an_ami_listing_an_instance_store_device_has_its_snapshots_tagged(h: Har
         m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"] if "Ebs" in m
     ]
     assert data["snapshot_ids"]
+
+
+def test_binary_user_data_is_relaunched_byte_for_byte(h: Harness):
+    """User data may be gzip (cloud-init reads it so): the record keeps its exact bytes beside
+    a readable text, and the relaunched instance gets those bytes, not the text."""
+    script = gzip.compress(b"#!/bin/sh\necho restored\n", mtime=0)
+    instance_id = _stopped(h, UserData=script)
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+    data = TERMINATE.prepare(ctx, item, params, {})
+    TERMINATE.execute(ctx, item, params, data)
+
+    undo = TERMINATE.rollback(h.ctx(), data, params)
+
+    restored = h.ec2.describe_instance_attribute(
+        InstanceId=undo.response["InstanceId"], Attribute="userData"
+    )
+    assert base64.b64decode(restored["UserData"]["Value"]) == script
+    assert base64.b64decode(data["user_data_base64"]) == script
+    assert data["user_data"] == script.decode("utf-8", "replace")

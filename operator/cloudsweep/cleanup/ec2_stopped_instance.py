@@ -21,10 +21,10 @@ Example CleanupPolicy rule::
   ``min_stopped_days`` held for the old stop time only).
 - dry run: ``CreateImage`` and ``TerminateInstances`` with ``DryRun=True``.
 - prepare: records what a relaunch needs (type, subnet, security groups, IAM instance profile,
-  key pair, user data, tags, zone, volumes) and the AMI tagged with the action ID (from the
-  ledger's checkpoint, else found by the tag, else created with ``CreateImage``: it snapshots
-  every EBS volume), checkpointed as soon as AWS returns its ID, then waited for until
-  ``available``.
+  key pair, user data (as text to read and as its exact bytes), tags, zone, volumes) and the
+  AMI tagged with the action ID (from the ledger's checkpoint, else found by the tag, else
+  created with ``CreateImage``: it snapshots every EBS volume), checkpointed as soon as AWS
+  returns its ID, then waited for until ``available``.
 - execute: checks the AMI is still ``available``, then ``TerminateInstances``;
   ``InvalidInstanceID.NotFound`` means an earlier attempt terminated it (terminating a
   terminated instance is a no-op in AWS as well).
@@ -88,6 +88,7 @@ _CONFIG_KEYS = (
     "iam_instance_profile_arn",
     "key_name",
     "user_data",
+    "user_data_base64",
     "ebs_optimized",
     "volume_ids",
     "kept_volume_ids",
@@ -117,8 +118,10 @@ def instance_config(ctx: ActionContext, instance: Mapping[str, Any]) -> dict[str
         "security_group_ids": [g["GroupId"] for g in instance.get("SecurityGroups", [])],
         "iam_instance_profile_arn": (instance.get("IamInstanceProfile") or {}).get("Arn"),
         "key_name": instance.get("KeyName"),
-        # DescribeInstanceAttribute answers base64; RunInstances (boto3) encodes it again.
+        # DescribeInstanceAttribute answers base64: the text is for people reading the record;
+        # the rollback relaunches with the exact bytes (user data may be gzip or binary).
         "user_data": base64.b64decode(encoded).decode("utf-8", "replace") if encoded else None,
+        "user_data_base64": str(encoded) if encoded else None,
         "ebs_optimized": bool(instance.get("EbsOptimized", False)),
         "volume_ids": [m["Ebs"]["VolumeId"] for m in mappings],
         "kept_volume_ids": [
@@ -397,7 +400,11 @@ class SnapshotAndTerminateInstance(CleanupAction):
             request["IamInstanceProfile"] = {"Arn": rollback_data["iam_instance_profile_arn"]}
         if rollback_data.get("key_name"):
             request["KeyName"] = rollback_data["key_name"]
-        if rollback_data.get("user_data"):
+        if rollback_data.get("user_data_base64"):
+            # The exact bytes; RunInstances (boto3) base64-encodes them again.
+            request["UserData"] = base64.b64decode(str(rollback_data["user_data_base64"]))
+        elif rollback_data.get("user_data"):
+            # A record made before the exact bytes were kept: its text is all there is.
             request["UserData"] = rollback_data["user_data"]
         if rollback_data.get("ebs_optimized"):
             request["EbsOptimized"] = True
