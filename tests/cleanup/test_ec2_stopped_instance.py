@@ -515,6 +515,8 @@ def test_rollback_without_a_subnet_launches_one_instance_in_the_recorded_zone(h:
         Filters=[{"Name": "image-id", "Values": [data["image_id"]]}]
     )["Reservations"]
     assert [i["InstanceId"] for r in launched for i in r["Instances"]] == [new]
+    (run,) = h.recorder.calls(service="ec2", operation="RunInstances")
+    assert (run.params["MinCount"], run.params["MaxCount"]) == (1, 1)  # AWS would launch more
     restored = instance(h, new)
     assert restored["Placement"]["AvailabilityZone"] == "us-east-1b"
     assert restored["EbsOptimized"] is True and restored["State"]["Name"] == "stopped"
