@@ -313,7 +313,11 @@ def test_one_policy_whose_run_fails_is_named_with_its_error(
 
 
 def test_a_failed_run_of_several_policies_is_rerun_policy_by_policy(
-    moto_endpoint: str, store: Store, settings: Settings, database_url: str
+    moto_endpoint: str,
+    store: Store,
+    settings: Settings,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     world = helpers.seed_small_world(
         moto_endpoint, ACCOUNT, volumes=1, addresses=1, protected=False
@@ -342,6 +346,13 @@ def test_a_failed_run_of_several_policies_is_rerun_policy_by_policy(
         ("a-addresses", world.addresses[0], "dry-run-ok")
     ]
     assert report.results == runs.results
+    # What the operator's log says (its warnings are what an operator reads to find the policy).
+    warnings = [r.getMessage() for r in caplog.records if r.name == "cloudsweep.cleaning"]
+    assert (
+        f"cleanup run of {ORG}'s 2 policies failed (RuntimeError: no status for volumes); "
+        "running each policy alone"
+    ) in warnings
+    assert f"policy b-volumes of {ORG} failed: RuntimeError: no status for volumes" in warnings
 
     with pytest.raises(cleaning.CleanupRefused, match="'nobody' has no findings; scan it first"):
         cleaning.run_cleanup_isolated(store, "nobody", helpers.parse(documents), options)
@@ -458,6 +469,41 @@ def test_an_attempt_whose_release_never_left_is_carried_on_by_the_next_run(
         "succeeded",
         f"released {public_ip} ({lost.resource_id})",
     )
+
+
+def test_an_attempt_whose_policy_left_the_run_is_refused_with_its_undo_data(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    recorder = aws.CallRecorder()
+    one = helpers.address_policy(maxItemsPerRun=1)
+    first = helpers.run_cleanup(
+        store, ORG, [one], settings, recorder, session_factory=failing_before_send("ReleaseAddress")
+    )
+    [lost] = first.results
+    [intent] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == lost.action_id]
+    rerun = helpers.run_cleanup(store, ORG, [], settings, recorder)
+    [refused] = rerun.results
+    assert refused == cleaning.ItemResult(
+        item_id=lost.item_id,
+        resource_type="elastic-ip",
+        resource_id=lost.resource_id,
+        region=helpers.REGION,
+        account_id=ACCOUNT,
+        policy="idle-ips",
+        action="release",
+        outcome="refused",
+        message="interrupted; its policy is not in this run",
+        action_id=lost.action_id,
+        monthly_cost=lost.monthly_cost,
+    )
+    [row] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == lost.action_id]
+    assert row["status"] == "refused"
+    assert (
+        row["error_message"] == "interrupted, and no longer allowed: its policy is not in this run"
+    )
+    assert row["aws_response"] == {"recovered": True, "rollback_data_kept": intent["rollback_data"]}
+    assert intent["rollback_data"]["public_ip"]
+    assert lost.resource_id in helpers.live_addresses(addresses) and released(recorder) == []
 
 
 def test_a_live_workers_attempt_is_not_taken_over_before_the_grace_period(
@@ -649,3 +695,22 @@ def test_an_attempt_that_did_not_succeed_cannot_be_rolled_back(
     with pytest.raises(cleaning.CleanupRefused) as refused:
         rollback(store, settings, refused_row["id"])
     assert str(refused.value) == f"action {refused_row['id']} is a refused attempt: nothing to undo"
+    # The refusal keeps the re-check's facts that made it.
+    assert refused_row["aws_response"]["recheck"]["tags"][helpers.PROTECT_TAG] == "true"
+    assert (
+        refused_row["error_message"]
+        == f"refused: address is now protected by tag {helpers.PROTECT_TAG}=true"
+    )
+
+
+def test_a_rollback_dry_run_says_what_the_rollback_would_do(
+    volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    """``cloudsweep rollback ID`` (without --execute) prints this sentence as it is."""
+    action = cleaned_volume(store, settings, database_url)
+    preview = rollback(store, settings, action["id"], dry_run=True)
+    assert preview.message == (
+        "the rollback recreates the volume from the snapshot taken before deletion, in the same "
+        "availability zone with the same type, size, IOPS, throughput, encryption and tags "
+        "(a new volume ID)"
+    )
