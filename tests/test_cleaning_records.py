@@ -714,3 +714,26 @@ def test_a_rollback_dry_run_says_what_the_rollback_would_do(
         "availability zone with the same type, size, IOPS, throughput, encryption and tags "
         "(a new volume ID)"
     )
+
+
+def test_a_dry_run_applies_the_policys_tag_rules_to_the_live_tags(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    """An address tagged with one of the policy's ``excludeTags`` after the scan: the real run
+    would refuse it, so the dry run (what people approve from) says so, with the tags it saw."""
+    target = addresses.addresses[0]
+    ec2 = helpers.account_client(addresses.endpoint, ACCOUNT, "ec2")
+    ec2.create_tags(Resources=[target], Tags=[{"Key": "env", "Value": "prod"}])
+    rules = {"minAgeDays": 0, "minConfidence": 50, "excludeTags": {"env": "prod"}}
+    report = helpers.run_cleanup(
+        store,
+        ORG,
+        [helpers.address_policy(rules=rules)],
+        settings,
+        aws.CallRecorder(),
+        dry_run=True,
+    )
+    [result] = [r for r in report.results if r.resource_id == target]
+    assert result.outcome == "dry-run-fail" and result.message.startswith("would refuse: ")
+    [row] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == result.action_id]
+    assert row["aws_response"]["recheck"]["tags"]["env"] == "prod"
