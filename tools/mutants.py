@@ -175,6 +175,8 @@ TARGETS = (
         ("cloudsweep/cleaning.py",),
         (
             "tests/test_cleaning.py",
+            # What runs and rollbacks report and record, exactly (small worlds: seconds a test).
+            "tests/test_cleaning_records.py",
             "tests/safety/test_recovery.py",
             "tests/safety/test_clock.py",
             "tests/safety/test_approval_chain.py",

@@ -781,7 +781,7 @@ def rollback(
             action_id,
             None,
             "dry-run",
-            f"would {action.rollback_note}",
+            f"the rollback {action.rollback_note}",
             dict(record.rollback_data or {}),
         )
     organization = store.organization(organization_slug)

@@ -1,0 +1,739 @@
+"""What a cleanup run and a rollback leave for the people who read them: the report each item gets
+(the CLI's table, the policy's status, the notifications), the ``cleanup_actions`` and
+``cleanup_runs`` rows of the audit trail, the interrupted attempts a rerun reconciles, and the
+refusals of ``cloudsweep rollback``.
+
+``tests/test_cleaning.py`` proves what is deleted; these tests prove that what is written about it
+is exactly what happened. A small moto world (``tests/safety/helpers.py``): one account, a few
+addresses or one volume, scanned into a fresh database; AWS is observed in moto and through the
+call recorder.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from botocore.exceptions import ReadTimeoutError
+
+from cloudsweep import aws, cleaning, domain
+from cloudsweep.settings import Settings
+from cloudsweep.store import FindingFilter, Store
+from cloudsweep.store.engine import get_engine
+
+from . import faults
+from .safety import helpers
+
+ORG = "records-org"
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture
+def store(database_url: str) -> Store:
+    return Store(database_url)
+
+
+@pytest.fixture
+def settings(moto_endpoint: str) -> Settings:
+    return helpers.settings_for(moto_endpoint)
+
+
+@pytest.fixture
+def addresses(moto_endpoint: str, store: Store, settings: Settings) -> helpers.SmallWorld:
+    world = helpers.seed_small_world(
+        moto_endpoint, ACCOUNT, volumes=0, addresses=2, protected=False
+    )
+    helpers.scan_world(store, ORG, world, settings)
+    return world
+
+
+@pytest.fixture
+def volume(moto_endpoint: str, store: Store, settings: Settings) -> helpers.SmallWorld:
+    world = helpers.seed_small_world(
+        moto_endpoint, ACCOUNT, volumes=1, addresses=0, protected=False
+    )
+    helpers.scan_world(store, ORG, world, settings)
+    return world
+
+
+def rows(url: str, table: str) -> list[dict[str, Any]]:
+    order = "executed_at, id" if table == "cleanup_actions" else "started_at, id"
+    with get_engine(url).connect() as conn:
+        found = conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY {order}"))
+        return [dict(row._mapping) for row in found]
+
+
+def user_id(url: str, email: str) -> uuid.UUID:
+    with get_engine(url).connect() as conn:
+        found = conn.execute(sa.text("SELECT id FROM users WHERE email = :e"), {"e": email})
+        return uuid.UUID(str(found.scalar_one()))
+
+
+def as_json(value: Any) -> Any:
+    """What PostgreSQL's JSONB gives back for ``value``."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def failing_before_send(operation: str, *, times: int = 1) -> cleaning.SessionFactory:
+    """Sessions whose first ``times`` calls of ``operation`` end in a read time-out before the
+    request leaves: the outcome is unknown to CloudSweep, and nothing happened in AWS."""
+
+    def factory(*args: Any, **kwargs: Any) -> aws.AccountSession:
+        session = aws.AccountSession(*args, **kwargs)
+        left = [times]
+
+        def lost(**_: Any) -> None:
+            if left[0] > 0:
+                left[0] -= 1
+                raise ReadTimeoutError(endpoint_url="injected://never-sent")
+
+        session.events.register(f"before-call.ec2.{operation}", lost)
+        return session
+
+    return factory
+
+
+def losing_response(service: str, operation: str) -> cleaning.SessionFactory:
+    """Sessions whose first ``operation`` takes effect in moto and then loses its answer."""
+
+    def factory(*args: Any, **kwargs: Any) -> aws.AccountSession:
+        session = aws.AccountSession(*args, **kwargs)
+        faults.lose_response(session.events, service, operation, times=1)
+        return session
+
+    return factory
+
+
+def denying(operation: str) -> cleaning.SessionFactory:
+    """Sessions on which ``operation`` is refused by AWS (AccessDenied)."""
+
+    def factory(*args: Any, **kwargs: Any) -> aws.AccountSession:
+        session = aws.AccountSession(*args, **kwargs)
+        faults.fail_with(
+            session.events,
+            f"before-send.ec2.{operation}",
+            status=403,
+            body=faults.ec2_error_body("UnauthorizedOperation", "not for you"),
+        )
+        return session
+
+    return factory
+
+
+def released(recorder: aws.CallRecorder) -> list[str]:
+    """The addresses of the ReleaseAddress calls that reached moto and were answered."""
+    return [
+        str(c.params["AllocationId"])
+        for c in recorder.calls(operation="ReleaseAddress")
+        if not c.params.get("DryRun") and c.outcome == "ok"
+    ]
+
+
+# --- the run's report, its attempts and its own row ---------------------------------------------
+
+
+def test_a_real_run_reports_and_records_each_attempt_and_the_run(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    seen: list[cleaning.ItemResult] = []
+    recorder = aws.CallRecorder()
+    policy = helpers.address_policy()
+    report = helpers.run_cleanup(store, ORG, [policy], settings, recorder, progress=seen.append)
+
+    assert sorted(released(recorder)) == sorted(addresses.addresses)
+    assert seen == report.results and report.interrupted_found == 0
+    decisions = {d.candidate.id: d for d in report.plan.decisions}
+    attempts = {row["id"]: row for row in rows(database_url, "cleanup_actions")}
+    actor = user_id(database_url, helpers.ACTOR)
+    for result in report.results:
+        decision = decisions[result.item_id]
+        candidate = decision.candidate
+        assert result.action_id is not None
+        row = attempts[result.action_id]
+        public_ip = row["rollback_data"]["public_ip"]
+        note = f"released {public_ip} ({candidate.resource_id})"
+        assert result == cleaning.ItemResult(
+            item_id=candidate.id,
+            resource_type="elastic-ip",
+            resource_id=candidate.resource_id,
+            region=helpers.REGION,
+            account_id=ACCOUNT,
+            policy="idle-ips",
+            action="release",
+            outcome="succeeded",
+            message=note,
+            action_id=row["id"],
+            monthly_cost=candidate.monthly_cost,
+        )
+        assert candidate.monthly_cost > 0
+        # The audit trail: what was about to be done, by whom, under which decision.
+        assert row["action_description"] == (
+            f"release elastic-ip {candidate.resource_id} in {helpers.REGION} of account {ACCOUNT}"
+        )
+        assert row["decision_reason"] == f"{decision.kind.value}: {decision.reason}"
+        assert decision.reason
+        assert (row["action"], row["action_type"], row["policy_name"]) == (
+            "release",
+            "release",
+            "idle-ips",
+        )
+        assert (row["execution_method"], row["executed_by"], row["run_id"]) == (
+            "manual",
+            actor,
+            report.run_id,
+        )
+        assert (row["status"], row["success"], row["dry_run"], row["rollback_possible"]) == (
+            "succeeded",
+            True,
+            False,
+            False,
+        )
+        assert row["estimated_monthly_savings"] == candidate.monthly_cost
+        assert row["aws_response"]["already_done"] is False
+        assert row["aws_response"]["note"] == note
+
+    [run] = rows(database_url, "cleanup_runs")
+    assert run["id"] == report.run_id
+    assert (run["dry_run"], run["execution_method"], run["executed_by"], run["status"]) == (
+        False,
+        "manual",
+        actor,
+        "completed",
+    )
+    assert run["summary"] == {"outcomes": {"succeeded": 2}, "interrupted_found": 0}
+    assert run["policies"] == as_json([p.to_document() for p in helpers.parse([policy])])
+    assert run["plan"] == as_json(report.plan.document())
+    assert len(run["plan"]["actionable"]) == 2
+    assert run["completed_at"] is not None and run["completed_at"] >= run["started_at"]
+
+
+def test_a_dry_run_reports_and_records_what_it_checked(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    recorder = aws.CallRecorder()
+    report = helpers.run_cleanup(
+        store,
+        ORG,
+        [helpers.address_policy()],
+        settings,
+        recorder,
+        dry_run=True,
+    )
+    assert released(recorder) == [] and helpers.live_addresses(addresses) >= set(
+        addresses.addresses
+    )
+    attempts = {row["id"]: row for row in rows(database_url, "cleanup_actions")}
+    assert len(attempts) == 2
+    for result in report.results:
+        assert result.action_id is not None
+        row = attempts[result.action_id]
+        assert (result.outcome, result.policy, result.action) == (
+            "dry-run-ok",
+            "idle-ips",
+            "release",
+        )
+        assert row["dry_run"] and row["status"] == "succeeded" and row["run_id"] == report.run_id
+        assert row["executed_by"] == user_id(database_url, helpers.ACTOR)
+        assert row["error_message"] is None
+        # What the dry run asked AWS, and the re-check's facts it judged by.
+        assert row["aws_response"]["checked"] == ["ec2:ReleaseAddress"]
+        facts = row["aws_response"]["recheck"]
+        assert facts["public_ip"] and facts["tags"]["team"] == "net"
+    [run] = rows(database_url, "cleanup_runs")
+    assert (run["dry_run"], run["execution_method"], run["status"]) == (
+        True,
+        "manual",
+        "completed",
+    )
+    assert run["summary"] == {"outcomes": {"dry-run-ok": 2}, "interrupted_found": 0}
+
+
+def test_a_dry_run_whose_check_fails_in_aws_reports_the_error(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    report = helpers.run_cleanup(
+        store,
+        ORG,
+        [helpers.address_policy()],
+        settings,
+        aws.CallRecorder(),
+        dry_run=True,
+        session_factory=denying("DescribeAddresses"),
+    )
+    assert {r.outcome for r in report.results} == {"dry-run-fail"} and len(report.results) == 2
+    for result in report.results:
+        assert "not for you" in result.message
+        [row] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == result.action_id]
+        assert row["status"] == "failed" and row["error_message"] == result.message
+        assert row["aws_response"] == {
+            "error_kind": aws.ErrorKind.ACCESS_DENIED.value,
+            "code": "UnauthorizedOperation",
+        }
+
+
+def test_a_run_that_raises_is_recorded_as_failed(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    def broken(_: cleaning.ItemResult) -> None:
+        raise RuntimeError("the status update failed")
+
+    with pytest.raises(RuntimeError, match="the status update failed"):
+        helpers.run_cleanup(
+            store, ORG, [helpers.address_policy()], settings, aws.CallRecorder(), progress=broken
+        )
+    [run] = rows(database_url, "cleanup_runs")
+    assert run["status"] == "failed" and run["completed_at"] is not None
+    assert run["summary"] == {"outcomes": {"succeeded": 1}, "interrupted_found": 0}
+
+
+# --- run_cleanup_isolated: one bad policy cannot stop the others --------------------------------
+
+
+def test_one_policy_whose_run_fails_is_named_with_its_error(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    """One policy: its failure is reported on one line, and the run is not repeated."""
+    long = "x" * 400
+
+    def broken(_: cleaning.ItemResult) -> None:
+        raise RuntimeError(f"  the status update failed {long}\nSELECT secret FROM somewhere")
+
+    options = cleaning.CleanupOptions(settings=settings, progress=broken)
+    policy = helpers.parse([helpers.address_policy(dryRun=True)])
+    runs = cleaning.run_cleanup_isolated(store, ORG, policy, options)
+    assert runs.reports == [] and runs.results == []
+    assert runs.failed == {
+        "idle-ips": f"RuntimeError: {('the status update failed ' + long)[:300]}"
+    }
+    assert len(rows(database_url, "cleanup_runs")) == 1
+
+
+def test_a_failed_run_of_several_policies_is_rerun_policy_by_policy(
+    moto_endpoint: str,
+    store: Store,
+    settings: Settings,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world = helpers.seed_small_world(
+        moto_endpoint, ACCOUNT, volumes=1, addresses=1, protected=False
+    )
+    helpers.scan_world(store, ORG, world, settings)
+
+    def fails_on_volumes(result: cleaning.ItemResult) -> None:
+        if result.resource_type == "ebs-volume":
+            raise RuntimeError("no status for volumes")
+
+    options = cleaning.CleanupOptions(settings=settings, progress=fails_on_volumes)
+    documents = [
+        helpers.volume_policy(name="b-volumes", dryRun=True),
+        helpers.address_policy(name="a-addresses", dryRun=True),
+    ]
+    runs = cleaning.run_cleanup_isolated(store, ORG, helpers.parse(documents), options)
+    # Together (failed), then each alone, in name order.
+    assert [r["status"] for r in rows(database_url, "cleanup_runs")] == [
+        "failed",
+        "completed",
+        "failed",
+    ]
+    assert runs.failed == {"b-volumes": "RuntimeError: no status for volumes"}
+    [report] = runs.reports
+    assert [(r.policy, r.resource_id, r.outcome) for r in runs.results] == [
+        ("a-addresses", world.addresses[0], "dry-run-ok")
+    ]
+    assert report.results == runs.results
+    # What the operator's log says (its warnings are what an operator reads to find the policy).
+    warnings = [r.getMessage() for r in caplog.records if r.name == "cloudsweep.cleaning"]
+    assert (
+        f"cleanup run of {ORG}'s 2 policies failed (RuntimeError: no status for volumes); "
+        "running each policy alone"
+    ) in warnings
+    assert f"policy b-volumes of {ORG} failed: RuntimeError: no status for volumes" in warnings
+
+    with pytest.raises(cleaning.CleanupRefused, match="'nobody' has no findings; scan it first"):
+        cleaning.run_cleanup_isolated(store, "nobody", helpers.parse(documents), options)
+
+
+# --- interrupted attempts, reconciled by the next real run ---------------------------------------
+
+
+def test_an_attempt_whose_release_took_effect_is_recorded_done_once(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    recorder = aws.CallRecorder()
+    one = helpers.address_policy(maxItemsPerRun=1)
+    first = helpers.run_cleanup(
+        store,
+        ORG,
+        [one],
+        settings,
+        recorder,
+        session_factory=losing_response("ec2", "ReleaseAddress"),
+    )
+    [lost] = first.results
+    assert lost.outcome == "interrupted"
+    assert lost.message.startswith("outcome unknown, will be reconciled: ")
+    assert lost.resource_id not in helpers.live_addresses(addresses)
+
+    # A worker still holds the item: its attempt is left alone.
+    with store.item_lock(lost.item_id) as held:
+        assert held is not None
+        busy = helpers.run_cleanup(store, ORG, [one], settings, recorder)
+    assert busy.interrupted_found == 1
+    assert lost.item_id not in {r.item_id for r in busy.results}
+    assert [
+        r["status"] for r in rows(database_url, "cleanup_actions") if r["id"] == lost.action_id
+    ] == ["started"]
+
+    second = helpers.run_cleanup(store, ORG, [one], settings, recorder)
+    assert second.interrupted_found == 1
+    [again] = [r for r in second.results if r.item_id == lost.item_id]
+    assert again == cleaning.ItemResult(
+        item_id=lost.item_id,
+        resource_type="elastic-ip",
+        resource_id=lost.resource_id,
+        region=helpers.REGION,
+        account_id=ACCOUNT,
+        policy="idle-ips",
+        action="release",
+        outcome="recovered",
+        message="completed by an interrupted attempt (the resource is gone)",
+        action_id=lost.action_id,
+        monthly_cost=lost.monthly_cost,
+    )
+    # The lost call was the only one: the rerun saw the address gone and sent nothing.
+    assert helpers.recorded_mutations(recorder, "ReleaseAddress").count(lost.resource_id) == 1
+    [row] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == lost.action_id]
+    assert (row["status"], row["success"]) == ("succeeded", True)
+    assert row["aws_response"] == {
+        "recovered": True,
+        "note": "the resource was gone when the attempt was reconciled",
+    }
+    cleaned = store.findings(FindingFilter(ORG, cleanup_status="cleaned"))
+    assert lost.resource_id in {i.resource_id for i in cleaned}
+    run = next(r for r in rows(database_url, "cleanup_runs") if r["id"] == second.run_id)
+    assert run["summary"]["interrupted_found"] == 1
+    assert run["summary"]["outcomes"]["recovered"] == 1
+
+
+def test_an_attempt_whose_release_never_left_is_carried_on_by_the_next_run(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    recorder = aws.CallRecorder()
+    one = helpers.address_policy(maxItemsPerRun=1)
+    first = helpers.run_cleanup(
+        store, ORG, [one], settings, recorder, session_factory=failing_before_send("ReleaseAddress")
+    )
+    [lost] = first.results
+    assert lost.outcome == "interrupted" and released(recorder) == []
+    assert lost.resource_id in helpers.live_addresses(addresses)
+    [intent] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == lost.action_id]
+    public_ip = intent["rollback_data"]["public_ip"]
+
+    # The re-check of the reconciliation fails in AWS: nothing is decided, the intent stays.
+    denied = helpers.run_cleanup(
+        store, ORG, [one], settings, recorder, session_factory=denying("DescribeAddresses")
+    )
+    [stuck] = [r for r in denied.results if r.item_id == lost.item_id]
+    assert (stuck.outcome, stuck.policy, stuck.action_id) == (
+        "interrupted",
+        "idle-ips",
+        lost.action_id,
+    )
+    assert stuck.message.startswith("could not reconcile: ") and "not for you" in stuck.message
+    assert released(recorder) == []
+
+    second = helpers.run_cleanup(store, ORG, [one], settings, recorder)
+    [again] = [r for r in second.results if r.item_id == lost.item_id]
+    assert again == cleaning.ItemResult(
+        item_id=lost.item_id,
+        resource_type="elastic-ip",
+        resource_id=lost.resource_id,
+        region=helpers.REGION,
+        account_id=ACCOUNT,
+        policy="idle-ips",
+        action="release",
+        outcome="succeeded",
+        message=f"resumed an interrupted attempt: released {public_ip} ({lost.resource_id})",
+        action_id=lost.action_id,
+        monthly_cost=lost.monthly_cost,
+    )
+    assert released(recorder) == [lost.resource_id]
+    assert lost.resource_id not in helpers.live_addresses(addresses)
+    [row] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == lost.action_id]
+    assert (row["status"], row["aws_response"]["note"]) == (
+        "succeeded",
+        f"released {public_ip} ({lost.resource_id})",
+    )
+
+
+def test_an_attempt_whose_policy_left_the_run_is_refused_with_its_undo_data(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    recorder = aws.CallRecorder()
+    one = helpers.address_policy(maxItemsPerRun=1)
+    first = helpers.run_cleanup(
+        store, ORG, [one], settings, recorder, session_factory=failing_before_send("ReleaseAddress")
+    )
+    [lost] = first.results
+    [intent] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == lost.action_id]
+    rerun = helpers.run_cleanup(store, ORG, [], settings, recorder)
+    [refused] = rerun.results
+    assert refused == cleaning.ItemResult(
+        item_id=lost.item_id,
+        resource_type="elastic-ip",
+        resource_id=lost.resource_id,
+        region=helpers.REGION,
+        account_id=ACCOUNT,
+        policy="idle-ips",
+        action="release",
+        outcome="refused",
+        message="interrupted; its policy is not in this run",
+        action_id=lost.action_id,
+        monthly_cost=lost.monthly_cost,
+    )
+    [row] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == lost.action_id]
+    assert row["status"] == "refused"
+    assert (
+        row["error_message"] == "interrupted, and no longer allowed: its policy is not in this run"
+    )
+    assert row["aws_response"] == {"recovered": True, "rollback_data_kept": intent["rollback_data"]}
+    assert intent["rollback_data"]["public_ip"]
+    assert lost.resource_id in helpers.live_addresses(addresses) and released(recorder) == []
+
+
+def test_a_live_workers_attempt_is_not_taken_over_before_the_grace_period(
+    addresses: helpers.SmallWorld, store: Store, moto_endpoint: str, database_url: str
+) -> None:
+    """An attempt whose lock is free (a database restart freed it) but whose worker gave a sign of
+    life less than ``cleanup_takeover_seconds`` ago may still have its call in flight."""
+    patient = helpers.settings_for(moto_endpoint, takeover_seconds=600)
+    recorder = aws.CallRecorder()
+    one = helpers.address_policy(maxItemsPerRun=1)
+    first = helpers.run_cleanup(
+        store, ORG, [one], patient, recorder, session_factory=failing_before_send("ReleaseAddress")
+    )
+    [lost] = first.results
+    assert lost.outcome == "interrupted"
+
+    soon = domain.utcnow() + timedelta(seconds=590)
+    early = helpers.run_cleanup(store, ORG, [one], patient, recorder, now=lambda: soon)
+    assert early.interrupted_found == 0 and lost.item_id not in {r.item_id for r in early.results}
+    later = domain.utcnow() + timedelta(seconds=610)
+    late = helpers.run_cleanup(store, ORG, [one], patient, recorder, now=lambda: later)
+    assert late.interrupted_found == 1
+    [resumed] = [r for r in late.results if r.item_id == lost.item_id]
+    assert resumed.outcome == "succeeded" and released(recorder).count(lost.resource_id) == 1
+
+
+# --- rollback ----------------------------------------------------------------------------------
+
+
+def cleaned_volume(store: Store, settings: Settings, database_url: str) -> dict[str, Any]:
+    report = helpers.run_cleanup(
+        store, ORG, [helpers.volume_policy()], settings, aws.CallRecorder()
+    )
+    [result] = report.results
+    assert result.outcome == "succeeded", result.message
+    [row] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == result.action_id]
+    return row
+
+
+def rollback(store: Store, settings: Settings, action_id: uuid.UUID, **options: Any) -> Any:
+    options.setdefault("dry_run", False)
+    options.setdefault("actor_email", helpers.ACTOR)
+    return cleaning.rollback(
+        store, ORG, action_id, cleaning.CleanupOptions(settings=settings, **options)
+    )
+
+
+def test_a_rollback_waits_for_the_item_then_records_what_it_restored(
+    volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    action = cleaned_volume(store, settings, database_url)
+    snapshot_id = action["rollback_data"]["snapshot_id"]
+    [volume_id] = volume.volumes
+    recorder = aws.CallRecorder()
+    with store.item_lock(action["waste_item_id"]) as held:
+        assert held is not None
+        with pytest.raises(cleaning.CleanupRefused) as refused:
+            rollback(store, settings, action["id"], recorder=recorder)
+    assert str(refused.value) == (
+        f"another worker is acting on or rolling back the item of {action['id']}; try later"
+    )
+    assert recorder.mutating() == []
+    assert [
+        r for r in rows(database_url, "cleanup_actions") if r["action_type"] == "rollback"
+    ] == []
+
+    undone = rollback(store, settings, action["id"], recorder=recorder)
+    assert len([c for c in recorder.mutating() if c.operation == "CreateVolume"]) == 1
+    [row] = [r for r in rows(database_url, "cleanup_actions") if r["action_type"] == "rollback"]
+    ec2 = helpers.account_client(volume.endpoint, ACCOUNT, "ec2")
+    [made] = ec2.describe_volumes(
+        Filters=[{"Name": f"tag:{helpers.ACTION_TAG}", "Values": [str(row["id"])]}]
+    )["Volumes"]
+    restored = made["VolumeId"]
+    assert restored != volume_id and made["SnapshotId"] == snapshot_id
+    note = f"volume {restored} recreated from {snapshot_id} (was {volume_id})"
+    assert undone == cleaning.RollbackResult(
+        action["id"],
+        row["id"],
+        "succeeded",
+        note,
+        {
+            "VolumeId": restored,
+            "SnapshotId": snapshot_id,
+            "AvailabilityZone": f"{helpers.REGION}a",
+        },
+    )
+    assert restored in helpers.live_volumes(volume)
+    assert row["aws_response"]["note"] == note
+    assert row["aws_response"]["already_done"] is False
+    assert row["aws_response"]["resumed"] is False
+    assert (row["status"], row["action"], row["rollback_of"], row["run_id"]) == (
+        "succeeded",
+        "rollback-snapshot-and-delete",
+        action["id"],
+        None,
+    )
+    assert row["action_description"] == f"undo snapshot-and-delete of ebs-volume {volume_id}"
+    assert row["decision_reason"] == f"rollback of {action['id']} requested"
+    assert row["policy_name"] == "scratch-volumes" and not row["rollback_possible"]
+    assert row["executed_by"] == user_id(database_url, helpers.ACTOR)
+    assert row["estimated_monthly_savings"] is None
+
+
+def test_a_rollback_whose_answer_was_lost_is_resumed_under_the_same_id(
+    volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    action = cleaned_volume(store, settings, database_url)
+    recorder = aws.CallRecorder()
+    first = rollback(
+        store,
+        settings,
+        action["id"],
+        recorder=recorder,
+        session_factory=losing_response("ec2", "CreateVolume"),
+    )
+    assert (first.action_id, first.outcome) == (action["id"], "interrupted")
+    assert first.message.startswith("outcome unknown, rerun the rollback to resume it: ")
+    [started] = [r for r in rows(database_url, "cleanup_actions") if r["action_type"] == "rollback"]
+    assert started["status"] == "started" and first.rollback_id == started["id"]
+
+    again = rollback(store, settings, action["id"], recorder=recorder)
+    assert (again.outcome, again.rollback_id) == ("succeeded", started["id"])
+    assert again.message.endswith(" (resumed an interrupted rollback)")
+    assert len([c for c in recorder.mutating() if c.operation == "CreateVolume"]) == 1
+    [row] = [r for r in rows(database_url, "cleanup_actions") if r["action_type"] == "rollback"]
+    assert row["aws_response"]["resumed"] is True and row["aws_response"]["already_done"] is True
+
+
+def test_a_rollback_that_aws_refuses_is_recorded_failed(
+    volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    action = cleaned_volume(store, settings, database_url)
+    ec2 = helpers.account_client(volume.endpoint, ACCOUNT, "ec2")
+    ec2.delete_snapshot(SnapshotId=action["rollback_data"]["snapshot_id"])
+    failed = rollback(store, settings, action["id"])
+    [row] = [r for r in rows(database_url, "cleanup_actions") if r["action_type"] == "rollback"]
+    assert (failed.action_id, failed.rollback_id, failed.outcome) == (
+        action["id"],
+        row["id"],
+        "failed",
+    )
+    assert row["status"] == "failed" and row["error_message"] == failed.message
+    assert "InvalidSnapshot.NotFound" in failed.message
+    assert row["aws_response"]["code"] == "InvalidSnapshot.NotFound"
+    assert row["aws_response"]["error_kind"]
+
+
+def test_rollbacks_that_cannot_be_done_are_refused_with_the_reason(
+    volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    helpers.run_cleanup(
+        store, ORG, [helpers.volume_policy()], settings, aws.CallRecorder(), dry_run=True
+    )
+    [dry] = rows(database_url, "cleanup_actions")
+    with pytest.raises(cleaning.CleanupRefused) as refused:
+        rollback(store, settings, dry["id"])
+    assert str(refused.value) == f"action {dry['id']} is a dry run attempt: nothing to undo"
+
+    action = cleaned_volume(store, settings, database_url)
+    with pytest.raises(cleaning.CleanupRefused) as refused:
+        rollback(store, settings, action["id"], actor_email=None)
+    assert str(refused.value) == "a rollback needs the identity of who runs it (--as EMAIL)"
+    dry_rollback = rollback(store, settings, action["id"], dry_run=True)
+    assert (dry_rollback.outcome, dry_rollback.rollback_id) == ("dry-run", None)
+    assert dry_rollback.response == action["rollback_data"]  # what it would restore from
+    assert [
+        r for r in rows(database_url, "cleanup_actions") if r["action_type"] == "rollback"
+    ] == []
+
+    undone = rollback(store, settings, action["id"])
+    assert undone.outcome == "succeeded"
+    with pytest.raises(cleaning.CleanupRefused) as refused:
+        rollback(store, settings, undone.rollback_id)
+    assert str(refused.value) == f"action {undone.rollback_id} is itself a rollback"
+    with pytest.raises(cleaning.CleanupRefused) as refused:
+        rollback(store, settings, action["id"])
+    assert str(refused.value) == f"action {action['id']} was already rolled back"
+
+
+def test_an_attempt_that_did_not_succeed_cannot_be_rolled_back(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    target = addresses.addresses[0]
+    ec2 = helpers.account_client(addresses.endpoint, ACCOUNT, "ec2")
+    ec2.create_tags(Resources=[target], Tags=[{"Key": helpers.PROTECT_TAG, "Value": "true"}])
+    helpers.run_cleanup(store, ORG, [helpers.address_policy()], settings, aws.CallRecorder())
+    [refused_row] = [r for r in rows(database_url, "cleanup_actions") if r["status"] == "refused"]
+    with pytest.raises(cleaning.CleanupRefused) as refused:
+        rollback(store, settings, refused_row["id"])
+    assert str(refused.value) == f"action {refused_row['id']} is a refused attempt: nothing to undo"
+    # The refusal keeps the re-check's facts that made it.
+    assert refused_row["aws_response"]["recheck"]["tags"][helpers.PROTECT_TAG] == "true"
+    assert (
+        refused_row["error_message"]
+        == f"refused: address is now protected by tag {helpers.PROTECT_TAG}=true"
+    )
+
+
+def test_a_rollback_dry_run_says_what_the_rollback_would_do(
+    volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    """``cloudsweep rollback ID`` (without --execute) prints this sentence as it is."""
+    action = cleaned_volume(store, settings, database_url)
+    preview = rollback(store, settings, action["id"], dry_run=True)
+    assert preview.message == (
+        "the rollback recreates the volume from the snapshot taken before deletion, in the same "
+        "availability zone with the same type, size, IOPS, throughput, encryption and tags "
+        "(a new volume ID)"
+    )
+
+
+def test_a_dry_run_applies_the_policys_tag_rules_to_the_live_tags(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    """An address tagged with one of the policy's ``excludeTags`` after the scan: the real run
+    would refuse it, so the dry run (what people approve from) says so, with the tags it saw."""
+    target = addresses.addresses[0]
+    ec2 = helpers.account_client(addresses.endpoint, ACCOUNT, "ec2")
+    ec2.create_tags(Resources=[target], Tags=[{"Key": "env", "Value": "prod"}])
+    rules = {"minAgeDays": 0, "minConfidence": 50, "excludeTags": {"env": "prod"}}
+    report = helpers.run_cleanup(
+        store,
+        ORG,
+        [helpers.address_policy(rules=rules)],
+        settings,
+        aws.CallRecorder(),
+        dry_run=True,
+    )
+    [result] = [r for r in report.results if r.resource_id == target]
+    assert result.outcome == "dry-run-fail" and result.message.startswith("would refuse: ")
+    [row] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == result.action_id]
+    assert row["aws_response"]["recheck"]["tags"]["env"] == "prod"
