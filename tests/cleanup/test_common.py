@@ -8,12 +8,23 @@ from decimal import Decimal
 import pytest
 
 from cloudsweep import aws
-from cloudsweep.cleanup import CleanupItem, common, ebs_volume, elastic_ip
+from cloudsweep.cleanup import (
+    ACTION_TAG,
+    CleanupItem,
+    common,
+    ebs_volume,
+    ec2_stopped_instance,
+    elastic_ip,
+    log_group,
+)
 from cloudsweep.cleanup.selection import DEFAULT_PROTECTION_TAGS, Selection
+from cloudsweep.domain import utcnow
 from cloudsweep.pricing import PriceCatalog
 from tests import faults
 
+from .compute_helpers import run_instance
 from .ebs_helpers import Harness, tags_spec
+from .storage_helpers import StorageHarness
 
 KEYS = ("cloudsweep.io/protect", "do-not-delete")
 
@@ -128,7 +139,12 @@ def test_an_endpoint_that_ignores_dry_run_stops_everything(h: Harness):
         RELEASE.dry_run(h.ctx(), item, h.params(RELEASE))
 
     assert (failed.value.kind, failed.value.code) == (aws.ErrorKind.TERMINAL, "DryRunIgnored")
-    assert "check the AWS endpoint setting" in str(failed.value)
+    # What the ledger records and a person reads, in full.
+    assert str(failed.value) == (
+        "ec2:ReleaseAddress in us-east-1 failed (terminal, DryRunIgnored): the endpoint answered "
+        "a DryRun call with success instead of DryRunOperation; it may have changed something: "
+        "check the AWS endpoint setting"
+    )
 
 
 def test_a_throttled_dry_run_raises_instead_of_answering(h: Harness):
@@ -159,6 +175,27 @@ def test_a_refused_dry_run_names_each_call_that_would_fail(h: Harness):
         "ec2:DeleteVolume would fail (UnauthorizedOperation): no delete for you"
     )
     assert result.calls == ("ec2:CreateSnapshot", "ec2:DeleteVolume")
+
+
+def test_a_dry_run_refused_twice_names_both_calls(h: Harness):
+    """Every refused call is named, not only the first: a person fixes the permissions once."""
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    for operation, message in (("CreateSnapshot", "no snapshot"), ("DeleteVolume", "no delete")):
+        faults.fail_with(
+            h.events,
+            f"before-send.ec2.{operation}",
+            status=403,
+            body=faults.ec2_error_body("UnauthorizedOperation", message),
+        )
+
+    result = SNAPSHOT_AND_DELETE.dry_run(h.ctx(), item, h.params(SNAPSHOT_AND_DELETE))
+
+    assert not result.would_succeed
+    assert result.message == (
+        "ec2:CreateSnapshot would fail (UnauthorizedOperation): no snapshot; "
+        "ec2:DeleteVolume would fail (UnauthorizedOperation): no delete"
+    )
 
 
 def test_an_allowed_dry_run_says_so(h: Harness):
@@ -271,3 +308,88 @@ def test_the_selection_refuses_by_protection_then_exclusion_then_inclusion(
         assert found is None
     else:
         assert found is not None and found.startswith(refusal), found
+
+
+# --- the refusals a person reads: the ledger records ``str(error)`` whole ---------------------
+
+
+def test_execute_without_undo_data_reads_as_a_refusal_in_full(h: Harness):
+    """The executor stores ``str(error)`` as the action's error: the service, the region, the
+    code and the message all reach the person who must act on it."""
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+
+    with pytest.raises(common.MissingRollbackData) as failed:
+        SNAPSHOT_AND_DELETE.execute(h.ctx(), item, h.params(SNAPSHOT_AND_DELETE), {})
+
+    assert str(failed.value) == (
+        "ec2:DeleteVolume in us-east-1 failed (terminal, MissingRollbackData): refusing to "
+        f"delete {volume}: no snapshot was recorded; run prepare again"
+    )
+    assert failed.value.kind is aws.ErrorKind.TERMINAL
+    assert h.volume_exists(volume) and h.count("DeleteVolume") == 0
+
+
+def test_a_resource_gone_before_prepare_recorded_it_reads_in_full(moto_endpoint: str):
+    s = StorageHarness(moto_endpoint)
+    logs = s.client("logs")
+    logs.create_log_group(logGroupName="/app/vanished")
+    logs.create_log_stream(logGroupName="/app/vanished", logStreamName="s")
+    logs.put_log_events(  # a group that stores something: the scan's finding
+        logGroupName="/app/vanished",
+        logStreamName="s",
+        logEvents=[{"timestamp": int(utcnow().timestamp() * 1000), "message": "x" * 4000}],
+    )
+    item = s.item("cloudwatch-log-group", "/app/vanished")
+    logs.delete_log_group(logGroupName="/app/vanished")
+    action = log_group.SetRetention()
+
+    with pytest.raises(aws.AwsError) as failed:
+        action.prepare(s.ctx(), item, action.parameters({}), {})
+
+    assert failed.value.kind is aws.ErrorKind.NOT_FOUND
+    assert str(failed.value) == (
+        "logs:DescribeLogGroups in us-east-1 failed (not-found, ResourceNotFoundException): "
+        "/app/vanished is gone before its configuration was recorded"
+    )
+
+
+# --- what an earlier attempt made is found again, and only it ----------------------------------
+
+
+def test_an_earlier_attempt_is_asked_for_among_the_accounts_own_by_the_action_tag(h: Harness):
+    """AWS is asked for the account's own snapshots (``OwnerIds=self``: never the public ones of
+    other accounts) that carry this action's tag, not for every snapshot there is."""
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    ctx = h.ctx()
+
+    SNAPSHOT_AND_DELETE.prepare(ctx, item, h.params(SNAPSHOT_AND_DELETE), {})
+
+    (search,) = [
+        r for r in h.recorder.calls(operation="DescribeSnapshots") if "Filters" in r.params
+    ]
+    assert search.params == {
+        "Filters": [{"Name": f"tag:{ACTION_TAG}", "Values": [str(ctx.action_id)]}],
+        "OwnerIds": ["self"],
+    }
+
+
+def test_a_rollback_rerun_finds_the_instance_the_first_run_launched(h: Harness):
+    """The instances of ``DescribeInstances`` sit in its reservations: the rerun must look
+    inside them to find its own launch, and report the rollback done instead of launching."""
+    instance_id = run_instance(h)
+    h.ec2.stop_instances(InstanceIds=[instance_id])
+    terminate = ec2_stopped_instance.SnapshotAndTerminateInstance()
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(terminate)
+    data = terminate.prepare(ctx, item, params, {})
+    terminate.execute(ctx, item, params, data)
+    rollback_ctx = h.ctx(checkpoints={})
+
+    first = terminate.rollback(rollback_ctx, data, params)
+    again = terminate.rollback(rollback_ctx, data, params)
+
+    assert (first.already_done, again.already_done) == (False, True)
+    assert again.response["InstanceId"] == first.response["InstanceId"]
+    assert h.count("RunInstances") == 1

@@ -8,7 +8,9 @@ account, the session and the items are built.
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -18,7 +20,7 @@ from cloudsweep.cleanup import ACTION_TAG, ebs_volume
 from cloudsweep.domain import ActionType
 from tests import faults
 
-from .ebs_helpers import AZ, Harness, tag_dict
+from .ebs_helpers import AZ, Harness, tag_dict, tags_spec
 
 SNAPSHOT_AND_DELETE = ebs_volume.SnapshotAndDeleteVolume()
 ROLLBACK_KEYS = {
@@ -709,3 +711,139 @@ def test_a_restored_volume_deleted_since_does_not_count_as_the_earlier_rollback(
     assert not second.already_done
     assert second.response["VolumeId"] != first.response["VolumeId"]
     assert h.count("CreateVolume") == 2
+
+
+# --- waiting for the snapshot: the rule's wait parameters, and what a person reads ------------
+
+
+def _describes_by_id(h: Harness) -> int:
+    """The DescribeSnapshots calls of the waiter (by snapshot ID; the tag search has none)."""
+    return len(
+        [r for r in h.recorder.calls(operation="DescribeSnapshots") if "SnapshotIds" in r.params]
+    )
+
+
+def test_a_snapshot_still_pending_is_waited_for_as_the_rule_says_then_retried_later(h: Harness):
+    """``wait_max_attempts`` reads and ``wait_delay_seconds`` between them, not the waiter's
+    own 40 reads 15 s apart; then a recoverable error the ledger records in full."""
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    _snapshot_state_seen_as(h, "pending")
+    params = SNAPSHOT_AND_DELETE.parameters({"wait_delay_seconds": 0.2, "wait_max_attempts": 3})
+    started = time.monotonic()
+
+    with pytest.raises(aws.AwsError) as failed:
+        SNAPSHOT_AND_DELETE.prepare(h.ctx(), item, params, {})
+
+    assert str(failed.value) == (
+        "ec2:DescribeSnapshots in us-east-1 failed (recoverable, WaiterTimedOut): "
+        "snapshot_completed: Waiter SnapshotCompleted failed: Max attempts exceeded"
+    )
+    assert _describes_by_id(h) == 3
+    assert 0.4 <= time.monotonic() - started < 10  # two delays of 0.2 s, never 15 s
+    assert h.volume_exists(volume) and h.count("DeleteVolume") == 0
+
+
+def test_a_snapshot_that_failed_while_waited_for_is_a_terminal_error_in_full(h: Harness):
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    _snapshot_state_seen_as(h, "error")
+
+    with pytest.raises(aws.AwsError) as failed:
+        SNAPSHOT_AND_DELETE.prepare(h.ctx(), item, h.params(SNAPSHOT_AND_DELETE), {})
+
+    assert str(failed.value) == (
+        "ec2:DescribeSnapshots in us-east-1 failed (terminal, WaiterFailed): snapshot_completed: "
+        "Waiter SnapshotCompleted failed: Waiter encountered a terminal failure state: For "
+        'expression "Snapshots[].State" we matched expected path: "error" at least once'
+    )
+
+
+def test_a_read_lost_while_waiting_is_a_recoverable_error_of_that_read(h: Harness):
+    """Not a waiter's verdict: the read itself failed, and the error says which read."""
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    ctx = h.ctx()
+
+    def pending(parsed, **_):
+        parsed["State"] = "pending"
+        faults.lose_response(h.events, "ec2", "DescribeSnapshots")  # the waiter's first read
+
+    h.events.register("after-call.ec2.CreateSnapshot", pending)
+
+    with pytest.raises(aws.AwsError) as failed:
+        SNAPSHOT_AND_DELETE.prepare(ctx, item, h.params(SNAPSHOT_AND_DELETE), {})
+
+    assert failed.value.kind is aws.ErrorKind.RECOVERABLE
+    assert str(failed.value).startswith(
+        "ec2:DescribeSnapshots in us-east-1 failed (recoverable, ReadTimeoutError): "
+    )
+    assert h.checkpoints["snapshot_id"]  # the rerun finds this snapshot
+    assert h.volume_exists(volume) and h.count("DeleteVolume") == 0
+
+
+# --- snapshots an earlier attempt of this action left ------------------------------------------
+
+
+def _earlier_snapshots(
+    h: Harness, volume: str, action_id: uuid.UUID, states: list[str]
+) -> list[str]:
+    """Snapshots of ``volume`` tagged with ``action_id`` (as an interrupted attempt leaves them),
+    one a second apart from 2026-01-01, reported by AWS in ``states``, newest first."""
+    ids = [
+        h.ec2.create_snapshot(
+            VolumeId=volume,
+            TagSpecifications=tags_spec("snapshot", {ACTION_TAG: str(action_id)}),
+        )["SnapshotId"]
+        for _ in states
+    ]
+    seen = {
+        snapshot_id: (state, datetime(2026, 1, 1, 0, 0, n, tzinfo=UTC))
+        for n, (snapshot_id, state) in enumerate(zip(ids, states, strict=True))
+    }
+
+    def as_seen(parsed, **_):
+        for entry in parsed.get("Snapshots", []):
+            if entry["SnapshotId"] in seen:
+                entry["State"], entry["StartTime"] = seen[entry["SnapshotId"]]
+                if entry["State"] == "error":
+                    entry["StateMessage"] = "disk fault"
+        parsed["Snapshots"] = parsed.get("Snapshots", [])[::-1]
+
+    h.events.register("after-call.ec2.DescribeSnapshots", as_seen)
+    return ids
+
+
+def test_of_the_snapshots_an_earlier_attempt_left_the_oldest_usable_one_is_kept(h: Harness):
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    action_id = uuid.uuid4()
+    failed, oldest_usable, newer = _earlier_snapshots(
+        h, volume, action_id, ["error", "completed", "completed"]
+    )
+
+    data = SNAPSHOT_AND_DELETE.prepare(h.ctx(action_id), item, h.params(SNAPSHOT_AND_DELETE), {})
+
+    assert data["snapshot_id"] == oldest_usable, (failed, oldest_usable, newer)
+    assert h.checkpoints["snapshot_id"] == oldest_usable
+    assert h.count("CreateSnapshot") == 0
+
+
+def test_a_failed_snapshot_an_earlier_attempt_left_is_reported_not_taken_again(h: Harness):
+    """Reported for a person to delete, instead of a second copy of the volume's data."""
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    action_id = uuid.uuid4()
+    (failed,) = _earlier_snapshots(h, volume, action_id, ["error"])
+
+    with pytest.raises(aws.AwsError) as refused:
+        SNAPSHOT_AND_DELETE.prepare(h.ctx(action_id), item, h.params(SNAPSHOT_AND_DELETE), {})
+
+    assert str(refused.value) == (
+        "ec2:CreateSnapshot in us-east-1 failed (terminal, SnapshotFailed): snapshot "
+        f"{failed} failed (disk fault); the volume was not deleted. Delete the snapshot and "
+        "retry the action"
+    )
+    assert h.checkpoints["snapshot_id"] == failed
+    assert h.count("CreateSnapshot") == 0
+    assert h.volume_exists(volume) and h.count("DeleteVolume") == 0
