@@ -681,18 +681,29 @@ def test_rollback_recreates_encryption_key_and_multi_attach(h: Harness):
 
 def test_rollback_of_a_gp2_volume_asks_for_no_iops_or_throughput(h: Harness):
     volume = h.volume(size=10)
+
+    def baseline_iops(parsed, **_):  # AWS reports gp2's baseline (3 per GiB, at least 100)
+        for entry in parsed.get("Volumes", []):
+            entry.setdefault("Iops", 100)
+
+    h.events.register("after-call.ec2.DescribeVolumes", baseline_iops)
     item, ctx, params, data = _prepared(h, volume)
     SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
 
     SNAPSHOT_AND_DELETE.rollback(h.ctx(checkpoints={}), data, params)
 
+    # gp2's baseline IOPS figure is not recorded: CreateVolume would refuse it for gp2.
+    assert (data["volume_type"], data["iops"], data["throughput"]) == ("gp2", None, None)
     (create,) = h.recorder.calls(operation="CreateVolume")
     assert not {"Iops", "Throughput", "Encrypted", "KmsKeyId", "MultiAttachEnabled"} & set(
         create.params
     )
 
 
-def test_a_restored_volume_deleted_since_does_not_count_as_the_earlier_rollback(h: Harness):
+@pytest.mark.parametrize("state", ["deleting", "deleted", "error"])
+def test_a_restored_volume_deleted_since_does_not_count_as_the_earlier_rollback(
+    h: Harness, state: str
+):
     volume = h.volume(size=10)
     item, ctx, params, data = _prepared(h, volume)
     SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
@@ -702,7 +713,7 @@ def test_a_restored_volume_deleted_since_does_not_count_as_the_earlier_rollback(
     def deleting(parsed, **_):
         for entry in parsed.get("Volumes", []):
             if entry["VolumeId"] == first.response["VolumeId"]:
-                entry["State"] = "deleting"
+                entry["State"] = state
 
     h.events.register("after-call.ec2.DescribeVolumes", deleting)
 
@@ -847,3 +858,77 @@ def test_a_failed_snapshot_an_earlier_attempt_left_is_reported_not_taken_again(h
     assert h.checkpoints["snapshot_id"] == failed
     assert h.count("CreateSnapshot") == 0
     assert h.volume_exists(volume) and h.count("DeleteVolume") == 0
+
+
+# --- what a person reads, and the guards around the delete -------------------------------------
+
+
+def test_a_volume_attached_to_two_instances_names_both(h: Harness):
+    """An io1/io2 multi-attach volume can be attached to several instances (moto keeps one
+    attachment: the second is added to the DescribeVolumes answer)."""
+    volume = h.volume(size=10, volume_type="io1", Iops=1000, MultiAttachEnabled=True)
+    item = h.item("ebs-volume", volume)
+    first, second = h.instance(), h.instance()
+    h.ec2.attach_volume(VolumeId=volume, InstanceId=first, Device="/dev/sdf")
+
+    def also_attached(parsed, **_):
+        for entry in parsed.get("Volumes", []):
+            entry["Attachments"].append({**entry["Attachments"][0], "InstanceId": second})
+
+    h.events.register("after-call.ec2.DescribeVolumes", also_attached)
+
+    result = SNAPSHOT_AND_DELETE.recheck(h.ctx(), item)
+
+    assert not result.still_waste
+    assert result.reason == f"volume is attached to {first}, {second} again"
+    assert result.facts["attached_to"] == f"{first}, {second}"
+
+
+def test_prepare_of_a_volume_gone_with_nothing_recorded_says_so_in_full(h: Harness):
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    h.ec2.delete_volume(VolumeId=volume)
+
+    with pytest.raises(aws.AwsError) as failed:
+        SNAPSHOT_AND_DELETE.prepare(h.ctx(), item, h.params(SNAPSHOT_AND_DELETE), {})
+
+    assert str(failed.value) == (
+        "ec2:CreateSnapshot in us-east-1 failed (not-found, InvalidVolume.NotFound): volume "
+        f"{volume} no longer exists and this action recorded no snapshot and configuration of "
+        "it: nothing to snapshot or delete"
+    )
+
+
+def test_execute_refuses_while_the_snapshot_is_not_completed(h: Harness):
+    """The undo copy must be whole before the data goes: a snapshot still ``pending`` (or in
+    ``error``) when execute runs stops it, with nothing deleted."""
+    volume = h.volume()
+    item, ctx, params, data = _prepared(h, volume)
+
+    def pending(parsed, **_):
+        for entry in parsed.get("Snapshots", []):
+            entry["State"] = "pending"
+
+    h.events.register("after-call.ec2.DescribeSnapshots", pending)
+
+    with pytest.raises(ebs_volume.MissingRollbackData) as failed:
+        SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+
+    assert str(failed.value) == (
+        "ec2:DeleteVolume in us-east-1 failed (terminal, MissingRollbackData): refusing to "
+        f"delete {volume}: its snapshot {data['snapshot_id']} is pending; run prepare again"
+    )
+    assert h.volume_exists(volume) and h.count("DeleteVolume") == 0
+
+
+def test_rollback_of_a_single_attach_unencrypted_io1_volume_asks_for_neither(h: Harness):
+    volume = h.volume(size=10, volume_type="io1", Iops=1000)
+    item, ctx, params, data = _prepared(h, volume)
+    SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+
+    SNAPSHOT_AND_DELETE.rollback(h.ctx(checkpoints={}), data, params)
+
+    assert (data["encrypted"], data["kms_key_id"], data["multi_attach"]) == (False, None, False)
+    (create,) = h.recorder.calls(operation="CreateVolume")
+    assert create.params["Iops"] == 1000
+    assert not {"Throughput", "Encrypted", "KmsKeyId", "MultiAttachEnabled"} & set(create.params)
