@@ -9,6 +9,7 @@ which is why the action lists the account's AMIs instead.
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,6 +20,7 @@ from cloudsweep.domain import ActionType
 from tests import faults
 
 from .ebs_helpers import Harness, tags_spec
+from .storage_helpers import at
 
 ARCHIVE = ebs_snapshot.ArchiveSnapshot()
 DELETE = ebs_snapshot.DeleteSnapshot()
@@ -481,3 +483,94 @@ def test_a_standard_tier_snapshot_still_being_archived_is_restored(h: Harness):
     assert not outcome.already_done
     assert outcome.note == f"restoring {snapshot} permanently (24 to 72 hours)"
     assert h.count("RestoreSnapshotTier") == 1
+
+
+# --- what a person reads, and what a refused read means -----------------------------------------
+
+
+def test_delete_says_what_it_deleted_and_a_rerun_that_it_was_done_before(h: Harness):
+    snapshot = _snapshot(h)
+    item = h.item("ebs-snapshot", snapshot)
+    ctx, params = h.ctx(), h.params(DELETE)
+    data = DELETE.prepare(ctx, item, params, {})
+
+    outcome = DELETE.execute(ctx, item, params, data)
+    again = DELETE.execute(ctx, item, params, data)
+
+    assert outcome.note == f"deleted {snapshot}"
+    assert again.note == f"{snapshot} was already deleted (an earlier attempt)"
+    assert again.response == {"SnapshotId": snapshot, "Error": "InvalidSnapshot.NotFound"}
+    assert [r.params for r in h.recorder.calls(operation="DeleteSnapshot")] == [
+        {"SnapshotId": snapshot}
+    ] * 2
+
+
+def test_a_refused_image_listing_stops_the_recheck_instead_of_passing(h: Harness):
+    """Not being allowed to list the AMIs is not "used by no AMI": the step fails, and says
+    which read was refused."""
+    item = h.item("ebs-snapshot", _snapshot(h))
+    faults.fail_with(
+        h.events,
+        "before-send.ec2.DescribeImages",
+        status=403,
+        body=faults.ec2_error_body("UnauthorizedOperation", "no images for you"),
+    )
+
+    with pytest.raises(aws.AwsError) as failed:
+        DELETE.recheck(h.ctx(), item)
+
+    assert str(failed.value) == (
+        "ec2:DescribeImages in us-east-1 failed (access-denied, UnauthorizedOperation): "
+        "no images for you"
+    )
+
+
+def test_only_the_accounts_own_images_are_listed(h: Harness):
+    """Public AMIs of other accounts cannot use this account's snapshot; listing them would
+    read every public image of the region."""
+    item = h.item("ebs-snapshot", _snapshot(h))
+
+    result = DELETE.recheck(h.ctx(), item)
+
+    assert result.reason == "still completed, unprotected and used by no AMI"
+    (listing,) = h.recorder.calls(operation="DescribeImages")
+    assert listing.params == {"Owners": ["self"]}
+
+
+def test_the_reasons_of_a_refusal_read_in_full(h: Harness):
+    item = h.item("ebs-snapshot", _snapshot(h))
+    image = h.ec2.create_image(InstanceId=h.instance(), Name="golden")["ImageId"]
+    (ami,) = h.ec2.describe_images(ImageIds=[image])["Images"]
+    (used,) = [m["Ebs"]["SnapshotId"] for m in ami["BlockDeviceMappings"] if "Ebs" in m]
+    copy = _snapshot(h, tags={ACTION_TAG: "action-1", ebs_volume.SOURCE_VOLUME_TAG: "vol-0abc"})
+
+    in_use = DELETE.recheck(h.ctx(), dataclasses.replace(item, resource_id=used))
+    kept = DELETE.recheck(h.ctx(), dataclasses.replace(item, resource_id=copy))
+
+    assert in_use.reason == f"snapshot is now used by AMI {image}"
+    assert kept.reason == (
+        "snapshot is the rollback copy of volume vol-0abc kept by cleanup action action-1; "
+        "remove it by hand once that undo is not needed"
+    )
+
+
+def test_a_grace_period_without_the_images_name_still_reads_whole(h: Harness):
+    snapshot = _snapshot(h)
+    item = h.item("ebs-snapshot", snapshot)
+    _tag(h, snapshot, {ebs_snapshot.RETAIN_UNTIL_TAG: "2999-01-01T00:00:00+00:00"})
+
+    result = DELETE.recheck(h.ctx(), item)
+
+    assert result.reason == (
+        "snapshot is kept until 2999-01-01T00:00:00+00:00 for the rollback of deregistered AMI"
+    )
+
+
+def test_the_grace_period_ends_at_its_date_exactly(h: Harness):
+    snapshot = _snapshot(h)
+    item = h.item("ebs-snapshot", snapshot)
+    _tag(h, snapshot, {ebs_snapshot.RETAIN_UNTIL_TAG: "2026-06-01T00:00:00+00:00"})
+    until = datetime(2026, 6, 1, tzinfo=UTC)
+
+    assert DELETE.recheck(at(h.ctx(), until), item).still_waste
+    assert not DELETE.recheck(at(h.ctx(), until - timedelta(microseconds=1)), item).still_waste
