@@ -123,7 +123,11 @@ def test_a_refused_describe_is_an_error_not_a_resource_gone(h: Harness):
         RELEASE.recheck(h.ctx(), item)
 
     assert failed.value.kind is aws.ErrorKind.ACCESS_DENIED
-    assert failed.value.code == "UnauthorizedOperation"
+    # As the ledger records it: which read, where, and AWS's own words.
+    assert str(failed.value) == (
+        "ec2:DescribeAddresses in us-east-1 failed (access-denied, UnauthorizedOperation): "
+        "not allowed"
+    )
 
 
 def test_an_endpoint_that_ignores_dry_run_stops_everything(h: Harness):
