@@ -74,15 +74,22 @@ def fail_with(
     region: str | None = None,
     times: int | None = None,
     headers: dict[str, str] | None = None,
+    after: int = 0,
 ) -> Injected:
     """Answer ``event`` (e.g. ``before-send.ec2.DescribeVolumes``) with an error response, only in
-    ``region`` if given, the first ``times`` times if given (then the real server answers)."""
+    ``region`` if given, the first ``times`` times if given (then the real server answers), once
+    ``after`` requests have gone through (to fail the second call of an operation, not the first).
+    """
     injected = Injected()
+    let_through = Injected()
 
     def handler(request: Any, **_: Any) -> AWSResponse | None:
         if region is not None and request_region(request) != region:
             return None
         with injected.lock:
+            if let_through.hits < after:
+                let_through.hits += 1
+                return None
             if times is not None and injected.hits >= times:
                 return None
             injected.hits += 1

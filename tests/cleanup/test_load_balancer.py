@@ -817,3 +817,101 @@ def test_classic_execute_of_a_load_balancer_already_gone_is_done_without_a_delet
 
     assert outcome.already_done and "already gone" in outcome.note
     assert h.recorder.count(service="elb", operation="DeleteLoadBalancer") == 0
+
+
+# --- what a user reads when a call is refused: the failed call, named -------------------------
+#
+# A step that fails records ``str(error)`` as the action's failure (the ledger's error, the
+# policy's CleanupFailed condition): "<service>:<operation> in <region> failed (<kind>, <code>):
+# <message>". The operation tells the user which permission to grant, so each call is refused in
+# turn below, with a fresh session on the same world, and the message must name that call.
+
+# botocore's event name of each service the action calls (its service ID, hyphenated)
+_EVENTS = {"elbv2": ELBV2_EVENTS, "elb": ELB_EVENTS, "cloudwatch": "cloudwatch"}
+
+
+def _deny(h: Harness, service: str, operation: str, *, after: int = 0) -> faults.Injected:
+    """AccessDenied for one call of ``operation``: the one after the first ``after`` calls."""
+    message = f"not authorized to perform {operation}"
+    if service == "cloudwatch":  # botocore talks JSON to CloudWatch
+        return faults.fail_with(
+            h.session.events,
+            f"before-send.cloudwatch.{operation}",
+            status=400,
+            body=f'{{"__type": "AccessDenied", "message": "{message}"}}'.encode(),
+            headers={"Content-Type": "application/x-amz-json-1.0"},
+            times=1,
+            after=after,
+        )
+    return faults.fail_with(
+        h.session.events,
+        f"before-send.{_EVENTS[service]}.{operation}",
+        status=403,
+        body=faults.query_error_body("AccessDenied", message),
+        times=1,
+        after=after,
+    )
+
+
+def _denial(service: str, operation: str) -> str:
+    return (
+        f"{service}:{operation} in {REGION} failed (access-denied, AccessDenied): "
+        f"not authorized to perform {operation}"
+    )
+
+
+def _refused_in_turn(
+    h: Harness, calls: list[tuple[str, str, str, int]], steps: dict[str, object]
+) -> None:
+    """For each (step, service, operation, after): a fresh session refused that call; the step
+    must fail with the message that names it (the refusal seen once: the call was reached)."""
+    for step, service, operation, after in calls:
+        fresh = Harness(h.endpoint)
+        denied = _deny(fresh, service, operation, after=after)
+        with pytest.raises(aws.AwsError) as raised:
+            steps[step](fresh.context())  # type: ignore[operator]
+        assert denied.hits == 1, (step, operation)
+        assert str(raised.value) == _denial(service, operation), (step, operation)
+
+
+def test_every_refused_call_of_an_elbv2_cleanup_is_named_in_its_failure(h):
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    seen_healthy = _without(item, healthy_targets=1)  # judged idle by its traffic: reads it
+    data = ACTION.prepare(h.context(), item, PARAMS, {})
+    steps = {
+        "recheck": lambda ctx: ACTION.recheck(ctx, item),
+        "traffic": lambda ctx: ACTION.recheck(ctx, seen_healthy),
+        "dry_run": lambda ctx: ACTION.dry_run(ctx, item, PARAMS),
+        "prepare": lambda ctx: ACTION.prepare(ctx, item, PARAMS, {}),
+        "execute": lambda ctx: ACTION.execute(ctx, item, PARAMS, data),
+    }
+
+    _refused_in_turn(
+        h,
+        [
+            ("recheck", "elbv2", "DescribeLoadBalancers", 0),
+            ("recheck", "elbv2", "DescribeTags", 0),
+            ("recheck", "elbv2", "DescribeLoadBalancerAttributes", 0),
+            ("recheck", "elbv2", "DescribeTargetGroups", 0),
+            ("recheck", "elbv2", "DescribeTargetHealth", 0),
+            ("traffic", "cloudwatch", "GetMetricData", 0),
+            ("dry_run", "elbv2", "DescribeLoadBalancers", 0),
+            ("dry_run", "elbv2", "DescribeLoadBalancerAttributes", 0),
+            ("prepare", "elbv2", "DescribeLoadBalancers", 0),
+            ("prepare", "elbv2", "DescribeListeners", 0),
+            ("prepare", "elbv2", "DescribeListenerCertificates", 0),
+            ("prepare", "elbv2", "DescribeRules", 0),
+            ("prepare", "elbv2", "DescribeTargetGroups", 0),  # those attached
+            ("prepare", "elbv2", "DescribeTargetGroups", 1),  # those the listeners name
+            ("prepare", "elbv2", "DescribeTargetGroupAttributes", 0),
+            ("prepare", "elbv2", "DescribeTargetHealth", 0),
+            ("prepare", "elbv2", "DescribeTags", 0),
+            ("prepare", "elbv2", "DescribeLoadBalancerAttributes", 0),
+            ("execute", "elbv2", "DescribeLoadBalancers", 0),
+            ("execute", "elbv2", "DeleteLoadBalancer", 0),
+        ],
+        steps,
+    )
+
+    assert _exists(h, w["arn"])  # every refusal left it in place
