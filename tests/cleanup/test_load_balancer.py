@@ -317,7 +317,10 @@ def test_execute_deletes_and_keeps_the_target_groups(h):
     assert h.mutating() == [("elbv2", "DeleteLoadBalancer")]
     names = {g["TargetGroupName"] for g in h.seed("elbv2").describe_target_groups()["TargetGroups"]}
     assert names == {"promo-web", "promo-api", "promo-admin"}
-    assert "target groups kept" in outcome.note
+    assert outcome.response == {"load_balancer_arn": w["arn"], "deleted": True}
+    kept = ", ".join(g["TargetGroupName"] for g in data["target_groups"])
+    assert sorted(kept.split(", ")) == sorted(names)
+    assert outcome.note == f"deleted load balancer {w['id']}; target groups kept: {kept}"
 
 
 def test_lost_response_then_retry_is_one_delete(h):
@@ -392,9 +395,21 @@ def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
     outcome = ACTION.rollback(undo, data, PARAMS)
 
     new_arn = outcome.response["load_balancer_arn"]
-    assert new_arn != w["arn"] and outcome.response["previous_arn"] == w["arn"]
-    assert "cannot reuse" in outcome.note and not outcome.already_done
+    assert new_arn != w["arn"] and not outcome.already_done
     got = _rebuilt(h, new_arn)
+    same_groups = {w[g]: w[g] for g in ("web", "api", "admin")}
+    assert outcome.response == {
+        "load_balancer_arn": new_arn,
+        "dns_name": got["lb"]["DNSName"],
+        "previous_arn": w["arn"],
+        "previous_dns_name": w["dns"],
+        "target_groups": same_groups,
+    }
+    assert outcome.note == (
+        f"recreated load balancer promo-alb as {new_arn}, DNS name {got['lb']['DNSName']}; AWS "
+        f"cannot reuse the old ARN or DNS name ({w['dns']}): update DNS records and clients "
+        "that used it"
+    )
     assert got["lb"]["LoadBalancerName"] == "promo-alb"
     assert got["lb"]["SecurityGroups"] == [w["sg"]]
     assert got["lb"]["Scheme"] == "internet-facing"
@@ -472,7 +487,11 @@ def test_rollback_refuses_a_same_named_load_balancer_it_did_not_make(h):
     with pytest.raises(aws.AwsError) as raised:
         ACTION.rollback(h.context(), data, PARAMS)
 
-    assert raised.value.code == "DuplicateLoadBalancerName"
+    assert str(raised.value) == (
+        f"elbv2:CreateLoadBalancer in {REGION} failed (terminal, DuplicateLoadBalancerName): a "
+        "load balancer named promo-alb exists and was not made by this rollback; rename or "
+        "delete it, then roll back again"
+    )
 
 
 # --- classic load balancers ----------------------------------------------------------------
@@ -593,12 +612,17 @@ def test_classic_execute_refuses_a_load_balancer_created_again_under_the_name(h)
     item = h.item(DETECTOR, name)
     ctx = h.context()
     data = dict(ACTION.prepare(ctx, item, PARAMS, {}))
+    created = data["load_balancer"]["CreatedTime"]
     data["load_balancer"] = {**data["load_balancer"], "CreatedTime": "2020-01-01T00:00:00+00:00"}
 
     with pytest.raises(aws.AwsError) as raised:
         ACTION.execute(ctx, item, PARAMS, data)
 
-    assert raised.value.code == "ResourceReplaced"
+    assert str(raised.value) == (
+        f"elb:DeleteLoadBalancer in {REGION} failed (terminal, ResourceReplaced): refusing to "
+        f"delete: load balancer {name} was created again since the scan ({created}, scan saw "
+        "2020-01-01T00:00:00+00:00)"
+    )
     assert h.seed("elb").describe_load_balancers(LoadBalancerNames=[name])
 
 
@@ -766,7 +790,10 @@ def test_prepare_keeps_a_complete_earlier_record_and_rollback_refuses_an_incompl
 
     assert again == first
     assert tags_of(fresh["tags"]).get("later") == "1"
-    assert raised.value.code == "NoRecordedConfiguration"
+    assert str(raised.value) == (
+        f"cloudsweep:Rollback in {REGION} failed (terminal, NoRecordedConfiguration): the load "
+        "balancer's configuration was never recorded; nothing to restore"
+    )
     assert h.recorder.count(operation="CreateLoadBalancer") == 0
 
 
@@ -915,3 +942,35 @@ def test_every_refused_call_of_an_elbv2_cleanup_is_named_in_its_failure(h):
     )
 
     assert _exists(h, w["arn"])  # every refusal left it in place
+
+
+def test_classic_outcomes_name_the_load_balancer_and_its_new_dns_name_beside_another(h):
+    """Another classic load balancer in the account is neither read nor touched: the rollback
+    looks up its own name only, and its outcome names the recreated DNS name."""
+    h.seed("elb").create_load_balancer(
+        LoadBalancerName="aaa-other-elb",
+        Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 80}],
+        AvailabilityZones=[f"{REGION}a"],
+    )
+    name = _classic(h)
+    item = h.item(DETECTOR, name)
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+
+    deleted = ACTION.execute(ctx, item, PARAMS, data)
+    restored = ACTION.rollback(h.context(), data, PARAMS)
+
+    assert deleted.response == {"load_balancer_name": name, "deleted": True}
+    assert deleted.note == f"deleted classic load balancer {name}" and not deleted.already_done
+    elb = h.seed("elb")
+    (lb,) = elb.describe_load_balancers(LoadBalancerNames=[name])["LoadBalancerDescriptions"]
+    assert restored.response == {"load_balancer_name": name, "dns_name": lb["DNSName"]}
+    assert restored.note == (
+        f"recreated classic load balancer {name}, DNS name {lb['DNSName']}; AWS cannot reuse "
+        f"the old DNS name ({data['load_balancer']['DNSName']}): update DNS records and clients "
+        "that used it"
+    )
+    names = {
+        d["LoadBalancerName"] for d in elb.describe_load_balancers()["LoadBalancerDescriptions"]
+    }
+    assert names == {"aaa-other-elb", name}

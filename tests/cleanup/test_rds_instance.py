@@ -313,6 +313,9 @@ def test_throttled_delete_is_a_throttled_error_and_nothing_is_deleted(h):
         DELETE.execute(ctx, item, PARAMS, data)
 
     assert raised.value.kind is aws.ErrorKind.THROTTLED and throttled.hits == 2
+    assert str(raised.value) == (
+        "rds:DeleteDBInstance in us-east-1 failed (throttled, Throttling): Rate exceeded"
+    )
     assert not _gone(h, "reports-staging")
 
 
@@ -566,6 +569,10 @@ def test_stop_of_a_missing_instance_is_done_and_its_undo_fails(h):
 
     assert outcome.already_done and "no longer exists" in outcome.note
     assert raised.value.kind is aws.ErrorKind.NOT_FOUND
+    # the failure names the call that failed (and so the permission, were it refused)
+    assert str(raised.value).startswith(
+        "rds:StartDBInstance in us-east-1 failed (not-found, DBInstanceNotFound): "
+    )
     assert h.recorder.count(operation="StartDBInstance") == 1  # tried, refused by AWS
 
 
@@ -663,3 +670,251 @@ def test_rollback_restores_groups_subnets_and_zone_of_a_single_az_instance(h):
     assert db["AvailabilityZone"] == "us-east-1b" and db["StorageType"] == "gp2"
     (restore,) = [c for c in h.recorder.records if c.operation == "RestoreDBInstanceFromDBSnapshot"]
     assert "Iops" not in restore.params and "StorageThroughput" not in restore.params
+
+
+# --- what the user reads: outcomes, notes and refusals, exactly -----------------------------
+#
+# An outcome's response goes into the ledger (``aws_response``) and its note into the action's
+# history; an error's ``str()`` is the failure the policy's status shows. moto deletes and
+# restores at once, so the states AWS reports meanwhile (``deleting``, a snapshot still
+# ``creating``) are put into moto's answers on their way back, as AWS would send them.
+
+
+def _report(h: Harness, operation: str, key: str, field: str, value: str, *, after: int = 0):
+    """Rewrite ``field`` of every entry of ``key`` in the answers to ``operation``, from the
+    call after the first ``after`` on (those are left as moto sent them)."""
+    seen = []
+
+    def rewrite(parsed, **_):
+        seen.append(operation)
+        if len(seen) > after:
+            for entry in parsed.get(key, []):
+                entry[field] = value
+
+    h.session.events.register(f"after-call.rds.{operation}", rewrite)
+
+
+def test_a_delete_in_progress_is_done_once_and_says_so(h):
+    """An earlier attempt's delete still running (AWS: ``deleting``, its final snapshot being
+    made): no second delete; the outcome names the state and the final snapshot."""
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    ctx = h.context()
+    data = DELETE.prepare(ctx, item, PARAMS, {})
+    snapshot = data["final_snapshot_identifier"]
+    h.seed("rds").create_db_snapshot(
+        DBInstanceIdentifier="reports-staging", DBSnapshotIdentifier=snapshot
+    )
+    later = Harness(h.endpoint)  # a session made after the rewrite is registered sees it
+    _report(later, "DescribeDBInstances", "DBInstances", "DBInstanceStatus", "deleting")
+    ctx = later.context(ctx.action_id)
+
+    recheck = DELETE.recheck(ctx, item)
+    dry = DELETE.dry_run(ctx, item, PARAMS)
+    outcome = DELETE.execute(ctx, item, PARAMS, data)
+
+    assert not recheck.still_waste and recheck.facts["gone"] is True
+    assert recheck.reason == "DB instance reports-staging is being deleted"
+    assert not dry.would_succeed
+    assert dry.message == "DeleteDBInstance would fail: reports-staging is deleting"
+    assert outcome.already_done
+    assert outcome.response == {
+        "db_instance_identifier": "reports-staging",
+        "final_snapshot_identifier": snapshot,
+        "status": "deleting",
+        "final_snapshot_status": "available",
+    }
+    assert (
+        outcome.note == f"reports-staging is being deleted; final snapshot {snapshot} is available"
+    )
+    assert later.recorder.count(operation="DeleteDBInstance") == 0
+
+
+def test_a_delete_begun_by_an_earlier_attempt_meanwhile_is_this_actions_delete(h):
+    """The final snapshot exists (its name carries this action's ID) and the instance is being
+    deleted by the time DeleteDBInstance refuses the name: the earlier attempt's delete, done."""
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    ctx = h.context()
+    data = DELETE.prepare(ctx, item, PARAMS, {})
+    snapshot = data["final_snapshot_identifier"]
+    h.seed("rds").create_db_snapshot(
+        DBInstanceIdentifier="reports-staging", DBSnapshotIdentifier=snapshot
+    )
+    # the read before the delete sees it stopped; the one after the refusal, deleting
+    later = Harness(h.endpoint)
+    _report(later, "DescribeDBInstances", "DBInstances", "DBInstanceStatus", "deleting", after=1)
+
+    outcome = DELETE.execute(later.context(ctx.action_id), item, PARAMS, data)
+
+    assert outcome.already_done
+    assert outcome.response["status"] == "deleting"
+    assert (
+        outcome.note == f"reports-staging is being deleted; final snapshot {snapshot} is available"
+    )
+    assert later.recorder.count(operation="DeleteDBInstance") == 1  # refused: the name is taken
+
+
+def test_delete_outcomes_name_the_instance_and_its_final_snapshot(h):
+    _db(h, "reports-staging", stopped=True)
+    _db(h, "analytics-dev", stopped=True)
+    items = {i: h.item(DETECTOR, i) for i in ("reports-staging", "analytics-dev")}
+    ctx = h.context()
+    done = DELETE.prepare(ctx, items["reports-staging"], PARAMS, {})
+    lost = DELETE.prepare(ctx, items["analytics-dev"], PARAMS, {})
+    h.seed("rds").delete_db_instance(DBInstanceIdentifier="analytics-dev", SkipFinalSnapshot=True)
+
+    deleted = DELETE.execute(ctx, items["reports-staging"], PARAMS, done)
+    again = DELETE.execute(ctx, items["reports-staging"], PARAMS, done)
+    missing = DELETE.execute(ctx, items["analytics-dev"], PARAMS, lost)
+
+    snapshot = done["final_snapshot_identifier"]
+    assert not deleted.already_done
+    assert deleted.response == {
+        "db_instance_identifier": "reports-staging",
+        "final_snapshot_identifier": snapshot,
+        "status": "deleting",
+    }
+    assert deleted.note == f"deleting reports-staging; final snapshot {snapshot}"
+    assert again.already_done
+    assert again.response == {
+        "db_instance_identifier": "reports-staging",
+        "final_snapshot_identifier": snapshot,
+        "status": "deleted",
+        "final_snapshot_status": "available",
+    }
+    assert again.note == f"reports-staging is already gone; final snapshot {snapshot} is available"
+    gone_snapshot = lost["final_snapshot_identifier"]
+    assert missing.already_done
+    assert missing.response == {
+        "db_instance_identifier": "analytics-dev",
+        "final_snapshot_identifier": gone_snapshot,
+        "status": "deleted",
+        "final_snapshot_status": None,
+    }
+    assert missing.note == (
+        f"analytics-dev is already gone, but the final snapshot {gone_snapshot} is missing: "
+        "rollback will not be possible"
+    )
+    assert h.recorder.count(operation="DeleteDBInstance") == 1
+
+
+def test_a_second_final_snapshot_is_refused_in_words_that_say_what_to_do(h):
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    ctx = h.context()
+    data = DELETE.prepare(ctx, item, PARAMS, {})
+    snapshot = data["final_snapshot_identifier"]
+    h.seed("rds").create_db_snapshot(
+        DBInstanceIdentifier="reports-staging", DBSnapshotIdentifier=snapshot
+    )
+
+    with pytest.raises(aws.AwsError) as raised:
+        DELETE.execute(ctx, item, PARAMS, data)
+
+    assert raised.value.kind is aws.ErrorKind.TERMINAL
+    assert str(raised.value) == (
+        "rds:DeleteDBInstance in us-east-1 failed (terminal, DBSnapshotAlreadyExists): "
+        f"final snapshot {snapshot} exists from an earlier attempt while reports-staging is "
+        "still stopped; refusing both a second final snapshot and a delete without one: check "
+        "the instance, delete or rename the snapshot, and run the cleanup again"
+    )
+
+
+def test_rollback_outcomes_and_refusals_say_what_happened_and_what_to_do(h):
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    ctx = h.context()
+    data = DELETE.prepare(ctx, item, PARAMS, {})
+    DELETE.execute(ctx, item, PARAMS, data)
+    _drop_moto_automated_snapshots(h, "reports-staging")
+    snapshot = data["final_snapshot_identifier"]
+    creating = Harness(h.endpoint)
+    _report(creating, "DescribeDBSnapshots", "DBSnapshots", "Status", "creating")
+    undo = h.context()
+
+    with pytest.raises(aws.AwsError) as not_yet:
+        DELETE.rollback(creating.context(undo.action_id), data, PARAMS)
+    restored = DELETE.rollback(undo, data, PARAMS)
+    again = DELETE.rollback(undo, data, PARAMS)
+    with pytest.raises(aws.AwsError) as taken:
+        DELETE.rollback(h.context(), data, PARAMS)
+
+    assert not_yet.value.kind is aws.ErrorKind.RECOVERABLE
+    assert str(not_yet.value) == (
+        "rds:RestoreDBInstanceFromDBSnapshot in us-east-1 failed (recoverable, "
+        f"DBSnapshotNotAvailable): final snapshot {snapshot} is creating; roll back again once "
+        "it is available"
+    )
+    db = _describe(h, "reports-staging")
+    expected = {
+        "db_instance_identifier": "reports-staging",
+        "db_instance_arn": db["DBInstanceArn"],
+        "status": "available",
+        "endpoint": db["Endpoint"]["Address"],
+    }
+    assert restored.response == expected and not restored.already_done
+    assert restored.note == (
+        f"restoring reports-staging from final snapshot {snapshot} (status available); it holds "
+        "the data as of the snapshot, and the snapshot is kept"
+    )
+    assert again.response == expected and again.already_done
+    assert again.note == "reports-staging was already restored by this rollback"
+    assert str(taken.value) == (
+        "rds:RestoreDBInstanceFromDBSnapshot in us-east-1 failed (terminal, "
+        "DBInstanceAlreadyExists): a DB instance named reports-staging exists and was not "
+        "restored by this rollback; rename or delete it, then roll back again"
+    )
+    h.seed("rds").delete_db_instance(DBInstanceIdentifier="reports-staging", SkipFinalSnapshot=True)
+    h.seed("rds").delete_db_snapshot(DBSnapshotIdentifier=snapshot)
+    with pytest.raises(aws.AwsError) as missing:
+        DELETE.rollback(h.context(), data, PARAMS)
+    assert str(missing.value) == (
+        "rds:RestoreDBInstanceFromDBSnapshot in us-east-1 failed (not-found, DBSnapshotNotFound): "
+        f"final snapshot {snapshot} of reports-staging does not exist: the instance cannot be "
+        "restored"
+    )
+
+
+def test_stop_outcomes_name_the_instance_and_its_state(h):
+    _db(h, "analytics-dev")
+    item = h.item(DETECTOR, "analytics-dev")
+    ctx = h.context()
+    data = STOP.prepare(ctx, item, PARAMS, {})
+    busy = Harness(h.endpoint)
+    faults.throttle(busy.session.events, "rds", "StopDBInstance")
+    # RDS refuses a second stop or start (InvalidDBInstanceState) while the first is under way
+    stopping, starting = Harness(h.endpoint), Harness(h.endpoint)
+    _report(stopping, "DescribeDBInstances", "DBInstances", "DBInstanceStatus", "stopping")
+    _report(starting, "DescribeDBInstances", "DBInstances", "DBInstanceStatus", "starting")
+
+    with pytest.raises(aws.AwsError) as throttled:
+        STOP.execute(busy.context(), item, PARAMS, data)
+    stopped = STOP.execute(ctx, item, PARAMS, data)
+    again = STOP.execute(ctx, item, PARAMS, data)
+    under_way = STOP.execute(stopping.context(), item, PARAMS, data)
+    started = STOP.rollback(h.context(), data, PARAMS)
+    restarted = STOP.rollback(h.context(), data, PARAMS)
+    start_under_way = STOP.rollback(starting.context(), data, PARAMS)
+    h.seed("rds").delete_db_instance(DBInstanceIdentifier="analytics-dev", SkipFinalSnapshot=True)
+    missing = STOP.execute(ctx, item, PARAMS, data)
+
+    assert str(throttled.value) == (
+        "rds:StopDBInstance in us-east-1 failed (throttled, Throttling): Rate exceeded"
+    )
+    assert stopped.response == {"db_instance_identifier": "analytics-dev", "status": "stopped"}
+    assert stopped.note == "stopping analytics-dev; AWS starts it again by itself after 7 days"
+    assert not stopped.already_done
+    assert again.response == {"db_instance_identifier": "analytics-dev", "status": "stopped"}
+    assert again.note == "analytics-dev is already stopped" and again.already_done
+    assert started.response == {"db_instance_identifier": "analytics-dev", "status": "available"}
+    assert started.note == "starting analytics-dev" and not started.already_done
+    assert restarted.response == {"db_instance_identifier": "analytics-dev", "status": "available"}
+    assert restarted.note == "analytics-dev is already available" and restarted.already_done
+    assert under_way.response == {"db_instance_identifier": "analytics-dev", "status": "stopping"}
+    assert under_way.note == "analytics-dev is already stopping" and under_way.already_done
+    assert start_under_way.note == "analytics-dev is already starting"
+    assert start_under_way.already_done
+    assert missing.response == {"db_instance_identifier": "analytics-dev"}
+    assert missing.note == "DB instance analytics-dev no longer exists: nothing left to stop"
+    assert missing.already_done
