@@ -175,7 +175,16 @@ def test_recheck_passes_for_the_idle_load_balancer(h):
     result = ACTION.recheck(h.context(), item)
 
     assert result.still_waste, result.reason
-    assert result.facts["registered_targets"] == 1 and result.facts["healthy_targets"] == 0
+    assert result.reason == "still idle: no new healthy target, no traffic, not protected"
+    (lb,) = h.seed("elbv2").describe_load_balancers(LoadBalancerArns=[w["arn"]])["LoadBalancers"]
+    assert result.facts == {
+        "tags": {"team": "marketing", "Name": "promo-alb"},
+        "target_groups": result.facts["target_groups"],
+        "registered_targets": 1,
+        "healthy_targets": 0,
+        "state": lb["State"]["Code"],
+    }
+    assert sorted(result.facts["target_groups"]) == ["promo-admin", "promo-api", "promo-web"]
     assert h.mutating() == []
 
 
@@ -191,7 +200,8 @@ def test_recheck_refuses_when_a_target_is_registered_or_healthy_again(h):
     result = ACTION.recheck(h.context(), item)
 
     assert not result.still_waste
-    assert "healthy" in result.reason
+    assert result.reason == "1 target(s) are healthy now (the scan saw 0)"
+    assert result.facts["healthy_targets"] == 1 and result.facts["registered_targets"] == 2
 
 
 def test_recheck_refuses_a_new_registration_even_if_unhealthy(h):
@@ -220,7 +230,10 @@ def test_recheck_refuses_a_protection_tag_added_since_the_scan(h):
     result = ACTION.recheck(h.context(), item)
 
     assert not result.still_waste
-    assert "cloudsweep.io/protect" in result.reason
+    assert result.reason == "protection tag cloudsweep.io/protect=true is set"
+    assert result.facts == {
+        "tags": {"team": "marketing", "Name": "promo-alb", "cloudsweep.io/protect": "true"}
+    }
 
 
 def test_recheck_and_dry_run_refuse_deletion_protection(h):
@@ -235,8 +248,12 @@ def test_recheck_and_dry_run_refuse_deletion_protection(h):
     dry = ACTION.dry_run(h.context(), item, PARAMS)
 
     assert not result.still_waste
-    assert "deletion_protection.enabled" in result.reason
-    assert not dry.would_succeed and "deletion protection" in dry.message
+    assert result.reason == (
+        "deletion protection is on (attribute deletion_protection.enabled is true)"
+    )
+    assert result.facts == {"deletion_protection": True}
+    assert not dry.would_succeed
+    assert dry.message == f"DeleteLoadBalancer would fail: deletion protection is on for {w['id']}"
     assert h.mutating() == []
 
 
@@ -247,7 +264,8 @@ def test_recheck_refuses_a_load_balancer_that_is_gone(h):
 
     result = ACTION.recheck(h.context(), item)
 
-    assert not result.still_waste and "no longer exists" in result.reason
+    assert not result.still_waste and result.facts == {"gone": True}
+    assert result.reason == f"load balancer {w['id']} no longer exists"
 
 
 def test_dry_run_changes_nothing_and_lists_the_calls(h):
@@ -258,7 +276,25 @@ def test_dry_run_changes_nothing_and_lists_the_calls(h):
     result = ACTION.dry_run(h.context(), item, PARAMS)
 
     assert result.would_succeed, result.message
-    assert "elasticloadbalancing:DeleteLoadBalancer" in result.calls
+    assert result.message == (
+        f"would record the configuration of {w['id']} and delete it (its target groups are kept)"
+    )
+    # the permissions the delete and its record need, as the dry-run report lists them
+    assert result.calls == tuple(
+        f"elasticloadbalancing:{op}"
+        for op in (
+            "DescribeLoadBalancers",
+            "DescribeLoadBalancerAttributes",
+            "DescribeTags",
+            "DescribeListeners",
+            "DescribeListenerCertificates",
+            "DescribeRules",
+            "DescribeTargetGroups",
+            "DescribeTargetGroupAttributes",
+            "DescribeTargetHealth",
+            "DeleteLoadBalancer",
+        )
+    )
     assert h.mutating() == []
     assert h.recorder.count(operation="DescribeLoadBalancers") >= 1
     assert _snapshot(h, w["arn"]) == before
@@ -441,6 +477,11 @@ def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
     ]
     assert names.count("promo-alb") == 1
     assert len(_rebuilt(h, new_arn)["rules"][80]) == 2  # no duplicated rule either
+    # the same subnets, and the rule's own tags
+    old_zones = sorted(z["SubnetId"] for z in data["load_balancer"]["AvailabilityZones"])
+    assert sorted(z["SubnetId"] for z in got["lb"]["AvailabilityZones"]) == old_zones
+    rule_tags = h.seed("elbv2").describe_tags(ResourceArns=[rules["10"]["RuleArn"]])
+    assert tags_of(rule_tags["TagDescriptions"][0]["Tags"]) == {"rule": "api"}
 
 
 def test_rollback_recreates_target_groups_that_were_deleted_since(h):
@@ -568,6 +609,20 @@ def test_classic_dry_run_prepare_execute_lost_response_and_rollback(h):
 
     dry = ACTION.dry_run(ctx, item, PARAMS)
     assert dry.would_succeed and h.mutating() == []
+    assert (
+        dry.message
+        == f"would record the configuration of classic load balancer {name} and delete it"
+    )
+    assert dry.calls == tuple(
+        f"elasticloadbalancing:{op}"
+        for op in (
+            "DescribeLoadBalancers",
+            "DescribeLoadBalancerAttributes",
+            "DescribeTags",
+            "DescribeLoadBalancerPolicies",
+            "DeleteLoadBalancer",
+        )
+    )
     assert strip_volatile(elb.describe_load_balancers(LoadBalancerNames=[name])) == before
 
     data = ACTION.prepare(ctx, item, PARAMS, {})
@@ -765,12 +820,16 @@ def test_a_load_balancer_gone_before_prepare_is_not_recorded_nor_dry_run(h):
     h.seed("elbv2").delete_load_balancer(LoadBalancerArn=w["arn"])
     h.seed("elb").delete_load_balancer(LoadBalancerName=name)
 
-    for item in items:
+    for item, service, resource in ((items[0], "elbv2", w["arn"]), (items[1], "elb", name)):
         dry = ACTION.dry_run(h.context(), item, PARAMS)
         with pytest.raises(aws.AwsError) as raised:
             ACTION.prepare(h.context(), item, PARAMS, {})
-        assert not dry.would_succeed and "no longer exists" in dry.message
+        assert not dry.would_succeed and dry.message == f"{item.resource_id} no longer exists"
         assert raised.value.kind is aws.ErrorKind.NOT_FOUND
+        assert str(raised.value) == (
+            f"{service}:DescribeLoadBalancers in {REGION} failed (not-found, "
+            f"LoadBalancerNotFound): {resource} is gone before its configuration was recorded"
+        )
     assert h.checkpoints == {} and h.mutating() == []
 
 
@@ -831,6 +890,21 @@ def test_classic_recheck_refuses_an_instance_in_service_and_a_new_registration(h
     assert not registered.still_waste
     assert "instances were registered since the scan (1 now, 0 then)" in registered.reason
     assert registered.facts["traffic_last_day"] == 0
+    # judged idle by its traffic: requests to it (AWS/ELB, by name) in the last day refuse
+    h.seed("cloudwatch").put_metric_data(
+        Namespace="AWS/ELB",
+        MetricData=[
+            {
+                "MetricName": "RequestCount",
+                "Dimensions": [{"Name": "LoadBalancerName", "Value": name}],
+                "Value": 7,
+                "Timestamp": utcnow() - timedelta(hours=2),
+            }
+        ],
+    )
+    busy = ACTION.recheck(h.context(), seen_healthy)
+    assert not busy.still_waste and busy.reason == "it has traffic again: 7 in the last day"
+    assert busy.facts["traffic_last_day"] == 7
 
 
 def test_classic_execute_of_a_load_balancer_already_gone_is_done_without_a_delete(h):
@@ -974,3 +1048,31 @@ def test_classic_outcomes_name_the_load_balancer_and_its_new_dns_name_beside_ano
         d["LoadBalancerName"] for d in elb.describe_load_balancers()["LoadBalancerDescriptions"]
     }
     assert names == {"aaa-other-elb", name}
+
+
+def test_rollback_refuses_a_same_named_target_group_it_did_not_make_before_any_load_balancer(h):
+    """A recorded target group gone and another made under its name by someone else: the
+    rollback stops before it creates anything, and says what to do."""
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+    ACTION.execute(ctx, item, PARAMS, data)
+    elbv2 = h.seed("elbv2")
+    elbv2.delete_target_group(TargetGroupArn=w["api"])
+    elbv2.create_target_group(Name="promo-api", Protocol="HTTP", Port=8080, VpcId=w["vpc"])
+    undo = h.context()
+
+    with pytest.raises(aws.AwsError) as raised:
+        ACTION.rollback(undo, data, PARAMS)
+
+    assert str(raised.value) == (
+        f"elbv2:CreateTargetGroup in {REGION} failed (terminal, DuplicateTargetGroupName): a "
+        "target group named promo-api exists and was not made by this rollback; rename or "
+        "delete it, then roll back again"
+    )
+    assert [op for _, op in h.mutating()] == ["DeleteLoadBalancer"]  # the cleanup's own
+    assert not any(
+        lb["LoadBalancerName"] == "promo-alb"
+        for lb in elbv2.describe_load_balancers()["LoadBalancers"]
+    )
