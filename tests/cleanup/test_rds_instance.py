@@ -38,6 +38,8 @@ from .lb_rds_helpers import Harness, strip_volatile, tags_of
 VOLATILE = frozenset({"ResponseMetadata", "LatestRestorableTime"})
 
 DETECTOR = RdsInstanceDetector()
+DELETE_CALLS = ("rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:DeleteDBInstance")
+STOP_CALLS = ("rds:DescribeDBInstances", "rds:StopDBInstance")
 STOP = StopRdsInstance()
 DELETE = FinalSnapshotAndDeleteRdsInstance()
 PARAMS = DELETE.parameters()
@@ -200,7 +202,12 @@ def test_delete_dry_run_changes_nothing(h):
         DBInstanceIdentifier="reports-staging", DeletionProtection=True, ApplyImmediately=True
     )
     refused = DELETE.dry_run(h.context(), item, PARAMS)
-    assert not refused.would_succeed and "deletion protection" in refused.message
+    assert not refused.would_succeed
+    assert refused.message == (
+        "DeleteDBInstance would fail: deletion protection is on for reports-staging"
+    )
+    # the permissions the delete needs, as the dry-run report lists them, refused or not
+    assert result.calls == refused.calls == DELETE_CALLS
 
 
 def test_prepare_records_what_restore_needs(h):
@@ -523,14 +530,23 @@ def test_rechecks_report_the_facts_the_executor_applies_its_rules_to(h):
 def test_stop_dry_run_refuses_a_stopped_or_missing_instance(h):
     _db(h, "analytics-dev")
     item = h.item(DETECTOR, "analytics-dev")
+    ctx = h.context()
+    available = DELETE.dry_run(ctx, item, PARAMS)  # an available instance can be deleted too
     h.seed("rds").stop_db_instance(DBInstanceIdentifier="analytics-dev")
 
     stopped = STOP.dry_run(h.context(), item, PARAMS)
     h.seed("rds").delete_db_instance(DBInstanceIdentifier="analytics-dev", SkipFinalSnapshot=True)
     missing = STOP.dry_run(h.context(), item, PARAMS)
+    delete_missing = DELETE.dry_run(h.context(), item, PARAMS)
 
-    assert not stopped.would_succeed and "analytics-dev is stopped" in stopped.message
-    assert not missing.would_succeed and "no longer exists" in missing.message
+    snapshot = final_snapshot_identifier("analytics-dev", ctx.action_id)
+    assert available.would_succeed
+    assert available.message == f"would delete analytics-dev with final snapshot {snapshot}"
+    assert not stopped.would_succeed
+    assert stopped.message == "StopDBInstance would fail: analytics-dev is stopped"
+    assert not missing.would_succeed and missing.message == "analytics-dev no longer exists"
+    assert stopped.calls == missing.calls == STOP_CALLS
+    assert not delete_missing.would_succeed and delete_missing.calls == DELETE_CALLS
     assert h.mutating() == []
 
 
@@ -549,7 +565,8 @@ def test_delete_dry_run_refuses_a_taken_snapshot_name_and_a_missing_instance(h):
     h.seed("rds").delete_db_instance(DBInstanceIdentifier="reports-staging", SkipFinalSnapshot=True)
     missing = DELETE.dry_run(ctx, item, PARAMS)
 
-    assert not taken.would_succeed and f"{snapshot} exists already" in taken.message
+    assert not taken.would_succeed and taken.calls == DELETE_CALLS
+    assert taken.message == f"a snapshot named {snapshot} exists already; it would not be replaced"
     assert other.would_succeed, other.message
     assert not missing.would_succeed and "no longer exists" in missing.message
     assert h.mutating() == []
@@ -582,6 +599,10 @@ def test_stop_prepare_records_the_instance_and_keeps_an_earlier_record(h):
     arn = _describe(h, "analytics-dev")["DBInstanceArn"]
 
     data = STOP.prepare(h.context(), item, PARAMS, {})
+    # a finding stored without its ARN: the record takes RDS's
+    without_arn = STOP.prepare(
+        h.context(), dataclasses.replace(item, resource_arn=None), PARAMS, {}
+    )
     earlier = {"db_instance_identifier": "analytics-dev", "status_before": "available"}
     kept = STOP.prepare(h.context(), item, PARAMS, earlier)
 
@@ -590,6 +611,7 @@ def test_stop_prepare_records_the_instance_and_keeps_an_earlier_record(h):
         "db_instance_arn": arn,
         "status_before": "available",
     }
+    assert without_arn == data
     assert kept == earlier and h.mutating() == []
 
 
