@@ -1076,3 +1076,79 @@ def test_rollback_refuses_a_same_named_target_group_it_did_not_make_before_any_l
         lb["LoadBalancerName"] == "promo-alb"
         for lb in elbv2.describe_load_balancers()["LoadBalancers"]
     )
+
+
+def test_classic_rollback_rebuilds_a_vpc_load_balancer_with_its_policies_and_instances(h):
+    """An internal classic load balancer in a VPC subnet with a security group, cookie policies
+    of both kinds (one without an expiry), a custom policy on a back-end port, and an instance
+    registered after the scan: the rollback makes it again as it was described before."""
+    elb, ec2 = h.seed("elb"), h.seed("ec2")
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    sg = ec2.create_security_group(GroupName="internal-elb", Description="elb", VpcId=vpc)[
+        "GroupId"
+    ]
+    name = "internal-elb"
+    elb.create_load_balancer(
+        LoadBalancerName=name,
+        Listeners=[
+            {"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 8080},
+            {"Protocol": "TCP", "LoadBalancerPort": 9000, "InstancePort": 9000},
+        ],
+        Subnets=[subnet],
+        SecurityGroups=[sg],
+        Scheme="internal",
+    )
+    elb.create_app_cookie_stickiness_policy(
+        LoadBalancerName=name, PolicyName="app-sticky", CookieName="SESSION"
+    )
+    elb.create_lb_cookie_stickiness_policy(LoadBalancerName=name, PolicyName="lb-sticky")
+    elb.create_load_balancer_policy(
+        LoadBalancerName=name,
+        PolicyName="proxy",
+        PolicyTypeName="ProxyProtocolPolicyType",
+        PolicyAttributes=[{"AttributeName": "ProxyProtocol", "AttributeValue": "true"}],
+    )
+    elb.set_load_balancer_policies_of_listener(
+        LoadBalancerName=name, LoadBalancerPort=80, PolicyNames=["app-sticky"]
+    )
+    elb.set_load_balancer_policies_of_listener(
+        LoadBalancerName=name, LoadBalancerPort=9000, PolicyNames=["lb-sticky"]
+    )
+    elb.set_load_balancer_policies_for_backend_server(
+        LoadBalancerName=name, InstancePort=9000, PolicyNames=["proxy"]
+    )
+    item = h.item(DETECTOR, name)
+    instance = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, SubnetId=subnet)[
+        "Instances"
+    ][0]["InstanceId"]
+    elb.register_instances_with_load_balancer(
+        LoadBalancerName=name, Instances=[{"InstanceId": instance}]
+    )
+    kept = ("ListenerDescriptions", "Policies", "BackendServerDescriptions", "Subnets")
+    kept += ("SecurityGroups", "Scheme", "Instances", "HealthCheck", "VPCId")
+
+    def described() -> dict[str, object]:
+        (lb,) = elb.describe_load_balancers(LoadBalancerNames=[name])["LoadBalancerDescriptions"]
+        policies = elb.describe_load_balancer_policies(LoadBalancerName=name)
+        return {
+            **{k: lb.get(k) for k in kept},
+            "policies": sorted(
+                (p["PolicyName"], p["PolicyTypeName"], str(p.get("PolicyAttributeDescriptions")))
+                for p in policies["PolicyDescriptions"]
+            ),
+        }
+
+    before = described()
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+    ACTION.execute(ctx, item, PARAMS, data)
+
+    outcome = ACTION.rollback(h.context(), data, PARAMS)
+
+    assert not outcome.already_done
+    assert described() == before
+    assert before["Scheme"] == "internal" and before["Subnets"] == [subnet]
+    assert before["SecurityGroups"] == [sg]
+    assert [i["InstanceId"] for i in before["Instances"]] == [instance]  # type: ignore[union-attr]
+    assert ("proxy", "ProxyProtocolPolicyType") in [p[:2] for p in before["policies"]]  # type: ignore[union-attr]
