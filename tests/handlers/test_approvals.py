@@ -10,6 +10,7 @@ the webhook is bypassed and call the webhook afterwards with the stored UID.
 
 from __future__ import annotations
 
+import calendar
 import json
 import time
 import urllib.request
@@ -159,7 +160,7 @@ def _run_now(cluster: Cluster, value: str) -> None:
 
 
 def _real_policy_awaiting_three(
-    cluster: Cluster, world: demo_world.DemoWorld
+    cluster: Cluster, operator: Any, world: demo_world.DemoWorld
 ) -> tuple[str, list[dict[str, Any]], Callable[[str], None]]:
     """A connected account, a third idle address beside the world's two, and a policy acting for
     real (``dryRun: false``) that a first scan leaves with the three awaiting approval. Returns
@@ -190,13 +191,42 @@ def _real_policy_awaiting_three(
         ),
         what="three addresses awaiting approval",
     )
+    # What the policy's status tells a person: every figure, and each finding waiting for them.
+    status = cluster.get("cleanuppolicies", NS, "idle-ips")["status"]
+    assert {k: status[k] for k in ("matched", "planned", "awaitingApproval")} == {
+        "matched": 3,
+        "planned": 0,
+        "awaitingApproval": 3,
+    }
+    assert (status["executed"], status["failed"], status["savingsMonthly"]) == (0, 0, "0.00")
+    evaluated_at = calendar.timegm(
+        time.strptime(status["lastEvaluationTime"], "%Y-%m-%dT%H:%M:%SZ")
+    )
+    assert abs(evaluated_at - time.time()) < 120
+    costs = {f.resource_id: f.monthly_cost for f in operator.store.findings(FindingFilter(NS))}
+    for entry in pending:
+        assert entry == {
+            "accountId": world.account_id,
+            "region": REGION,
+            "resourceId": entry["resourceId"],
+            "maxMonthlyCost": f"{costs[entry['resourceId']]:.2f}",
+            "reason": entry["reason"],
+        }
+        assert entry["reason"].startswith(f"costs {costs[entry['resourceId']]}/month, above ")
+    awaiting = condition(cluster.get("cleanuppolicies", NS, "idle-ips"), "Ready")
+    assert awaiting is not None
+    assert (awaiting["status"], awaiting["reason"], awaiting["message"]) == (
+        "True",
+        "AwaitingApproval",
+        "3 items wait for an approval",
+    )
     return third, list(pending), lambda value: _run_now(cluster, value)
 
 
 def test_the_operator_acts_for_real_only_on_admitted_approvals(
     cluster: Cluster, operator, world, recorder, webhook_port: int
 ) -> None:
-    third, pending, run_now = _real_policy_awaiting_three(cluster, world)
+    third, pending, run_now = _real_policy_awaiting_three(cluster, operator, world)
     ids = sorted(p["resourceId"] for p in pending)
     assert third in ids
     forged_id, failing_id = (i for i in ids if i != third)
@@ -302,6 +332,9 @@ def test_the_operator_acts_for_real_only_on_admitted_approvals(
         what="CleanupFailed",
     )
     assert failed["status"] == "False"
+    assert failed["message"] == (
+        "the latest cleanup attempt failed (1 failed in all); see `cloudsweep actions`"
+    )
     assert cluster.get("cleanuppolicies", NS, "idle-ips")["status"]["failed"] == 1
     assert failing_id in addresses(world)
 
@@ -340,6 +373,15 @@ def test_deleting_an_unadmitted_approval_releases_it(cluster: Cluster, operator,
     wait_for(
         lambda: ready(cluster, "unadmitted").get("reason") == "ApprovalIgnored", what="ignored"
     )
+    # The honour timer runs every second here: the person is warned once, not on every tick.
+    time.sleep(4)
+    warned = [
+        (e["type"], e["reason"], e["message"])
+        for e in cluster.events(NS)
+        if e["involvedObject"]["name"] == "unadmitted"
+    ]
+    assert warned == [("Warning", "ApprovalIgnored", NO_RECORD)]
+    assert ready(cluster, "unadmitted")["message"] == NO_RECORD
     cluster.delete("cleanupapprovals", NS, "unadmitted")
     wait_for(
         lambda: cluster.get("cleanupapprovals", NS, "unadmitted") is None,
@@ -348,6 +390,10 @@ def test_deleting_an_unadmitted_approval_releases_it(cluster: Cluster, operator,
 
 
 ARGOCD = "system:serviceaccount:argocd:argocd-application-controller"
+NO_RECORD = (
+    "CloudSweep's admission webhook has no record of this object: it was written while the "
+    "webhook was down or bypassed; delete it and create it again"
+)
 
 
 def gitops_apply(cluster: Cluster, name: str, spec: dict[str, Any], **labels: str) -> None:
@@ -432,6 +478,15 @@ def test_gitops_owns_the_policy_people_own_the_approvals(
             if e.get("reason") == "ApprovalIgnored" and e["involvedObject"]["name"] == "idle-ips"
         ],
         what="the forged in-policy entry reported",
+    )
+    [reported] = [
+        e["message"]
+        for e in cluster.events(NS)
+        if e.get("reason") == "ApprovalIgnored" and e["involvedObject"]["name"] == "idle-ips"
+    ][:1]
+    assert reported == (
+        "1 entries of spec.approvals are ignored: approvals are CleanupApproval objects now, "
+        "created with kubectl under your own credentials; see docs/approvals.md"
     )
     listed = cluster.request(
         "GET", f"/apis/cloudsweep.io/v1alpha1/namespaces/{NS}/cleanupapprovals"
@@ -556,7 +611,7 @@ def test_an_expired_or_withdrawn_approval_releases_nothing(
     object was deleted (the approval withdrawn). The policy acts for real: a third, valid
     approval is released in the same run, neither of the other two (moto is the oracle); the
     expired approval's status shows the person's expiry."""
-    third, pending, run_now = _real_policy_awaiting_three(cluster, world)
+    third, pending, run_now = _real_policy_awaiting_three(cluster, operator, world)
     expired_id, withdrawn_id = sorted(p["resourceId"] for p in pending if p["resourceId"] != third)
     account = world.account_id
 
@@ -595,6 +650,25 @@ def test_an_expired_or_withdrawn_approval_releases_nothing(
     approval = operator.store.candidate(expired_item.id).approval
     assert approval is not None
     assert approval.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") == expired_at
+    # The same resource ID in another account or region is another resource: not this finding.
+    for name, where in (
+        ("other-account", {"accountId": "210987654321"}),
+        ("other-region", {"accountId": account, "region": "eu-west-1"}),
+    ):
+        admit(
+            cluster, webhook_port, approval_object(name, third, uid=f"uid-{name}", **where), MARIA
+        )
+        not_found = wait_for(
+            lambda n=name: (c := ready(cluster, n)).get("reason") == "FindingNotFound" and c,
+            what=f"{name}: no finding",
+        )
+        assert (not_found["status"], not_found["message"]) == (
+            "False",
+            "no open finding matches accountId, region and resourceId yet; it is recorded as "
+            "soon as a scan finds it",
+        )
+        assert cluster.get("cleanupapprovals", NS, name)["status"]["findings"] == 0
+    assert status_of(third) == "pending"
     cluster.delete("cleanupapprovals", NS, "withdrawn")
     wait_for(lambda: status_of(withdrawn_id) == "pending", what="the approval withdrawn")
     admit(

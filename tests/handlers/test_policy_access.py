@@ -193,6 +193,37 @@ def test_needed_verbs_name_what_changed() -> None:
     }
 
 
+def test_approvals_are_told_apart_by_account_region_and_resource() -> None:
+    """An approval is one resource in one account and region: the same resource ID elsewhere is
+    another approval (added, needing ``approve``), not a change of the first."""
+    base = policy(approvals=[approval()])
+    for field, value in (
+        ("accountId", "210987654321"),
+        ("region", "eu-west-1"),
+        ("resourceId", "eipalloc-2"),
+    ):
+        other = {**approval(), field: value}
+        assert cleanuppolicies.needed_verbs(edited(base, approvals=[approval(), other]), base) == {
+            "approve": "changing spec.approvals (1 added)"
+        }, field
+        # Replacing the entry by the other one: one added, one removed, in that order.
+        assert cleanuppolicies.needed_verbs(edited(base, approvals=[other]), base) == {
+            "approve": "changing spec.approvals (1 added, 1 removed)"
+        }, field
+
+
+def test_an_approval_written_with_its_fields_in_another_order_is_unchanged() -> None:
+    """YAML tools and the API server may reorder an entry's keys: that is no change, and needs
+    no ``approve`` (an admin's edit of another field must not be refused for it)."""
+    base = policy(approvals=[approval()])
+    reordered = edited(base, approvals=[dict(reversed(list(approval().items())))])
+    assert list(reordered["spec"]["approvals"][0]) != list(approval())
+    assert cleanuppolicies.needed_verbs(reordered, base) == {}
+    assert cleanuppolicies.needed_verbs(edited(reordered, dryRun=False), base) == {
+        "configure": "changing spec.dryRun"
+    }
+
+
 # --- the webhook, with SubjectAccessReviews ----------------------------------------------------
 
 
@@ -249,6 +280,55 @@ def test_an_admin_may_configure_and_approve(
     changed = admitted(webhook, edited(created, autoExecute=True, dryRun=False), created, ADMIN)
     assert changed["spec"]["approvals"] == created["spec"]["approvals"]
     assert verbs(roles) == [("ada@example.com", "configure")]
+
+
+def test_an_approvals_stamp_is_kept_until_what_it_asks_for_changes(
+    cluster: Cluster, webhook: int, roles: AccessReviews
+) -> None:
+    """The mutating webhook stamps an entry with who wrote it and when; a later write keeps the
+    stored stamp (a name typed into the YAML is not taken), unless the entry now asks for
+    something else (its cost or its expiry): then it is the new writer's approval."""
+    stored = policy()
+    started = time.time()
+    approved = admitted(webhook, edited(stored, approvals=[approval()]), stored, MEMBER)
+    [entry] = approved["spec"]["approvals"]
+    assert entry["approvedBy"] == "maria@example.com"
+    stamped_at = time.mktime(time.strptime(entry["approvedAt"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert started - 2 <= stamped_at - time.timezone <= time.time() + 2  # a UTC time of now
+
+    forged = copy.deepcopy(approved)
+    forged["spec"]["approvals"][0].update(approvedBy="the-boss", approvedAt="2020-01-01T00:00:00Z")
+    for change in (edited(approved, dryRun=False), forged):
+        kept = admitted(webhook, change, approved, ADMIN)
+        assert kept["spec"]["approvals"] == [entry]
+
+    for field, value in (("maxMonthlyCost", "9.00"), ("expiresAt", "2030-01-01T00:00:00Z")):
+        changed = copy.deepcopy(approved)
+        changed["spec"]["approvals"][0][field] = value
+        [restamped] = admitted(webhook, changed, approved, ADMIN)["spec"]["approvals"]
+        assert (restamped["approvedBy"], restamped[field]) == ("ada@example.com", value), field
+
+    # Without a user name in the request (the API server always sends one) the stamp says so.
+    answer = review(webhook, "stamp-approvals", edited(stored, approvals=[approval()]), stored, {})
+    [patched] = jsonpatch.apply_patch(
+        edited(stored, approvals=[approval()]), json.loads(base64.b64decode(answer["patch"]))
+    )["spec"]["approvals"]
+    assert patched["approvedBy"] == "unknown"
+
+
+def test_without_a_signing_key_approvals_are_not_stamped_and_the_writer_is_warned(
+    cluster: Cluster, operator: Any, webhook: int, roles: AccessReviews
+) -> None:
+    operator.settings = operator.settings.model_copy(update={"approval_signing_key": None})
+    stored = policy()
+    answer = review(
+        webhook, "stamp-approvals", edited(stored, approvals=[approval()]), stored, ADMIN
+    )
+    assert answer["allowed"] is True
+    assert not answer.get("patch")
+    assert answer["warnings"] == [
+        "approvals are disabled: the operator has no approval signing key"
+    ]
 
 
 def test_a_viewer_may_not_approve_or_withdraw_approvals(

@@ -8,11 +8,16 @@ never planned, approved or cleaned by this policy.
 
 from __future__ import annotations
 
+import calendar
+import time
 from typing import Any
 
 import pytest
 
+from cloudsweep import policies
 from cloudsweep.handlers import cleanuppolicies
+
+from .conftest import Cluster, condition, wait_for
 
 NS = "team-a"
 # A kopf index as the operator holds it: (namespace, name) -> the AwsAccount's selection facts.
@@ -54,3 +59,81 @@ def test_a_selection_that_matches_nothing_selects_nothing() -> None:
     )
     assert not selected  # another namespace's account is not found by name
     assert policy.accounts == ()
+
+
+def test_an_invalid_policy_is_named_by_its_namespace_and_name() -> None:
+    with pytest.raises(policies.PolicyError) as refused:
+        cleanuppolicies._policy(
+            {"spec": {"resourceType": "elastic-ip", "action": "shred", "accountSelector": {}}},
+            "p",
+            NS,
+            ACCOUNTS,
+        )
+    assert str(refused.value).startswith("CleanupPolicy team-a/p: policy 'p' is invalid: ")
+
+
+def test_the_policys_status_says_what_it_may_do_or_why_not(cluster: Cluster, operator: Any) -> None:
+    """On the operator: a policy over an account without findings may act on nothing yet;
+    suspended, it says so; one whose selection matches no AwsAccount is not Ready."""
+    cluster.create_namespace(NS, "uid-team-a")
+    account = {
+        "accountId": "111111111111",
+        "roleArn": "arn:aws:iam::111111111111:role/cloudsweep-scanner",
+        "regions": ["us-east-1"],
+    }
+    cluster.create("awsaccounts", "AwsAccount", NS, "prod", account)
+    spec = {"resourceType": "elastic-ip", "action": "release"}
+    cluster.create("cleanuppolicies", "CleanupPolicy", NS, "all", {**spec, "accountSelector": {}})
+    cluster.create("cleanuppolicies", "CleanupPolicy", NS, "none", {**spec, "accounts": ["gone"]})
+    started = time.time()
+
+    def ready(name: str, reason: str) -> dict[str, Any]:
+        return wait_for(  # type: ignore[no-any-return]
+            lambda: (
+                (c := condition(cluster.get("cleanuppolicies", NS, name), "Ready"))
+                and c["reason"] == reason
+                and c
+            ),
+            what=f"{name}: {reason}",
+        )
+
+    evaluated = ready("all", "Evaluated")
+    assert (evaluated["status"], evaluated["message"]) == (
+        "True",
+        "0 items may be acted on in the next run",
+    )
+    status = cluster.get("cleanuppolicies", NS, "all")["status"]
+    assert {k: status.get(k) for k in FIGURES} == {
+        "matched": 0,
+        "planned": 0,
+        "awaitingApproval": 0,
+        "executed": 0,
+        "failed": 0,
+        "savingsMonthly": "0.00",
+        "pendingApprovals": [],
+    }
+    evaluated_at = calendar.timegm(
+        time.strptime(status["lastEvaluationTime"], "%Y-%m-%dT%H:%M:%SZ")
+    )
+    assert started - 2 <= evaluated_at <= time.time() + 2
+
+    unselected = ready("none", "NoAccountsSelected")
+    assert (unselected["status"], unselected["message"]) == (
+        "False",
+        "no AwsAccount in this namespace matches the policy's accounts or selector",
+    )
+
+    cluster.patch("cleanuppolicies", NS, "all", {"spec": {"suspend": True}})
+    suspended = ready("all", "Suspended")
+    assert (suspended["status"], suspended["message"]) == ("True", "the policy is suspended")
+
+
+FIGURES = (
+    "matched",
+    "planned",
+    "awaitingApproval",
+    "executed",
+    "failed",
+    "savingsMonthly",
+    "pendingApprovals",
+)

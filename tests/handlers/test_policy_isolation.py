@@ -129,5 +129,7 @@ def test_a_policy_the_database_refuses_does_not_stop_the_others(
         what="the bad policy's condition",
     )
     assert ready["status"] == "False" and "test_refuses_one_policy" in ready["message"]
+    assert ready["message"].startswith("the last cleanup run of this policy failed (")
+    assert ready["message"].endswith("); the namespace's other policies ran without it")
     good = condition(cluster.get("cleanuppolicies", NS, "good"), "Ready")
     assert good is not None and good["status"] == "True", good
