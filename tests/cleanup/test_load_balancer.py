@@ -516,6 +516,49 @@ def test_rollback_recreates_target_groups_that_were_deleted_since(h):
     assert "promo-api was gone and was recreated" in outcome.note
 
 
+def test_a_rollback_stopped_after_recreating_a_target_group_sets_it_up_on_the_rerun(h):
+    """A rollback that made the target group again and stopped before giving it its attributes
+    and targets (here: the attributes call refused) finishes the group on the rerun, rather than
+    reusing a group with no targets behind the load balancer."""
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+    ACTION.execute(ctx, item, PARAMS, data)
+    elbv2 = h.seed("elbv2")
+    elbv2.delete_target_group(TargetGroupArn=w["api"])
+    h.seed("ec2").start_instances(InstanceIds=[w["instance"]])
+    rollback_id = h.context().action_id
+    stopped = Harness(h.endpoint)
+    denied = _deny(stopped, "elbv2", "ModifyTargetGroupAttributes")
+    with pytest.raises(aws.AwsError):
+        ACTION.rollback(stopped.context(rollback_id), data, PARAMS)
+    assert denied.hits == 1
+    [made] = elbv2.describe_target_groups(Names=["promo-api"])["TargetGroups"]
+    assert (
+        elbv2.describe_target_health(TargetGroupArn=made["TargetGroupArn"])[
+            "TargetHealthDescriptions"
+        ]
+        == []
+    )
+
+    outcome = ACTION.rollback(h.context(rollback_id), data, PARAMS)
+
+    assert outcome.response["target_groups"][w["api"]] == made["TargetGroupArn"]
+    attributes = {
+        a["Key"]: a["Value"]
+        for a in elbv2.describe_target_group_attributes(TargetGroupArn=made["TargetGroupArn"])[
+            "Attributes"
+        ]
+    }
+    assert attributes["deregistration_delay.timeout_seconds"] == "30"
+    targets = elbv2.describe_target_health(TargetGroupArn=made["TargetGroupArn"])
+    assert [
+        (t["Target"]["Id"], t["Target"]["Port"]) for t in targets["TargetHealthDescriptions"]
+    ] == [(w["instance"], 8080)]
+    assert f"promo-api was gone and was recreated as {made['TargetGroupArn']}" in outcome.note
+
+
 def test_rollback_refuses_a_same_named_load_balancer_it_did_not_make(h):
     w = _world(h)
     item = h.item(DETECTOR, w["id"])

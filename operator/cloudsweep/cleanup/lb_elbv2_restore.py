@@ -99,6 +99,10 @@ class Elbv2Restore(Restore):
                     "rollback; rename or delete it, then roll back again",
                     region=self.ctx.region,
                 )
+            # Made by an earlier attempt of this rollback, which may have stopped before it set
+            # the group up: set it up again (both calls are safe to repeat).
+            self.set_up(str(existing), group)
+            self.notes.append(f"target group {name} was gone and was recreated as {existing}")
             return str(existing)
         kwargs: dict[str, Any] = {"Name": name, "TargetType": group.get("TargetType", "instance")}
         for key in (
@@ -122,6 +126,13 @@ class Elbv2Restore(Restore):
         tags = {**common.tag_map(group.get("Tags")), ACTION_TAG: self.marker}
         created = self.call("CreateTargetGroup", Tags=tag_list(tags), **kwargs)
         arn = str(created["TargetGroups"][0]["TargetGroupArn"])
+        self.set_up(arn, group)
+        self.notes.append(f"target group {name} was gone and was recreated as {arn}")
+        return arn
+
+    def set_up(self, arn: str, group: Mapping[str, Any]) -> None:
+        """Give a recreated target group its recorded attributes and targets. Setting attributes
+        is idempotent, and registering a registered target is a no-op in AWS."""
         attributes = [
             {"Key": a["Key"], "Value": a["Value"]}
             for a in group.get("Attributes") or []
@@ -133,9 +144,7 @@ class Elbv2Restore(Restore):
                 TargetGroupArn=arn,
                 Attributes=attributes,
             )
-        self.register(arn, name, list(group.get("Targets") or []))
-        self.notes.append(f"target group {name} was gone and was recreated as {arn}")
-        return arn
+        self.register(arn, group["TargetGroupName"], list(group.get("Targets") or []))
 
     def register(self, group_arn: str, name: str, targets: list[dict[str, Any]]) -> None:
         """Register the recorded targets; one that AWS refuses (a stopped or terminated
