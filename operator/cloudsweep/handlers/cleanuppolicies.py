@@ -237,29 +237,6 @@ def authorize_changes(
         )
 
 
-def verified_approvals(
-    body: Mapping[str, Any], namespace: str, name: str
-) -> tuple[list[Mapping[str, Any]], int]:
-    """The approvals whose signature verifies, and how many did not."""
-    key = runtime.get().settings.approval_signing_key
-    entries = [e for e in body.get("spec", {}).get("approvals") or [] if isinstance(e, Mapping)]
-    if not key:
-        return [], len(entries)
-    raw = (body.get("metadata", {}).get("annotations") or {}).get(SIGNATURES_ANNOTATION) or "{}"
-    try:
-        signatures = json.loads(raw)
-    except json.JSONDecodeError:
-        signatures = {}
-    good = [
-        e
-        for e in entries
-        if e.get("approvedBy")
-        and isinstance(signatures.get(_entry_key(e)), str)
-        and hmac.compare_digest(signatures[_entry_key(e)], sign(key, namespace, name, e))
-    ]
-    return good, len(entries) - len(good)
-
-
 def _policy(
     obj: Mapping[str, Any], name: str, namespace: str, aws_accounts: Any
 ) -> tuple[policies.CleanupPolicy, bool]:
