@@ -6,14 +6,13 @@ Imported by the action modules of ``cloudsweep.cleanup``; not an action itself.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from cloudsweep import aws
 from cloudsweep.aws import ErrorKind
-from cloudsweep.cleanup import selection
+from cloudsweep.cleanup import selection, service_calls
 from cloudsweep.cleanup.base import (
     ACTION_TAG,
     ActionContext,
@@ -26,14 +25,9 @@ from cloudsweep.domain import money
 from cloudsweep.pricing import PriceCatalog, active
 
 
-def _method(operation: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
-
-
 def call(ctx: ActionContext, operation: str, **params: Any) -> dict[str, Any]:
     """One EC2 call of the item's account and region; failures raise ``aws.AwsError``."""
-    with aws.translated("ec2", operation, ctx.region):
-        return dict(getattr(ctx.client("ec2"), _method(operation))(**params))
+    return service_calls.call(ctx, "ec2", operation, **params)
 
 
 def describe_one(describe: Callable[[], Mapping[str, Any]], key: str) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from cloudsweep import aws
-from cloudsweep.cleanup import common
+from cloudsweep.cleanup import common, service_calls
 from cloudsweep.cleanup.base import ActionContext, CleanupItem
 
 ELBV2 = "elbv2"
@@ -55,11 +55,8 @@ def registered_seen(item: CleanupItem) -> int:
     return 0
 
 
-def call(ctx: ActionContext, service: str, operation: str, **params: Any) -> Any:
-    """One call of the item's account and region, named as AWS names it (``CreateLoadBalancer``);
-    failures raise ``aws.AwsError`` labelled with that name."""
-    with aws.translated(service, operation, ctx.region):
-        return getattr(ctx.client(service), aws.method_name(operation))(**params)
+# One call of the item's account and region, named as AWS names it (``CreateLoadBalancer``).
+call = service_calls.call
 
 
 def not_found(exc: aws.AwsError) -> bool:

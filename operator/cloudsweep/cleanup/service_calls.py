@@ -1,7 +1,8 @@
 """One AWS call of any service in the item's account and region, with its errors classified.
 
-Imported by the action modules whose service is not EC2 (``common.call`` is EC2's); not an
-action itself.
+Every action's calls go through it (``common.call`` for EC2, ``lb_common.call`` for the load
+balancers); not an action itself. The operation names the call once: it labels the error, and
+boto3's method is derived from it (``aws.method_name``).
 """
 
 from __future__ import annotations
