@@ -89,6 +89,7 @@ def _world(h: Harness) -> dict[str, str]:
         Protocol="HTTP",
         Port=80,
         DefaultActions=[{"Type": "forward", "TargetGroupArn": web}],
+        Tags=[{"Key": "listener", "Value": "http"}],
     )["Listeners"][0]["ListenerArn"]
     elbv2.create_rule(
         ListenerArn=http,
@@ -309,6 +310,8 @@ def test_prepare_records_the_full_configuration(h):
     assert h.checkpoints == data  # checkpointed before returning
     assert h.mutating() == []
     assert data["kind"] == "elbv2" and data["config_complete"]
+    recorded_at = datetime.fromisoformat(data["recorded_at"])
+    assert abs((recorded_at - utcnow()).total_seconds()) < 60
     lb = data["load_balancer"]
     assert lb["LoadBalancerArn"] == w["arn"] and lb["Type"] == "application"
     assert lb["Scheme"] == "internet-facing" and lb["IpAddressType"] == "ipv4"
@@ -377,6 +380,27 @@ def test_lost_response_then_retry_is_one_delete(h):
     assert h.recorder.count(operation="DeleteLoadBalancer") == 1
 
 
+def test_a_load_balancer_deleted_by_someone_else_after_the_look_is_done_not_failed(h):
+    """DeleteLoadBalancer answers LoadBalancerNotFound (another delete won the race after the
+    describe found it): the outcome is "already done", not a failure to retry."""
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    raced = faults.fail_with(
+        h.session.events,
+        f"before-send.{ELBV2_EVENTS}.DeleteLoadBalancer",
+        status=400,
+        body=faults.query_error_body("LoadBalancerNotFound", "One or more not found"),
+        times=1,
+    )
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+
+    outcome = ACTION.execute(ctx, item, PARAMS, data)
+
+    assert raced.hits == 1
+    assert outcome.already_done and outcome.response == {"load_balancer_arn": w["arn"]}
+
+
 def test_throttling_past_retries_is_a_throttled_error_and_nothing_is_deleted(h):
     w = _world(h)
     item = h.item(DETECTOR, w["id"])
@@ -427,6 +451,12 @@ def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
     data = ACTION.prepare(ctx, item, PARAMS, {})
     ACTION.execute(ctx, item, PARAMS, data)
     undo = h.context()
+    # AWS lists a listener's certificates in no set order: here the default one comes last
+    (https,) = [x for x in data["listeners"] if x["Port"] == 443]
+    https["Certificates"].sort(key=lambda c: bool(c["IsDefault"]))
+    assert [c["CertificateArn"] for c in https["Certificates"]] == [w["extra_cert"], w["cert"]]
+    # mutual TLS, which moto neither keeps nor describes: recorded as AWS describes it
+    https["MutualAuthentication"] = {"Mode": "passthrough"}
 
     outcome = ACTION.rollback(undo, data, PARAMS)
 
@@ -457,7 +487,18 @@ def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
     }
     assert got["listeners"][80]["DefaultActions"][0]["TargetGroupArn"] == w["web"]
     assert got["listeners"][443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
-    assert {c["CertificateArn"] for c in got["certificates"]} == {w["cert"], w["extra_cert"]}
+    assert {c["CertificateArn"]: c["IsDefault"] for c in got["certificates"]} == {
+        w["cert"]: True,
+        w["extra_cert"]: False,
+    }
+    (create_https,) = [
+        c for c in h.recorder.calls(operation="CreateListener") if c.params["Port"] == 443
+    ]
+    assert create_https.params["MutualAuthentication"] == {"Mode": "passthrough"}
+    listener_tags = h.seed("elbv2").describe_tags(
+        ResourceArns=[got["listeners"][80]["ListenerArn"]]
+    )
+    assert tags_of(listener_tags["TagDescriptions"][0]["Tags"]) == {"listener": "http"}
     rules = {r["Priority"]: r for r in got["rules"][80]}
     assert set(rules) == {"5", "10"}
     assert rules["10"]["Actions"][0]["TargetGroupArn"] == w["api"]
@@ -469,9 +510,14 @@ def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
     health = h.seed("elbv2").describe_target_health(TargetGroupArn=w["api"])
     assert [t["Target"]["Id"] for t in health["TargetHealthDescriptions"]] == [w["instance"]]
 
+    first = len(h.mutating())
     again = ACTION.rollback(undo, data, PARAMS)
 
     assert again.already_done and again.response["load_balancer_arn"] == new_arn
+    # it finds the listeners and rules it made: nothing is created twice
+    assert [op for _, op in h.mutating()[first:] if op.startswith("Create")] == []
+    listeners = h.seed("elbv2").describe_listeners(LoadBalancerArn=new_arn)["Listeners"]
+    assert sorted(x["Port"] for x in listeners) == [80, 443]
     names = [
         lb["LoadBalancerName"] for lb in h.seed("elbv2").describe_load_balancers()["LoadBalancers"]
     ]
@@ -484,21 +530,124 @@ def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
     assert tags_of(rule_tags["TagDescriptions"][0]["Tags"]) == {"rule": "api"}
 
 
+def test_rollback_recreates_a_network_load_balancer_with_its_tls_listener(h):
+    """An NLB's TLS listener keeps its security policy and ALPN policy; its TCP listener gets
+    no security policy (AWS refuses one there)."""
+    elbv2, ec2 = h.seed("elbv2"), h.seed("ec2")
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    cert = h.seed("acm").request_certificate(DomainName="nlb.example.com")["CertificateArn"]
+    arn = elbv2.create_load_balancer(Name="edge-nlb", Subnets=subnets, Type="network")[
+        "LoadBalancers"
+    ][0]["LoadBalancerArn"]
+    group = elbv2.create_target_group(Name="edge-tcp", Protocol="TCP", Port=443, VpcId=vpc)[
+        "TargetGroups"
+    ][0]["TargetGroupArn"]
+    forward = [{"Type": "forward", "TargetGroupArn": group}]
+    elbv2.create_listener(
+        LoadBalancerArn=arn,
+        Protocol="TLS",
+        Port=443,
+        Certificates=[{"CertificateArn": cert}],
+        SslPolicy="ELBSecurityPolicy-TLS13-1-2-2021-06",
+        AlpnPolicy=["HTTP2Preferred"],
+        DefaultActions=forward,
+    )
+    elbv2.create_listener(LoadBalancerArn=arn, Protocol="TCP", Port=22, DefaultActions=forward)
+    item = h.item(DETECTOR, arn.split(":loadbalancer/", 1)[1])
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+    ACTION.execute(ctx, item, PARAMS, data)
+
+    outcome = ACTION.rollback(h.context(), data, PARAMS)
+
+    made = elbv2.describe_listeners(LoadBalancerArn=outcome.response["load_balancer_arn"])
+    listeners = {x["Port"]: x for x in made["Listeners"]}
+    assert listeners[443]["Protocol"] == "TLS"
+    assert listeners[443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert listeners[443]["AlpnPolicy"] == ["HTTP2Preferred"]
+    assert listeners[22]["Protocol"] == "TCP"
+    tcp = [c for c in h.recorder.calls(operation="CreateListener") if c.params["Port"] == 22]
+    assert [c.params.get("SslPolicy") for c in tcp] == [None]
+
+
 def test_rollback_recreates_target_groups_that_were_deleted_since(h):
+    """Two recorded target groups deleted since: each is made again as it was described (its
+    health check, matcher, protocol version, target and address type, tags), with its
+    attributes and targets, and the rules point to it."""
     w = _world(h)
+    elbv2 = h.seed("elbv2")
+    elbv2.modify_target_group(
+        TargetGroupArn=w["api"],
+        HealthCheckProtocol="HTTPS",
+        HealthCheckPort="8443",
+        HealthCheckIntervalSeconds=15,
+        HealthCheckTimeoutSeconds=7,
+        HealthyThresholdCount=3,
+        UnhealthyThresholdCount=4,
+        Matcher={"HttpCode": "200-299"},
+    )
+    grpc = elbv2.create_target_group(
+        Name="promo-grpc",
+        Protocol="HTTPS",
+        ProtocolVersion="HTTP2",
+        Port=443,
+        VpcId=w["vpc"],
+        TargetType="ip",
+        IpAddressType="ipv6",
+        Tags=[{"Key": "team", "Value": "marketing"}, {"Key": "tier", "Value": "grpc"}],
+    )["TargetGroups"][0]["TargetGroupArn"]
+    (http,) = [
+        x
+        for x in elbv2.describe_listeners(LoadBalancerArn=w["arn"])["Listeners"]
+        if x["Port"] == 80
+    ]
+    elbv2.create_rule(
+        ListenerArn=http["ListenerArn"],
+        Priority=20,
+        Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/grpc/*"]}}],
+        Actions=[{"Type": "forward", "TargetGroupArn": grpc}],
+    )
     item = h.item(DETECTOR, w["id"])
     ctx = h.context()
     data = ACTION.prepare(ctx, item, PARAMS, {})
     ACTION.execute(ctx, item, PARAMS, data)
-    elbv2 = h.seed("elbv2")
+    described = {
+        g["TargetGroupName"]: (
+            g,
+            tags_of(
+                elbv2.describe_tags(ResourceArns=[g["TargetGroupArn"]])["TagDescriptions"][0][
+                    "Tags"
+                ]
+            ),
+        )
+        for g in elbv2.describe_target_groups(TargetGroupArns=[w["api"], grpc])["TargetGroups"]
+    }
     elbv2.delete_target_group(TargetGroupArn=w["api"])
+    elbv2.delete_target_group(TargetGroupArn=grpc)
     # AWS (and moto) register only running instances: the owner starts it before undoing.
     h.seed("ec2").start_instances(InstanceIds=[w["instance"]])
+    undo = h.context()
 
-    outcome = ACTION.rollback(h.context(), data, PARAMS)
+    outcome = ACTION.rollback(undo, data, PARAMS)
 
     new_api = outcome.response["target_groups"][w["api"]]
     assert new_api != w["api"]
+    volatile = frozenset({"TargetGroupArn", "LoadBalancerArns", "ResponseMetadata"})
+    for old_arn, old_name in ((w["api"], "promo-api"), (grpc, "promo-grpc")):
+        new_arn = outcome.response["target_groups"][old_arn]
+        (made,) = elbv2.describe_target_groups(TargetGroupArns=[new_arn])["TargetGroups"]
+        was, tags = described[old_name]
+        assert strip_volatile(made, volatile) == strip_volatile(was, volatile)
+        made_tags = elbv2.describe_tags(ResourceArns=[new_arn])["TagDescriptions"][0]["Tags"]
+        assert tags_of(made_tags) == {**tags, ACTION_TAG: str(undo.action_id)}
+    grpc_was, api_was = described["promo-grpc"][0], described["promo-api"][0]
+    assert (grpc_was["TargetType"], grpc_was["IpAddressType"]) == ("ip", "ipv6")
+    assert grpc_was["ProtocolVersion"] == "HTTP2"
+    assert (api_was["HealthCheckProtocol"], api_was["HealthCheckPort"]) == ("HTTPS", "8443")
+    assert (api_was["HealthCheckIntervalSeconds"], api_was["HealthCheckTimeoutSeconds"]) == (15, 7)
+    assert (api_was["HealthyThresholdCount"], api_was["UnhealthyThresholdCount"]) == (3, 4)
+    assert api_was["Matcher"] == {"HttpCode": "200-299"}
     group = elbv2.describe_target_groups(TargetGroupArns=[new_api])["TargetGroups"][0]
     assert group["TargetGroupName"] == "promo-api" and group["Port"] == 8080
     assert group["HealthCheckPath"] == "/healthz"
@@ -509,6 +658,11 @@ def test_rollback_recreates_target_groups_that_were_deleted_since(h):
     assert attributes["deregistration_delay.timeout_seconds"] == "30"
     targets = elbv2.describe_target_health(TargetGroupArn=new_api)["TargetHealthDescriptions"]
     assert [(t["Target"]["Id"], t["Target"]["Port"]) for t in targets] == [(w["instance"], 8080)]
+    # the group's targets in one call that AWS accepted (no one-by-one fallback)
+    registered = h.recorder.calls(operation="RegisterTargets")
+    assert [(r.outcome, r.params["Targets"]) for r in registered] == [
+        ("ok", [{"Id": w["instance"], "Port": 8080}])
+    ]
     listeners = elbv2.describe_listeners(LoadBalancerArn=outcome.response["load_balancer_arn"])
     http = next(x for x in listeners["Listeners"] if x["Port"] == 80)
     rules = elbv2.describe_rules(ListenerArn=http["ListenerArn"])["Rules"]
@@ -625,7 +779,7 @@ def _classic(h: Harness, name: str = "legacy-api-elb") -> str:
 def test_classic_recheck_refuses_a_registered_instance_and_a_protection_tag(h):
     name = _classic(h)
     item = h.item(DETECTOR, name)
-    assert ACTION.recheck(h.context(), item).still_waste
+    idle = ACTION.recheck(h.context(), item)
     elb, ec2 = h.seed("elb"), h.seed("ec2")
 
     elb.add_tags(LoadBalancerNames=[name], Tags=[{"Key": "do-not-delete", "Value": "yes"}])
@@ -637,7 +791,13 @@ def test_classic_recheck_refuses_a_registered_instance_and_a_protection_tag(h):
     )
     attached = ACTION.recheck(h.context(), item)
 
-    assert not protected.still_waste and "do-not-delete" in protected.reason
+    # the executor applies the policy's tag rules to the facts: the tags must be in them
+    assert idle.still_waste
+    assert idle.reason == "still idle: no instance InService, not protected"
+    assert idle.facts == {"tags": {"team": "api"}, "instances": []}
+    assert not protected.still_waste
+    assert protected.reason == "protection tag do-not-delete=yes is set"
+    assert protected.facts == {"tags": {"team": "api", "do-not-delete": "yes"}}
     assert not attached.still_waste
     assert h.mutating() == []
 
@@ -689,6 +849,9 @@ def test_classic_dry_run_prepare_execute_lost_response_and_rollback(h):
     assert not outcome.already_done
     (lb,) = elb.describe_load_balancers(LoadBalancerNames=[name])["LoadBalancerDescriptions"]
     assert lb["HealthCheck"] == recorded["HealthCheck"]
+    # made in a zone, it lives in that zone's default subnet (no EC2-Classic any more)
+    assert lb["Subnets"] == recorded["Subnets"] and len(recorded["Subnets"]) == 1
+    assert lb["SecurityGroups"] == recorded["SecurityGroups"]
     assert lb["ListenerDescriptions"] == recorded["ListenerDescriptions"]
     assert lb["Policies"]["LBCookieStickinessPolicies"] == [
         {"PolicyName": "sticky", "CookieExpirationPeriod": 60}
@@ -738,19 +901,27 @@ def test_action_ids_are_independent(h):
 
 
 def test_rollback_names_recorded_targets_aws_refuses_to_register(h):
+    """One recorded target is a stopped instance (AWS registers running instances only), the
+    other runs: AWS refuses the group's targets as a whole, the running one is registered on
+    its own and the stopped one is named in the note."""
     w = _world(h)
+    running = h.seed("ec2").run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)[
+        "Instances"
+    ][0]["InstanceId"]
+    h.seed("elbv2").register_targets(TargetGroupArn=w["api"], Targets=[{"Id": running}])
     item = h.item(DETECTOR, w["id"])
     ctx = h.context()
     data = ACTION.prepare(ctx, item, PARAMS, {})
     ACTION.execute(ctx, item, PARAMS, data)
     h.seed("elbv2").delete_target_group(TargetGroupArn=w["api"])
 
-    # the recorded target is a stopped instance: AWS registers running instances only
     outcome = ACTION.rollback(h.context(), data, PARAMS)
 
     assert f"target {w['instance']} of promo-api not registered" in outcome.note
+    assert running not in outcome.note
     new_api = outcome.response["target_groups"][w["api"]]
-    assert h.seed("elbv2").describe_target_groups(TargetGroupArns=[new_api])["TargetGroups"]
+    health = h.seed("elbv2").describe_target_health(TargetGroupArn=new_api)
+    assert [t["Target"]["Id"] for t in health["TargetHealthDescriptions"]] == [running]
 
 
 def test_a_load_balancer_judged_idle_by_traffic_is_refused_once_traffic_returns(h):
@@ -792,10 +963,25 @@ def test_a_load_balancer_judged_idle_by_traffic_is_refused_once_traffic_returns(
     )
     item = h.item(DETECTOR, resource_id)
     assert item.resource_details["healthy_targets"] == 1
+    # requests of more than a day ago do not count
+    cloudwatch.put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[
+            {
+                "MetricName": "RequestCount",
+                "Dimensions": dims,
+                "Value": 5,
+                "Timestamp": utcnow() - timedelta(hours=24, minutes=30),
+            }
+        ],
+    )
 
     quiet = ACTION.recheck(h.context(), item)
     assert quiet.still_waste, quiet.reason
     assert quiet.facts["traffic_last_day"] == 0
+    # CloudWatch refuses a period that is not a multiple of 60 seconds (moto does not)
+    (read,) = h.recorder.calls(operation="GetMetricData")
+    assert [q["MetricStat"]["Period"] % 60 for q in read.params["MetricDataQueries"]] == [0]
 
     cloudwatch.put_metric_data(
         Namespace="AWS/ApplicationELB",
@@ -803,13 +989,13 @@ def test_a_load_balancer_judged_idle_by_traffic_is_refused_once_traffic_returns(
             {
                 "MetricName": "RequestCount",
                 "Dimensions": dims,
-                "Value": 40,
+                "Value": 1,  # a single request is traffic
                 "Timestamp": utcnow() - timedelta(hours=2),
             }
         ],
     )
     busy = ACTION.recheck(h.context(), item)
-    assert not busy.still_waste and "traffic again: 40 in the last day" in busy.reason
+    assert not busy.still_waste and busy.reason == "it has traffic again: 1 in the last day"
     assert h.mutating() == []
 
 
@@ -901,17 +1087,23 @@ def test_prepare_keeps_a_complete_earlier_record_and_rollback_refuses_an_incompl
 
 def test_classic_recheck_refuses_a_load_balancer_created_again_under_its_name(h):
     """A classic load balancer is known by its name only: one whose creation time differs from
-    the scan's by more than a second is another load balancer; within a second it is the same."""
+    the scan's by more than a second is another load balancer; within a second (one second
+    included) it is the same."""
     name = _classic(h)
     item = h.item(DETECTOR, name)
     created = datetime.fromisoformat(item.resource_details["created_at"])
-    same = _without(item, created_at=(created + timedelta(milliseconds=900)).isoformat())
-    other = _without(item, created_at=(created - timedelta(hours=1)).isoformat())
+    same = _without(item, created_at=(created + timedelta(seconds=1)).isoformat())
+    then = created - timedelta(milliseconds=1500)
+    other = _without(item, created_at=then.isoformat())
 
     assert ACTION.recheck(h.context(), same).still_waste
     refused = ACTION.recheck(h.context(), other)
 
-    assert not refused.still_waste and "created again since the scan" in refused.reason
+    assert not refused.still_waste
+    assert refused.reason == (
+        f"load balancer {name} was created again since the scan ({created.isoformat()}, scan "
+        f"saw {then.isoformat()})"
+    )
 
 
 def test_classic_recheck_refuses_an_instance_in_service_and_a_new_registration(h):
@@ -940,14 +1132,14 @@ def test_classic_recheck_refuses_an_instance_in_service_and_a_new_registration(h
             {
                 "MetricName": "RequestCount",
                 "Dimensions": [{"Name": "LoadBalancerName", "Value": name}],
-                "Value": 7,
+                "Value": 1,  # a single request is traffic
                 "Timestamp": utcnow() - timedelta(hours=2),
             }
         ],
     )
     busy = ACTION.recheck(h.context(), seen_healthy)
-    assert not busy.still_waste and busy.reason == "it has traffic again: 7 in the last day"
-    assert busy.facts["traffic_last_day"] == 7
+    assert not busy.still_waste and busy.reason == "it has traffic again: 1 in the last day"
+    assert busy.facts["traffic_last_day"] == 1
 
 
 def test_classic_execute_of_a_load_balancer_already_gone_is_done_without_a_delete(h):
@@ -1132,11 +1324,20 @@ def test_classic_rollback_rebuilds_a_vpc_load_balancer_with_its_policies_and_ins
         "GroupId"
     ]
     name = "internal-elb"
+    cert = h.seed("acm").request_certificate(DomainName="internal.example.com")["CertificateArn"]
     elb.create_load_balancer(
         LoadBalancerName=name,
         Listeners=[
             {"Protocol": "HTTP", "LoadBalancerPort": 80, "InstancePort": 8080},
             {"Protocol": "TCP", "LoadBalancerPort": 9000, "InstancePort": 9000},
+            # TLS ends at the load balancer: HTTPS in front, plain HTTP to the instances
+            {
+                "Protocol": "HTTPS",
+                "LoadBalancerPort": 443,
+                "InstanceProtocol": "HTTP",
+                "InstancePort": 8080,
+                "SSLCertificateId": cert,
+            },
         ],
         Subnets=[subnet],
         SecurityGroups=[sg],
@@ -1187,10 +1388,30 @@ def test_classic_rollback_rebuilds_a_vpc_load_balancer_with_its_policies_and_ins
     data = ACTION.prepare(ctx, item, PARAMS, {})
     ACTION.execute(ctx, item, PARAMS, data)
 
-    outcome = ACTION.rollback(h.context(), data, PARAMS)
+    undo = h.context()
+    outcome = ACTION.rollback(undo, data, PARAMS)
 
     assert not outcome.already_done
     assert described() == before
+    # moto describes a listener's InstanceProtocol as its front protocol, so the state cannot
+    # tell whether it was sent: the listeners sent to AWS carry every recorded field
+    (create,) = h.recorder.calls(service="elb", operation="CreateLoadBalancer")
+    listeners = [d["Listener"] for d in data["load_balancer"]["ListenerDescriptions"]]
+    assert create.params["Listeners"] == [
+        {k: v for k, v in x.items() if v not in (None, "")} for x in listeners
+    ]
+    assert all(x["InstanceProtocol"] for x in listeners) and len(listeners) == 3
+    assert [x["SSLCertificateId"] for x in listeners if x["LoadBalancerPort"] == 443] == [cert]
+    # A rerun (the first one stopped after its last call) finds what it made: it creates
+    # nothing again (AWS refuses a second policy of the same name) and changes nothing.
+    first = len(h.mutating())
+    again = ACTION.rollback(undo, data, PARAMS)
+    assert again.already_done
+    after = described()
+    # moto lists an instance registered twice twice; AWS registers it once (a no-op)
+    ids = sorted({i["InstanceId"] for i in after["Instances"]})  # type: ignore[union-attr]
+    assert {**after, "Instances": [{"InstanceId": i} for i in ids]} == before
+    assert [op for _, op in h.mutating()[first:] if op.startswith("Create")] == []
     assert before["Scheme"] == "internal" and before["Subnets"] == [subnet]
     assert before["SecurityGroups"] == [sg]
     assert [i["InstanceId"] for i in before["Instances"]] == [instance]  # type: ignore[union-attr]
