@@ -457,6 +457,9 @@ def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
     assert [c["CertificateArn"] for c in https["Certificates"]] == [w["extra_cert"], w["cert"]]
     # mutual TLS, which moto neither keeps nor describes: recorded as AWS describes it
     https["MutualAuthentication"] = {"Mode": "passthrough"}
+    # AWS describes an HTTP listener without SslPolicy (moto gives it one)
+    (http,) = [x for x in data["listeners"] if x["Port"] == 80]
+    http.pop("SslPolicy", None)
 
     outcome = ACTION.rollback(undo, data, PARAMS)
 
@@ -612,6 +615,12 @@ def test_rollback_recreates_target_groups_that_were_deleted_since(h):
     ctx = h.context()
     data = ACTION.prepare(ctx, item, PARAMS, {})
     ACTION.execute(ctx, item, PARAMS, data)
+    # AWS describes some unset values as empty strings, and refuses them back
+    recorded = {g["TargetGroupName"]: g for g in data["target_groups"]}
+    recorded["promo-api"]["Attributes"].append(
+        {"Key": "stickiness.app_cookie.cookie_name", "Value": ""}
+    )
+    recorded["promo-grpc"]["HealthCheckPath"] = ""
     described = {
         g["TargetGroupName"]: (
             g,
@@ -641,6 +650,12 @@ def test_rollback_recreates_target_groups_that_were_deleted_since(h):
         assert strip_volatile(made, volatile) == strip_volatile(was, volatile)
         made_tags = elbv2.describe_tags(ResourceArns=[new_arn])["TagDescriptions"][0]["Tags"]
         assert tags_of(made_tags) == {**tags, ACTION_TAG: str(undo.action_id)}
+    created = h.recorder.calls(operation="CreateTargetGroup")
+    modified = h.recorder.calls(operation="ModifyTargetGroupAttributes")
+    assert len(created) == 2 and "" not in [v for c in created for v in c.params.values()]
+    # moto enables health checks whatever is sent; AWS keeps a lambda group's choice
+    assert [c.params["HealthCheckEnabled"] for c in created] == [True, True]
+    assert modified and "" not in [a["Value"] for c in modified for a in c.params["Attributes"]]
     grpc_was, api_was = described["promo-grpc"][0], described["promo-api"][0]
     assert (grpc_was["TargetType"], grpc_was["IpAddressType"]) == ("ip", "ipv6")
     assert grpc_was["ProtocolVersion"] == "HTTP2"
@@ -1393,6 +1408,13 @@ def test_classic_rollback_rebuilds_a_vpc_load_balancer_with_its_policies_and_ins
 
     assert not outcome.already_done
     assert described() == before
+    # each recorded policy made once, by the call of its kind (AWS refuses a duplicate name)
+    made = [(r.operation, r.params.get("PolicyName")) for r in h.recorder.records]
+    assert sorted(m for m in made if m[0].startswith("Create") and m[1]) == [
+        ("CreateAppCookieStickinessPolicy", "app-sticky"),
+        ("CreateLBCookieStickinessPolicy", "lb-sticky"),
+        ("CreateLoadBalancerPolicy", "proxy"),
+    ]
     # moto describes a listener's InstanceProtocol as its front protocol, so the state cannot
     # tell whether it was sent: the listeners sent to AWS carry every recorded field
     (create,) = h.recorder.calls(service="elb", operation="CreateLoadBalancer")
