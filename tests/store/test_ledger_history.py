@@ -58,6 +58,10 @@ def test_an_unreadable_ending_does_not_hide_a_later_one(store: Store, make_accou
         org_id, [item_id], approve=True, approver_email=APPROVER, now=approved_at
     )
     store.lapse_approval(item_id, "cost rose", T0 + timedelta(hours=2))
+    # The lapse keeps the approval it ended, with why and when (the item's audit trail).
+    lapsed = _item_row(store, item_id)["cleanup_metadata"]["lapsed_approval"]
+    assert (lapsed["approver_email"], lapsed["approved_at"]) == (APPROVER, approved_at.isoformat())
+    assert (lapsed["reason"], lapsed["at"]) == ("cost rose", (T0 + timedelta(hours=2)).isoformat())
     with get_engine(store.url).begin() as conn:
         conn.execute(
             sa.text(
@@ -850,3 +854,168 @@ def test_a_withdrawn_approval_leaves_the_others_and_cannot_come_back(
         )
     assert _status(store, other) == "approved"
     assert _approve(store, org_id, [first, second], decided_at=given, now=withdrawn_at) == []
+
+
+def test_a_withdrawal_reaches_only_the_named_approved_items_of_its_organization(
+    store: Store, make_account
+) -> None:
+    """The same approval (same person, same time) on an item the withdrawn CleanupApproval does
+    not name, on an item already cleaned, and on another organization's item named by mistake
+    (or on purpose): the withdrawal takes it back from the named, approved item of its own
+    organization only. The approval is recorded on the item's own columns until then."""
+    org_id, [named, unnamed, cleaned] = _items(store, make_account, "vol-1", "vol-2", "vol-3")
+    other_account = make_account("team-b", "222222222222")
+    scan = store.open_scan(
+        other_account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.upsert_findings(scan, [finding("vol-b")])
+    [foreign] = [i.id for i in store.findings(FindingFilter("team-b"))]
+    given = T0 - timedelta(hours=1)
+    _approve(store, org_id, [named, unnamed, cleaned], decided_at=given, now=T0)
+    _approve(store, other_account.organization_id, [foreign], decided_at=given, now=T0)
+    row = _item_row(store, named)
+    assert (row["cleanup_approved_by"], row["cleanup_approved_at"]) == (
+        store.ensure_user(org_id, APPROVER),
+        given,
+    )
+    _attempt(store, cleaned, domain.AttemptStatus.SUCCEEDED, T0)
+
+    withdrawn = store.withdraw_approval(
+        org_id, [named, cleaned, foreign], approved_at=given, approver=APPROVER, now=T0
+    )
+    assert withdrawn == [named]
+    assert [_status(store, i) for i in (named, unnamed, cleaned, foreign)] == [
+        "pending",
+        "approved",
+        "cleaned",
+        "approved",
+    ]
+
+
+def test_a_decision_does_not_wait_for_a_scan_writing_findings_of_its_account(
+    store: Store, make_account
+) -> None:
+    """A scan inserting findings holds FOR KEY SHARE on its account's row (the foreign key
+    check) until it commits. An approval and its withdrawal lock the items only: locking the
+    account row too (FOR UPDATE) waits for the scan, and deadlocked when the scan then waited
+    for those items."""
+    org_id, [item_id] = _items(store, make_account, "vol-1")
+    account = store.accounts(org_id)[0]
+    given = T0 - timedelta(hours=1)
+    outcome: dict[str, Any] = {}
+
+    def decide_and_withdraw() -> None:
+        outcome["approved"] = _approve(store, org_id, [item_id], decided_at=given, now=T0)
+        outcome["withdrawn"] = store.withdraw_approval(
+            org_id, [item_id], approved_at=given, approver=APPROVER, now=T0
+        )
+
+    with get_engine(store.url).connect() as scan:
+        scan.execute(
+            sa.text("SELECT 1 FROM aws_accounts WHERE id = :id FOR KEY SHARE"), {"id": account.id}
+        )
+        worker = threading.Thread(target=decide_and_withdraw, daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+        waited_for_the_scan = worker.is_alive()
+        scan.rollback()
+    worker.join()
+    assert not waited_for_the_scan
+    assert outcome == {"approved": [item_id], "withdrawn": [item_id]}
+
+
+def test_attempts_at_the_same_moment_are_listed_in_one_fixed_order(
+    store: Store, make_account
+) -> None:
+    """Dry runs recorded in the same instant (one run's items): the history lists them in the
+    same order every time (by attempt ID after time), so ``--limit`` pages do not shuffle."""
+    _, items = _items(store, make_account, *(f"vol-{n}" for n in range(6)))
+    recorded = [
+        store.record_dry_run(
+            _intent(item_id, None, dry_run=True),
+            would_succeed=True,
+            message="would delete",
+            response={},
+            now=T0,
+        )
+        for item_id in items
+    ]
+    assert [a.id for a in store.actions(ORG)] == sorted(recorded)
+
+
+def test_a_rejection_drops_the_approval_and_records_who_and_when(
+    store: Store, make_account
+) -> None:
+    """An approved item rejected: no approval is left to read on it (the status, the approval
+    columns, the approval the scheduler reads), and the rejection says who (as the person is
+    known, whatever the case typed) and when."""
+    org_id, [item_id] = _items(store, make_account, "vol-1")
+    _approve(store, org_id, [item_id], decided_at=T0)
+    rejected_at = T0 + timedelta(hours=1)
+
+    rejected = store.decide_items(
+        org_id,
+        [item_id],
+        approve=False,
+        approver_email=f" {APPROVER.upper()} ",
+        now=rejected_at,
+        decided_at=rejected_at,
+    )
+
+    assert rejected == [item_id]
+    row = _item_row(store, item_id)
+    assert row["cleanup_status"] == "rejected" and "approval" not in row["cleanup_metadata"]
+    assert (row["cleanup_approved_by"], row["cleanup_approved_at"]) == (None, None)
+    assert row["cleanup_metadata"]["rejected"] == {"by": APPROVER, "at": rejected_at.isoformat()}
+    candidate = store.candidate(item_id)
+    assert candidate is not None and candidate.approval is None
+
+
+def test_a_lapse_waits_for_a_rejection_being_written_and_leaves_it(
+    store: Store, make_account
+) -> None:
+    """A person rejects an approved item while the scheduler lapses its approval (its cost
+    rose). The lapse reads the item under its row lock, so it waits for the rejection's
+    transaction, then finds the item no longer approved and changes nothing: the rejection is
+    not overwritten by a lapse computed from the row as it was before."""
+    org_id, [item_id] = _items(store, make_account, "vol-1")
+    _approve(store, org_id, [item_id], decided_at=T0)
+    rejected_at = T0 + timedelta(hours=1)
+    engine = get_engine(store.url)
+    with engine.connect() as rejection:
+        rejection.execute(
+            sa.text(
+                "UPDATE waste_items SET cleanup_status = 'rejected', cleanup_metadata = "
+                "(cleanup_metadata - 'approval') || jsonb_build_object('rejected', "
+                "jsonb_build_object('by', CAST(:by AS text), 'at', CAST(:at AS text))) "
+                "WHERE id = :id"
+            ),
+            {"id": item_id, "by": APPROVER, "at": rejected_at.isoformat()},
+        )
+        lapse = threading.Thread(
+            target=store.lapse_approval,
+            args=(item_id, "cost rose", rejected_at + timedelta(minutes=1)),
+            daemon=True,
+        )
+        lapse.start()
+        with engine.connect() as watcher:
+            for _ in range(300):  # the lapse is blocked on the row lock (reading or writing)
+                waiting = watcher.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database()"
+                    )
+                ).scalar_one()
+                if waiting:
+                    break
+                watcher.rollback()
+                threading.Event().wait(0.1)
+            assert waiting, "the lapse never waited for the rejection's row lock"
+        rejection.commit()
+    lapse.join(timeout=30)
+    assert not lapse.is_alive()
+
+    row = _item_row(store, item_id)
+    assert row["cleanup_status"] == "rejected"
+    assert row["cleanup_metadata"]["rejected"] == {"by": APPROVER, "at": rejected_at.isoformat()}
+    assert "lapsed_approval" not in row["cleanup_metadata"]
