@@ -136,6 +136,11 @@ def test_dry_run_changes_nothing_and_only_makes_dry_run_calls(h: Harness, action
     assert result.would_succeed, result.message
     assert h.world() == before
     assert h.mutating() and all(r.params.get("DryRun") is True for r in h.mutating())
+    # The dry run asks for exactly what the action would do (AWS checks the tier named).
+    asked = {"archive": {"StorageTier": "archive"}, "delete": {}}[action.action]
+    assert [r.params for r in h.mutating()] == [
+        {"SnapshotId": item.resource_id, "DryRun": True, **asked}
+    ]
 
 
 # --- delete ------------------------------------------------------------------------------------
@@ -189,7 +194,8 @@ def test_archive_then_restore_each_once(h: Harness):
     assert data["storage_tier"] == "standard"
     assert not archived.already_done
     assert _tier(h, snapshot) == "archive"
-    assert ARCHIVE.recheck(ctx, item).still_waste  # a rerun records it as done, not refused
+    rerun = ARCHIVE.recheck(ctx, item)  # a rerun records it as done, not refused
+    assert rerun.still_waste and rerun.facts["storage_tier"] == "archive"
     assert ARCHIVE.execute(ctx, item, params, data).already_done
     assert h.count("ModifySnapshotTier") == 1
 
@@ -221,6 +227,9 @@ def test_archive_savings_are_the_tier_difference(h: Harness):
     assert item.monthly_cost == Decimal("2.00")
     assert ARCHIVE.estimated_monthly_savings(item) == Decimal("1.50")
     assert DELETE.estimated_monthly_savings(item) == Decimal("2.00")
+    # A snapshot the scan could not size: archiving it is counted as no saving, not its cost.
+    unsized = dataclasses.replace(item, resource_details={**item.resource_details, "pricing": {}})
+    assert ARCHIVE.estimated_monthly_savings(unsized) == Decimal("0.00")
 
 
 # --- what the re-check decides, rule by rule ----------------------------------------------------
@@ -388,6 +397,38 @@ def test_prepare_records_the_snapshot_and_keeps_an_earlier_record(h: Harness):
     assert again == data
 
 
+def test_prepare_records_an_encrypted_archived_snapshot_and_what_aws_leaves_out(h: Harness):
+    """The record of an encrypted snapshot in the archive tier says so, with its key; a
+    response without the optional fields (no description, tier or encryption reported) is
+    recorded as AWS's defaults: an empty description, the standard tier, not encrypted."""
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    volume = h.volume(size=8, Encrypted=True, KmsKeyId=key)
+    snapshot = h.ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
+    h.ec2.modify_snapshot_tier(SnapshotId=snapshot, StorageTier="archive")
+    item = h.item("ebs-snapshot", snapshot)
+    ctx, params = h.ctx(), h.params(DELETE)
+
+    def report_the_key(parsed, **_):
+        # AWS names an encrypted snapshot's key; moto 5.2.5 does not.
+        for entry in parsed.get("Snapshots", []):
+            if entry.get("Encrypted"):
+                entry["KmsKeyId"] = key
+
+    h.events.register("after-call.ec2.DescribeSnapshots", report_the_key)
+    data = DELETE.prepare(ctx, item, params, {})
+    assert (data["storage_tier"], data["encrypted"], data["kms_key_id"]) == ("archive", True, key)
+
+    def leave_out_optional_fields(parsed, **_):
+        for entry in parsed.get("Snapshots", []):
+            for field in ("Description", "StorageTier", "Encrypted", "KmsKeyId"):
+                entry.pop(field, None)
+
+    h.events.register("after-call.ec2.DescribeSnapshots", leave_out_optional_fields)
+    bare = DELETE.prepare(ctx, item, params, {})
+    assert (bare["description"], bare["storage_tier"], bare["encrypted"]) == ("", "standard", False)
+    assert bare["kms_key_id"] is None
+
+
 def test_prepare_of_a_snapshot_gone_since_the_recheck_records_the_scans_view(h: Harness):
     snapshot = _snapshot(h, tags={"team": "data"})
     item = h.item("ebs-snapshot", snapshot)
@@ -442,6 +483,44 @@ def test_archive_asks_for_the_archive_tier_of_this_snapshot_only(h: Harness):
     (call,) = h.recorder.calls(operation="ModifySnapshotTier")
     assert call.params == {"SnapshotId": snapshot, "StorageTier": "archive"}
     assert (_tier(h, snapshot), _tier(h, other)) == ("archive", "standard")
+
+
+def test_an_archived_snapshot_whose_restore_failed_is_done_without_a_second_request(
+    h: Harness,
+):
+    """A snapshot in the archive tier whose last tiering operation was a failed restore is
+    archived: the archive is done, not asked again. Another snapshot of the account, in the
+    standard tier, listed before it, does not stand for it (the status is read for this
+    snapshot only)."""
+    _snapshot(h)
+    snapshot = _snapshot(h)
+    h.ec2.modify_snapshot_tier(SnapshotId=snapshot, StorageTier="archive")
+    item = h.item("ebs-snapshot", snapshot)
+    ctx, params = h.ctx(), h.params(ARCHIVE)
+    data = ARCHIVE.prepare(ctx, item, params, {})
+    _tier_status_seen_as(h, LastTieringOperationStatus="permanent-restore-failed")
+
+    outcome = ARCHIVE.execute(ctx, item, params, data)
+
+    assert outcome.already_done
+    assert h.count("ModifySnapshotTier") == 0
+    status_read = h.recorder.calls(operation="DescribeSnapshotTierStatus")[-1]
+    assert status_read.params["Filters"] == [{"Name": "snapshot-id", "Values": [snapshot]}]
+
+
+def test_the_rollback_of_a_snapshot_never_archived_is_done_without_a_restore(h: Harness):
+    """The archive never reached AWS (its attempt failed before the call): the snapshot is in
+    the standard tier with no tiering operation, so the rollback has nothing to restore."""
+    snapshot = _snapshot(h)
+    item = h.item("ebs-snapshot", snapshot)
+    ctx, params = h.ctx(), h.params(ARCHIVE)
+    data = ARCHIVE.prepare(ctx, item, params, {})
+
+    outcome = ARCHIVE.rollback(h.ctx(), data, params)
+
+    assert outcome.already_done
+    assert outcome.note == f"{snapshot} is already restored or being restored"
+    assert h.count("RestoreSnapshotTier") == 0
 
 
 @pytest.mark.parametrize(

@@ -619,11 +619,16 @@ def test_execute_without_a_recorded_snapshot_refuses_and_deletes_nothing(h: Harn
     with pytest.raises(ebs_volume.MissingRollbackData) as failed:
         SNAPSHOT_AND_DELETE.execute(h.ctx(), item, h.params(SNAPSHOT_AND_DELETE), recorded)
 
-    assert "no snapshot was recorded" in str(failed.value)
+    assert str(failed.value) == (
+        "ec2:DeleteVolume in us-east-1 failed (terminal, MissingRollbackData): refusing to delete "
+        f"{volume}: no snapshot was recorded; run prepare again"
+    )
     assert h.volume_exists(volume) and h.count("DeleteVolume") == 0
 
 
 def test_execute_whose_snapshot_was_deleted_refuses(h: Harness):
+    """Another snapshot of the account, complete and listed first, does not stand for it."""
+    h.ec2.create_snapshot(VolumeId=h.volume(size=8))
     volume = h.volume()
     item, ctx, params, data = _prepared(h, volume)
     h.ec2.delete_snapshot(SnapshotId=data["snapshot_id"])
@@ -673,9 +678,53 @@ def test_rollback_recreates_encryption_key_and_multi_attach(h: Harness):
     )
     assert "Throughput" not in create.params
     assert checkpoints == {"restored_volume_id": outcome.response["VolumeId"]}
-    assert outcome.response["AvailabilityZone"] == AZ
+    assert outcome.response == {
+        "VolumeId": checkpoints["restored_volume_id"],
+        "SnapshotId": data["snapshot_id"],
+        "AvailabilityZone": AZ,
+    }
     assert outcome.note == (
         f"volume {outcome.response['VolumeId']} recreated from {data['snapshot_id']} (was {volume})"
+    )
+
+
+def test_prepare_records_what_aws_leaves_out_as_its_defaults(h: Harness):
+    """A DescribeVolumes answer without the optional fields (type, encryption, multi-attach):
+    the record holds AWS's defaults (gp2, not encrypted, single-attach), which a rollback can
+    ask CreateVolume for."""
+    volume = h.volume(size=10)
+
+    def leave_out_optional_fields(parsed, **_):
+        for entry in parsed.get("Volumes", []):
+            for field in ("VolumeType", "Encrypted", "MultiAttachEnabled"):
+                entry.pop(field, None)
+
+    h.events.register("after-call.ec2.DescribeVolumes", leave_out_optional_fields)
+    _, _, _, data = _prepared(h, volume)
+
+    assert (data["volume_type"], data["encrypted"], data["multi_attach"]) == ("gp2", False, False)
+
+
+def test_a_restored_volume_that_fails_is_a_terminal_error_of_the_volume_read(h: Harness):
+    """The recreated volume is reported deleted while the rollback waits for it: a terminal
+    error that names the read which saw it."""
+    volume = h.volume(size=10)
+    item, ctx, params, data = _prepared(h, volume)
+    SNAPSHOT_AND_DELETE.execute(ctx, item, params, data)
+
+    def restored_volume_deleted(parsed, **_):
+        for entry in parsed.get("Volumes", []):
+            entry["State"] = "deleted"
+
+    h.events.register("after-call.ec2.DescribeVolumes", restored_volume_deleted)
+
+    with pytest.raises(aws.AwsError) as failed:
+        SNAPSHOT_AND_DELETE.rollback(h.ctx(checkpoints={}), data, params)
+
+    assert str(failed.value) == (
+        "ec2:DescribeVolumes in us-east-1 failed (terminal, WaiterFailed): volume_available: "
+        "Waiter VolumeAvailable failed: Waiter encountered a terminal failure state: For "
+        'expression "Volumes[].State" we matched expected path: "deleted" at least once'
     )
 
 
@@ -797,10 +846,15 @@ def test_a_read_lost_while_waiting_is_a_recoverable_error_of_that_read(h: Harnes
 
 
 def _earlier_snapshots(
-    h: Harness, volume: str, action_id: uuid.UUID, states: list[str]
+    h: Harness,
+    volume: str,
+    action_id: uuid.UUID,
+    states: list[str],
+    reason: str | None = "disk fault",
 ) -> list[str]:
     """Snapshots of ``volume`` tagged with ``action_id`` (as an interrupted attempt leaves them),
-    one a second apart from 2026-01-01, reported by AWS in ``states``, newest first."""
+    one a second apart from 2026-01-01, reported by AWS in ``states``, newest first; a failed
+    one with ``reason`` as its StateMessage (none when None)."""
     ids = [
         h.ec2.create_snapshot(
             VolumeId=volume,
@@ -817,8 +871,8 @@ def _earlier_snapshots(
         for entry in parsed.get("Snapshots", []):
             if entry["SnapshotId"] in seen:
                 entry["State"], entry["StartTime"] = seen[entry["SnapshotId"]]
-                if entry["State"] == "error":
-                    entry["StateMessage"] = "disk fault"
+                if entry["State"] == "error" and reason is not None:
+                    entry["StateMessage"] = reason
         parsed["Snapshots"] = parsed.get("Snapshots", [])[::-1]
 
     h.events.register("after-call.ec2.DescribeSnapshots", as_seen)
@@ -840,19 +894,25 @@ def test_of_the_snapshots_an_earlier_attempt_left_the_oldest_usable_one_is_kept(
     assert h.count("CreateSnapshot") == 0
 
 
-def test_a_failed_snapshot_an_earlier_attempt_left_is_reported_not_taken_again(h: Harness):
-    """Reported for a person to delete, instead of a second copy of the volume's data."""
+@pytest.mark.parametrize(
+    ("reason", "said"), [("disk fault", "disk fault"), (None, "no reason given")]
+)
+def test_a_failed_snapshot_an_earlier_attempt_left_is_reported_not_taken_again(
+    h: Harness, reason: str | None, said: str
+):
+    """Reported for a person to delete, instead of a second copy of the volume's data, with
+    AWS's reason for the failure when it gives one."""
     volume = h.volume()
     item = h.item("ebs-volume", volume)
     action_id = uuid.uuid4()
-    (failed,) = _earlier_snapshots(h, volume, action_id, ["error"])
+    (failed,) = _earlier_snapshots(h, volume, action_id, ["error"], reason)
 
     with pytest.raises(aws.AwsError) as refused:
         SNAPSHOT_AND_DELETE.prepare(h.ctx(action_id), item, h.params(SNAPSHOT_AND_DELETE), {})
 
     assert str(refused.value) == (
         "ec2:CreateSnapshot in us-east-1 failed (terminal, SnapshotFailed): snapshot "
-        f"{failed} failed (disk fault); the volume was not deleted. Delete the snapshot and "
+        f"{failed} failed ({said}); the volume was not deleted. Delete the snapshot and "
         "retry the action"
     )
     assert h.checkpoints["snapshot_id"] == failed
