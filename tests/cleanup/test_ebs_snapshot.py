@@ -121,6 +121,7 @@ def test_recheck_reports_a_deleted_snapshot_as_gone(h: Harness):
     result = DELETE.recheck(h.ctx(), item)
 
     assert (result.still_waste, result.facts) == (False, {"gone": True})
+    assert result.reason == "snapshot no longer exists"
 
 
 # --- dry run -----------------------------------------------------------------------------------
@@ -339,10 +340,19 @@ def test_a_snapshot_kept_for_a_deregistered_images_rollback_waits_for_its_date(
 
 def test_an_image_using_another_snapshot_does_not_keep_this_one(h: Harness):
     """moto's RegisterImage ignores block devices: the image comes from CreateImage, which
-    snapshots the instance's root volume (a snapshot other than the item's)."""
+    snapshots the instance's root volume (a snapshot other than the item's). The image also
+    maps an instance-store volume, which has no ``Ebs`` entry (AWS lists it; moto does not)."""
     snapshot = _snapshot(h)
     item = h.item("ebs-snapshot", snapshot)
     image = h.ec2.create_image(InstanceId=h.instance(), Name="golden")["ImageId"]
+
+    def with_an_instance_store_volume(parsed, **_):
+        for entry in parsed.get("Images", []):
+            entry.setdefault("BlockDeviceMappings", []).append(
+                {"DeviceName": "/dev/sdb", "VirtualName": "ephemeral0"}
+            )
+
+    h.events.register("after-call.ec2.DescribeImages", with_an_instance_store_volume)
     (ami,) = h.ec2.describe_images(ImageIds=[image])["Images"]
     assert [m["Ebs"]["SnapshotId"] for m in ami["BlockDeviceMappings"] if "Ebs" in m] != [snapshot]
 
@@ -427,6 +437,7 @@ def test_prepare_records_an_encrypted_archived_snapshot_and_what_aws_leaves_out(
     bare = DELETE.prepare(ctx, item, params, {})
     assert (bare["description"], bare["storage_tier"], bare["encrypted"]) == ("", "standard", False)
     assert bare["kms_key_id"] is None
+    assert DELETE.recheck(ctx, item).facts["storage_tier"] == "standard"
 
 
 def test_prepare_of_a_snapshot_gone_since_the_recheck_records_the_scans_view(h: Harness):
