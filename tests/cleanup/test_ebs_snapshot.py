@@ -84,6 +84,7 @@ def test_recheck_refuses_a_snapshot_protected_since_the_scan(h: Harness):
 
     assert not result.still_waste
     assert "protected by tag CloudSweep.io/Protect=yes" in result.reason
+    assert result.facts["tags"]["CloudSweep.io/Protect"] == "yes"  # recorded with the refusal
 
 
 def test_recheck_refuses_a_snapshot_now_used_by_an_ami(h: Harness):
@@ -272,7 +273,7 @@ def test_recheck_refuses_a_snapshot_that_is_not_completed(h: Harness, state: str
 
     assert not result.still_waste
     assert result.reason == f"snapshot is {state}, not completed"
-    assert "gone" not in result.facts
+    assert "gone" not in result.facts and result.facts["state"] == state
 
 
 def test_recheck_under_the_scans_own_protection_tag_refuses(h: Harness):
@@ -307,6 +308,7 @@ def test_the_rollback_copy_is_refused_with_its_volume_and_action(h: Harness):
     assert result.reason.startswith(
         "snapshot is the rollback copy of volume vol-0abc kept by cleanup action action-1"
     )
+    assert result.facts["tags"][ACTION_TAG] == "action-1"
 
 
 @pytest.mark.parametrize(
@@ -336,6 +338,7 @@ def test_a_snapshot_kept_for_a_deregistered_images_rollback_waits_for_its_date(
         assert result.reason == (
             f"snapshot is kept until {retain_until} for the rollback of deregistered ami-1"
         )
+        assert result.facts["tags"][ebs_snapshot.RETAIN_UNTIL_TAG] == retain_until
 
 
 def test_an_image_using_another_snapshot_does_not_keep_this_one(h: Harness):
