@@ -103,6 +103,14 @@ def test_recheck_refuses_a_snapshot_now_used_by_an_ami(h: Harness):
     assert f"used by AMI {image}" in result.reason
     assert result.facts["images"] == [image]
 
+    def and_a_copy_of_the_image(parsed, **_):  # a second AMI registered from the same snapshot
+        images = parsed.get("Images", [])
+        images.extend({**i, "ImageId": "ami-0copy"} for i in list(images) if i["ImageId"] == image)
+
+    h.events.register("after-call.ec2.DescribeImages", and_a_copy_of_the_image)
+    both = DELETE.recheck(h.ctx(), item)
+    assert both.reason == f"snapshot is now used by AMI {', '.join(sorted([image, 'ami-0copy']))}"
+
 
 def test_recheck_refuses_the_rollback_copy_of_a_deleted_volume(h: Harness):
     snapshot = _snapshot(h, tags={ACTION_TAG: "a-1", ebs_volume.SOURCE_VOLUME_TAG: "vol-1"})

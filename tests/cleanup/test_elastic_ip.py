@@ -80,6 +80,8 @@ def test_recheck_refuses_an_address_protected_since_the_scan(h: Harness):
 
     assert not result.still_waste
     assert "protected by tag do-not-delete" in result.reason
+    # The facts are recorded with the refused attempt.
+    assert result.facts["tags"]["do-not-delete"] == "partner allow-list"
 
 
 def test_recheck_reports_a_released_address_as_gone(h: Harness):
