@@ -733,13 +733,17 @@ def test_delete_dry_run_refuses_a_taken_snapshot_name_and_a_missing_instance(h):
 
     taken = DELETE.dry_run(ctx, item, PARAMS)
     other = DELETE.dry_run(h.context(), item, PARAMS)  # another action picks another name
+    h.seed("rds").start_db_instance(DBInstanceIdentifier="reports-staging")
+    started = DELETE.dry_run(h.context(), item, PARAMS)  # an available one can be deleted too
     h.seed("rds").delete_db_instance(DBInstanceIdentifier="reports-staging", SkipFinalSnapshot=True)
     missing = DELETE.dry_run(ctx, item, PARAMS)
 
     assert not taken.would_succeed and taken.calls == DELETE_CALLS
     assert taken.message == f"a snapshot named {snapshot} exists already; it would not be replaced"
     assert other.would_succeed, other.message
-    assert not missing.would_succeed and "no longer exists" in missing.message
+    assert started.would_succeed, started.message
+    assert not missing.would_succeed and missing.calls == DELETE_CALLS
+    assert missing.message == "reports-staging no longer exists"
     assert h.mutating() == []
 
 
