@@ -43,6 +43,16 @@ STOP_CALLS = ("rds:DescribeDBInstances", "rds:StopDBInstance")
 STOP = StopRdsInstance()
 DELETE = FinalSnapshotAndDeleteRdsInstance()
 PARAMS = DELETE.parameters()
+SEEDED_TAGS = [{"Key": "team", "Value": "data"}, {"Key": "env", "Value": "staging"}]
+# The restore's arguments that place the instance: groups, subnets, zone, port.
+RESTORED_PLACEMENT = (
+    "DBParameterGroupName",
+    "OptionGroupName",
+    "DBSubnetGroupName",
+    "AvailabilityZone",
+    "MultiAZ",
+    "Port",
+)
 
 
 @pytest.fixture
@@ -166,9 +176,15 @@ def test_delete_recheck_refusals(h):
     rds.delete_db_instance(DBInstanceIdentifier="reports-staging", SkipFinalSnapshot=True)
     gone = DELETE.recheck(h.context(), item)
 
-    assert not protected.still_waste and "DeletionProtection" in protected.reason
+    assert not protected.still_waste
+    assert protected.reason == "deletion protection is on (DeletionProtection)"
     assert not tagged.still_waste and "do-not-delete" in tagged.reason
-    assert not started.still_waste and "stopped at the scan" in started.reason
+    assert not started.still_waste
+    assert started.reason == "it was stopped at the scan and is available now"
+    # what the ledger records with each refusal: the instance as the re-check saw it
+    assert protected.facts["deletion_protection"] is True
+    assert tagged.facts["tags"]["do-not-delete"] == "1"
+    assert started.facts["status"] == "available"
     assert not gone.still_waste and "no longer exists" in gone.reason
     assert h.mutating() == []
 
@@ -211,13 +227,19 @@ def test_delete_dry_run_changes_nothing(h):
 
 
 def test_prepare_records_what_restore_needs(h):
-    sg = _db(h, "reports-staging", stopped=True)
+    sg = _db(h, "reports-staging", stopped=True, StorageEncrypted=True)
     item = h.item(DETECTOR, "reports-staging")
-    ctx = h.context()
+    now = utcnow()
+    ctx = dataclasses.replace(h.context(), now=lambda: now)
 
     data = DELETE.prepare(ctx, item, PARAMS, {})
+    # a finding stored without its ARN: the record takes RDS's
+    without_arn = DELETE.prepare(ctx, dataclasses.replace(item, resource_arn=None), PARAMS, {})
 
     assert h.checkpoints == data and h.mutating() == []
+    assert without_arn == data
+    assert data["db_instance_arn"] == _describe(h, "reports-staging")["DBInstanceArn"]
+    assert data["storage_encrypted"] is True and data["recorded_at"] == now.isoformat()
     assert data["final_snapshot_identifier"] == (
         f"cloudsweep-final-reports-staging-{str(ctx.action_id)[:8]}"
     )
@@ -233,13 +255,23 @@ def test_prepare_records_what_restore_needs(h):
     assert restore["DeletionProtection"] is False
     assert tags_of(data["tags"]) == {"team": "data", "env": "staging"}
     assert DELETE.prepare(h.context(), item, PARAMS, data) == data  # a rerun keeps the record
+    # switched on after the re-check: recorded as it is (the delete will then fail)
+    h.seed("rds").modify_db_instance(
+        DBInstanceIdentifier="reports-staging", DeletionProtection=True, ApplyImmediately=True
+    )
+    assert DELETE.prepare(h.context(), item, PARAMS, {})["restore"]["DeletionProtection"] is True
 
 
 def test_execute_deletes_with_a_final_snapshot(h):
     _db(h, "reports-staging", stopped=True)
     item = h.item(DETECTOR, "reports-staging")
     ctx = h.context()
-    data = DELETE.prepare(ctx, item, PARAMS, {})
+    # The name recorded before the call is the one the delete gives, whatever this version
+    # would name it now (the record of an interrupted attempt made by an earlier version).
+    data = {
+        **DELETE.prepare(ctx, item, PARAMS, {}),
+        "final_snapshot_identifier": "cloudsweep-final-reports-staging-recorded",
+    }
 
     outcome = DELETE.execute(ctx, item, PARAMS, data)
 
@@ -254,6 +286,33 @@ def test_execute_deletes_with_a_final_snapshot(h):
         DBSnapshotIdentifier=data["final_snapshot_identifier"]
     )["DBSnapshots"][0]
     assert snapshot["DBInstanceIdentifier"] == "reports-staging"
+
+
+def test_an_instance_deleted_meanwhile_by_someone_else_is_gone_without_a_final_snapshot(h):
+    """Deleted (without a final snapshot) between the re-read and DeleteDBInstance: done, and
+    the outcome says that nothing can be rolled back."""
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    faults.on_call(
+        h.session.events,
+        "rds",
+        "DeleteDBInstance",
+        lambda: h.seed("rds").delete_db_instance(
+            DBInstanceIdentifier="reports-staging", SkipFinalSnapshot=True
+        ),
+    )
+    ctx = h.context()
+    data = DELETE.prepare(ctx, item, PARAMS, {})
+
+    outcome = DELETE.execute(ctx, item, PARAMS, data)
+
+    snapshot = data["final_snapshot_identifier"]
+    assert outcome.already_done
+    assert outcome.note == (
+        f"reports-staging is already gone, but the final snapshot {snapshot} is missing: "
+        "rollback will not be possible"
+    )
+    assert h.recorder.count(operation="DeleteDBInstance") == 1  # refused: DBInstanceNotFound
 
 
 def test_lost_delete_response_then_retry_is_one_delete(h):
@@ -329,6 +388,7 @@ def test_throttled_delete_is_a_throttled_error_and_nothing_is_deleted(h):
 def test_rollback_restores_the_recorded_instance_and_is_idempotent(h):
     sg = _db(h, "reports-staging", stopped=True)
     item = h.item(DETECTOR, "reports-staging")
+    before = _describe(h, "reports-staging")
     ctx = h.context()
     data = DELETE.prepare(ctx, item, PARAMS, {})
     DELETE.execute(ctx, item, PARAMS, data)
@@ -338,6 +398,36 @@ def test_rollback_restores_the_recorded_instance_and_is_idempotent(h):
     outcome = DELETE.rollback(undo, data, PARAMS)
 
     assert not outcome.already_done
+    # What RDS was asked for: the recorded configuration, and no default parameter or option
+    # group (RDS applies the engine's defaults itself; naming them fails where they are not
+    # materialised yet). moto restores much of it from the snapshot whatever the call says.
+    (restore,) = [c for c in h.recorder.records if c.operation == "RestoreDBInstanceFromDBSnapshot"]
+    assert restore.params == {
+        "DBInstanceIdentifier": "reports-staging",
+        "DBSnapshotIdentifier": data["final_snapshot_identifier"],
+        "Tags": [
+            {"Key": "team", "Value": "data"},
+            {"Key": "env", "Value": "staging"},
+            {"Key": ACTION_TAG, "Value": str(undo.action_id)},
+        ],
+        "DBInstanceClass": "db.m5.large",
+        "StorageType": "gp3",
+        "AllocatedStorage": 200,
+        "Iops": 12000,
+        "StorageThroughput": 500,
+        "MultiAZ": False,
+        "AutoMinorVersionUpgrade": True,
+        "LicenseModel": "general-public-license",
+        "CopyTagsToSnapshot": False,
+        "EnableIAMDatabaseAuthentication": False,
+        "DeletionProtection": False,
+        "CACertificateIdentifier": "rds-ca-default",
+        "BackupRetentionPeriod": 7,
+        "PreferredBackupWindow": before["PreferredBackupWindow"],
+        "Port": 5433,
+        "AvailabilityZone": "us-east-1a",
+        "VpcSecurityGroupIds": [sg],
+    }
     db = _describe(h, "reports-staging")
     assert db["DBInstanceStatus"] == "available"
     assert db["DBInstanceClass"] == "db.m5.large"
@@ -445,25 +535,71 @@ def _scanned_with(item: CleanupItem, **details: object) -> CleanupItem:
 
 def test_rechecks_refuse_connections_above_the_scans_own_threshold(h):
     """The scan judged the instance idle at <= max_connections (here 3): a peak of 3 in the last
-    day keeps it idle, 4 refuses both actions; a finding without the threshold is held to 0."""
+    day keeps it idle, 4 refuses both actions; a finding without the threshold is held to 0
+    (a single connection refuses it).
+
+    The query is asserted as CloudWatch received it: moto 5.2.5 ignores the namespace when
+    dimensions are given and checks neither the query's Id (AWS: a lower-case letter first) nor
+    the period (AWS: a multiple of 60), so a wrong one passes here and fails (or finds no
+    connections) on AWS. The window is the day up to the re-check's minute."""
     _db(h, "analytics-dev")
     _db(h, "reports-dev")
+    _db(h, "quiet-dev")
     item = _scanned_with(h.item(DETECTOR, "analytics-dev"), max_connections=3)
     older = _scanned_with(h.item(DETECTOR, "analytics-dev"), max_connections=None)
+    quiet = _scanned_with(h.item(DETECTOR, "quiet-dev"), max_connections=None)
     _connections(h, "reports-dev", 50)  # another instance's connections say nothing
     _connections(h, "analytics-dev", 40, hours_ago=30)  # before the last day: not looked at
     _connections(h, "analytics-dev", 3)
+    _connections(h, "quiet-dev", 1)
+    now = utcnow().replace(second=42, microsecond=123456)
+    at_minute = dataclasses.replace(h.context(), now=lambda: now)
 
-    at_threshold = [a.recheck(h.context(), item) for a in (STOP, DELETE)]
-    held_to_zero = [a.recheck(h.context(), older) for a in (STOP, DELETE)]
+    at_threshold = [a.recheck(at_minute, item) for a in (STOP, DELETE)]
+    held_to_zero = [a.recheck(h.context(), c) for a in (STOP, DELETE) for c in (older, quiet)]
     _connections(h, "analytics-dev", 4, hours_ago=2)
     above = [a.recheck(h.context(), item) for a in (STOP, DELETE)]
 
     assert all(r.still_waste for r in at_threshold), at_threshold
     assert not any(r.still_waste for r in held_to_zero), held_to_zero
+    assert held_to_zero[1].reason == (
+        "in use since the scan: 1 connections at the peak of the last day (idle at <= 0)"
+    )
     for refused in above:
-        assert not refused.still_waste
-        assert "4 connections" in refused.reason and "<= 3" in refused.reason
+        assert not refused.still_waste and refused.facts["status"] == "available"
+        assert refused.reason == (
+            "in use since the scan: 4 connections at the peak of the last day (idle at <= 3)"
+        )
+    minute = now.replace(second=0, microsecond=0)
+    query = {
+        "Id": "connections",
+        "MetricStat": {
+            "Metric": {
+                "Namespace": "AWS/RDS",
+                "MetricName": "DatabaseConnections",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": "analytics-dev"}],
+            },
+            "Period": 3600,
+            "Stat": "Maximum",
+        },
+    }
+    window = {"StartTime": minute - timedelta(days=1), "EndTime": minute}
+    first, second = [c.params for c in h.recorder.records if c.operation == "GetMetricData"][:2]
+    assert first == second == {"MetricDataQueries": [query], **window}
+    assert h.mutating() == []
+
+
+def test_a_recheck_that_cannot_read_the_connections_fails_and_names_the_call(h):
+    _db(h, "analytics-dev")
+    item = h.item(DETECTOR, "analytics-dev")
+    faults.throttle_json(h.session.events, "cloudwatch", "GetMetricData")
+
+    for action in (STOP, DELETE):
+        with pytest.raises(aws.AwsError) as raised:
+            action.recheck(h.context(), item)
+        assert str(raised.value) == (
+            "cloudwatch:GetMetricData in us-east-1 failed (throttled, Throttling): Rate exceeded"
+        )
     assert h.mutating() == []
 
 
@@ -484,9 +620,10 @@ def test_rechecks_refuse_an_aurora_member_and_a_read_replica(h):
     stop a read replica nor snapshot it: both actions refuse, and say why."""
     _db(h, "analytics-dev")
     rds = h.seed("rds")
-    rds.create_db_instance_read_replica(
-        DBInstanceIdentifier="analytics-replica", SourceDBInstanceIdentifier="analytics-dev"
-    )
+    for replica_id in ("analytics-replica", "analytics-replica-2"):
+        rds.create_db_instance_read_replica(
+            DBInstanceIdentifier=replica_id, SourceDBInstanceIdentifier="analytics-dev"
+        )
     rds.create_db_cluster(
         DBClusterIdentifier="orders",
         Engine="aurora-postgresql",
@@ -509,10 +646,21 @@ def test_rechecks_refuse_an_aurora_member_and_a_read_replica(h):
         on_source = action.recheck(h.context(), source)
         on_replica = action.recheck(h.context(), replica)
         on_member = action.recheck(h.context(), member)
-        assert not on_source.still_waste and "analytics-replica" in on_source.reason
+        assert not on_source.still_waste
+        assert on_source.reason == (
+            "read replicas replicate from it (analytics-replica, analytics-replica-2)"
+        )
         assert not on_replica.still_waste
-        assert "read replica of analytics-dev" in on_replica.reason
-        assert not on_member.still_waste and "Aurora cluster orders" in on_member.reason
+        assert on_replica.reason == (
+            "it is a read replica of analytics-dev: RDS can neither stop it nor take a final "
+            "snapshot of it"
+        )
+        assert not on_member.still_waste
+        assert on_member.reason == (
+            "it is a member of Aurora cluster orders: storage, stop and deletion belong to the "
+            "cluster"
+        )
+        assert on_member.facts["engine"] == "aurora-postgresql"
     assert h.mutating() == []
 
 
@@ -525,6 +673,29 @@ def test_rechecks_report_the_facts_the_executor_applies_its_rules_to(h):
         assert facts["status"] == "available" and facts["deletion_protection"] is False
         assert facts["instance_class"] == "db.m5.large" and facts["engine"] == "postgres"
         assert facts["tags"] == {"team": "data", "env": "staging"}
+
+
+def test_rechecks_refuse_an_instance_in_between_states_and_a_stop_under_way_is_done(h):
+    """RDS refuses to stop or delete an instance that is being modified or backed up; a stop
+    already under way (``stopping``) is the stop's effect. moto never reports these states, so
+    its answers are rewritten as AWS sends them."""
+    _db(h, "analytics-dev")
+    item = h.item(DETECTOR, "analytics-dev")
+    modifying, stopping = Harness(h.endpoint), Harness(h.endpoint)
+    _report(modifying, "DescribeDBInstances", "DBInstances", "DBInstanceStatus", "modifying")
+    _report(stopping, "DescribeDBInstances", "DBInstances", "DBInstanceStatus", "stopping")
+
+    stop, delete = (a.recheck(modifying.context(), item) for a in (STOP, DELETE))
+    under_way = STOP.recheck(stopping.context(), item)
+
+    assert not stop.still_waste and stop.reason == "status is modifying, not available"
+    assert not delete.still_waste
+    assert delete.reason == "status is modifying, not available or stopped"
+    assert stop.facts["status"] == delete.facts["status"] == "modifying"
+    assert not under_way.still_waste and under_way.facts["gone"] is True
+    assert under_way.reason == "already stopping: stopping it again changes nothing"
+    assert under_way.facts["status"] == "stopping"
+    assert h.mutating() == []
 
 
 def test_stop_dry_run_refuses_a_stopped_or_missing_instance(h):
@@ -562,13 +733,17 @@ def test_delete_dry_run_refuses_a_taken_snapshot_name_and_a_missing_instance(h):
 
     taken = DELETE.dry_run(ctx, item, PARAMS)
     other = DELETE.dry_run(h.context(), item, PARAMS)  # another action picks another name
+    h.seed("rds").start_db_instance(DBInstanceIdentifier="reports-staging")
+    started = DELETE.dry_run(h.context(), item, PARAMS)  # an available one can be deleted too
     h.seed("rds").delete_db_instance(DBInstanceIdentifier="reports-staging", SkipFinalSnapshot=True)
     missing = DELETE.dry_run(ctx, item, PARAMS)
 
     assert not taken.would_succeed and taken.calls == DELETE_CALLS
     assert taken.message == f"a snapshot named {snapshot} exists already; it would not be replaced"
     assert other.would_succeed, other.message
-    assert not missing.would_succeed and "no longer exists" in missing.message
+    assert started.would_succeed, started.message
+    assert not missing.would_succeed and missing.calls == DELETE_CALLS
+    assert missing.message == "reports-staging no longer exists"
     assert h.mutating() == []
 
 
@@ -624,7 +799,10 @@ def test_delete_prepare_of_a_missing_instance_records_nothing(h):
         DELETE.prepare(h.context(), item, PARAMS, {})
 
     assert raised.value.kind is aws.ErrorKind.NOT_FOUND
-    assert "before its configuration was recorded" in raised.value.message
+    assert str(raised.value) == (
+        "rds:DescribeDBInstances in us-east-1 failed (not-found, DBInstanceNotFound): "
+        "reports-staging is gone before its configuration was recorded"
+    )
     assert h.checkpoints == {}
 
 
@@ -692,6 +870,138 @@ def test_rollback_restores_groups_subnets_and_zone_of_a_single_az_instance(h):
     assert db["AvailabilityZone"] == "us-east-1b" and db["StorageType"] == "gp2"
     (restore,) = [c for c in h.recorder.records if c.operation == "RestoreDBInstanceFromDBSnapshot"]
     assert "Iops" not in restore.params and "StorageThroughput" not in restore.params
+    # asked for by name (moto would restore some of them from the snapshot anyway)
+    assert {k: restore.params.get(k) for k in RESTORED_PLACEMENT} == {
+        "DBParameterGroupName": "reports-params",
+        "OptionGroupName": "reports-options",
+        "DBSubnetGroupName": "reports-subnets",
+        "AvailabilityZone": "us-east-1b",
+        "MultiAZ": False,
+        "Port": 5433,
+    }
+
+
+_ABSENT = object()
+
+
+def _answer_with(h: Harness, **fields: object) -> None:
+    """Every instance in ``h``'s DescribeDBInstances answers reports ``fields`` (``_ABSENT``: the
+    field left out), as AWS reports what moto reports otherwise."""
+
+    def rewrite(parsed, **_):
+        for db in parsed.get("DBInstances", []):
+            for name, value in fields.items():
+                if value is _ABSENT:
+                    db.pop(name, None)
+                else:
+                    db[name] = value
+
+    h.session.events.register("after-call.rds.DescribeDBInstances", rewrite)
+
+
+@pytest.mark.parametrize(
+    ("create", "reported", "asked"),
+    [
+        pytest.param(
+            {"StorageType": "gp2", "Iops": None, "StorageThroughput": None},
+            # AWS reports gp2's baseline IOPS, a throughput of 0, the instance port 0 (only a
+            # cluster member's differs), and a tag without a value without its Value; an empty
+            # field is left to RDS's default
+            {
+                "Iops": 300,
+                "StorageThroughput": 0,
+                "DbInstancePort": 0,
+                "TagList": [{"Key": "team", "Value": "data"}, {"Key": "owner"}],
+                "CACertificateIdentifier": "",
+                "EnabledCloudwatchLogsExports": [],
+            },
+            {
+                "StorageType": "gp2",
+                "Port": 5433,
+                "AvailabilityZone": "us-east-1a",
+                "Tags": [{"Key": "team", "Value": "data"}, {"Key": "owner", "Value": ""}],
+            },
+            id="gp2-as-aws-reports-it",
+        ),
+        pytest.param(
+            {"StorageType": "io1", "Iops": 3000, "StorageThroughput": None},
+            {},
+            {
+                "StorageType": "io1",
+                "Iops": 3000,
+                "Port": 5433,
+                "AvailabilityZone": "us-east-1a",
+                "Tags": SEEDED_TAGS,
+            },
+            id="io1",
+        ),
+        pytest.param(
+            {"StorageType": "io2", "Iops": 4000, "StorageThroughput": None},
+            {"StorageThroughput": 0},
+            {
+                "StorageType": "io2",
+                "Iops": 4000,
+                "Port": 5433,
+                "AvailabilityZone": "us-east-1a",
+                "Tags": SEEDED_TAGS,
+            },
+            id="io2",
+        ),
+        pytest.param(
+            {"MultiAZ": True},
+            {},
+            # RDS picks the zones of a Multi-AZ instance: a zone with MultiAZ is refused
+            {
+                "StorageType": "gp3",
+                "Iops": 12000,
+                "StorageThroughput": 500,
+                "Port": 5433,
+                "Tags": SEEDED_TAGS,
+            },
+            id="multi-az",
+        ),
+        pytest.param(
+            {},
+            {"Endpoint": _ABSENT, "DbInstancePort": 5433},
+            {
+                "StorageType": "gp3",
+                "Iops": 12000,
+                "StorageThroughput": 500,
+                "Port": 5433,
+                "AvailabilityZone": "us-east-1a",
+                "Tags": SEEDED_TAGS,
+            },
+            id="no-endpoint-in-the-answer",
+        ),
+    ],
+)
+def test_the_restore_asks_for_the_storage_zone_and_port_the_instance_had(
+    h, create, reported, asked
+):
+    """IOPS only for provisioned-IOPS storage (io1, io2, gp3), throughput only for gp3, the zone
+    only of a single-AZ instance, the port from the endpoint (else the instance's own port),
+    a tag's missing value as an empty one: what RestoreDBInstanceFromDBSnapshot accepts."""
+    _db(h, "reports-staging", stopped=True, **create)
+    item = h.item(DETECTOR, "reports-staging")
+    as_aws = Harness(h.endpoint)
+    _answer_with(as_aws, **reported)
+    ctx = h.context()
+    data = DELETE.prepare(as_aws.context(ctx.action_id), item, PARAMS, {})
+    DELETE.execute(ctx, item, PARAMS, data)
+    _drop_moto_automated_snapshots(h, "reports-staging")
+
+    undo = h.context()
+    DELETE.rollback(undo, data, PARAMS)
+
+    (restore,) = [c for c in h.recorder.records if c.operation == "RestoreDBInstanceFromDBSnapshot"]
+    looked_at = ("StorageType", "Iops", "StorageThroughput", "Port", "AvailabilityZone", "Tags")
+    given = {k: restore.params[k] for k in looked_at if k in restore.params}
+    *tags, marker = given.pop("Tags")
+    assert marker == {"Key": ACTION_TAG, "Value": str(undo.action_id)}
+    assert {**given, "Tags": tags} == asked
+    assert restore.params["MultiAZ"] is bool(create.get("MultiAZ"))
+    assert [k for k, v in restore.params.items() if v in ("", [])] == []
+    assert _describe(h, "reports-staging")["DBInstanceStatus"] == "available"
 
 
 # --- what the user reads: outcomes, notes and refusals, exactly -----------------------------
@@ -736,8 +1046,9 @@ def test_a_delete_in_progress_is_done_once_and_says_so(h):
     outcome = DELETE.execute(ctx, item, PARAMS, data)
 
     assert not recheck.still_waste and recheck.facts["gone"] is True
+    assert recheck.facts["status"] == "deleting"
     assert recheck.reason == "DB instance reports-staging is being deleted"
-    assert not dry.would_succeed
+    assert not dry.would_succeed and dry.calls == DELETE_CALLS
     assert dry.message == "DeleteDBInstance would fail: reports-staging is deleting"
     assert outcome.already_done
     assert outcome.response == {
