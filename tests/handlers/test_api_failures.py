@@ -364,9 +364,11 @@ def test_a_hung_patch_times_out_and_is_retried(
         what="the handler recorded as done",
     )
     assert hung.hits == 1
+    # The hung patch, then at least one more: on a loaded machine the retry can also outlast the
+    # 1 s request timeout and be sent a third time (seen once in 30 runs at load 12).
     assert (
         len([r for r in cluster.requests("PATCH", f"{API}/awsaccounts/prod$") if done in r.text])
-        == 2
+        >= 2
     )
 
 

@@ -223,6 +223,40 @@ def _real_policy_awaiting_three(
     return third, list(pending), lambda value: _run_now(cluster, value)
 
 
+def _why_not_recorded(cluster: Cluster, operator: Any, resource_id: str) -> str:
+    """What a failed wait for an approval needs: the finding as the database has it, and each
+    approval of it as the API server has it (conditions, and whether kopf took it on: its
+    finalizer and annotations) with its admission record."""
+    lines = []
+    with sa.create_engine(operator.store.url).connect() as db:
+        for row in db.execute(
+            sa.text(
+                "SELECT cleanup_status, cleanup_metadata, gone_at FROM waste_items "
+                "WHERE resource_id = :id"
+            ),
+            {"id": resource_id},
+        ):
+            lines.append(f"finding {resource_id}: {tuple(row)}")
+        listed = cluster.request(
+            "GET", f"/apis/cloudsweep.io/v1alpha1/namespaces/{NS}/cleanupapprovals"
+        )
+        for obj in (listed or {}).get("items") or []:
+            if obj.get("spec", {}).get("resourceId") != resource_id:
+                continue
+            meta = obj["metadata"]
+            admitted = db.execute(
+                sa.text("SELECT admitted_at FROM approval_admissions WHERE object_uid = :uid"),
+                {"uid": meta.get("uid")},
+            ).all()
+            lines.append(
+                f"approval {meta['name']}: created {meta.get('creationTimestamp')}, admitted "
+                f"{admitted}, finalizers {meta.get('finalizers')}, annotations "
+                f"{sorted(meta.get('annotations') or {})}, status {obj.get('status')}"
+            )
+    lines.append(f"now {utc()}")
+    return "\n".join(lines)
+
+
 def test_the_operator_acts_for_real_only_on_admitted_approvals(
     cluster: Cluster, operator, world, recorder, webhook_port: int
 ) -> None:
@@ -345,7 +379,12 @@ def test_the_operator_acts_for_real_only_on_admitted_approvals(
         approval_object("second-try", forged_id, uid="uid-second", accountId=account),
         MARIA,
     )
-    wait_for(lambda: status_of(forged_id) == "approved", what="a proper approval of the first")
+    try:
+        wait_for(lambda: status_of(forged_id) == "approved", what="a proper approval of the first")
+    except AssertionError as error:  # seen once in CI (stop 21): say where it stopped
+        raise AssertionError(
+            f"{error}\n{_why_not_recorded(cluster, operator, forged_id)}"
+        ) from None
     run_now("recovered")
     cleared = wait_for(
         lambda: (
