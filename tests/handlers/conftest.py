@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp.web
 import pytest
 
+from tests import waiting
 from tests.net import free_port
 
 # Read when cloudsweep.handlers is imported (kopf timers take their intervals then).
@@ -277,17 +278,7 @@ class Cluster:
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (KeyError, TypeError, IndexError):
-            last = None
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+    return waiting.wait_for(check, timeout, what)
 
 
 def alive(operator: Any) -> bool:

@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 
 from cloudsweep.demo import world as demo_world
+from tests import waiting
 from tests.deploy.conftest import render
 from tests.kube_real import approvals, server
 from tests.kube_real.server import KubeReal
@@ -303,17 +304,7 @@ def cloudsweep_operator(
 
 
 def wait_for(check: Any, timeout: float = 60, what: str = "condition", every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (KeyError, TypeError, IndexError, AttributeError):
-            last = None
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last value: {last!r}")
+    return waiting.wait_for(check, timeout, what, every, not_yet=(*waiting.NOT_YET, AttributeError))
 
 
 def condition(obj: Any, kind: str) -> dict[str, Any] | None:
