@@ -439,6 +439,17 @@ def test_rollback_registers_from_the_record_with_the_tags_and_checkpoints_the_im
     assert checkpoints == {"registered_image_id": new_id}
     (call,) = h.recorder.calls(operation="RegisterImage")
     assert {k: v for k, v in call.params.items() if k != "TagSpecifications"} == data["register"]
+    # Tagged in the call that makes the image (AWS refuses another ResourceType there): a crash
+    # before the CreateTags below still leaves it findable by the rollback's action tag.
+    assert call.params["TagSpecifications"] == [
+        {
+            "ResourceType": "image",
+            "Tags": [
+                {"Key": ACTION_TAG, "Value": str(rollback_ctx.action_id)},
+                {"Key": "team", "Value": "web"},
+            ],
+        }
+    ]
     (tagged,) = h.recorder.calls(
         operation="CreateTags",
     )[-1:]
@@ -458,6 +469,28 @@ def test_a_rollback_finds_its_earlier_image_by_its_tag_before_the_name(h):
 
     assert again.already_done
     assert again.response == {"ImageId": first.response["ImageId"], "PreviousImageId": image_id}
+    assert h.count("RegisterImage") == 1
+
+
+def test_a_rerun_while_the_image_it_registered_is_still_pending_does_not_register_again(h):
+    """RegisterImage answers with an image that is ``pending`` for a while: a rerun then must
+    take it as the earlier attempt's (AWS would refuse a second image of the same name)."""
+    image_id, _ = image(h)
+    _, _, data, _ = deregistered(h, image_id)
+    rollback_ctx = h.ctx(checkpoints={})
+    first = DEREGISTER.rollback(rollback_ctx, data, PARAMS)
+    new_id = first.response["ImageId"]
+
+    def still_pending(parsed, **_):
+        for entry in parsed.get("Images", []):
+            if entry["ImageId"] == new_id:
+                entry["State"] = "pending"
+
+    h.events.register("after-call.ec2.DescribeImages", still_pending)
+    again = DEREGISTER.rollback(rollback_ctx, data, PARAMS)
+
+    assert again.already_done
+    assert again.response == {"ImageId": new_id, "PreviousImageId": image_id}
     assert h.count("RegisterImage") == 1
 
 
@@ -611,9 +644,13 @@ def test_the_refusals_a_user_reads_say_why_exactly(h):
 
     with pytest.raises(aws.AwsError) as unrecorded:
         DEREGISTER.execute(ctx, item, PARAMS, {"snapshot_ids": []})
+    # An image of two devices (moto registers one): both snapshots gone, both named.
+    second = h.ec2.create_snapshot(VolumeId=h.volume())["SnapshotId"]
     data = DEREGISTER.prepare(ctx, item, PARAMS, {})
+    data = {**data, "snapshot_ids": [*data["snapshot_ids"], second]}
     h.ec2.deregister_image(ImageId=image_id)
     h.ec2.delete_snapshot(SnapshotId=snapshot)
+    h.ec2.delete_snapshot(SnapshotId=second)
     with pytest.raises(aws.AwsError) as no_snapshot:
         DEREGISTER.execute(ctx, item, PARAMS, data)
     with pytest.raises(aws.AwsError) as no_rollback:
@@ -625,13 +662,13 @@ def test_the_refusals_a_user_reads_say_why_exactly(h):
     )
     assert str(no_snapshot.value) == (
         "ec2:DeregisterImage in us-east-1 failed (terminal, MissingRollbackData): refusing to "
-        f"deregister {image_id}: its snapshot(s) {snapshot} are gone, so it could not be "
-        "registered again"
+        f"deregister {image_id}: its snapshot(s) {snapshot}, {second} are gone, so it could "
+        "not be registered again"
     )
     assert str(no_rollback.value) == (
         "ec2:RegisterImage in us-east-1 failed (terminal, InvalidSnapshot.NotFound): "
-        f"snapshot(s) {snapshot} of {image_id} are gone (the grace period ended or someone "
-        "deleted them): the image cannot be registered again"
+        f"snapshot(s) {snapshot}, {second} of {image_id} are gone (the grace period ended or "
+        "someone deleted them): the image cannot be registered again"
     )
 
 
