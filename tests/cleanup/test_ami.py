@@ -184,16 +184,29 @@ def test_rollback_registers_the_image_again_once(h):
 
 def test_a_rollback_whose_answer_was_lost_finds_the_image_by_name(h):
     image_id, _ = image(h)
+    image(h, "web-2023.02")  # another image of the account, not the one to find
     _, _, data, _ = deregistered(h, image_id)
     rollback_ctx = h.ctx(checkpoints={})
     faults.lose_response(h.events, "ec2", "RegisterImage")
 
     with pytest.raises(aws.AwsError):
         DEREGISTER.rollback(rollback_ctx, data, PARAMS)
+    asked_before = len(h.recorder.calls(operation="DescribeImages"))
     again = DEREGISTER.rollback(rollback_ctx, data, PARAMS)
 
+    (made,) = h.ec2.describe_images(
+        Owners=["self"], Filters=[{"Name": "name", "Values": ["web-2023.01"]}]
+    )["Images"]
     assert again.already_done
+    assert again.response == {"ImageId": made["ImageId"], "PreviousImageId": image_id}
     assert h.count("RegisterImage") == 1
+    # Names are unique per account only: both searches ask for this account's images (a public
+    # image of another account may carry the same name), the second by name.
+    searches = h.recorder.calls(operation="DescribeImages")[asked_before:]
+    assert [(s.params["Owners"], s.params["Filters"][-1]) for s in searches] == [
+        (["self"], {"Name": f"tag:{ACTION_TAG}", "Values": [str(rollback_ctx.action_id)]}),
+        (["self"], {"Name": "name", "Values": ["web-2023.01"]}),
+    ]
 
 
 def test_rollback_after_the_snapshots_went_says_why_it_cannot(h):
@@ -472,26 +485,28 @@ def test_a_rollback_finds_its_earlier_image_by_its_tag_before_the_name(h):
     assert h.count("RegisterImage") == 1
 
 
-def test_a_rerun_while_the_image_it_registered_is_still_pending_does_not_register_again(h):
+@pytest.mark.parametrize(("state", "taken"), [("pending", True), ("failed", False)])
+def test_a_rerun_takes_the_image_it_registered_only_while_it_is_usable(h, state, taken):
     """RegisterImage answers with an image that is ``pending`` for a while: a rerun then must
-    take it as the earlier attempt's (AWS would refuse a second image of the same name)."""
+    take it as the earlier attempt's (AWS would refuse a second image of the same name). One
+    that ``failed`` is no undo: the rerun registers the image again."""
     image_id, _ = image(h)
     _, _, data, _ = deregistered(h, image_id)
     rollback_ctx = h.ctx(checkpoints={})
     first = DEREGISTER.rollback(rollback_ctx, data, PARAMS)
     new_id = first.response["ImageId"]
 
-    def still_pending(parsed, **_):
+    def reported_as(parsed, **_):
         for entry in parsed.get("Images", []):
             if entry["ImageId"] == new_id:
-                entry["State"] = "pending"
+                entry["State"] = state
 
-    h.events.register("after-call.ec2.DescribeImages", still_pending)
+    h.events.register("after-call.ec2.DescribeImages", reported_as)
     again = DEREGISTER.rollback(rollback_ctx, data, PARAMS)
 
-    assert again.already_done
-    assert again.response == {"ImageId": new_id, "PreviousImageId": image_id}
-    assert h.count("RegisterImage") == 1
+    assert again.already_done is taken
+    assert (again.response["ImageId"] == new_id) is taken
+    assert h.count("RegisterImage") == (1 if taken else 2)
 
 
 def test_a_deregistered_image_of_the_same_name_is_not_an_earlier_rollback(h):
