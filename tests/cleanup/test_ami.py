@@ -634,18 +634,22 @@ def test_the_recheck_says_why_in_the_words_the_history_shows(h):
     assert gone.reason == "image is deregistered"
 
 
-def test_execute_of_an_image_without_snapshots_says_none_are_kept(h):
-    """An instance-store image has no snapshots to keep: nothing is tagged, and the note says so."""
+@pytest.mark.parametrize("devices", [0, 2])
+def test_execute_names_the_kept_snapshots_or_says_none_are_kept(h, devices):
+    """An instance-store image has no snapshots to keep: nothing is tagged, and the note says so;
+    an image of two EBS devices keeps two, both named."""
     image_id, _ = image(h)
     item = h.item("ami", image_id)
-    data = {"image_id": image_id, "register": {"Name": "web-2023.01"}, "snapshot_ids": []}
+    kept = [h.ec2.create_snapshot(VolumeId=h.volume())["SnapshotId"] for _ in range(devices)]
+    data = {"image_id": image_id, "register": {"Name": "web-2023.01"}, "snapshot_ids": kept}
     data["retain_until"] = "2026-12-14T12:00:00+00:00"
 
     outcome = DEREGISTER.execute(h.ctx(), item, PARAMS, data)
     again = DEREGISTER.execute(h.ctx(), item, PARAMS, data)
 
+    named = f"{kept[0]}, {kept[1]}" if kept else "(none)"
     assert outcome.note == (
-        f"deregistered {image_id}; snapshots (none) kept until 2026-12-14T12:00:00+00:00"
+        f"deregistered {image_id}; snapshots {named} kept until 2026-12-14T12:00:00+00:00"
     )
     assert again.note == f"{image_id} was already deregistered (an earlier attempt)"
     assert again.response["ImageId"] == image_id
