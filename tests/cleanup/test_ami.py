@@ -93,6 +93,34 @@ def test_recheck_refuses_protected_and_is_gone_when_deregistered(h):
     assert DEREGISTER.recheck(h.ctx(), item).facts["gone"] is True
 
 
+@pytest.mark.parametrize(
+    ("code", "status", "gone"),
+    [
+        ("InvalidAMIID.Unavailable", 400, True),
+        ("InvalidAMIID.NotFound", 400, True),
+        ("UnauthorizedOperation", 403, False),
+    ],
+)
+def test_the_recheck_reads_only_the_images_own_errors_as_gone(h, code, status, gone):
+    """DescribeImages answers InvalidAMIID.* for an image just deregistered or unknown: gone. A
+    refusal says nothing about the image: the recheck fails instead of reporting it gone."""
+    image_id, _ = image(h)
+    item = h.item("ami", image_id)
+    faults.fail_with(
+        h.events,
+        "before-send.ec2.DescribeImages",
+        status=status,
+        body=faults.ec2_error_body(code, "the answer of the test"),
+    )
+
+    if gone:
+        assert DEREGISTER.recheck(h.ctx(), item).facts["gone"] is True
+    else:
+        with pytest.raises(aws.AwsError) as refused:
+            DEREGISTER.recheck(h.ctx(), item)
+        assert refused.value.code == code
+
+
 def test_dry_run_changes_nothing(h):
     image_id, snapshot = image(h)
     item = h.item("ami", image_id)
