@@ -437,6 +437,10 @@ def test_prepare_of_an_image_deregistered_before_it_was_recorded_fails_not_found
         aws.ErrorKind.NOT_FOUND,
         "InvalidAMIID.NotFound",
     )
+    assert str(failed.value) == (
+        "ec2:DescribeImages in us-east-1 failed (not-found, InvalidAMIID.NotFound): "
+        f"{image_id} is gone before its configuration was recorded"
+    )
     assert h.mutating() == []
 
 
