@@ -310,6 +310,7 @@ def test_recheck_refuses_an_image_that_is_not_available(h, state: str, gone: boo
     assert (result.facts.get("gone") is True) is gone
     if not gone:
         assert result.reason == f"image is {state}, not available"
+        assert result.facts == {"state": state, "tags": {"team": "web"}}  # what history shows
 
 
 def test_recheck_under_the_scans_own_protection_tag_refuses(h):
@@ -323,6 +324,7 @@ def test_recheck_under_the_scans_own_protection_tag_refuses(h):
 
     assert not result.still_waste
     assert result.reason == "image is now protected by tag FinOps/Keep=y"
+    assert result.facts == {"state": "available", "tags": {"team": "web", "FinOps/Keep": "y"}}
 
 
 def test_only_what_launches_from_this_image_keeps_it(h):
