@@ -121,6 +121,42 @@ def test_the_recheck_reads_only_the_images_own_errors_as_gone(h, code, status, g
         assert refused.value.code == code
 
 
+@pytest.mark.parametrize(
+    ("refused", "body", "named"),
+    [
+        (
+            "ec2.DescribeInstances",
+            faults.ec2_error_body("UnauthorizedOperation", "no"),
+            "ec2:DescribeInstances in us-east-1 failed (access-denied, UnauthorizedOperation): no",
+        ),
+        (
+            "ec2.DescribeLaunchTemplates",
+            faults.ec2_error_body("UnauthorizedOperation", "no"),
+            "ec2:DescribeLaunchTemplateVersions in us-east-1 failed (access-denied, "
+            "UnauthorizedOperation): no",
+        ),
+        (
+            "autoscaling.DescribeLaunchConfigurations",
+            faults.query_error_body("AccessDenied", "no"),
+            "autoscaling:DescribeLaunchConfigurations in us-east-1 failed (access-denied, "
+            "AccessDenied): no",
+        ),
+    ],
+)
+def test_a_refused_lookup_of_the_images_users_fails_the_recheck_naming_it(h, refused, body, named):
+    """Who launches from the image cannot be known: the recheck fails, and says which call (the
+    permission to add) in which region."""
+    image_id, _ = image(h)
+    item = h.item("ami", image_id)
+    service = refused.split(".")[0]
+    faults.fail_with(h.events_of(service), f"before-send.{refused}", status=403, body=body)
+
+    with pytest.raises(aws.AwsError) as failed:
+        DEREGISTER.recheck(h.ctx(), item)
+
+    assert str(failed.value) == named
+
+
 def test_dry_run_changes_nothing(h):
     image_id, snapshot = image(h)
     item = h.item("ami", image_id)
