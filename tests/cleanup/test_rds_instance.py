@@ -18,11 +18,12 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from cloudsweep import aws
-from cloudsweep.cleanup import ACTION_TAG, CleanupItem, get
+from cloudsweep.cleanup import ACTION_TAG, ActionContext, CleanupItem, get
 from cloudsweep.cleanup.rds_instance import (
     FinalSnapshotAndDeleteRdsInstance,
     StopRdsInstance,
@@ -104,6 +105,14 @@ def _gone(h: Harness, identifier: str) -> bool:
     except rds.exceptions.DBInstanceNotFoundFault:
         return True
     return False
+
+
+def _prepared_delete(h: Harness) -> tuple[CleanupItem, ActionContext, dict[str, Any]]:
+    """A stopped reports-staging, its finding, a context, and the delete action's prepare."""
+    _db(h, "reports-staging", stopped=True)
+    item = h.item(DETECTOR, "reports-staging")
+    ctx = h.context()
+    return item, ctx, DELETE.prepare(ctx, item, PARAMS, {})
 
 
 def _drop_moto_automated_snapshots(h: Harness, identifier: str) -> None:
@@ -335,10 +344,7 @@ def test_lost_delete_response_then_retry_is_one_delete(h):
 
 
 def test_gone_without_its_final_snapshot_is_done_but_says_so(h):
-    _db(h, "reports-staging", stopped=True)
-    item = h.item(DETECTOR, "reports-staging")
-    ctx = h.context()
-    data = DELETE.prepare(ctx, item, PARAMS, {})
+    item, ctx, data = _prepared_delete(h)
     h.seed("rds").delete_db_instance(DBInstanceIdentifier="reports-staging", SkipFinalSnapshot=True)
 
     outcome = DELETE.execute(ctx, item, PARAMS, data)
@@ -348,10 +354,7 @@ def test_gone_without_its_final_snapshot_is_done_but_says_so(h):
 
 
 def test_snapshot_exists_while_the_instance_remains_refuses_a_second_snapshot(h):
-    _db(h, "reports-staging", stopped=True)
-    item = h.item(DETECTOR, "reports-staging")
-    ctx = h.context()
-    data = DELETE.prepare(ctx, item, PARAMS, {})
+    item, ctx, data = _prepared_delete(h)
     # what an earlier attempt that failed after its snapshot leaves behind
     h.seed("rds").create_db_snapshot(
         DBInstanceIdentifier="reports-staging",
@@ -449,10 +452,7 @@ def test_rollback_restores_the_recorded_instance_and_is_idempotent(h):
 
 
 def test_rollback_refuses_an_instance_it_did_not_restore(h):
-    _db(h, "reports-staging", stopped=True)
-    item = h.item(DETECTOR, "reports-staging")
-    ctx = h.context()
-    data = DELETE.prepare(ctx, item, PARAMS, {})
+    item, ctx, data = _prepared_delete(h)
     DELETE.execute(ctx, item, PARAMS, data)
     _drop_moto_automated_snapshots(h, "reports-staging")
     _db(h, "reports-staging", group="other")  # someone made a new one under the name
@@ -807,10 +807,7 @@ def test_delete_prepare_of_a_missing_instance_records_nothing(h):
 
 
 def test_delete_rollback_without_its_final_snapshot_restores_nothing(h):
-    _db(h, "reports-staging", stopped=True)
-    item = h.item(DETECTOR, "reports-staging")
-    ctx = h.context()
-    data = DELETE.prepare(ctx, item, PARAMS, {})
+    item, ctx, data = _prepared_delete(h)
     DELETE.execute(ctx, item, PARAMS, data)
     _drop_moto_automated_snapshots(h, "reports-staging")
     h.seed("rds").delete_db_snapshot(DBSnapshotIdentifier=data["final_snapshot_identifier"])
@@ -1029,10 +1026,7 @@ def _report(h: Harness, operation: str, key: str, field: str, value: str, *, aft
 def test_a_delete_in_progress_is_done_once_and_says_so(h):
     """An earlier attempt's delete still running (AWS: ``deleting``, its final snapshot being
     made): no second delete; the outcome names the state and the final snapshot."""
-    _db(h, "reports-staging", stopped=True)
-    item = h.item(DETECTOR, "reports-staging")
-    ctx = h.context()
-    data = DELETE.prepare(ctx, item, PARAMS, {})
+    item, ctx, data = _prepared_delete(h)
     snapshot = data["final_snapshot_identifier"]
     h.seed("rds").create_db_snapshot(
         DBInstanceIdentifier="reports-staging", DBSnapshotIdentifier=snapshot
@@ -1066,10 +1060,7 @@ def test_a_delete_in_progress_is_done_once_and_says_so(h):
 def test_a_delete_begun_by_an_earlier_attempt_meanwhile_is_this_actions_delete(h):
     """The final snapshot exists (its name carries this action's ID) and the instance is being
     deleted by the time DeleteDBInstance refuses the name: the earlier attempt's delete, done."""
-    _db(h, "reports-staging", stopped=True)
-    item = h.item(DETECTOR, "reports-staging")
-    ctx = h.context()
-    data = DELETE.prepare(ctx, item, PARAMS, {})
+    item, ctx, data = _prepared_delete(h)
     snapshot = data["final_snapshot_identifier"]
     h.seed("rds").create_db_snapshot(
         DBInstanceIdentifier="reports-staging", DBSnapshotIdentifier=snapshot
@@ -1133,10 +1124,7 @@ def test_delete_outcomes_name_the_instance_and_its_final_snapshot(h):
 
 
 def test_a_second_final_snapshot_is_refused_in_words_that_say_what_to_do(h):
-    _db(h, "reports-staging", stopped=True)
-    item = h.item(DETECTOR, "reports-staging")
-    ctx = h.context()
-    data = DELETE.prepare(ctx, item, PARAMS, {})
+    item, ctx, data = _prepared_delete(h)
     snapshot = data["final_snapshot_identifier"]
     h.seed("rds").create_db_snapshot(
         DBInstanceIdentifier="reports-staging", DBSnapshotIdentifier=snapshot
@@ -1155,10 +1143,7 @@ def test_a_second_final_snapshot_is_refused_in_words_that_say_what_to_do(h):
 
 
 def test_rollback_outcomes_and_refusals_say_what_happened_and_what_to_do(h):
-    _db(h, "reports-staging", stopped=True)
-    item = h.item(DETECTOR, "reports-staging")
-    ctx = h.context()
-    data = DELETE.prepare(ctx, item, PARAMS, {})
+    item, ctx, data = _prepared_delete(h)
     DELETE.execute(ctx, item, PARAMS, data)
     _drop_moto_automated_snapshots(h, "reports-staging")
     snapshot = data["final_snapshot_identifier"]
