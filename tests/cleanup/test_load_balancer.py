@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -137,6 +138,16 @@ def _world(h: Harness) -> dict[str, str]:
         "sg": sg,
         "vpc": vpc,
     }
+
+
+def _deleted(h: Harness) -> tuple[dict[str, str], dict[str, Any]]:
+    """The world's load balancer prepared and deleted: the world's IDs and the prepared record."""
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+    ACTION.execute(ctx, item, PARAMS, data)
+    return w, data
 
 
 def _exists(h: Harness, arn: str) -> bool:
@@ -445,11 +456,7 @@ def _rebuilt(h: Harness, arn: str) -> dict[str, object]:
 
 
 def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
-    w = _world(h)
-    item = h.item(DETECTOR, w["id"])
-    ctx = h.context()
-    data = ACTION.prepare(ctx, item, PARAMS, {})
-    ACTION.execute(ctx, item, PARAMS, data)
+    w, data = _deleted(h)
     undo = h.context()
     # AWS lists a listener's certificates in no set order: here the default one comes last
     (https,) = [x for x in data["listeners"] if x["Port"] == 443]
@@ -689,11 +696,7 @@ def test_a_rollback_stopped_after_recreating_a_target_group_sets_it_up_on_the_re
     """A rollback that made the target group again and stopped before giving it its attributes
     and targets (here: the attributes call refused) finishes the group on the rerun, rather than
     reusing a group with no targets behind the load balancer."""
-    w = _world(h)
-    item = h.item(DETECTOR, w["id"])
-    ctx = h.context()
-    data = ACTION.prepare(ctx, item, PARAMS, {})
-    ACTION.execute(ctx, item, PARAMS, data)
+    w, data = _deleted(h)
     elbv2 = h.seed("elbv2")
     elbv2.delete_target_group(TargetGroupArn=w["api"])
     h.seed("ec2").start_instances(InstanceIds=[w["instance"]])
@@ -729,11 +732,7 @@ def test_a_rollback_stopped_after_recreating_a_target_group_sets_it_up_on_the_re
 
 
 def test_rollback_refuses_a_same_named_load_balancer_it_did_not_make(h):
-    w = _world(h)
-    item = h.item(DETECTOR, w["id"])
-    ctx = h.context()
-    data = ACTION.prepare(ctx, item, PARAMS, {})
-    ACTION.execute(ctx, item, PARAMS, data)
+    _, data = _deleted(h)
     subnets = [z["SubnetId"] for z in data["load_balancer"]["AvailabilityZones"]]
     h.seed("elbv2").create_load_balancer(Name="promo-alb", Subnets=subnets)
 
@@ -904,11 +903,7 @@ def test_classic_execute_refuses_a_load_balancer_created_again_under_the_name(h)
 
 def test_action_ids_are_independent(h):
     # Two rollbacks with different action IDs do not mistake each other's work for their own.
-    w = _world(h)
-    item = h.item(DETECTOR, w["id"])
-    ctx = h.context()
-    data = ACTION.prepare(ctx, item, PARAMS, {})
-    ACTION.execute(ctx, item, PARAMS, data)
+    _, data = _deleted(h)
     ACTION.rollback(h.context(uuid.uuid4()), data, PARAMS)
 
     with pytest.raises(aws.AwsError):
@@ -1303,11 +1298,7 @@ def test_classic_outcomes_name_the_load_balancer_and_its_new_dns_name_beside_ano
 def test_rollback_refuses_a_same_named_target_group_it_did_not_make_before_any_load_balancer(h):
     """A recorded target group gone and another made under its name by someone else: the
     rollback stops before it creates anything, and says what to do."""
-    w = _world(h)
-    item = h.item(DETECTOR, w["id"])
-    ctx = h.context()
-    data = ACTION.prepare(ctx, item, PARAMS, {})
-    ACTION.execute(ctx, item, PARAMS, data)
+    w, data = _deleted(h)
     elbv2 = h.seed("elbv2")
     elbv2.delete_target_group(TargetGroupArn=w["api"])
     elbv2.create_target_group(Name="promo-api", Protocol="HTTP", Port=8080, VpcId=w["vpc"])
