@@ -49,12 +49,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mutants_allowlist
+import mutants_record
 from mutants_allowlist import Allowlist
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "mutants"
 # The CI sample keeps its own staging, so it never mixes with (or wipes) a full run's results.
 BUILD_CI = ROOT / "build" / "mutants-ci"
+# The checked-in results (``tools/mutants_record.py``): a full run outlasts a working session and
+# ``build/`` a checkout, so each run starts from them and adds its own. Not for the CI sample,
+# which is always measured afresh.
+RESULTS = ROOT / "docs" / "mutants" / "results"
 CI_SAMPLE = 30  # mutants per fast target in ``--ci``
 # Mutants known to be equivalent (``tools/mutants_allowlist.py``: by diff, or by name); a survivor
 # listed here does not fail ``--ci``.
@@ -349,13 +354,22 @@ def run(
     verbose: bool = False,
     build: Path = BUILD,
     survivors_only: bool = False,
+    save: bool = False,
 ) -> dict[str, object]:
     where = stage(target, build)
+    recorded = build == BUILD
     env = dict(os.environ)
     # Child processes import the mutated tree, and find the tests package beside it.
     env["PYTHONPATH"] = os.pathsep.join([str(where / "mutants" / "src"), str(where / "mutants")])
     # The mutated tree has no migrations/ beside it: the tests' databases use the repository's.
     env.setdefault("CLOUDSWEEP_MIGRATIONS_DIR", str(ROOT / "migrations"))
+    # A mutant that drops a lock, or leaves a transaction open, makes a test wait on a row lock
+    # nobody will release, until mutmut's wall-clock limit (five times the tests' own time plus
+    # 30 s, minutes for the ledger's). libpq gives every connection of the tests (and of the
+    # processes they start) a lock time-out instead: the wait fails after 30 s, a kill as the
+    # time-out was. The tests' real waits last milliseconds to seconds; were one longer, mutmut's
+    # clean run (every test, no mutant) would fail and stop the run before any verdict.
+    env.setdefault("PGOPTIONS", "-c lock_timeout=30s")
     log = where / "mutmut.log"
     started = time.monotonic()
     names: list[str] = []
@@ -375,6 +389,15 @@ def run(
                 stderr=subprocess.STDOUT,
                 check=False,
             )
+        # A report from a fresh tree (a new checkout) shows the record against today's mutants;
+        # an existing tree is not written to here, as a run may be using it.
+        fresh = report_only and recorded and not _metas(where)
+        if fresh:
+            _generate(where, target)
+        if recorded and (fresh or not report_only):
+            reused = _seed(target, where)
+            if reused:
+                print(f"   {target.name}: {reused} results reused from {_record_path(target)}")
         if survivors_only and not report_only:
             # Again, with the tests as they are now (mutmut copies them afresh and maps the new
             # ones): what a new test kills is counted. A mutant killed before stays killed, as
@@ -390,6 +413,8 @@ def run(
             command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(max_children)]
             subprocess.run(command + names, cwd=where, env=env, stdout=out, stderr=out, check=False)
     seconds = time.monotonic() - started
+    if recorded and (save or not report_only):
+        _save(target, where)
     results = _results(where, names if sample is not None else None)
     killed = sum(1 for s in results.values() if s in KILLED)
     by_mypy = sum(1 for s in results.values() if s == "caught by type check")
@@ -424,6 +449,64 @@ def run(
         "not_checked": unchecked,
         "log": str(log.relative_to(ROOT)),
     }
+
+
+def _record_path(target: Target) -> Path:
+    return RESULTS / f"{target.name}.json"
+
+
+def _metas(where: Path) -> list[Path]:
+    return sorted((where / "mutants").rglob("*.meta"))
+
+
+def _generate(where: Path, target: Target) -> None:
+    """The mutants of ``target``, without mutmut's test passes: for ``--report`` on a fresh tree,
+    which shows the recorded results against the mutants of today's code."""
+    with contextlib.chdir(where):  # mutmut reads its configuration from the directory
+        from mutmut.__main__ import create_mutants_for_file
+
+        for module in target.modules:
+            output = Path("mutants") / "src" / module
+            output.parent.mkdir(parents=True, exist_ok=True)
+            result = create_mutants_for_file(Path("src") / module, output)
+            if result.error:
+                raise result.error
+
+
+def _seed(target: Target, where: Path) -> int:
+    """Fill the tree's unchecked mutants from the record (unchanged functions only)."""
+    path = _record_path(target)
+    if not path.exists():
+        return 0
+    record = json.loads(path.read_text())
+    filled = 0
+    for meta in _metas(where):
+        data = json.loads(meta.read_text())
+        seeded = mutants_record.seed(data, record)
+        if seeded:
+            meta.write_text(json.dumps(data, indent=4))
+            filled += seeded
+    return filled
+
+
+def _save(target: Target, where: Path) -> None:
+    """Add the tree's verdicts to the record (one function a line, so merges stay readable)."""
+    path = _record_path(target)
+    old = json.loads(path.read_text()) if path.exists() else {}
+    metas = [json.loads(meta.read_text()) for meta in _metas(where)]
+    if not metas:
+        return
+    record = mutants_record.merge(old, metas)
+    record["target"] = target.name
+    record["saved"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    functions = record.pop("functions")
+    head = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in record.items())
+    body = ",\n".join(
+        f"    {json.dumps(name)}: {json.dumps(entry, separators=(',', ':'))}"
+        for name, entry in functions.items()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{\n" + head + ',\n  "functions": {\n' + body + "\n  }\n}\n")
 
 
 def _keep_results_for_added_tests(where: Path, target: Target) -> None:
@@ -563,6 +646,11 @@ def main() -> int:
         action="store_true",
         help="run only the last survivors (and mutants no test reached), with today's tests",
     )
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="with --report: add build/'s results to docs/mutants/results/ (each run does)",
+    )
     parser.add_argument("--verbose", action="store_true", help="show mutmut's own output")
     parser.add_argument("--min-score", type=float, default=0.0, help="fail below this score")
     args = parser.parse_args()
@@ -613,6 +701,7 @@ def _run_targets(
             verbose=args.verbose,
             build=build,
             survivors_only=args.survivors,
+            save=args.save,
         )
         survivors: list[str] = report["survivors"]  # type: ignore[assignment]
         print(
