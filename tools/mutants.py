@@ -47,6 +47,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mutants_allowlist
 import mutants_record
@@ -459,6 +460,20 @@ def _metas(where: Path) -> list[Path]:
     return sorted((where / "mutants").rglob("*.meta"))
 
 
+def _read_meta(path: Path) -> dict[str, Any]:
+    """A ``.meta`` file, read while a run may be rewriting it (``--report`` during a run): a
+    half-written file is read again."""
+    for attempt in range(20):
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+            return data
+        except json.JSONDecodeError:
+            if attempt == 19:
+                raise
+            time.sleep(0.1)
+    raise AssertionError("unreachable")
+
+
 def _generate(where: Path, target: Target) -> None:
     """The mutants of ``target``, without mutmut's test passes: for ``--report`` on a fresh tree,
     which shows the recorded results against the mutants of today's code."""
@@ -481,7 +496,7 @@ def _seed(target: Target, where: Path) -> int:
     record = json.loads(path.read_text())
     filled = 0
     for meta in _metas(where):
-        data = json.loads(meta.read_text())
+        data = _read_meta(meta)
         seeded = mutants_record.seed(data, record)
         if seeded:
             meta.write_text(json.dumps(data, indent=4))
@@ -493,7 +508,7 @@ def _save(target: Target, where: Path) -> None:
     """Add the tree's verdicts to the record (one function a line, so merges stay readable)."""
     path = _record_path(target)
     old = json.loads(path.read_text()) if path.exists() else {}
-    metas = [json.loads(meta.read_text()) for meta in _metas(where)]
+    metas = [_read_meta(meta) for meta in _metas(where)]
     if not metas:
         return
     record = mutants_record.merge(old, metas)
@@ -559,7 +574,7 @@ def _diffs(where: Path, only: list[str] | None) -> dict[str, str]:
     with contextlib.chdir(where):  # mutmut reads ``mutants/<path>`` relative to the directory
         for meta in Path("mutants").rglob("*.meta"):
             path = meta.relative_to("mutants").with_suffix("")
-            for name in json.loads(meta.read_text()).get("exit_code_by_key", {}):
+            for name in _read_meta(meta).get("exit_code_by_key", {}):
                 if only is None or name in only:
                     diffs[name] = get_diff_for_mutant(name, path=path)
     return diffs
@@ -585,7 +600,7 @@ def show(target: Target, name: str, build: Path = BUILD) -> str:
 def _durations(where: Path, only: list[str] | None) -> list[float]:
     durations: list[float] = []
     for meta in (where / "mutants").rglob("*.meta"):
-        data = json.loads(meta.read_text())
+        data = _read_meta(meta)
         for name, seconds in data.get("durations_by_key", {}).items():
             if (only is None or name in only) and seconds is not None:
                 durations.append(float(seconds))
@@ -598,7 +613,7 @@ def _results(where: Path, only: list[str] | None) -> dict[str, str]:
 
     results: dict[str, str] = {}
     for meta in (where / "mutants").rglob("*.meta"):
-        data = json.loads(meta.read_text())
+        data = _read_meta(meta)
         for name, code in data.get("exit_code_by_key", {}).items():
             if only is not None and name not in only:
                 continue
