@@ -512,6 +512,8 @@ def _save(target: Target, where: Path) -> None:
     if not metas:
         return
     record = mutants_record.merge(old, metas)
+    if record["functions"] == old.get("functions", {}):
+        return  # nothing new: the file (and its date) stay as they are
     record["target"] = target.name
     record["saved"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     functions = record.pop("functions")
