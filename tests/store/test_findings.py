@@ -1,14 +1,17 @@
-"""Scan runs and the bulk upsert of findings: idempotent, batched, closing what is gone."""
+"""Scan runs and the bulk upsert of findings: idempotent, batched, closing what is gone; the scan
+runs read back (by id, an account's latest, the latest of those changed since a moment, an
+organization's count since a moment)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
 
 from cloudsweep import domain
-from cloudsweep.store import BATCH_SIZE, FindingFilter, Store
+from cloudsweep.store import BATCH_SIZE, AccountRecord, FindingFilter, ScanRecord, Store
 from cloudsweep.store.engine import get_engine
 
 from .conftest import T0, finding
@@ -174,3 +177,116 @@ def test_filters(store: Store, make_account) -> None:
     ] == ["eipalloc-1"]
     assert store.findings(FindingFilter("team-a", account_id="999999999999")) == []
     assert len(store.findings(FindingFilter("team-a", cleanup_status="pending"))) == 3
+
+
+def _scan(
+    store: Store, account: AccountRecord, after: timedelta, took: timedelta | None = None
+) -> ScanRecord:
+    """A scan of ``account`` started ``after`` T0; completed ``took`` later (None: still running)."""
+    scan = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0 + after
+    )
+    if took is None:
+        return scan
+    return store.close_scan(
+        scan,
+        status=domain.ScanStatus.COMPLETED,
+        completed_at=T0 + after + took,
+        resources_scanned=7,
+    )
+
+
+def test_a_scan_run_is_read_back_by_its_id_as_it_was_closed(store: Store, make_account) -> None:
+    account = make_account()
+    scan = store.open_scan(
+        account.id,
+        scan_type=domain.ScanType.FULL,
+        regions=["us-east-1", "eu-west-1"],
+        started_at=T0,
+    )
+    store.upsert_findings(scan, [finding("vol-1", cost="4.00")])
+    closed = store.close_scan(
+        scan,
+        status=domain.ScanStatus.PARTIAL,
+        completed_at=T0 + timedelta(seconds=2),
+        resources_scanned=12,
+        error_message="eu-west-1: AccessDenied",
+    )
+    other = _scan(store, account, timedelta(hours=1))
+
+    run = store.scan(scan.id)
+    assert run == closed
+    assert run is not None
+    assert (run.id, run.status, run.regions, run.error_message) == (
+        scan.id,
+        "partial",
+        ("us-east-1", "eu-west-1"),
+        "eu-west-1: AccessDenied",
+    )
+    assert (run.total_waste_items_found, run.total_monthly_waste_cost) == (1, Decimal("4.00"))
+    assert store.scan(other.id) == other
+    assert store.scan(uuid.uuid4()) is None
+
+
+def test_an_accounts_latest_scan_is_the_one_started_last(store: Store, make_account) -> None:
+    a = make_account("team-a", "111111111111")
+    b = make_account("team-b", "222222222222")
+    idle = make_account("team-c", "333333333333")
+    _scan(store, a, timedelta(0), timedelta(minutes=1))
+    # Opened after the other, but started before it: not the latest.
+    later = _scan(store, a, timedelta(hours=2))
+    _scan(store, a, timedelta(hours=1), timedelta(minutes=1))
+    of_b = _scan(store, b, timedelta(hours=3), timedelta(minutes=1))
+
+    assert store.latest_scan(a.id) == later
+    assert store.latest_scan(b.id) == of_b
+    assert store.latest_scan(idle.id) is None
+
+
+def test_the_latest_scans_changed_since_a_moment_are_only_of_accounts_with_news(
+    store: Store, make_account
+) -> None:
+    a = make_account("team-a", "111111111111")
+    b = make_account("team-b", "222222222222")
+    c = make_account("team-c", "333333333333")
+    since = T0 + timedelta(minutes=90)
+    # a: an old run, and two that finished since (the later started is the latest).
+    _scan(store, a, timedelta(0), timedelta(minutes=1))
+    _scan(store, a, timedelta(minutes=30), timedelta(hours=3))
+    a_latest = _scan(store, a, timedelta(hours=1), timedelta(hours=1))
+    # b: nothing since.
+    b_old = _scan(store, b, timedelta(0), timedelta(minutes=10))
+    # c: one started since, still running.
+    c_running = _scan(store, c, timedelta(hours=2))
+
+    changed = store.latest_scans_changed(since)
+    assert {account: run.id for account, run in changed.items()} == {
+        a.id: a_latest.id,
+        c.id: c_running.id,
+    }
+    assert changed[a.id] == a_latest
+    assert {account: run.id for account, run in store.latest_scans_changed(None).items()} == {
+        a.id: a_latest.id,
+        b.id: b_old.id,
+        c.id: c_running.id,
+    }
+    assert store.latest_scans_changed(T0 + timedelta(hours=5)) == {}
+
+
+def test_an_organizations_scans_since_a_moment_count_all_its_accounts_and_no_others(
+    store: Store, make_account
+) -> None:
+    a1 = make_account("team-a", "111111111111")
+    a2 = make_account("team-a", "222222222222")
+    b = make_account("team-b", "333333333333")
+    since = T0 + timedelta(hours=1)
+    _scan(store, a1, timedelta(minutes=59), timedelta(hours=1))  # finished since, started before
+    _scan(store, a1, timedelta(hours=1), timedelta(minutes=1))  # started at the moment itself
+    _scan(store, a1, timedelta(hours=2))
+    _scan(store, a2, timedelta(hours=3), timedelta(minutes=1))
+    _scan(store, b, timedelta(hours=2), timedelta(minutes=1))
+
+    assert store.scans_since(a1.organization_id, since) == 3
+    assert store.scans_since(b.organization_id, since) == 1
+    assert store.scans_since(a1.organization_id, T0) == 4
+    assert store.scans_since(b.organization_id, T0 + timedelta(hours=4)) == 0

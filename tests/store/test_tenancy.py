@@ -87,6 +87,14 @@ def test_ensure_organization_races_to_one_organization(store: Store) -> None:
         assert len(ids) == 1, f"round {round_}: {ids}"
 
 
+def test_organization_slugs_are_the_organizations_not_retired_in_order(store: Store) -> None:
+    for slug in ("team-c", "team-a", "team-b"):
+        store.ensure_organization(slug)
+    with get_engine(store.url).begin() as conn:
+        conn.execute(sa.text("UPDATE organizations SET deleted_at = now() WHERE slug = 'team-b'"))
+    assert store.organization_slugs() == ["team-a", "team-c"]
+
+
 def test_a_namespace_uid_names_one_organization(store: Store) -> None:
     store.ensure_organization("team-a", namespace_uid="uid-1")
     with pytest.raises(domain.InvalidInput, match="another organization"):
