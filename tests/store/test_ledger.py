@@ -6,14 +6,18 @@ case: only the organization key keeps them apart. Each test names the guard it h
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 from cloudsweep import domain
-from cloudsweep.store import FindingFilter, Store
+from cloudsweep.store import AccountRecord, FindingFilter, Store
 
 from .conftest import T0, finding
+from .test_ledger_history import _attempt, _intent
 
 SHARED = "111111111111"
+SIBLING = "222222222222"
 
 
 def _two_tenants(store: Store, make_account) -> tuple:
@@ -86,3 +90,81 @@ def test_candidates_are_the_organizations_own(store: Store, make_account) -> Non
         )
         == []
     )
+
+
+STATUSES = tuple(s.value for s in domain.CleanupStatus)
+
+
+def _one_finding_per_status(
+    store: Store, slug: str, account: AccountRecord
+) -> dict[str, uuid.UUID]:
+    """A finding ``vol-<status>`` in ``account`` for every cleanup status, each moved there by
+    the ledger (decided, claimed, finished); returns each item's ID by its status."""
+    scan = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.upsert_findings(scan, [finding(f"vol-{status}") for status in STATUSES])
+    ids = {
+        i.resource_id.removeprefix("vol-"): i.id
+        for i in store.findings(FindingFilter(slug, account_id=account.account_id))
+    }
+    org_id, email = account.organization_id, f"ann@{slug}.example"
+    to_approve = [ids[s] for s in ("approved", "cleaning", "failed", "cleaned")]
+    assert store.decide_items(org_id, to_approve, approve=True, approver_email=email, now=T0)
+    assert store.decide_items(
+        org_id, [ids["rejected"]], approve=False, approver_email=email, now=T0
+    )
+    assert store.claim(
+        _intent(ids["cleaning"], None, dry_run=False),
+        allowed=[domain.CleanupStatus.APPROVED.value],
+        now=T0,
+    )
+    _attempt(store, ids["failed"], domain.AttemptStatus.FAILED, T0)
+    _attempt(store, ids["cleaned"], domain.AttemptStatus.SUCCEEDED, T0)
+    return ids
+
+
+def test_candidates_are_of_the_accounts_and_statuses_asked_for(store: Store, make_account) -> None:
+    """Guards: the account and status filters of the candidate query (a CleanupPolicy limited to
+    some accounts plans from it). Team A has two accounts, team B the same AWS account as A's
+    first; each holds one finding in every cleanup status. A query gets exactly the findings of
+    the accounts it names, in the statuses it names (pending and approved when it names none):
+    never a sibling account's, never another organization's registration of the same account."""
+    a_shared = make_account("team-a", SHARED)
+    a_sibling = make_account("team-a", SIBLING)
+    b_shared = make_account("team-b", SHARED, allow_shared=True)
+    items = {
+        account.id: _one_finding_per_status(store, slug, account)
+        for slug, account in (("team-a", a_shared), ("team-a", a_sibling), ("team-b", b_shared))
+    }
+
+    def seen(
+        account: AccountRecord, account_ids: Sequence[str], **statuses: Sequence[str]
+    ) -> set[tuple[uuid.UUID, uuid.UUID, str]]:
+        return {
+            (c.account_uuid, c.id, c.cleanup_status)
+            for c in store.candidates(
+                account.organization_id,
+                resource_type="ebs-volume",
+                account_ids=account_ids,
+                **statuses,
+            )
+        }
+
+    def expected(
+        accounts: Sequence[AccountRecord], statuses: Sequence[str]
+    ) -> set[tuple[uuid.UUID, uuid.UUID, str]]:
+        return {(a.id, items[a.id][s], s) for a in accounts for s in statuses}
+
+    # Every status, both accounts of team A: the set-up, and the whole of what the filters cut.
+    assert seen(a_shared, [SHARED, SIBLING], statuses=STATUSES) == expected(
+        [a_shared, a_sibling], STATUSES
+    )
+    # One account, the statuses a cleanup run acts on by default.
+    assert seen(a_shared, [SHARED]) == expected([a_shared], ["pending", "approved"])
+    assert seen(a_sibling, [SIBLING], statuses=["rejected", "failed"]) == expected(
+        [a_sibling], ["rejected", "failed"]
+    )
+    assert seen(b_shared, [SHARED], statuses=["cleaning"]) == expected([b_shared], ["cleaning"])
+    # Team B names team A's other account: it has no such account, so nothing at all.
+    assert seen(b_shared, [SIBLING], statuses=STATUSES) == set()

@@ -128,6 +128,30 @@ def test_deleting_the_holders_account_releases_the_claim(store: Store, make_acco
     assert team_a is not None and store.account(team_a.id, "111111111111") is not None
 
 
+def _connections(store: Store) -> dict[uuid.UUID, tuple[str, str | None]]:
+    with get_engine(store.url).connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT id, connection_status, connection_error FROM aws_accounts")
+        )
+        return {row.id: (row.connection_status, row.connection_error) for row in rows}
+
+
+def test_a_failed_connection_keeps_its_error_on_that_registration_only(
+    store: Store, make_account
+) -> None:
+    """``set_connection`` stores the status and AWS's error on the one registration it names:
+    the same AWS account registered by another organization keeps its own; a later connection
+    clears the error."""
+    a = make_account("team-a", "111111111111", allow_shared=True)
+    b = make_account("team-b", "111111111111", allow_shared=True)
+    error = "AccessDenied: not authorized to perform sts:AssumeRole"
+    store.set_connection(a.id, domain.ConnectionStatus.FAILED, error)
+    assert _connections(store) == {a.id: ("failed", error), b.id: ("pending", None)}
+    store.set_connection(b.id, domain.ConnectionStatus.CONNECTED)
+    store.set_connection(a.id, domain.ConnectionStatus.CONNECTED)
+    assert _connections(store) == {a.id: ("connected", None), b.id: ("connected", None)}
+
+
 def test_two_organizations_registering_one_account_at_once_get_one_holder(
     store: Store, make_account
 ) -> None:
