@@ -57,6 +57,8 @@ def test_recheck_passes_refuses_protected_and_is_gone_once_a_retention_exists(h)
     h.client("logs").tag_log_group(logGroupName=name, tags={"do-not-delete": "true"})
     refused = SET_RETENTION.recheck(h.ctx(), item)
     assert not refused.still_waste and "protected by tag do-not-delete" in refused.reason
+    # The facts of a refusal are what the history records with it.
+    assert refused.facts == {"retention_in_days": None, "tags": {"do-not-delete": "true"}}
 
     h.client("logs").put_retention_policy(logGroupName=name, retentionInDays=14)
     gone = SET_RETENTION.recheck(h.ctx(), item)
@@ -198,10 +200,14 @@ def test_dry_run_of_a_group_deleted_since_the_scan_would_fail(h):
     gone = SET_RETENTION.dry_run(h.ctx(), item, SET_RETENTION.parameters({}))
 
     assert present.would_succeed
-    assert present.message.startswith(f"would set a retention of 60 days on {name}")
+    assert present.message == (
+        f"would set a retention of 60 days on {name} "
+        "(CloudWatch Logs has no DryRun: checked by reading the group)"
+    )
     assert present.calls == ("logs:PutRetentionPolicy",)
     assert not gone.would_succeed
     assert gone.message == f"log group {name} no longer exists"
+    assert gone.calls == ("logs:PutRetentionPolicy",)  # the history's "checked" either way
     assert h.mutating() == []
 
 
@@ -409,3 +415,50 @@ def test_rollback_to_never_expire_says_so(h):
     assert undone.response["retentionInDays"] is None
     assert again.note == f"{name} has its previous retention already"
     assert retention(h, name) is None
+
+
+# --- the group among a page's worth of others, and the retention a rollback puts back ----------
+
+
+def test_the_group_is_found_behind_a_full_page_of_groups_that_sort_before_it(h):
+    """DescribeLogGroups answers at most 50 groups a page, in name order: the name searched as a
+    prefix puts the group first even when its own name begins 50 longer ones."""
+    logs = h.client("logs")
+    for i in range(50):
+        logs.create_log_group(logGroupName=f"/app/ap{i:02}")  # before /app/api, not its prefix
+        logs.create_log_group(logGroupName=f"/app/api/{i:02}")  # after it, with it as prefix
+    name = group(h, "/app/api")
+    item = h.item("cloudwatch-log-group", name)
+    ctx, params = h.ctx(), SET_RETENTION.parameters({"retention_days": 90})
+
+    recheck = SET_RETENTION.recheck(ctx, item)
+    data = SET_RETENTION.prepare(ctx, item, params, {})
+    outcome = SET_RETENTION.execute(ctx, item, params, data)
+
+    assert (recheck.still_waste, recheck.facts) == (True, {"retention_in_days": None, "tags": {}})
+    assert data["log_group_arn"] == arn_of(name)
+    assert not outcome.already_done
+    assert (retention(h, name), retention(h, "/app/api/00"), retention(h, "/app/ap49")) == (
+        90,
+        None,
+        None,
+    )
+
+
+def test_a_rollback_puts_back_the_retention_the_group_had_when_it_was_recorded(h):
+    """A retention set by someone after the re-check is recorded, and the rollback restores it
+    rather than leaving the group to keep its events for ever."""
+    name = group(h, "/app/kept-400-days")
+    item = h.item("cloudwatch-log-group", name)
+    h.client("logs").put_retention_policy(logGroupName=name, retentionInDays=400)
+    ctx, params = h.ctx(), SET_RETENTION.parameters({"retention_days": 90})
+
+    data = SET_RETENTION.prepare(ctx, item, params, {})
+    SET_RETENTION.execute(ctx, item, params, data)
+    assert retention(h, name) == 90
+    undone = SET_RETENTION.rollback(h.ctx(checkpoints={}), data, params)
+
+    assert retention(h, name) == 400
+    assert log_calls(h, "DeleteRetentionPolicy") == 0
+    assert undone.note == f"{name} keeps 400 days again"
+    assert data["previous_retention_in_days"] == 400  # the checkpoint the history keeps
