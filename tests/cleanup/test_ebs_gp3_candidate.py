@@ -545,6 +545,34 @@ def test_recheck_says_why_in_full(h: StorageHarness):
     )
 
 
+def test_every_refusal_carries_the_live_volume_as_its_facts(h: StorageHarness) -> None:
+    """What the ledger keeps of a refused attempt (``{"recheck": facts}``): the volume as the
+    re-check saw it, with every change since the scan named in the reason."""
+    volume = h.attached_volume(size=100)
+    item = h.item("ebs-gp3-candidate", volume)
+    untargeted = dataclasses.replace(
+        item, resource_details={k: v for k, v in item.resource_details.items() if k != "target"}
+    )
+    iops = volume_of(h, volume).get("Iops")
+    facts = {"volume_type": "gp2", "size": 100, "iops": iops, "tags": {}}
+
+    no_target = MODIFY.recheck(h.ctx(), untargeted)
+    _modifications_seen_as(
+        h, {"VolumeId": volume, "ModificationState": "modifying", "StartTime": utcnow()}
+    )
+    under_way = MODIFY.recheck(h.ctx(), item)
+    h.ec2.modify_volume(VolumeId=volume, Size=200, VolumeType="io1", Iops=4000)
+    changed = MODIFY.recheck(h.ctx(), item)
+
+    assert no_target == Recheck(False, "the finding has no gp3 target: scan again", facts)
+    assert under_way == Recheck(False, "a modification of the volume is modifying", facts)
+    assert changed == Recheck(
+        False,
+        "volume changed since the scan: size 100 -> 200, type gp2 -> io1",
+        {"volume_type": "io1", "size": 200, "iops": 4000, "tags": {}},
+    )
+
+
 def test_the_latest_modification_counts_in_any_order(h: StorageHarness):
     """AWS lists a volume's modifications in no promised order: the latest by start time
     decides, whether it comes first or last."""
