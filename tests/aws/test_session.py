@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 from types import SimpleNamespace
 
@@ -22,6 +23,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
 from cloudsweep import aws
+from cloudsweep.aws import session as aws_session
 from cloudsweep.domain import InvalidInput
 from cloudsweep.settings import Settings
 
@@ -585,3 +587,39 @@ def test_connect_returns_a_session_verified_with_its_external_id_and_purpose(
     # Verified already: using it asks STS nothing more.
     session.client("ec2", REGION)
     assert recorder.count(operation="GetCallerIdentity") == 1
+
+
+def test_an_endpoint_that_never_answers_fails_the_call_at_the_read_timeout(
+    recorder: aws.CallRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clients' read timeout is READ_TIMEOUT_SECONDS (shrunk to 1 s to keep this quick; it
+    is 60 s, botocore's own default, so only a changed value would show a lost setting)."""
+    monkeypatch.setattr(aws_session, "READ_TIMEOUT_SECONDS", 1)
+    hang_up = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(10)
+
+        def take_and_never_answer() -> None:
+            with contextlib.suppress(OSError):
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(65536)
+                    hang_up.wait(8)  # then the connection closes: a different error
+
+        server = threading.Thread(target=take_and_never_answer, daemon=True)
+        server.start()
+        endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        settings = Settings(aws_endpoint_url=endpoint, aws_max_attempts=1)
+        session = _session(endpoint, recorder, settings=settings)
+        try:
+            with pytest.raises(aws.AssumeRoleFailed) as caught:
+                session.verify()
+        finally:
+            hang_up.set()
+            server.join()
+
+    assert caught.value.reason == (
+        f'could not reach STS (Read timeout on endpoint URL: "{endpoint}/")'
+    )

@@ -156,12 +156,21 @@ def test_rollback_of_a_deleted_volume_fails_with_the_reason(h: StorageHarness):
 
 
 def _modifications_seen_as(h: StorageHarness, *entries: dict) -> None:
-    """DescribeVolumesModifications answers ``entries`` (moto completes modifications at once
-    and AWS keeps them ``modifying`` or ``optimizing`` for minutes to hours)."""
+    """DescribeVolumesModifications answers those of ``entries`` whose volume it is asked about
+    (every one when no VolumeIds are given), as AWS filters them (moto completes modifications at
+    once and AWS keeps them ``modifying`` or ``optimizing`` for minutes to hours)."""
+    asked = "cloudsweep-test-asked-volume-ids"
 
-    def report(parsed, **_):
-        parsed["VolumesModifications"] = [dict(e) for e in entries]
+    def ask(params: dict, context: dict, **_: object) -> None:
+        context[asked] = params.get("VolumeIds")
 
+    def report(parsed: dict, context: dict, **_: object) -> None:
+        volumes = context.get(asked)
+        parsed["VolumesModifications"] = [
+            dict(e) for e in entries if volumes is None or e["VolumeId"] in volumes
+        ]
+
+    h.events.register("provide-client-params.ec2.DescribeVolumesModifications", ask)
     h.events.register("after-call.ec2.DescribeVolumesModifications", report)
 
 
@@ -341,6 +350,46 @@ def test_another_modification_is_not_taken_for_this_one(h: StorageHarness, modif
     assert h.count("ModifyVolume") == 1
 
 
+def test_another_volumes_modification_to_gp3_under_way_is_not_taken_for_this_ones(
+    h: StorageHarness,
+) -> None:
+    volume = h.attached_volume()
+    bystander = h.attached_volume()
+    item, ctx, params, data = prepared(h, volume)
+    _modifications_seen_as(
+        h,
+        {
+            "VolumeId": bystander,
+            "ModificationState": "optimizing",
+            "TargetVolumeType": "gp3",
+            "StartTime": utcnow(),
+        },
+    )
+
+    outcome = MODIFY.execute(ctx, item, params, data)
+
+    assert not outcome.already_done
+    assert volume_of(h, volume)["VolumeType"] == "gp3"
+    assert volume_of(h, bystander)["VolumeType"] == "gp2"
+
+
+def test_the_baseline_iops_aws_reports_for_gp2_are_not_recorded(h: StorageHarness) -> None:
+    """AWS reports a gp2 volume's baseline IOPS (3 per GiB, at least 100; moto reports none):
+    a baseline is no setting ModifyVolume could give back, so the record holds none."""
+
+    def as_aws_reports(parsed: dict, **_: object) -> None:
+        for seen in parsed.get("Volumes", []):
+            if seen.get("VolumeType") == "gp2":
+                seen["Iops"] = min(16000, max(100, 3 * seen["Size"]))
+
+    h.events.register("after-call.ec2.DescribeVolumes", as_aws_reports)
+    volume = h.attached_volume(size=100)
+
+    _, _, _, data = prepared(h, volume)
+
+    assert (data["original_volume_type"], data["original_iops"]) == ("gp2", None)
+
+
 def test_execute_records_when_it_asked_and_says_what_it_changed(h: StorageHarness):
     volume = h.attached_volume(size=500)
     item, ctx, params, data = prepared(h, volume)
@@ -398,6 +447,54 @@ def test_rollback_waits_for_a_modification_still_under_way(h: StorageHarness):
     assert volume_of(h, volume)["VolumeType"] == "gp3"
 
 
+@pytest.mark.parametrize("volume_type", ["io1", "io2"])
+def test_rollback_restores_the_provisioned_iops_the_gp3_target_replaced(
+    h: StorageHarness, volume_type: str
+) -> None:
+    """2,000 provisioned IOPS become gp3's 3,000 baseline; the rollback gives the volume back its
+    type and its own 2,000 (moto, like AWS, keeps the IOPS a ModifyVolume does not name)."""
+    volume = h.attached_volume(volume_type=volume_type, size=100, Iops=2000)
+    item, ctx, params, data = prepared(h, volume)
+    MODIFY.execute(ctx, item, params, data)
+    assert (volume_of(h, volume)["VolumeType"], volume_of(h, volume)["Iops"]) == ("gp3", 3000)
+    later = at(h.ctx(), utcnow() + timedelta(hours=7))
+
+    outcome = MODIFY.rollback(later, {**data, **h.checkpoints}, params)
+
+    assert not outcome.already_done
+    seen = volume_of(h, volume)
+    assert (seen["VolumeType"], seen["Iops"], seen["Size"]) == (volume_type, 2000, 100)
+    assert [r.params for r in h.recorder.calls(operation="ModifyVolume")][1:] == [
+        {"VolumeId": volume, "VolumeType": volume_type, "Iops": 2000}
+    ]
+
+
+def test_rollback_without_the_recorded_request_time_goes_by_aws_alone(h: StorageHarness) -> None:
+    """A record without ``modify_requested_at`` (written before it was recorded): the start of
+    the modification AWS lists opens the cooldown; once AWS lists none, the rollback runs."""
+    volume = h.attached_volume()
+    item, ctx, params, data = prepared(h, volume)
+    MODIFY.execute(ctx, item, params, data)
+    assert "modify_requested_at" not in data
+    (modification,) = h.ec2.describe_volumes_modifications(VolumeIds=[volume])[
+        "VolumesModifications"
+    ]
+    until = modification["StartTime"].astimezone(UTC) + timedelta(hours=6)
+
+    with pytest.raises(aws.AwsError) as early:
+        MODIFY.rollback(at(h.ctx(), utcnow() + timedelta(hours=1)), data, params)
+    assert early.value.code == "ModificationCooldown"
+    assert f"at or after {until:%Y-%m-%d %H:%M} UTC" in str(early.value)
+    assert volume_of(h, volume)["VolumeType"] == "gp3"
+    _modifications_seen_as(h)  # AWS forgets a volume's modifications after a while
+
+    done = MODIFY.rollback(h.ctx(), data, params)
+
+    assert not done.already_done
+    assert volume_of(h, volume)["VolumeType"] == "gp2"
+    assert h.count("ModifyVolume") == 2
+
+
 def test_rollback_to_gp2_asks_for_the_type_alone(h: StorageHarness):
     volume = h.attached_volume()
     item, ctx, params, data = prepared(h, volume)
@@ -445,6 +542,34 @@ def test_recheck_says_why_in_full(h: StorageHarness):
         False,
         "volume is gp3 already",
         {**converted.facts, "volume_type": "gp3", "size": 200, "gone": True},
+    )
+
+
+def test_every_refusal_carries_the_live_volume_as_its_facts(h: StorageHarness) -> None:
+    """What the ledger keeps of a refused attempt (``{"recheck": facts}``): the volume as the
+    re-check saw it, with every change since the scan named in the reason."""
+    volume = h.attached_volume(size=100)
+    item = h.item("ebs-gp3-candidate", volume)
+    untargeted = dataclasses.replace(
+        item, resource_details={k: v for k, v in item.resource_details.items() if k != "target"}
+    )
+    iops = volume_of(h, volume).get("Iops")
+    facts = {"volume_type": "gp2", "size": 100, "iops": iops, "tags": {}}
+
+    no_target = MODIFY.recheck(h.ctx(), untargeted)
+    _modifications_seen_as(
+        h, {"VolumeId": volume, "ModificationState": "modifying", "StartTime": utcnow()}
+    )
+    under_way = MODIFY.recheck(h.ctx(), item)
+    h.ec2.modify_volume(VolumeId=volume, Size=200, VolumeType="io1", Iops=4000)
+    changed = MODIFY.recheck(h.ctx(), item)
+
+    assert no_target == Recheck(False, "the finding has no gp3 target: scan again", facts)
+    assert under_way == Recheck(False, "a modification of the volume is modifying", facts)
+    assert changed == Recheck(
+        False,
+        "volume changed since the scan: size 100 -> 200, type gp2 -> io1",
+        {"volume_type": "io1", "size": 200, "iops": 4000, "tags": {}},
     )
 
 
@@ -614,6 +739,24 @@ def test_the_cooldown_counts_from_the_request_alone_and_ends_at_six_hours(h: Sto
 
     assert early.value.code == "ModificationCooldown"
     assert not done.already_done and volume_of(h, volume)["VolumeType"] == "gp2"
+
+
+def test_a_second_execute_finds_the_volume_gp3_and_says_an_earlier_attempt_did_it(
+    h: StorageHarness,
+) -> None:
+    """The note is what the audit trail shows for the resumed attempt."""
+    volume = h.attached_volume()
+    item, ctx, params, data = prepared(h, volume)
+    MODIFY.execute(ctx, item, params, data)
+
+    again = MODIFY.execute(ctx, item, params, data)
+
+    assert again == Outcome(
+        {"VolumeId": volume, "VolumeType": "gp3"},
+        already_done=True,
+        note=f"{volume} was already modified to gp3 (an earlier attempt)",
+    )
+    assert h.count("ModifyVolume") == 1
 
 
 def test_a_rollback_of_a_volume_already_back_says_so(h: StorageHarness):
