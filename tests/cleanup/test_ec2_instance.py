@@ -7,7 +7,9 @@ the low-confidence "metrics missing" one, which is all the action needs.
 from __future__ import annotations
 
 import dataclasses
+import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -15,10 +17,10 @@ from cloudsweep import aws, cleanup
 from cloudsweep.cleanup import ec2_instance
 from cloudsweep.cleanup.base import Outcome, Recheck
 from cloudsweep.domain import ActionType, utcnow
-from tests import faults
+from tests import faults, sts_gate
 
 from .compute_helpers import datapoint, instance, run_instance, seeder_client, state
-from .ebs_helpers import AZ, REGION, Harness
+from .ebs_helpers import ACCOUNT, AZ, REGION, Harness
 
 STOP = ec2_instance.StopInstance()
 
@@ -252,11 +254,17 @@ def test_prepare_keeps_an_earlier_record(h: Harness):
 # --- what the re-check says, word for word (it is the refusal a user reads) ---------------------
 
 
-def _described_as(h: Harness, **fields: object) -> None:
+def _described_as(h: Harness, *, times: int | None = None, **fields: object) -> None:
     """DescribeInstances of the cleanup session answers ``fields`` on every instance (moto
-    launches no instance-store-backed or pending instances)."""
+    launches no instance-store-backed or pending instances, and holds none shutting down): on
+    every answer, or on the next ``times`` answers only."""
+    left = [times]
 
-    def report(parsed, **_):
+    def report(parsed: dict[str, Any], **_: Any) -> None:
+        if left[0] is not None:
+            if left[0] <= 0:
+                return
+            left[0] -= 1
         for reservation in parsed.get("Reservations", []):
             for described in reservation["Instances"]:
                 described.update(fields)
@@ -571,3 +579,80 @@ def test_rollback_of_an_instance_that_never_runs_again_times_out_recoverable(h: 
         "instance_running: "
     )
     assert h.recorder.count(service="ec2", operation="StartInstances") == 1
+
+
+def _received(sts: sts_gate.StsGate, action: str, since: float = 0.0) -> list[dict[str, str]]:
+    """The parameters of each ``action`` request moto received from the scanned account's
+    sessions (the scan's and the cleanup's, not the seeder's) since ``since``."""
+    return [r.params for r in sts.calls(account=ACCOUNT, since=since) if r.action == action]
+
+
+def _stopped(h: Harness, instance_id: str) -> dict[str, Any]:
+    """The instance stopped by the action, and the rollback data the action recorded."""
+    item = h.item("ec2-instance", instance_id)
+    ctx, params = h.ctx(), h.params(STOP)
+    data = STOP.prepare(ctx, item, params, {})
+    STOP.execute(ctx, item, params, data)
+    assert state(h, instance_id) == "stopped"
+    return dict(data)
+
+
+def test_rollback_of_an_instance_shutting_down_refuses_and_starts_nothing(
+    h: Harness, sts: sts_gate.StsGate
+):
+    """Terminated since the stop, and still shutting down: starting it is impossible, the
+    rollback says so, terminal, and sends no StartInstances."""
+    instance_id = run_instance(h)
+    data = _stopped(h, instance_id)
+    _described_as(h, State={"Code": 32, "Name": "shutting-down"})
+
+    with pytest.raises(aws.AwsError) as failed:
+        STOP.rollback(h.ctx(), data, h.params(STOP))
+
+    assert _received(sts, "StartInstances") == []
+    assert state(h, instance_id) == "stopped"
+    assert failed.value.kind is aws.ErrorKind.TERMINAL
+    assert str(failed.value) == (
+        f"ec2:StartInstances in {REGION} failed (terminal, InstanceGone): instance {instance_id} "
+        "was terminated since it was stopped: nothing to start"
+    )
+
+
+def test_rollback_of_an_instance_already_pending_is_done_without_a_second_start(
+    h: Harness, sts: sts_gate.StsGate
+):
+    """Started meanwhile and still pending when the rollback looks: it is done (no second
+    StartInstances), once the wait sees it running."""
+    instance_id = run_instance(h)
+    data = _stopped(h, instance_id)
+    h.ec2.start_instances(InstanceIds=[instance_id])
+    _described_as(h, times=2, State={"Code": 0, "Name": "pending"})
+
+    outcome = STOP.rollback(h.ctx(), data, h.params(STOP))
+
+    assert _received(sts, "StartInstances") == []
+    assert state(h, instance_id) == "running"
+    assert outcome == Outcome(
+        {"InstanceId": instance_id}, already_done=True, note=f"started {instance_id} again"
+    )
+
+
+def test_rollback_waits_for_its_own_instance_not_the_regions_others(
+    h: Harness, sts: sts_gate.StsGate
+):
+    """Another instance of the region stays stopped: the wait after the start asks about this
+    instance only, and ends when it runs."""
+    instance_id, other = run_instance(h), run_instance(h)
+    data = _stopped(h, instance_id)
+    h.ec2.stop_instances(InstanceIds=[other])
+    since = time.time()
+
+    outcome = STOP.rollback(h.ctx(), data, h.params(STOP))
+
+    assert not outcome.already_done
+    assert (state(h, instance_id), state(h, other)) == ("running", "stopped")
+    described = _received(sts, "DescribeInstances", since)
+    assert len(described) >= 2  # the rollback's look, then the wait's
+    assert [{k: v for k, v in p.items() if k.startswith("InstanceId")} for p in described] == [
+        {"InstanceId.1": instance_id}
+    ] * len(described)
