@@ -326,6 +326,34 @@ def test_recheck_refuses_with_the_exact_reason(h: Harness):
     assert instance_store.reason == "its root device is an instance store: it cannot be stopped"
 
 
+def test_every_refusal_of_a_running_instance_carries_it_as_its_facts(h: Harness):
+    """What the ledger keeps of a refused attempt (``{"recheck": facts}``): the instance as the
+    re-check saw it, whichever check refused it (a change since the scan, a stop that would lose
+    data, usage since the scan)."""
+    instance_id = run_instance(h, tags={"team": "ml"})
+    item = h.item("ec2-instance", instance_id)
+    resized = dataclasses.replace(
+        item, resource_details={**item.resource_details, "instance_type": "t3.large"}
+    )
+    facts = {"state": "running", "instance_type": "t3.micro", "tags": {"team": "ml"}}
+
+    changed = STOP.recheck(h.ctx(), resized)
+    _usage(h, instance_id, "CPUUtilization", 63.0, hours_ago=3)
+    busy = STOP.recheck(h.ctx(), item)
+    _described_as(h, RootDeviceType="instance-store")
+    instance_store = STOP.recheck(h.ctx(), item)
+
+    assert changed == Recheck(
+        False, "instance type changed since the scan: t3.large -> t3.micro", facts
+    )
+    assert busy == Recheck(
+        False, "busy since the scan: CPU peaked at 63.0% in the last day (idle at <= 5%)", facts
+    )
+    assert instance_store == Recheck(
+        False, "its root device is an instance store: it cannot be stopped", facts
+    )
+
+
 def test_recheck_refuses_a_pending_instance_without_calling_it_gone(h: Harness):
     instance_id = run_instance(h)
     item = h.item("ec2-instance", instance_id)
