@@ -7,7 +7,9 @@ the low-confidence "metrics missing" one, which is all the action needs.
 from __future__ import annotations
 
 import dataclasses
+import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -15,10 +17,10 @@ from cloudsweep import aws, cleanup
 from cloudsweep.cleanup import ec2_instance
 from cloudsweep.cleanup.base import Outcome, Recheck
 from cloudsweep.domain import ActionType, utcnow
-from tests import faults
+from tests import faults, sts_gate
 
 from .compute_helpers import datapoint, instance, run_instance, seeder_client, state
-from .ebs_helpers import AZ, REGION, Harness
+from .ebs_helpers import ACCOUNT, AZ, REGION, Harness
 
 STOP = ec2_instance.StopInstance()
 
@@ -252,11 +254,17 @@ def test_prepare_keeps_an_earlier_record(h: Harness):
 # --- what the re-check says, word for word (it is the refusal a user reads) ---------------------
 
 
-def _described_as(h: Harness, **fields: object) -> None:
+def _described_as(h: Harness, *, times: int | None = None, **fields: object) -> None:
     """DescribeInstances of the cleanup session answers ``fields`` on every instance (moto
-    launches no instance-store-backed or pending instances)."""
+    launches no instance-store-backed or pending instances, and holds none shutting down): on
+    every answer, or on the next ``times`` answers only."""
+    left = [times]
 
-    def report(parsed, **_):
+    def report(parsed: dict[str, Any], **_: Any) -> None:
+        if left[0] is not None:
+            if left[0] <= 0:
+                return
+            left[0] -= 1
         for reservation in parsed.get("Reservations", []):
             for described in reservation["Instances"]:
                 described.update(fields)
@@ -316,6 +324,34 @@ def test_recheck_refuses_with_the_exact_reason(h: Harness):
     assert changed.reason == "instance type changed since the scan: t3.large -> t3.micro"
     assert not instance_store.still_waste
     assert instance_store.reason == "its root device is an instance store: it cannot be stopped"
+
+
+def test_every_refusal_of_a_running_instance_carries_it_as_its_facts(h: Harness):
+    """What the ledger keeps of a refused attempt (``{"recheck": facts}``): the instance as the
+    re-check saw it, whichever check refused it (a change since the scan, a stop that would lose
+    data, usage since the scan)."""
+    instance_id = run_instance(h, tags={"team": "ml"})
+    item = h.item("ec2-instance", instance_id)
+    resized = dataclasses.replace(
+        item, resource_details={**item.resource_details, "instance_type": "t3.large"}
+    )
+    facts = {"state": "running", "instance_type": "t3.micro", "tags": {"team": "ml"}}
+
+    changed = STOP.recheck(h.ctx(), resized)
+    _usage(h, instance_id, "CPUUtilization", 63.0, hours_ago=3)
+    busy = STOP.recheck(h.ctx(), item)
+    _described_as(h, RootDeviceType="instance-store")
+    instance_store = STOP.recheck(h.ctx(), item)
+
+    assert changed == Recheck(
+        False, "instance type changed since the scan: t3.large -> t3.micro", facts
+    )
+    assert busy == Recheck(
+        False, "busy since the scan: CPU peaked at 63.0% in the last day (idle at <= 5%)", facts
+    )
+    assert instance_store == Recheck(
+        False, "its root device is an instance store: it cannot be stopped", facts
+    )
 
 
 def test_recheck_refuses_a_pending_instance_without_calling_it_gone(h: Harness):
@@ -571,3 +607,80 @@ def test_rollback_of_an_instance_that_never_runs_again_times_out_recoverable(h: 
         "instance_running: "
     )
     assert h.recorder.count(service="ec2", operation="StartInstances") == 1
+
+
+def _received(sts: sts_gate.StsGate, action: str, since: float = 0.0) -> list[dict[str, str]]:
+    """The parameters of each ``action`` request moto received from the scanned account's
+    sessions (the scan's and the cleanup's, not the seeder's) since ``since``."""
+    return [r.params for r in sts.calls(account=ACCOUNT, since=since) if r.action == action]
+
+
+def _stopped(h: Harness, instance_id: str) -> dict[str, Any]:
+    """The instance stopped by the action, and the rollback data the action recorded."""
+    item = h.item("ec2-instance", instance_id)
+    ctx, params = h.ctx(), h.params(STOP)
+    data = STOP.prepare(ctx, item, params, {})
+    STOP.execute(ctx, item, params, data)
+    assert state(h, instance_id) == "stopped"
+    return dict(data)
+
+
+def test_rollback_of_an_instance_shutting_down_refuses_and_starts_nothing(
+    h: Harness, sts: sts_gate.StsGate
+):
+    """Terminated since the stop, and still shutting down: starting it is impossible, the
+    rollback says so, terminal, and sends no StartInstances."""
+    instance_id = run_instance(h)
+    data = _stopped(h, instance_id)
+    _described_as(h, State={"Code": 32, "Name": "shutting-down"})
+
+    with pytest.raises(aws.AwsError) as failed:
+        STOP.rollback(h.ctx(), data, h.params(STOP))
+
+    assert _received(sts, "StartInstances") == []
+    assert state(h, instance_id) == "stopped"
+    assert failed.value.kind is aws.ErrorKind.TERMINAL
+    assert str(failed.value) == (
+        f"ec2:StartInstances in {REGION} failed (terminal, InstanceGone): instance {instance_id} "
+        "was terminated since it was stopped: nothing to start"
+    )
+
+
+def test_rollback_of_an_instance_already_pending_is_done_without_a_second_start(
+    h: Harness, sts: sts_gate.StsGate
+):
+    """Started meanwhile and still pending when the rollback looks: it is done (no second
+    StartInstances), once the wait sees it running."""
+    instance_id = run_instance(h)
+    data = _stopped(h, instance_id)
+    h.ec2.start_instances(InstanceIds=[instance_id])
+    _described_as(h, times=2, State={"Code": 0, "Name": "pending"})
+
+    outcome = STOP.rollback(h.ctx(), data, h.params(STOP))
+
+    assert _received(sts, "StartInstances") == []
+    assert state(h, instance_id) == "running"
+    assert outcome == Outcome(
+        {"InstanceId": instance_id}, already_done=True, note=f"started {instance_id} again"
+    )
+
+
+def test_rollback_waits_for_its_own_instance_not_the_regions_others(
+    h: Harness, sts: sts_gate.StsGate
+):
+    """Another instance of the region stays stopped: the wait after the start asks about this
+    instance only, and ends when it runs."""
+    instance_id, other = run_instance(h), run_instance(h)
+    data = _stopped(h, instance_id)
+    h.ec2.stop_instances(InstanceIds=[other])
+    since = time.time()
+
+    outcome = STOP.rollback(h.ctx(), data, h.params(STOP))
+
+    assert not outcome.already_done
+    assert (state(h, instance_id), state(h, other)) == ("running", "stopped")
+    described = _received(sts, "DescribeInstances", since)
+    assert len(described) >= 2  # the rollback's look, then the wait's
+    assert [{k: v for k, v in p.items() if k.startswith("InstanceId")} for p in described] == [
+        {"InstanceId.1": instance_id}
+    ] * len(described)

@@ -197,6 +197,8 @@ def _scan(
 
 
 def test_a_scan_run_is_read_back_by_its_id_as_it_was_closed(store: Store, make_account) -> None:
+    """Status, regions, error and the run's metadata (what the scan closes it with: detectors,
+    failed regions, errors, API calls) are kept as the scan closed it, in its row and read back."""
     account = make_account()
     scan = store.open_scan(
         account.id,
@@ -205,24 +207,37 @@ def test_a_scan_run_is_read_back_by_its_id_as_it_was_closed(store: Store, make_a
         started_at=T0,
     )
     store.upsert_findings(scan, [finding("vol-1", cost="4.00")])
+    metadata = {
+        "detectors": ["ebs-volume"],
+        "regions_failed": ["eu-west-1"],
+        "errors": {"eu-west-1": "AccessDenied"},
+        "api_calls": 9,
+    }
     closed = store.close_scan(
         scan,
         status=domain.ScanStatus.PARTIAL,
         completed_at=T0 + timedelta(seconds=2),
         resources_scanned=12,
         error_message="eu-west-1: AccessDenied",
+        metadata=metadata,
     )
     other = _scan(store, account, timedelta(hours=1))
 
     run = store.scan(scan.id)
     assert run == closed
     assert run is not None
-    assert (run.id, run.status, run.regions, run.error_message) == (
+    assert (run.id, run.status, run.regions, run.error_message, run.metadata) == (
         scan.id,
         "partial",
         ("us-east-1", "eu-west-1"),
         "eu-west-1: AccessDenied",
+        metadata,
     )
+    with get_engine(store.url).connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT metadata FROM scan_results WHERE id = :id"), {"id": scan.id}
+        ).scalar_one()
+    assert row == metadata
     assert (run.total_waste_items_found, run.total_monthly_waste_cost) == (1, Decimal("4.00"))
     assert store.scan(other.id) == other
     assert store.scan(uuid.uuid4()) is None
