@@ -992,3 +992,157 @@ def test_rollback_of_a_single_attach_unencrypted_io1_volume_asks_for_neither(h: 
     (create,) = h.recorder.calls(operation="CreateVolume")
     assert create.params["Iops"] == 1000
     assert not {"Throughput", "Encrypted", "KmsKeyId", "MultiAttachEnabled"} & set(create.params)
+
+
+# --- the earlier attempt's snapshot: by the ledger's ID first, and only our own ----------------
+
+
+def test_a_recorded_snapshot_whose_tag_was_removed_is_still_reused(h: Harness):
+    """The ledger's snapshot ID finds the undo copy even when the tag search cannot: no second
+    copy of the volume's data is taken."""
+    item, ctx, params, first = _prepared(h, h.volume())
+    h.ec2.delete_tags(Resources=[first["snapshot_id"]], Tags=[{"Key": ACTION_TAG}])
+
+    again = SNAPSHOT_AND_DELETE.prepare(ctx, item, params, dict(h.checkpoints))
+
+    assert again["snapshot_id"] == first["snapshot_id"]
+    assert h.count("CreateSnapshot") == 1
+    assert [s["SnapshotId"] for s in h.ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]] == [
+        first["snapshot_id"]
+    ]
+
+
+FOREIGN_OWNER = "999999999999"
+
+
+def _a_foreign_snapshot_with_our_tag(h: Harness, action_id: uuid.UUID) -> str:
+    """AWS's ``OwnerIds`` (moto ignores it): a public snapshot of another account, tagged with
+    this action's ID and older than ours, is in every DescribeSnapshots search that does not keep
+    only the owners named (``self`` being this account)."""
+    foreign_id = "snap-0f0f0f0f0f0f0f0f0"
+
+    def remember_request(params, context, **_):
+        context["owner_ids"] = params.get("OwnerIds")
+        context["snapshot_ids"] = params.get("SnapshotIds")
+
+    def as_aws_answers(parsed, context, **_):
+        if context.get("snapshot_ids"):
+            return  # a read by ID: the foreign snapshot is not asked for
+        owners = context.get("owner_ids")
+        entries = [*parsed.get("Snapshots", [])]
+        entries.append(
+            {
+                "SnapshotId": foreign_id,
+                "OwnerId": FOREIGN_OWNER,
+                "State": "completed",
+                "StartTime": datetime(2020, 1, 1, tzinfo=UTC),
+                "Tags": [{"Key": ACTION_TAG, "Value": str(action_id)}],
+            }
+        )
+        if owners is not None:
+            entries = [
+                s
+                for s in entries
+                if s.get("OwnerId") in owners
+                or ("self" in owners and s.get("OwnerId") != FOREIGN_OWNER)
+            ]
+        parsed["Snapshots"] = entries
+
+    h.events.register("before-parameter-build.ec2.DescribeSnapshots", remember_request)
+    h.events.register("after-call.ec2.DescribeSnapshots", as_aws_answers)
+    return foreign_id
+
+
+def test_another_accounts_snapshot_with_the_same_tag_is_never_taken_as_the_undo_copy(h: Harness):
+    """A rerun after a crash before the checkpoint searches for its snapshot by tag, among this
+    account's snapshots only: it finds its own, not a stranger's older public one."""
+    volume = h.volume()
+    item = h.item("ebs-volume", volume)
+    action_id = uuid.uuid4()
+    params = h.params(SNAPSHOT_AND_DELETE)
+    first = SNAPSHOT_AND_DELETE.prepare(h.ctx(action_id), item, params, {})
+    foreign = _a_foreign_snapshot_with_our_tag(h, action_id)
+
+    again = SNAPSHOT_AND_DELETE.prepare(h.ctx(action_id, checkpoints={}), item, params, {})
+
+    assert again["snapshot_id"] == first["snapshot_id"] != foreign
+    assert h.count("CreateSnapshot") == 1
+    searches = [
+        r.params
+        for r in h.recorder.calls(operation="DescribeSnapshots")
+        if "SnapshotIds" not in r.params
+    ]
+    assert searches and all(s.get("OwnerIds") == ["self"] for s in searches)
+
+
+def test_an_earlier_snapshot_already_completed_is_reused_without_waiting(h: Harness):
+    """A rerun whose snapshot AWS already reports ``completed`` reads it once (by the ledger's
+    ID) and waits for nothing: no waiter reads follow."""
+    item, ctx, params, first = _prepared(h, h.volume())
+    reads_before = _describes_by_id(h)
+
+    again = SNAPSHOT_AND_DELETE.prepare(ctx, item, params, dict(h.checkpoints))
+
+    assert again == first
+    assert _describes_by_id(h) - reads_before == 1
+    assert h.count("CreateSnapshot") == 1
+
+
+# --- the re-check's verdicts, as the ledger records them ----------------------------------------
+
+
+def _gp3_volume(h: Harness) -> str:
+    return h.volume(size=20, volume_type="gp3", tags={"team": "data"}, Iops=4000, Throughput=200)
+
+
+def test_recheck_passes_saying_the_volume_is_still_waste(h: Harness):
+    item = h.item("ebs-volume", _gp3_volume(h))
+
+    result = SNAPSHOT_AND_DELETE.recheck(h.ctx(), item)
+
+    assert (result.still_waste, result.reason) == (
+        True,
+        "still unattached, unprotected and unchanged",
+    )
+
+
+def test_recheck_refuses_a_protected_volume_with_what_it_saw(h: Harness):
+    volume = _gp3_volume(h)
+    item = h.item("ebs-volume", volume)
+    h.ec2.create_tags(Resources=[volume], Tags=[{"Key": "cloudsweep.io/protect", "Value": "true"}])
+
+    result = SNAPSHOT_AND_DELETE.recheck(h.ctx(), item)
+
+    assert (result.still_waste, result.reason) == (
+        False,
+        "volume is now protected by tag cloudsweep.io/protect=true",
+    )
+    assert result.facts == {
+        "state": "available",
+        "size": 20,
+        "volume_type": "gp3",
+        "iops": 4000,
+        "throughput": 200,
+        "tags": {"team": "data", "cloudsweep.io/protect": "true"},
+    }
+
+
+def test_recheck_refuses_a_volume_changed_twice_naming_each_change_with_what_it_saw(h: Harness):
+    volume = _gp3_volume(h)
+    item = h.item("ebs-volume", volume)
+    h.ec2.modify_volume(VolumeId=volume, Size=30, Iops=5000)
+
+    result = SNAPSHOT_AND_DELETE.recheck(h.ctx(), item)
+
+    assert (result.still_waste, result.reason) == (
+        False,
+        "volume changed since the scan: size 20 -> 30, iops 4000 -> 5000",
+    )
+    assert result.facts == {
+        "state": "available",
+        "size": 30,
+        "volume_type": "gp3",
+        "iops": 5000,
+        "throughput": 200,
+        "tags": {"team": "data"},
+    }

@@ -1019,3 +1019,31 @@ def test_a_lapse_waits_for_a_rejection_being_written_and_leaves_it(
     assert row["cleanup_status"] == "rejected"
     assert row["cleanup_metadata"]["rejected"] == {"by": APPROVER, "at": rejected_at.isoformat()}
     assert "lapsed_approval" not in row["cleanup_metadata"]
+
+
+def test_the_history_lists_the_newest_attempt_first_whatever_its_id(
+    store: Store, make_account
+) -> None:
+    """Action IDs are random (``gen_random_uuid``): the order of the audit trail is the order of
+    the attempts. Newer dry runs are recorded until one has a larger ID than the oldest, so that
+    an order by ID would put the oldest first."""
+    _, [item] = _items(store, make_account, "vol-1")
+    at = T0 + timedelta(minutes=1)
+    oldest = store.record_dry_run(
+        _intent(item, None, dry_run=True), would_succeed=True, message="", response={}, now=at
+    )
+    recorded = [oldest]
+    while len(recorded) < 2 or recorded[-1] < oldest:
+        at += timedelta(minutes=1)
+        recorded.append(
+            store.record_dry_run(
+                _intent(item, None, dry_run=True),
+                would_succeed=True,
+                message="",
+                response={},
+                now=at,
+            )
+        )
+        assert len(recorded) < 64, "no later ID above the oldest in 63 tries"
+
+    assert [a.id for a in store.actions(ORG)] == recorded[::-1]
