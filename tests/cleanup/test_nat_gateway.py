@@ -168,7 +168,7 @@ def test_crash_after_the_delete_then_resume_is_recorded_once(h: Harness):
 
 
 def test_recheck_refuses_a_gateway_with_traffic_since_the_scan(h: Harness):
-    nat, *_ = _nat(h)
+    nat, subnet, _, _, tables = _nat(h)
     item = h.item("nat-gateway", nat)
     assert item.resource_details["max_bytes"] == 0
     assert DELETE.recheck(h.ctx(), item).still_waste
@@ -188,6 +188,13 @@ def test_recheck_refuses_a_gateway_with_traffic_since_the_scan(h: Harness):
 
     assert not refused.still_waste
     assert "traffic again: 2,048 bytes in the last day" in refused.reason
+    assert refused.facts == {
+        "state": "available",
+        "subnet_id": subnet,
+        "tags": {},
+        "route_tables": tables,
+        "bytes_last_day": 2048.0,
+    }
     assert _nat_state(h, nat) == "available"
 
 
