@@ -168,7 +168,7 @@ def test_crash_after_the_delete_then_resume_is_recorded_once(h: Harness):
 
 
 def test_recheck_refuses_a_gateway_with_traffic_since_the_scan(h: Harness):
-    nat, *_ = _nat(h)
+    nat, subnet, _, _, tables = _nat(h)
     item = h.item("nat-gateway", nat)
     assert item.resource_details["max_bytes"] == 0
     assert DELETE.recheck(h.ctx(), item).still_waste
@@ -188,6 +188,13 @@ def test_recheck_refuses_a_gateway_with_traffic_since_the_scan(h: Harness):
 
     assert not refused.still_waste
     assert "traffic again: 2,048 bytes in the last day" in refused.reason
+    assert refused.facts == {
+        "state": "available",
+        "subnet_id": subnet,
+        "tags": {},
+        "route_tables": tables,
+        "bytes_last_day": 2048.0,
+    }
     assert _nat_state(h, nat) == "available"
 
 
@@ -550,3 +557,206 @@ def test_prepare_records_the_primary_address_wherever_aws_lists_it(h: Harness):
     data = DELETE.prepare(h.ctx(), item, h.params(DELETE), {})
 
     assert (data["allocation_id"], data["public_ip"]) == (allocation, primary["PublicIp"])
+
+
+# --- stop 23: what the rollback asks AWS for, and what it waits on -------------------------------
+
+RESTORED_FROM = "cloudsweep.io/restored-from-nat-gateway"
+
+
+def _deleted_and_recorded(h: Harness, routes: int = 1):
+    """A gateway recorded and deleted, its address freed as AWS would: ready for a rollback."""
+    nat, _, allocation, vpc, tables = _nat(h, routes=routes, tags={"team": "net"})
+    item = h.item("nat-gateway", nat)
+    ctx, params = h.ctx(), h.params(DELETE)
+    data = DELETE.prepare(ctx, item, params, {})
+    DELETE.execute(ctx, item, params, data)
+    _free_address_as_aws_does(h, allocation)
+    return nat, vpc, tables, data, params
+
+
+def test_rollback_tags_the_new_gateway_with_the_one_it_restores(h: Harness):
+    """CreateNatGateway carries a ``natgateway`` tag specification with the recorded tags, the
+    rollback's action ID and the deleted gateway's ID (moto accepts any ResourceType, so the
+    request as moto received it is checked as well as the new gateway's tags)."""
+    nat, _, _, data, params = _deleted_and_recorded(h)
+    rollback_ctx = h.ctx()
+
+    undo = DELETE.rollback(rollback_ctx, data, params)
+
+    (asked,) = h.recorder.calls(service="ec2", operation="CreateNatGateway")
+    expected = {"team": "net", ACTION_TAG: str(rollback_ctx.action_id), RESTORED_FROM: nat}
+    assert asked.params["TagSpecifications"] == [
+        {
+            "ResourceType": "natgateway",
+            "Tags": [{"Key": k, "Value": v} for k, v in sorted(expected.items())],
+        }
+    ]
+    (restored,) = h.ec2.describe_nat_gateways(NatGatewayIds=[undo.response["NatGatewayId"]])[
+        "NatGateways"
+    ]
+    assert tag_dict(restored["Tags"]) == expected
+
+
+def test_rollback_does_not_wait_for_an_old_gateway_already_deleted(h: Harness):
+    """moto shows the deleted gateway as ``deleted``: the rollback asks about it once, looks
+    for an earlier run, creates, and waits on the new gateway only."""
+    nat, _, (table,), data, params = _deleted_and_recorded(h)
+    before = len(h.recorder.calls())
+
+    undo = DELETE.rollback(h.ctx(), data, params)
+
+    new = undo.response["NatGatewayId"]
+    described = [
+        c.params.get("NatGatewayIds")
+        for c in h.recorder.calls()[before:]
+        if c.operation == "DescribeNatGateways"
+    ]
+    assert described == [[nat], None, [new]]
+    assert _routes_to(h, table) == {"10.50.0.0/16": new}
+
+
+def test_rollback_waits_only_on_the_old_gateway_while_another_is_live(h: Harness):
+    """The old gateway, seen deleting once, is waited on by its ID: another available gateway
+    of the region must not hold the rollback up."""
+    nat, _, (table,), data, params = _deleted_and_recorded(h)
+    _nat(h, routes=0)
+    seen: list[str] = []
+
+    def deleting_once(parsed, **_):
+        for gateway in parsed.get("NatGateways", []):
+            if gateway.get("NatGatewayId") == nat and not seen:
+                seen.append(nat)
+                gateway["State"] = "deleting"
+
+    h.events.register("after-call.ec2.DescribeNatGateways", deleting_once)
+
+    undo = DELETE.rollback(h.ctx(), data, params)
+
+    assert seen == [nat]
+    described = h.recorder.calls(service="ec2", operation="DescribeNatGateways")
+    assert [c.params.get("NatGatewayIds") for c in described[-4:-2]] == [[nat], [nat]]
+    assert _routes_to(h, table) == {"10.50.0.0/16": undo.response["NatGatewayId"]}
+    assert h.recorder.count(service="ec2", operation="CreateNatGateway") == 1
+
+
+def test_rerun_rollback_does_not_adopt_its_earlier_gateway_once_deleted(h: Harness):
+    """An earlier run's gateway (tagged with this rollback's action ID) that was deleted since
+    is not the restored one: the rerun asks AWS for live gateways only and creates anew."""
+    _, _, (table,), data, params = _deleted_and_recorded(h)
+    rollback_ctx = h.ctx()
+    first = DELETE.rollback(rollback_ctx, data, params).response["NatGatewayId"]
+    h.ec2.delete_nat_gateway(NatGatewayId=first)
+    _free_address_as_aws_does(h, data["allocation_id"])
+
+    again = DELETE.rollback(rollback_ctx, data, params)
+
+    lookups = [
+        c.params["Filter"]  # DescribeNatGateways names it in the singular
+        for c in h.recorder.calls(service="ec2", operation="DescribeNatGateways")
+        if c.params.get("Filter")
+    ]
+    assert lookups[-1] == [
+        {"Name": f"tag:{ACTION_TAG}", "Values": [str(rollback_ctx.action_id)]},
+        {"Name": "state", "Values": ["pending", "available"]},
+    ]
+    assert not again.already_done
+    assert h.recorder.count(service="ec2", operation="CreateNatGateway") == 2
+    new = again.response["NatGatewayId"]
+    assert _nat_state(h, new) == "available"
+    assert _routes_to(h, table) == {"10.50.0.0/16": new}
+
+
+def test_rollback_names_the_call_when_the_new_gateway_fails(h: Harness):
+    """The new gateway failing is terminal, and the error names the Describe call waited on."""
+    nat, _, _, data, params = _deleted_and_recorded(h)
+
+    def new_one_failed(parsed, **_):
+        for gateway in parsed.get("NatGateways", []):
+            if gateway.get("NatGatewayId") != nat:
+                gateway["State"] = "failed"
+
+    h.events.register("after-call.ec2.DescribeNatGateways", new_one_failed)
+
+    with pytest.raises(aws.AwsError) as failed:
+        DELETE.rollback(h.ctx(), data, params)
+
+    assert str(failed.value) == (
+        f"ec2:DescribeNatGateways in {REGION} failed (terminal, WaiterFailed): "
+        "nat_gateway_available: Waiter NatGatewayAvailable failed: Waiter encountered a terminal "
+        'failure state: For expression "NatGateways[].State" we matched expected path: "failed" '
+        "at least once"
+    )
+
+
+def test_rollback_creates_a_route_another_table_still_has(h: Harness):
+    """The route removed since from the recorded table is created there again, though another
+    table of the VPC has a route to the same destination: each table is read by its ID."""
+    _, vpc, (table,), data, params = _deleted_and_recorded(h)
+    h.ec2.delete_route(RouteTableId=table, DestinationCidrBlock="10.50.0.0/16")
+    other_nat, *_ = _nat(h, routes=0)
+    other = h.ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    h.ec2.create_route(
+        RouteTableId=other, DestinationCidrBlock="10.50.0.0/16", NatGatewayId=other_nat
+    )
+
+    undo = DELETE.rollback(h.ctx(), data, params)
+
+    new = undo.response["NatGatewayId"]
+    assert _routes_to(h, table) == {"10.50.0.0/16": new}
+    assert _routes_to(h, other) == {"10.50.0.0/16": other_nat}
+    (read,) = h.recorder.calls(service="ec2", operation="DescribeRouteTables")[-1:]
+    assert read.params == {"RouteTableIds": [table]}
+    assert h.recorder.count(service="ec2", operation="ReplaceRoute") == 0
+
+
+def test_recheck_names_every_new_route_table_and_reports_its_facts(h: Harness):
+    nat, subnet, _, vpc, _ = _nat(h, routes=0, tags={"team": "net"})
+    item = h.item("nat-gateway", nat)
+    tables = sorted(
+        h.ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"] for _ in range(2)
+    )
+    for n, table in enumerate(tables):
+        h.ec2.create_route(
+            RouteTableId=table, DestinationCidrBlock=f"10.{n + 60}.0.0/16", NatGatewayId=nat
+        )
+
+    refused = DELETE.recheck(h.ctx(), item)
+
+    assert refused == Recheck(
+        False,
+        f"route tables {tables[0]}, {tables[1]} route to it since the scan",
+        {
+            "state": "available",
+            "subnet_id": subnet,
+            "tags": {"team": "net"},
+            "route_tables": tables,
+        },
+    )
+
+
+def test_rerun_rollback_never_takes_a_deleted_gateway_listed_by_its_lookup(h: Harness):
+    """AWS lists a deleted gateway for about an hour, and an endpoint may ignore the state
+    filter: the earlier run's gateway, listed ``deleted`` in the lookup's answer, is not taken
+    for the restored one; the routes go to a gateway moto has available."""
+    _, _, (table,), data, params = _deleted_and_recorded(h)
+    rollback_ctx = h.ctx()
+    first = DELETE.rollback(rollback_ctx, data, params).response["NatGatewayId"]
+    (listed,) = h.ec2.describe_nat_gateways(NatGatewayIds=[first])["NatGateways"]
+    h.ec2.delete_nat_gateway(NatGatewayId=first)
+    _free_address_as_aws_does(h, data["allocation_id"])
+
+    def still_listed(parsed, **_):
+        asked = h.recorder.calls(service="ec2", operation="DescribeNatGateways")[-1]
+        if asked.params.get("Filter"):
+            parsed.setdefault("NatGateways", []).insert(0, {**listed, "State": "deleted"})
+
+    h.events.register("after-call.ec2.DescribeNatGateways", still_listed)
+
+    again = DELETE.rollback(rollback_ctx, data, params)
+
+    new = again.response["NatGatewayId"]
+    assert new != first and not again.already_done
+    assert h.recorder.count(service="ec2", operation="CreateNatGateway") == 2
+    assert _nat_state(h, new) == "available"
+    assert _routes_to(h, table) == {"10.50.0.0/16": new}
