@@ -198,6 +198,8 @@ def _abort(rule_id: str, status: str = "Enabled", **where: object) -> dict:
     [
         (_abort("all", Filter={"Prefix": ""}), True),
         (_abort("all-legacy", Prefix=""), True),
+        # An empty filter (S3: the rule applies to every object) names no prefix at all.
+        (_abort("all-empty-filter", Filter={}), True),
         (_abort("disabled", "Disabled", Filter={"Prefix": ""}), False),
         (_abort("logs-only", Filter={"Prefix": "logs/"}), False),
         (_abort("tagged-only", Filter={"Tag": {"Key": "tier", "Value": "tmp"}}), False),
