@@ -175,6 +175,11 @@ def test_a_lost_response_is_done_on_the_next_attempt_not_repeated(h):
     again = ADD_RULE.execute(ctx, item, PARAMS, ADD_RULE.prepare(ctx, item, PARAMS, data))
 
     assert again.already_done
+    # what the ledger's aws_response and note of the second attempt show
+    assert (again.response, again.note) == (
+        {"Bucket": name, "RuleId": s3_multipart.RULE_ID},
+        f"{name} has the abort rule already (an earlier attempt)",
+    )
     assert puts(h) == 1
     assert len(rules_of(h, name)) == 3
 
@@ -193,6 +198,8 @@ def _abort(rule_id: str, status: str = "Enabled", **where: object) -> dict:
     [
         (_abort("all", Filter={"Prefix": ""}), True),
         (_abort("all-legacy", Prefix=""), True),
+        # An empty filter (S3: the rule applies to every object) names no prefix at all.
+        (_abort("all-empty-filter", Filter={}), True),
         (_abort("disabled", "Disabled", Filter={"Prefix": ""}), False),
         (_abort("logs-only", Filter={"Prefix": "logs/"}), False),
         (_abort("tagged-only", Filter={"Tag": {"Key": "tier", "Value": "tmp"}}), False),
@@ -234,7 +241,11 @@ def test_a_missing_bucket_is_neither_recorded_nor_dry_run(h):
 
     assert not dry.would_succeed and "cannot read the lifecycle configuration" in dry.message
     assert raised.value.kind is aws.ErrorKind.NOT_FOUND
-    assert "before its configuration was recorded" in raised.value.message
+    # the failure the ledger and the policy's status show, naming the read that found it gone
+    assert str(raised.value) == (
+        "s3:GetBucketLifecycleConfiguration in us-east-1 failed (not-found, NoSuchBucket): "
+        f"{name} is gone before its configuration was recorded"
+    )
     assert h.mutating() == []
 
 
@@ -310,7 +321,12 @@ def test_the_buckets_transition_default_is_recorded_kept_and_restored(h):
     assert written["LifecycleConfiguration"]["Rules"] == [*EXISTING, s3_multipart.abort_rule(3)]
     assert restored["TransitionDefaultMinimumObjectSize"] == VARIES
     assert restored["LifecycleConfiguration"]["Rules"] == EXISTING
-    assert outcome.response["Rules"] == 3
+    # the ledger's aws_response: the bucket, the rule and how many rules it now has
+    assert {k: v for k, v in outcome.response.items() if k != "RequestId"} == {
+        "Bucket": name,
+        "RuleId": s3_multipart.RULE_ID,
+        "Rules": 3,
+    }
     assert outcome.note == f"added {s3_multipart.RULE_ID} to {name} (2 other rule(s) kept)"
 
 
@@ -425,21 +441,26 @@ def test_the_dry_run_says_what_it_would_write(h):
     results = {b: ADD_RULE.dry_run(h.ctx(), item, PARAMS) for b, item in items.items()}
 
     rule = s3_multipart.RULE_ID
-    assert {b: (r.would_succeed, r.message) for b, r in results.items()} == {
+    # calls: what the dry run's history row records as checked, a failed one included
+    checked = ("s3:PutLifecycleConfiguration",)
+    assert {b: (r.would_succeed, r.message, r.calls) for b, r in results.items()} == {
         bare: (
             True,
             f"would add rule {rule} (abort after 3 days) to 0 existing rule(s) of {bare} "
             "(S3 has no DryRun: checked by reading)",
+            checked,
         ),
         configured: (
             True,
             f"would add rule {rule} (abort after 3 days) to 2 existing rule(s) of {configured} "
             "(S3 has no DryRun: checked by reading)",
+            checked,
         ),
         gone: (
             False,
             "cannot read the lifecycle configuration: s3:GetBucketLifecycleConfiguration in "
             "us-east-1 failed (not-found, NoSuchBucket): The specified bucket does not exist",
+            checked,
         ),
     }
     assert h.mutating() == []
@@ -485,6 +506,11 @@ def test_each_step_says_what_it_did_and_the_refusals_why(h):
         f"{configured} has its recorded rules",
     )
     assert again.already_done and again.response == {"Bucket": configured}
+    # the ledger's aws_response of each rollback names the bucket beside S3's request ID
+    assert {"removed": removed.response, "restored": restored.response} == {
+        "removed": {"Bucket": bare, "RequestId": removed.response.get("RequestId")},
+        "restored": {"Bucket": configured, "RequestId": restored.response.get("RequestId")},
+    }
     assert str(changed.value) == (
         "s3:PutBucketLifecycleConfiguration in us-east-1 failed (terminal, LifecycleChanged): "
         f"the lifecycle configuration of {bare} changed after it was recorded; nothing was "
