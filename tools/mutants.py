@@ -47,7 +47,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import mutants_allowlist
 import mutants_record
@@ -468,15 +468,11 @@ def _metas(where: Path) -> list[Path]:
 def _read_meta(path: Path) -> dict[str, Any]:
     """A ``.meta`` file, read while a run may be rewriting it (``--report`` during a run): a
     half-written file is read again."""
-    for attempt in range(20):
-        try:
-            data: dict[str, Any] = json.loads(path.read_text())
-            return data
-        except json.JSONDecodeError:
-            if attempt == 19:
-                raise
-            time.sleep(0.1)
-    raise AssertionError("unreachable")
+    for _ in range(19):
+        with contextlib.suppress(json.JSONDecodeError):
+            return cast(dict[str, Any], json.loads(path.read_text()))
+        time.sleep(0.1)
+    return cast(dict[str, Any], json.loads(path.read_text()))  # the last try raises
 
 
 def _generate(where: Path, target: Target) -> None:
