@@ -152,6 +152,56 @@ def test_run_now_scans_reports_back_and_runs_the_namespaces_policies(
     )
 
 
+def test_a_new_run_now_never_shows_the_previous_runs_outcome(
+    cluster: Cluster, operator, world, recorder
+) -> None:
+    """``lastRunOutcome`` is how the latest run ended: from the tick that takes a new run-now
+    value, it says ``running`` until that run's scan (slowed at the botocore layer) has ended.
+    Showing the previous run's ``completed`` beside the new ``lastRunNow`` told anyone waiting
+    for the run (a script, a GitOps check, these tests) that it was done before it started."""
+    from cloudsweep import aws
+
+    cluster.create_namespace(NS, "uid-team-a")
+    connected_account(cluster, world)
+    cluster.create("scanschedules", "ScanSchedule", NS, "nightly", schedule_spec())
+
+    def run_now(value: str) -> list[tuple[str | None, str | None]]:
+        """Every (lastRunNow, lastRunOutcome) the status shows until this run is reported."""
+        cluster.patch(
+            "scanschedules",
+            NS,
+            "nightly",
+            {"metadata": {"annotations": {"cloudsweep.io/run-now": value}}},
+        )
+        seen: list[tuple[str | None, str | None]] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = cluster.get("scanschedules", NS, "nightly").get("status") or {}
+            shown = (status.get("lastRunNow"), status.get("lastRunOutcome"))
+            if not seen or seen[-1] != shown:
+                seen.append(shown)
+            if shown == (value, "completed"):
+                return seen
+            time.sleep(0.05)
+        raise AssertionError(f"run {value} not reported; status showed {seen}")
+
+    run_now("first")
+    scans = len(recorder.calls(operation="DescribeVolumes"))
+
+    def slow(*args: Any, **kwargs: Any) -> aws.AccountSession:
+        session = aws.AccountSession(*args, **kwargs)
+        session.events.register("before-call.ec2.DescribeVolumes", lambda **_: time.sleep(3))
+        return session
+
+    operator.session_factory = slow
+    seen = run_now("second")
+    # When the status first says the second run completed, its scan has listed the volumes.
+    assert len(recorder.calls(operation="DescribeVolumes")) == scans + 1
+    second = [outcome for run, outcome in seen if run == "second"]
+    assert second[0] == "running", seen
+    assert second[-1] == "completed", seen
+
+
 def test_a_schedule_never_reaches_another_namespaces_account(
     cluster: Cluster, operator, world, recorder
 ) -> None:

@@ -135,6 +135,12 @@ def tick(
             )
         return
     _start(body, patch, namespace, name, spec, trigger, aws_accounts, namespace_uids)
+    # The same patch that records the new lastRunNow says the run is running: the previous
+    # run's outcome beside it would report the new run done before it began.
+    with rt.lock:
+        results = dict(rt.results.get((namespace, name), {}))
+    if results:
+        patch.status["lastRunOutcome"] = _summary(results)
 
 
 _FIRED = "cloudsweep.io/fired"  # the object's memo: what this process fired, as in status
