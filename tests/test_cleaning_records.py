@@ -26,7 +26,7 @@ from cloudsweep.store import FindingFilter, Store
 from cloudsweep.store.engine import get_engine
 
 from . import faults
-from .safety import helpers
+from .safety import helpers, worlds
 
 ORG = "records-org"
 ACCOUNT = "123456789012"
@@ -252,6 +252,32 @@ def test_a_dry_run_reports_and_records_what_it_checked(
     assert run["summary"] == {"outcomes": {"dry-run-ok": 2}, "interrupted_found": 0}
 
 
+def test_a_dry_run_describes_the_action_with_the_policys_parameters(
+    moto_endpoint: str, store: Store, settings: Settings
+) -> None:
+    """A dry run shows what the real run would do with the policy's own parameters: a log group
+    policy asking for 7 days is described as 7 days, not the action's default of 30."""
+    world = worlds.WORLDS[("cloudwatch-log-group", "set-retention")]
+    seeded = world.seed(moto_endpoint, ACCOUNT)
+    worlds.scan(store, ORG, world, moto_endpoint, ACCOUNT, settings)
+    report = helpers.run_cleanup(
+        store,
+        ORG,
+        [world.document(parameters={"retention_days": 7})],
+        settings,
+        aws.CallRecorder(),
+        dry_run=True,
+    )
+    assert sorted(r.resource_id for r in report.results) == sorted(seeded)
+    for result in report.results:
+        assert (result.outcome, result.message) == (
+            "dry-run-ok",
+            f"would set a retention of 7 days on {result.resource_id} (CloudWatch Logs has no "
+            "DryRun: checked by reading the group)",
+        )
+    assert world.awaiting(moto_endpoint, ACCOUNT) >= set(seeded)  # AWS unchanged
+
+
 def test_a_dry_run_whose_check_fails_in_aws_reports_the_error(
     addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
 ) -> None:
@@ -310,6 +336,21 @@ def test_one_policy_whose_run_fails_is_named_with_its_error(
         "idle-ips": f"RuntimeError: {('the status update failed ' + long)[:300]}"
     }
     assert len(rows(database_url, "cleanup_runs")) == 1
+
+
+def test_a_policy_whose_run_fails_without_a_message_is_named_with_the_errors_type(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings
+) -> None:
+    """An exception with no text still names the policy's failure: its type, and nothing made
+    up after it."""
+
+    def broken(_: cleaning.ItemResult) -> None:
+        raise RuntimeError()
+
+    options = cleaning.CleanupOptions(settings=settings, progress=broken)
+    policy = helpers.parse([helpers.address_policy(dryRun=True)])
+    runs = cleaning.run_cleanup_isolated(store, ORG, policy, options)
+    assert runs.failed == {"idle-ips": "RuntimeError: "}
 
 
 def test_a_failed_run_of_several_policies_is_rerun_policy_by_policy(
