@@ -278,6 +278,33 @@ def test_a_dry_run_describes_the_action_with_the_policys_parameters(
     assert world.awaiting(moto_endpoint, ACCOUNT) >= set(seeded)  # AWS unchanged
 
 
+def test_a_dry_run_refuses_what_the_run_would_refuse_for_every_protection_tag(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings
+) -> None:
+    """Tagged after the scan: one address with a built-in protection tag, the other with a tag
+    only this run names (``protection_tags``). The dry run refuses both, each with the action's
+    own re-check saying why, as the real run would."""
+    first, second = sorted(addresses.addresses)
+    ec2 = helpers.account_client(addresses.endpoint, ACCOUNT, "ec2")
+    ec2.create_tags(Resources=[first], Tags=[{"Key": "do-not-delete", "Value": "true"}])
+    ec2.create_tags(Resources=[second], Tags=[{"Key": "hold-me", "Value": "yes"}])
+    recorder = aws.CallRecorder()
+    report = helpers.run_cleanup(
+        store,
+        ORG,
+        [helpers.address_policy()],
+        settings,
+        recorder,
+        dry_run=True,
+        protection_tags=("hold-me",),
+    )
+    assert {r.resource_id: (r.outcome, r.message) for r in report.results} == {
+        first: ("dry-run-fail", "would refuse: address is now protected by tag do-not-delete=true"),
+        second: ("dry-run-fail", "would refuse: address is now protected by tag hold-me=yes"),
+    }
+    assert released(recorder) == []
+
+
 def test_a_dry_run_whose_check_fails_in_aws_reports_the_error(
     addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
 ) -> None:
