@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -215,6 +215,7 @@ def test_a_dry_run_reports_and_records_what_it_checked(
     addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
 ) -> None:
     recorder = aws.CallRecorder()
+    clock = datetime.now(UTC) + timedelta(hours=1)  # the run's own clock, not the database's
     report = helpers.run_cleanup(
         store,
         ORG,
@@ -222,6 +223,7 @@ def test_a_dry_run_reports_and_records_what_it_checked(
         settings,
         recorder,
         dry_run=True,
+        now=lambda: clock,
     )
     assert released(recorder) == [] and helpers.live_addresses(addresses) >= set(
         addresses.addresses
@@ -239,6 +241,7 @@ def test_a_dry_run_reports_and_records_what_it_checked(
         assert row["dry_run"] and row["status"] == "succeeded" and row["run_id"] == report.run_id
         assert row["executed_by"] == user_id(database_url, helpers.ACTOR)
         assert row["error_message"] is None
+        assert (row["executed_at"], row["completed_at"]) == (clock, clock)  # the run's clock
         # What the dry run asked AWS, and the re-check's facts it judged by.
         assert row["aws_response"]["checked"] == ["ec2:ReleaseAddress"]
         facts = row["aws_response"]["recheck"]

@@ -196,6 +196,8 @@ TARGETS = (
             "::test_a_lost_lock_stops_the_run_before_the_destructive_call",
             "tests/safety/test_tenants.py"
             "::test_no_cleanup_runs_in_an_account_whose_role_ignores_the_external_id",
+            # The hostile tenant's run and dry run of an account it does not hold.
+            "tests/safety/test_tenants.py::test_a_second_organization_never_gets_anything_of_the_first",
             "tests/safety/test_aws_faults.py::test_throttled_or_5xx_delete",
             "tests/safety/test_aws_faults.py::test_terminal_errors_end_failed_with_the_message",
             "tests/safety/test_rollback.py::test_rollback_loses_the_database_at_a_step_then_rerun"

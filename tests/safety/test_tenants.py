@@ -154,6 +154,22 @@ def test_a_second_organization_never_gets_anything_of_the_first(
     )
     [refused] = [r for r in report.results if r.account_id == A]
     assert refused.outcome == "refused" and "not held by this organization" in refused.message
+    # B's dry run says it would refuse, and records why, with no call either.
+    dry = helpers.run_cleanup(
+        store, "tenant-b", [helpers.address_policy()], settings, aws.CallRecorder(), dry_run=True
+    )
+    [would] = [r for r in dry.results if r.account_id == A]
+    assert (would.outcome, would.message) == (
+        "dry-run-fail",
+        f"would refuse: AWS account {A} is not held by this organization (another organization "
+        "registered it): nothing of it is cleaned",
+    )
+    [row] = [r for r in helpers.ledger(database_url, "tenant-b") if r["id"] == would.action_id]
+    assert (row["dry_run"], row["success"], row["aws_response"]) == (
+        True,
+        False,
+        {"code": "AccountNotHeld"},
+    )
 
     # From AWS's side: no request signed with credentials of A since B started, A unchanged.
     assert sts.calls(account=A, since=started) == []
