@@ -755,6 +755,59 @@ def test_rollbacks_that_cannot_be_done_are_refused_with_the_reason(
     assert str(refused.value) == f"action {action['id']} was already rolled back"
 
 
+def test_a_rollback_refuses_a_record_without_undo_and_an_item_deleted_meanwhile(
+    volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    """Refused before any AWS call: a record whose attempt noted it cannot be undone (as a
+    version whose action had no undo wrote it), even though today's action has one; and an item
+    deleted between reading the action and reading its finding (an account purged meanwhile)."""
+    action = cleaned_volume(store, settings, database_url)
+    volumes = helpers.live_volumes(volume)
+    with get_engine(database_url).begin() as conn:
+        conn.execute(
+            sa.text("UPDATE cleanup_actions SET rollback_possible = false WHERE id = :id"),
+            {"id": action["id"]},
+        )
+    recorder = aws.CallRecorder()
+    with pytest.raises(cleaning.CleanupRefused) as refused:
+        rollback(store, settings, action["id"], recorder=recorder)
+    assert str(refused.value).startswith("ebs-volume snapshot-and-delete cannot be undone: ")
+
+    class PurgedMeanwhile(Store):
+        def candidate(self, item_id: uuid.UUID) -> Any:
+            with get_engine(self.url).begin() as conn:
+                conn.execute(sa.text("DELETE FROM waste_items WHERE id = :id"), {"id": item_id})
+            return super().candidate(item_id)
+
+    with get_engine(database_url).begin() as conn:
+        conn.execute(
+            sa.text("UPDATE cleanup_actions SET rollback_possible = true WHERE id = :id"),
+            {"id": action["id"]},
+        )
+    with pytest.raises(cleaning.CleanupRefused) as refused:
+        rollback(PurgedMeanwhile(database_url), settings, action["id"], recorder=recorder)
+    assert str(refused.value) == f"the finding of action {action['id']} no longer exists"
+    assert recorder.calls() == []
+    assert helpers.live_volumes(volume) == volumes
+
+
+def test_a_rollbacks_calls_take_from_the_shared_request_budget(
+    volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    """Every scan, cleanup and rollback of every process shares one AWS request budget per
+    account, region and service: the rollback's EC2 calls are counted in it too."""
+    assert settings.aws_rate_budget
+    action = cleaned_volume(store, settings, database_url)
+    with get_engine(database_url).begin() as conn:
+        conn.execute(sa.text("DELETE FROM aws_request_budgets"))
+    assert rollback(store, settings, action["id"]).outcome == "succeeded"
+    with get_engine(database_url).connect() as conn:
+        budgets = set(
+            conn.execute(sa.text("SELECT account_id, region, service FROM aws_request_budgets"))
+        )
+    assert (ACCOUNT, helpers.REGION, "ec2") in budgets
+
+
 def test_an_attempt_that_did_not_succeed_cannot_be_rolled_back(
     addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
 ) -> None:
