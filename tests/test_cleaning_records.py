@@ -704,6 +704,34 @@ def test_a_rollback_whose_answer_was_lost_is_resumed_under_the_same_id(
     assert row["aws_response"]["resumed"] is True and row["aws_response"]["already_done"] is True
 
 
+def test_a_live_rollback_is_not_taken_over_before_the_grace_period(
+    volume: helpers.SmallWorld, store: Store, moto_endpoint: str, database_url: str
+) -> None:
+    """A rollback whose answer was lost may still have its call in flight while its worker gave
+    a sign of life less than ``cleanup_takeover_seconds`` ago: a second rollback then is refused;
+    after the grace period it resumes the first, and the volume is made once."""
+    patient = helpers.settings_for(moto_endpoint, takeover_seconds=600)
+    action = cleaned_volume(store, patient, database_url)
+    recorder = aws.CallRecorder()
+    first = rollback(
+        store,
+        patient,
+        action["id"],
+        recorder=recorder,
+        session_factory=losing_response("ec2", "CreateVolume"),
+    )
+    assert first.outcome == "interrupted"
+
+    soon = domain.utcnow() + timedelta(seconds=590)
+    with pytest.raises(cleaning.CleanupRefused) as refused:
+        rollback(store, patient, action["id"], recorder=recorder, now=lambda: soon)
+    assert str(refused.value) == f"a rollback of {action['id']} is already under way or done"
+    later = domain.utcnow() + timedelta(seconds=610)
+    resumed = rollback(store, patient, action["id"], recorder=recorder, now=lambda: later)
+    assert (resumed.outcome, resumed.rollback_id) == ("succeeded", first.rollback_id)
+    assert len([c for c in recorder.mutating() if c.operation == "CreateVolume"]) == 1
+
+
 def test_a_rollback_that_aws_refuses_is_recorded_failed(
     volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
 ) -> None:
