@@ -324,14 +324,17 @@ def test_a_stop_time_nobody_knows_is_said_so(h: Harness):
 
 def test_prepare_images_and_records_everything_a_relaunch_needs(h: Harness):
     """The whole record (in the ledger before the AMI is waited for), the CreateImage request
-    AWS received, the AMI's snapshots tagged; a kept volume is named in the terminate's note."""
+    AWS received, the AMI's snapshots tagged; the kept volumes are named in the terminate's note."""
     instance_id = run_instance(h, EbsOptimized=True, tags={"team": "batch"})
-    kept = h.ec2.create_volume(AvailabilityZone="us-east-1a", Size=5)["VolumeId"]
-    h.ec2.attach_volume(VolumeId=kept, InstanceId=instance_id, Device="/dev/sdg")
+    kept = [h.ec2.create_volume(AvailabilityZone="us-east-1a", Size=5)["VolumeId"] for _ in "gh"]
+    for volume, device in zip(kept, ("/dev/sdg", "/dev/sdh"), strict=True):
+        h.ec2.attach_volume(VolumeId=volume, InstanceId=instance_id, Device=device)
     h.ec2.stop_instances(InstanceIds=[instance_id])
     live = instance(h, instance_id)
     (root,) = [
-        m["Ebs"]["VolumeId"] for m in live["BlockDeviceMappings"] if m["Ebs"]["VolumeId"] != kept
+        m["Ebs"]["VolumeId"]
+        for m in live["BlockDeviceMappings"]
+        if m["Ebs"]["VolumeId"] not in kept
     ]
     item = h.item("ec2-stopped-instance", instance_id)
     ctx, params = h.ctx(), h.params(TERMINATE)
@@ -351,8 +354,8 @@ def test_prepare_images_and_records_everything_a_relaunch_needs(h: Harness):
         "user_data": None,
         "user_data_base64": None,
         "ebs_optimized": True,
-        "volume_ids": [root, kept],
-        "kept_volume_ids": [kept],
+        "volume_ids": [root, *kept],
+        "kept_volume_ids": kept,
         "tags": {"team": "batch"},
     }
     assert data == {"image_id": image["ImageId"], "snapshot_ids": snapshot_ids, **config}
@@ -379,8 +382,8 @@ def test_prepare_images_and_records_everything_a_relaunch_needs(h: Harness):
     outcome = TERMINATE.execute(ctx, item, params, data)
 
     assert outcome.note == (
-        f"terminated {instance_id}; AMI {image['ImageId']} kept for rollback; volumes {kept} "
-        "survive (DeleteOnTermination false)"
+        f"terminated {instance_id}; AMI {image['ImageId']} kept for rollback; volumes "
+        f"{kept[0]}, {kept[1]} survive (DeleteOnTermination false)"
     )
     assert outcome.response["ImageId"] == image["ImageId"]
     assert [t["InstanceId"] for t in outcome.response["TerminatingInstances"]] == [instance_id]
@@ -445,8 +448,9 @@ def test_execute_names_the_state_of_an_unusable_ami(h: Harness):
         f"ec2:TerminateInstances in us-east-1 failed (terminal, MissingRollbackData): refusing "
         f"to terminate {instance_id}: its AMI {image_id} is missing; run prepare again"
     )
-    assert str(unrecorded.value).endswith(
-        f"refusing to terminate {instance_id}: no AMI was recorded; run prepare again"
+    assert str(unrecorded.value) == (
+        f"ec2:TerminateInstances in us-east-1 failed (terminal, MissingRollbackData): refusing "
+        f"to terminate {instance_id}: no AMI was recorded; run prepare again"
     )
     assert state(h, instance_id) == "stopped"
 
@@ -617,3 +621,132 @@ def test_binary_user_data_is_relaunched_byte_for_byte(h: Harness):
     assert base64.b64decode(restored["UserData"]["Value"]) == script
     assert base64.b64decode(data["user_data_base64"]) == script
     assert data["user_data"] == script.decode("utf-8", "replace")
+
+
+def test_an_ami_deregistered_as_it_becomes_available_is_refused_by_execute(h: Harness):
+    """Someone deregisters the action's AMI the moment it is available: prepare records it (with
+    no snapshots: AWS no longer lists it) and execute refuses for it, though another AMI of the
+    same instance is available; the instance stays."""
+    instance_id = _stopped(h)
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+    backup = h.ec2.create_image(InstanceId=instance_id, Name="the owner's own backup")["ImageId"]
+
+    def deregister_once_available(parsed, **_):
+        for image in parsed.get("Images", []):
+            if image["ImageId"] != backup and image.get("State") == "available":
+                h.ec2.deregister_image(ImageId=image["ImageId"])
+
+    h.events.register("after-call.ec2.DescribeImages", deregister_once_available)
+
+    data = TERMINATE.prepare(ctx, item, params, {})
+    with pytest.raises(aws.AwsError) as refused:
+        TERMINATE.execute(ctx, item, params, data)
+
+    image_id = data["image_id"]
+    assert image_id != backup and data["snapshot_ids"] == []
+    assert [i["ImageId"] for i in _images(h)] == [backup]
+    assert str(refused.value) == (
+        f"ec2:TerminateInstances in us-east-1 failed (terminal, MissingRollbackData): refusing "
+        f"to terminate {instance_id}: its AMI {image_id} is missing; run prepare again"
+    )
+    assert state(h, instance_id) == "stopped"
+
+
+def _recorded_for_rollback(h: Harness) -> dict[str, object]:
+    """The record of a terminated instance as far as a rollback reads it: its AMI, type, ID and
+    tags (made without a scan: a rollback needs none)."""
+    source = _stopped(h)
+    image_id = h.ec2.create_image(InstanceId=source, Name="before termination")["ImageId"]
+    h.ec2.terminate_instances(InstanceIds=[source])
+    return {
+        "image_id": image_id,
+        "instance_type": "t3.micro",
+        "instance_id": source,
+        "tags": {"team": "batch"},
+    }
+
+
+def test_a_rollback_run_again_takes_back_its_live_instance_only(h: Harness):
+    """A rerun finds the instance its first run launched (by the rollback's tag, asking AWS for
+    live ones only) and launches nothing; once that instance is terminated, a rerun launches a
+    new one, even from an endpoint that ignores the state filter."""
+    data = _recorded_for_rollback(h)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+    image_id = data["image_id"]
+
+    first = TERMINATE.rollback(ctx, data, params)
+    again = TERMINATE.rollback(ctx, data, params)
+
+    restored = first.response["InstanceId"]
+    assert again == Outcome(
+        {"InstanceId": restored, "ImageId": image_id},
+        already_done=True,
+        note=f"instance {restored} launched from {image_id} and stopped (was {data['instance_id']})",
+    )
+    assert h.recorder.count(service="ec2", operation="RunInstances") == 1
+    assert tag_dict(instance(h, restored)["Tags"]) == {
+        "team": "batch",
+        ACTION_TAG: str(ctx.action_id),
+        ec2_stopped_instance.RESTORED_FROM_TAG: image_id,
+    }
+    lookups = [
+        c.params
+        for c in h.recorder.calls(service="ec2", operation="DescribeInstances")
+        if "Filters" in c.params
+    ]
+    assert lookups == 2 * [
+        {
+            "Filters": [
+                {"Name": f"tag:{ACTION_TAG}", "Values": [str(ctx.action_id)]},
+                {
+                    "Name": "instance-state-name",
+                    "Values": ["pending", "running", "stopping", "stopped"],
+                },
+            ]
+        }
+    ]
+
+    h.ec2.terminate_instances(InstanceIds=[restored])
+
+    def ignore_the_state_filter(params, **_):
+        if "Filters" in params:
+            params["Filters"] = [f for f in params["Filters"] if f["Name"] != "instance-state-name"]
+
+    h.events.register("before-parameter-build.ec2.DescribeInstances", ignore_the_state_filter)
+    third = TERMINATE.rollback(ctx, data, params)
+
+    relaunched = third.response["InstanceId"]
+    assert relaunched != restored and not third.already_done
+    assert state(h, relaunched) == "stopped" and state(h, restored) == "terminated"
+    assert h.recorder.count(service="ec2", operation="RunInstances") == 2
+
+
+def test_a_relaunch_that_does_not_come_up_stopped_says_which_wait_failed(h: Harness):
+    """A relaunched instance that terminates as it starts (no capacity, a volume limit) fails the
+    wait for it to run, terminally. One stuck stopping is not started again: the rollback waits
+    for the stop and, out of attempts, says so (recoverable: the next attempt waits again)."""
+    data = _recorded_for_rollback(h)
+    params = h.params(TERMINATE)
+    reported: dict[str, object] = {"Code": 48, "Name": "terminated"}
+    # Every DescribeInstances answer shows the state ``reported`` holds at the time.
+    _seen_as(h, "DescribeInstances", "Reservations.Instances", State=reported)
+
+    with pytest.raises(aws.AwsError) as terminated:
+        TERMINATE.rollback(h.ctx(), data, params)
+    reported.update(Code=64, Name="stopping")
+    with pytest.raises(aws.AwsError) as stuck:
+        TERMINATE.rollback(h.ctx(), data, params)
+
+    assert str(terminated.value) == (
+        "ec2:DescribeInstances in us-east-1 failed (terminal, WaiterFailed): instance_running: "
+        "Waiter InstanceRunning failed: Waiter encountered a terminal failure state: For "
+        'expression "Reservations[].Instances[].State.Name" we matched expected path: '
+        '"terminated" at least once'
+    )
+    assert str(stuck.value) == (
+        "ec2:DescribeInstances in us-east-1 failed (recoverable, WaiterTimedOut): "
+        "instance_stopped: Waiter InstanceStopped failed: Max attempts exceeded"
+    )
+    assert h.recorder.count(service="ec2", operation="RunInstances") == 2
+    assert h.recorder.count(service="ec2", operation="StopInstances") == 0
