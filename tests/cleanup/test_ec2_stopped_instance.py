@@ -202,8 +202,11 @@ def test_crash_after_terminate_then_resume_is_recorded_once(h: Harness):
         TERMINATE.execute(ctx, item, params, data)
 
     assert TERMINATE.recheck(h.ctx(ctx.action_id), item).facts.get("gone")
-    # A rerun of prepare (a resumed attempt) keeps the recorded image and configuration.
+    # A rerun of prepare (a resumed attempt) keeps the recorded image and configuration; the
+    # image is available: AWS is asked for it once, not waited for.
+    described = h.recorder.count(service="ec2", operation="DescribeImages")
     assert TERMINATE.prepare(ctx, item, params, h.checkpoints) == data
+    assert h.recorder.count(service="ec2", operation="DescribeImages") == described + 1
     assert h.recorder.count(service="ec2", operation="TerminateInstances") == 1
     assert h.recorder.count(service="ec2", operation="CreateImage") == 1
 
@@ -414,18 +417,36 @@ def test_prepare_without_the_instance_or_a_complete_record_refuses(h: Harness):
 
 
 def test_a_failed_ami_stops_the_action_with_the_reason(h: Harness):
+    """An AMI that fails while being made fails the wait, terminally; found failed by a rerun, it
+    stops the action with AWS's reason (or "no reason"). The instance stays."""
     instance_id = _stopped(h)
     item = h.item("ec2-stopped-instance", instance_id)
     ctx, params = h.ctx(), h.params(TERMINATE)
-    data = TERMINATE.prepare(ctx, item, params, {})
     _seen_as(h, "DescribeImages", "Images", State="failed")
 
+    with pytest.raises(aws.AwsError) as waited:
+        TERMINATE.prepare(ctx, item, params, {})
     with pytest.raises(aws.AwsError) as failed:
         TERMINATE.prepare(ctx, item, params, h.checkpoints)
+    reason = {"Code": "Server.InternalError", "Message": "snapshot failed"}
+    _seen_as(h, "DescribeImages", "Images", StateReason=reason)
+    with pytest.raises(aws.AwsError) as explained:
+        TERMINATE.prepare(ctx, item, params, h.checkpoints)
 
+    image_id = h.checkpoints["image_id"]
+    assert str(waited.value) == (
+        "ec2:DescribeImages in us-east-1 failed (terminal, WaiterFailed): image_available: "
+        "Waiter ImageAvailable failed: Waiter encountered a terminal failure state: For "
+        'expression "Images[].State" we matched expected path: "failed" at least once'
+    )
     assert str(failed.value) == (
-        f"ec2:CreateImage in us-east-1 failed (terminal, ImageFailed): AMI {data['image_id']} "
+        f"ec2:CreateImage in us-east-1 failed (terminal, ImageFailed): AMI {image_id} "
         "failed (no reason); the instance was not terminated. Deregister the AMI and retry the "
+        "action"
+    )
+    assert str(explained.value) == (
+        f"ec2:CreateImage in us-east-1 failed (terminal, ImageFailed): AMI {image_id} "
+        f"failed ({reason}); the instance was not terminated. Deregister the AMI and retry the "
         "action"
     )
     assert state(h, instance_id) == "stopped"
@@ -750,3 +771,40 @@ def test_a_relaunch_that_does_not_come_up_stopped_says_which_wait_failed(h: Harn
     )
     assert h.recorder.count(service="ec2", operation="RunInstances") == 2
     assert h.recorder.count(service="ec2", operation="StopInstances") == 0
+
+
+def test_a_rerun_of_prepare_keeps_its_recorded_ami_and_records_a_replacement(h: Harness):
+    """The checkpointed AMI is taken back though its action tag was removed (no second AMI); one
+    deregistered since is replaced and the replacement checkpointed; a record holding only an
+    AMI (from before the configuration was recorded with it) gets the configuration."""
+    instance_id = _stopped(h)
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+
+    first = TERMINATE.prepare(ctx, item, params, {})
+    image_id = first["image_id"]
+    lookup = {
+        "Owners": ["self"],
+        "Filters": [{"Name": f"tag:{ACTION_TAG}", "Values": [str(ctx.action_id)]}],
+    }
+    described = [c.params for c in h.recorder.calls(service="ec2", operation="DescribeImages")]
+    assert described == [lookup, {"ImageIds": [image_id]}, {"ImageIds": [image_id]}]
+    h.ec2.delete_tags(Resources=[image_id], Tags=[{"Key": ACTION_TAG}])
+
+    again = TERMINATE.prepare(ctx, item, params, h.checkpoints)
+
+    assert again["image_id"] == image_id
+    assert h.recorder.count(service="ec2", operation="CreateImage") == 1
+    h.ec2.deregister_image(ImageId=image_id)
+
+    replaced = TERMINATE.prepare(ctx, item, params, h.checkpoints)
+
+    assert replaced["image_id"] != image_id
+    assert [i["ImageId"] for i in _images(h)] == [replaced["image_id"]]
+    recorded = {k: v for k, v in replaced.items() if k != "snapshot_ids"}
+    assert h.checkpoints == recorded
+    older: dict[str, object] = {"image_id": replaced["image_id"]}
+
+    TERMINATE.prepare(h.ctx(ctx.action_id, older), item, params, dict(older))
+
+    assert older == recorded
