@@ -202,8 +202,11 @@ def test_crash_after_terminate_then_resume_is_recorded_once(h: Harness):
         TERMINATE.execute(ctx, item, params, data)
 
     assert TERMINATE.recheck(h.ctx(ctx.action_id), item).facts.get("gone")
-    # A rerun of prepare (a resumed attempt) keeps the recorded image and configuration.
+    # A rerun of prepare (a resumed attempt) keeps the recorded image and configuration; the
+    # image is available: AWS is asked for it once, not waited for.
+    described = h.recorder.count(service="ec2", operation="DescribeImages")
     assert TERMINATE.prepare(ctx, item, params, h.checkpoints) == data
+    assert h.recorder.count(service="ec2", operation="DescribeImages") == described + 1
     assert h.recorder.count(service="ec2", operation="TerminateInstances") == 1
     assert h.recorder.count(service="ec2", operation="CreateImage") == 1
 
@@ -324,14 +327,17 @@ def test_a_stop_time_nobody_knows_is_said_so(h: Harness):
 
 def test_prepare_images_and_records_everything_a_relaunch_needs(h: Harness):
     """The whole record (in the ledger before the AMI is waited for), the CreateImage request
-    AWS received, the AMI's snapshots tagged; a kept volume is named in the terminate's note."""
+    AWS received, the AMI's snapshots tagged; the kept volumes are named in the terminate's note."""
     instance_id = run_instance(h, EbsOptimized=True, tags={"team": "batch"})
-    kept = h.ec2.create_volume(AvailabilityZone="us-east-1a", Size=5)["VolumeId"]
-    h.ec2.attach_volume(VolumeId=kept, InstanceId=instance_id, Device="/dev/sdg")
+    kept = [h.ec2.create_volume(AvailabilityZone="us-east-1a", Size=5)["VolumeId"] for _ in "gh"]
+    for volume, device in zip(kept, ("/dev/sdg", "/dev/sdh"), strict=True):
+        h.ec2.attach_volume(VolumeId=volume, InstanceId=instance_id, Device=device)
     h.ec2.stop_instances(InstanceIds=[instance_id])
     live = instance(h, instance_id)
     (root,) = [
-        m["Ebs"]["VolumeId"] for m in live["BlockDeviceMappings"] if m["Ebs"]["VolumeId"] != kept
+        m["Ebs"]["VolumeId"]
+        for m in live["BlockDeviceMappings"]
+        if m["Ebs"]["VolumeId"] not in kept
     ]
     item = h.item("ec2-stopped-instance", instance_id)
     ctx, params = h.ctx(), h.params(TERMINATE)
@@ -351,8 +357,8 @@ def test_prepare_images_and_records_everything_a_relaunch_needs(h: Harness):
         "user_data": None,
         "user_data_base64": None,
         "ebs_optimized": True,
-        "volume_ids": [root, kept],
-        "kept_volume_ids": [kept],
+        "volume_ids": [root, *kept],
+        "kept_volume_ids": kept,
         "tags": {"team": "batch"},
     }
     assert data == {"image_id": image["ImageId"], "snapshot_ids": snapshot_ids, **config}
@@ -379,8 +385,8 @@ def test_prepare_images_and_records_everything_a_relaunch_needs(h: Harness):
     outcome = TERMINATE.execute(ctx, item, params, data)
 
     assert outcome.note == (
-        f"terminated {instance_id}; AMI {image['ImageId']} kept for rollback; volumes {kept} "
-        "survive (DeleteOnTermination false)"
+        f"terminated {instance_id}; AMI {image['ImageId']} kept for rollback; volumes "
+        f"{kept[0]}, {kept[1]} survive (DeleteOnTermination false)"
     )
     assert outcome.response["ImageId"] == image["ImageId"]
     assert [t["InstanceId"] for t in outcome.response["TerminatingInstances"]] == [instance_id]
@@ -411,18 +417,36 @@ def test_prepare_without_the_instance_or_a_complete_record_refuses(h: Harness):
 
 
 def test_a_failed_ami_stops_the_action_with_the_reason(h: Harness):
+    """An AMI that fails while being made fails the wait, terminally; found failed by a rerun, it
+    stops the action with AWS's reason (or "no reason"). The instance stays."""
     instance_id = _stopped(h)
     item = h.item("ec2-stopped-instance", instance_id)
     ctx, params = h.ctx(), h.params(TERMINATE)
-    data = TERMINATE.prepare(ctx, item, params, {})
     _seen_as(h, "DescribeImages", "Images", State="failed")
 
+    with pytest.raises(aws.AwsError) as waited:
+        TERMINATE.prepare(ctx, item, params, {})
     with pytest.raises(aws.AwsError) as failed:
         TERMINATE.prepare(ctx, item, params, h.checkpoints)
+    reason = {"Code": "Server.InternalError", "Message": "snapshot failed"}
+    _seen_as(h, "DescribeImages", "Images", StateReason=reason)
+    with pytest.raises(aws.AwsError) as explained:
+        TERMINATE.prepare(ctx, item, params, h.checkpoints)
 
+    image_id = h.checkpoints["image_id"]
+    assert str(waited.value) == (
+        "ec2:DescribeImages in us-east-1 failed (terminal, WaiterFailed): image_available: "
+        "Waiter ImageAvailable failed: Waiter encountered a terminal failure state: For "
+        'expression "Images[].State" we matched expected path: "failed" at least once'
+    )
     assert str(failed.value) == (
-        f"ec2:CreateImage in us-east-1 failed (terminal, ImageFailed): AMI {data['image_id']} "
+        f"ec2:CreateImage in us-east-1 failed (terminal, ImageFailed): AMI {image_id} "
         "failed (no reason); the instance was not terminated. Deregister the AMI and retry the "
+        "action"
+    )
+    assert str(explained.value) == (
+        f"ec2:CreateImage in us-east-1 failed (terminal, ImageFailed): AMI {image_id} "
+        f"failed ({reason}); the instance was not terminated. Deregister the AMI and retry the "
         "action"
     )
     assert state(h, instance_id) == "stopped"
@@ -445,8 +469,9 @@ def test_execute_names_the_state_of_an_unusable_ami(h: Harness):
         f"ec2:TerminateInstances in us-east-1 failed (terminal, MissingRollbackData): refusing "
         f"to terminate {instance_id}: its AMI {image_id} is missing; run prepare again"
     )
-    assert str(unrecorded.value).endswith(
-        f"refusing to terminate {instance_id}: no AMI was recorded; run prepare again"
+    assert str(unrecorded.value) == (
+        f"ec2:TerminateInstances in us-east-1 failed (terminal, MissingRollbackData): refusing "
+        f"to terminate {instance_id}: no AMI was recorded; run prepare again"
     )
     assert state(h, instance_id) == "stopped"
 
@@ -617,3 +642,169 @@ def test_binary_user_data_is_relaunched_byte_for_byte(h: Harness):
     assert base64.b64decode(restored["UserData"]["Value"]) == script
     assert base64.b64decode(data["user_data_base64"]) == script
     assert data["user_data"] == script.decode("utf-8", "replace")
+
+
+def test_an_ami_deregistered_as_it_becomes_available_is_refused_by_execute(h: Harness):
+    """Someone deregisters the action's AMI the moment it is available: prepare records it (with
+    no snapshots: AWS no longer lists it) and execute refuses for it, though another AMI of the
+    same instance is available; the instance stays."""
+    instance_id = _stopped(h)
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+    backup = h.ec2.create_image(InstanceId=instance_id, Name="the owner's own backup")["ImageId"]
+
+    def deregister_once_available(parsed, **_):
+        for image in parsed.get("Images", []):
+            if image["ImageId"] != backup and image.get("State") == "available":
+                h.ec2.deregister_image(ImageId=image["ImageId"])
+
+    h.events.register("after-call.ec2.DescribeImages", deregister_once_available)
+
+    data = TERMINATE.prepare(ctx, item, params, {})
+    with pytest.raises(aws.AwsError) as refused:
+        TERMINATE.execute(ctx, item, params, data)
+
+    image_id = data["image_id"]
+    assert image_id != backup and data["snapshot_ids"] == []
+    assert [i["ImageId"] for i in _images(h)] == [backup]
+    assert str(refused.value) == (
+        f"ec2:TerminateInstances in us-east-1 failed (terminal, MissingRollbackData): refusing "
+        f"to terminate {instance_id}: its AMI {image_id} is missing; run prepare again"
+    )
+    assert state(h, instance_id) == "stopped"
+
+
+def _recorded_for_rollback(h: Harness) -> dict[str, object]:
+    """The record of a terminated instance as far as a rollback reads it: its AMI, type, ID and
+    tags (made without a scan: a rollback needs none)."""
+    source = _stopped(h)
+    image_id = h.ec2.create_image(InstanceId=source, Name="before termination")["ImageId"]
+    h.ec2.terminate_instances(InstanceIds=[source])
+    return {
+        "image_id": image_id,
+        "instance_type": "t3.micro",
+        "instance_id": source,
+        "tags": {"team": "batch"},
+    }
+
+
+def test_a_rollback_run_again_takes_back_its_live_instance_only(h: Harness):
+    """A rerun finds the instance its first run launched (by the rollback's tag, asking AWS for
+    live ones only) and launches nothing; once that instance is terminated, a rerun launches a
+    new one, even from an endpoint that ignores the state filter."""
+    data = _recorded_for_rollback(h)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+    image_id = data["image_id"]
+
+    first = TERMINATE.rollback(ctx, data, params)
+    again = TERMINATE.rollback(ctx, data, params)
+
+    restored = first.response["InstanceId"]
+    assert again == Outcome(
+        {"InstanceId": restored, "ImageId": image_id},
+        already_done=True,
+        note=f"instance {restored} launched from {image_id} and stopped (was {data['instance_id']})",
+    )
+    assert h.recorder.count(service="ec2", operation="RunInstances") == 1
+    assert tag_dict(instance(h, restored)["Tags"]) == {
+        "team": "batch",
+        ACTION_TAG: str(ctx.action_id),
+        ec2_stopped_instance.RESTORED_FROM_TAG: image_id,
+    }
+    lookups = [
+        c.params
+        for c in h.recorder.calls(service="ec2", operation="DescribeInstances")
+        if "Filters" in c.params
+    ]
+    assert lookups == 2 * [
+        {
+            "Filters": [
+                {"Name": f"tag:{ACTION_TAG}", "Values": [str(ctx.action_id)]},
+                {
+                    "Name": "instance-state-name",
+                    "Values": ["pending", "running", "stopping", "stopped"],
+                },
+            ]
+        }
+    ]
+
+    h.ec2.terminate_instances(InstanceIds=[restored])
+
+    def ignore_the_state_filter(params, **_):
+        if "Filters" in params:
+            params["Filters"] = [f for f in params["Filters"] if f["Name"] != "instance-state-name"]
+
+    h.events.register("before-parameter-build.ec2.DescribeInstances", ignore_the_state_filter)
+    third = TERMINATE.rollback(ctx, data, params)
+
+    relaunched = third.response["InstanceId"]
+    assert relaunched != restored and not third.already_done
+    assert state(h, relaunched) == "stopped" and state(h, restored) == "terminated"
+    assert h.recorder.count(service="ec2", operation="RunInstances") == 2
+
+
+def test_a_relaunch_that_does_not_come_up_stopped_says_which_wait_failed(h: Harness):
+    """A relaunched instance that terminates as it starts (no capacity, a volume limit) fails the
+    wait for it to run, terminally. One stuck stopping is not started again: the rollback waits
+    for the stop and, out of attempts, says so (recoverable: the next attempt waits again)."""
+    data = _recorded_for_rollback(h)
+    params = h.params(TERMINATE)
+    reported: dict[str, object] = {"Code": 48, "Name": "terminated"}
+    # Every DescribeInstances answer shows the state ``reported`` holds at the time.
+    _seen_as(h, "DescribeInstances", "Reservations.Instances", State=reported)
+
+    with pytest.raises(aws.AwsError) as terminated:
+        TERMINATE.rollback(h.ctx(), data, params)
+    reported.update(Code=64, Name="stopping")
+    with pytest.raises(aws.AwsError) as stuck:
+        TERMINATE.rollback(h.ctx(), data, params)
+
+    assert str(terminated.value) == (
+        "ec2:DescribeInstances in us-east-1 failed (terminal, WaiterFailed): instance_running: "
+        "Waiter InstanceRunning failed: Waiter encountered a terminal failure state: For "
+        'expression "Reservations[].Instances[].State.Name" we matched expected path: '
+        '"terminated" at least once'
+    )
+    assert str(stuck.value) == (
+        "ec2:DescribeInstances in us-east-1 failed (recoverable, WaiterTimedOut): "
+        "instance_stopped: Waiter InstanceStopped failed: Max attempts exceeded"
+    )
+    assert h.recorder.count(service="ec2", operation="RunInstances") == 2
+    assert h.recorder.count(service="ec2", operation="StopInstances") == 0
+
+
+def test_a_rerun_of_prepare_keeps_its_recorded_ami_and_records_a_replacement(h: Harness):
+    """The checkpointed AMI is taken back though its action tag was removed (no second AMI); one
+    deregistered since is replaced and the replacement checkpointed; a record holding only an
+    AMI (from before the configuration was recorded with it) gets the configuration."""
+    instance_id = _stopped(h)
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+
+    first = TERMINATE.prepare(ctx, item, params, {})
+    image_id = first["image_id"]
+    lookup = {
+        "Owners": ["self"],
+        "Filters": [{"Name": f"tag:{ACTION_TAG}", "Values": [str(ctx.action_id)]}],
+    }
+    described = [c.params for c in h.recorder.calls(service="ec2", operation="DescribeImages")]
+    assert described == [lookup, {"ImageIds": [image_id]}, {"ImageIds": [image_id]}]
+    h.ec2.delete_tags(Resources=[image_id], Tags=[{"Key": ACTION_TAG}])
+
+    again = TERMINATE.prepare(ctx, item, params, h.checkpoints)
+
+    assert again["image_id"] == image_id
+    assert h.recorder.count(service="ec2", operation="CreateImage") == 1
+    h.ec2.deregister_image(ImageId=image_id)
+
+    replaced = TERMINATE.prepare(ctx, item, params, h.checkpoints)
+
+    assert replaced["image_id"] != image_id
+    assert [i["ImageId"] for i in _images(h)] == [replaced["image_id"]]
+    recorded = {k: v for k, v in replaced.items() if k != "snapshot_ids"}
+    assert h.checkpoints == recorded
+    older: dict[str, object] = {"image_id": replaced["image_id"]}
+
+    TERMINATE.prepare(h.ctx(ctx.action_id, older), item, params, dict(older))
+
+    assert older == recorded
