@@ -21,6 +21,7 @@ again), and the ledger (one rollback row, succeeded; the original marked rolled 
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -198,6 +199,7 @@ def test_rollback_loses_the_database_at_a_step_then_rerun(
     database_url: str,
     store: Store,
     settings: Settings,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     action_id, awaiting_before = cleaned(world, moto_endpoint, store, settings, database_url)
     broken: list[int] = []
@@ -239,6 +241,16 @@ def test_rollback_loses_the_database_at_a_step_then_rerun(
             "lost the database before the rollback call",
         )
         assert worlds.restores(world, first.entries) == 0
+        # The intent it left is named, for the rerun, and the operator's log says why it stopped.
+        [started] = [
+            r for r in helpers.real_rows(database_url, ORG) if r["action_type"] == "rollback"
+        ]
+        assert (outcome.action_id, outcome.rollback_id) == (uuid.UUID(action_id), started["id"])
+        assert (
+            "cloudsweep.cleaning",
+            logging.ERROR,
+            f"rollback of {action_id} stopped: lost the database before the rollback call",
+        ) in caplog.record_tuples
 
     entries = first.entries
     if [r for r in helpers.real_rows(database_url, ORG) if r["status"] == "started"]:
