@@ -251,6 +251,7 @@ def test_recheck_refuses_a_protection_tag_added_since_the_scan(h):
 def test_recheck_and_dry_run_refuse_deletion_protection(h):
     w = _world(h)
     item = h.item(DETECTOR, w["id"])
+    unprotected = ACTION.dry_run(h.context(), item, PARAMS)
     h.seed("elbv2").modify_load_balancer_attributes(
         LoadBalancerArn=w["arn"],
         Attributes=[{"Key": "deletion_protection.enabled", "Value": "true"}],
@@ -266,6 +267,8 @@ def test_recheck_and_dry_run_refuse_deletion_protection(h):
     assert result.facts == {"deletion_protection": True}
     assert not dry.would_succeed
     assert dry.message == f"DeleteLoadBalancer would fail: deletion protection is on for {w['id']}"
+    # the refusal still lists the permissions the action needs, as the dry run of it did before
+    assert unprotected.would_succeed and dry.calls == unprotected.calls
     assert h.mutating() == []
 
 
@@ -475,6 +478,9 @@ def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
     # AWS describes an HTTP listener without SslPolicy (moto gives it one)
     (http,) = [x for x in data["listeners"] if x["Port"] == 80]
     http.pop("SslPolicy", None)
+    # an ALB on an Outpost with a customer-owned address pool, which moto neither keeps nor
+    # describes: recorded as AWS describes it (checked on the call sent)
+    data["load_balancer"]["CustomerOwnedIpv4Pool"] = "ipv4pool-coip-0123456789abcdef0"
 
     outcome = ACTION.rollback(undo, data, PARAMS)
 
@@ -513,6 +519,8 @@ def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
         c for c in h.recorder.calls(operation="CreateListener") if c.params["Port"] == 443
     ]
     assert create_https.params["MutualAuthentication"] == {"Mode": "passthrough"}
+    [create_lb] = h.recorder.calls(operation="CreateLoadBalancer")
+    assert create_lb.params["CustomerOwnedIpv4Pool"] == "ipv4pool-coip-0123456789abcdef0"
     listener_tags = h.seed("elbv2").describe_tags(
         ResourceArns=[got["listeners"][80]["ListenerArn"]]
     )
@@ -548,16 +556,47 @@ def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
     assert tags_of(rule_tags["TagDescriptions"][0]["Tags"]) == {"rule": "api"}
 
 
-def test_rollback_recreates_a_network_load_balancer_with_its_tls_listener(h):
-    """An NLB's TLS listener keeps its security policy and ALPN policy; its TCP listener gets
-    no security policy (AWS refuses one there)."""
+@pytest.mark.parametrize(
+    ("scheme", "address_type", "fixed"),
+    [
+        ("internal", "ipv4", "PrivateIPv4Address"),
+        ("internet-facing", "ipv4", "AllocationId"),
+        ("internet-facing", "dualstack", "IPv6Address"),
+    ],
+)
+def test_rollback_recreates_a_network_load_balancer_with_its_tls_listener(
+    h, scheme, address_type, fixed
+):
+    """An NLB comes back with its scheme and IP address type, and with the address it had in
+    each subnet (an internal one's fixed private IPv4 address, an internet-facing one's Elastic
+    IP, a dual-stack one's fixed IPv6 address: clients and allow-lists use them; each kind alone,
+    as any one of them must be kept); its TLS listener keeps its security policy and ALPN
+    policy; its TCP listener gets no security policy (AWS refuses one there)."""
     elbv2, ec2 = h.seed("elbv2"), h.seed("ec2")
     vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
     subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    addresses: dict[str, dict[str, str]] = {}  # subnet -> its mapping's address
+    described: dict[str, dict[str, str]] = {}  # subnet -> its address as AWS describes it
+    for i, subnet in enumerate(subnets):
+        if fixed == "PrivateIPv4Address":
+            ip = f"172.31.{16 * i}.10"
+            addresses[subnet] = {fixed: ip}
+            described[subnet] = {"IpAddress": ip, fixed: ip}
+        elif fixed == "AllocationId":
+            eip = ec2.allocate_address(Domain="vpc")
+            addresses[subnet] = {fixed: eip["AllocationId"]}
+            described[subnet] = {"IpAddress": eip["PublicIp"], fixed: eip["AllocationId"]}
+        else:
+            addresses[subnet] = {fixed: f"2600:1f18:4a0:{i}00::10"}
+            described[subnet] = dict(addresses[subnet])
     cert = h.seed("acm").request_certificate(DomainName="nlb.example.com")["CertificateArn"]
-    arn = elbv2.create_load_balancer(Name="edge-nlb", Subnets=subnets, Type="network")[
-        "LoadBalancers"
-    ][0]["LoadBalancerArn"]
+    arn = elbv2.create_load_balancer(
+        Name="edge-nlb",
+        SubnetMappings=[{"SubnetId": s, **a} for s, a in addresses.items()],
+        Type="network",
+        Scheme=scheme,
+        IpAddressType=address_type,
+    )["LoadBalancers"][0]["LoadBalancerArn"]
     group = elbv2.create_target_group(Name="edge-tcp", Protocol="TCP", Port=443, VpcId=vpc)[
         "TargetGroups"
     ][0]["TargetGroupArn"]
@@ -576,10 +615,24 @@ def test_rollback_recreates_a_network_load_balancer_with_its_tls_listener(h):
     ctx = h.context()
     data = ACTION.prepare(ctx, item, PARAMS, {})
     ACTION.execute(ctx, item, PARAMS, data)
+    # AWS describes an NLB made without security groups without the field (moto: an empty list)
+    assert not data["load_balancer"].pop("SecurityGroups", None)
+    # moto neither keeps nor describes an NLB's fixed addresses: recorded as AWS describes them
+    # (checked below on the call sent)
+    for zone in data["load_balancer"]["AvailabilityZones"]:
+        zone["LoadBalancerAddresses"] = [described[zone["SubnetId"]]]
 
     outcome = ACTION.rollback(h.context(), data, PARAMS)
 
-    made = elbv2.describe_listeners(LoadBalancerArn=outcome.response["load_balancer_arn"])
+    new_arn = outcome.response["load_balancer_arn"]
+    [lb] = elbv2.describe_load_balancers(LoadBalancerArns=[new_arn])["LoadBalancers"]
+    assert (lb["Type"], lb["Scheme"], lb["IpAddressType"]) == ("network", scheme, address_type)
+    [create] = h.recorder.calls(operation="CreateLoadBalancer")
+    assert "Subnets" not in create.params
+    assert sorted(create.params["SubnetMappings"], key=lambda m: m["SubnetId"]) == sorted(
+        ({"SubnetId": s, **a} for s, a in addresses.items()), key=lambda m: m["SubnetId"]
+    )
+    made = elbv2.describe_listeners(LoadBalancerArn=new_arn)
     listeners = {x["Port"]: x for x in made["Listeners"]}
     assert listeners[443]["Protocol"] == "TLS"
     assert listeners[443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -590,9 +643,9 @@ def test_rollback_recreates_a_network_load_balancer_with_its_tls_listener(h):
 
 
 def test_rollback_recreates_target_groups_that_were_deleted_since(h):
-    """Two recorded target groups deleted since: each is made again as it was described (its
+    """Three recorded target groups deleted since: each is made again as it was described (its
     health check, matcher, protocol version, target and address type, tags), with its
-    attributes and targets, and the rules point to it."""
+    attributes and targets, and the rules point to it, a weighted forward (ForwardConfig) too."""
     w = _world(h)
     elbv2 = h.seed("elbv2")
     elbv2.modify_target_group(
@@ -649,6 +702,7 @@ def test_rollback_recreates_target_groups_that_were_deleted_since(h):
     }
     elbv2.delete_target_group(TargetGroupArn=w["api"])
     elbv2.delete_target_group(TargetGroupArn=grpc)
+    elbv2.delete_target_group(TargetGroupArn=w["admin"])  # rule 5 forwards to it (ForwardConfig)
     # AWS (and moto) register only running instances: the owner starts it before undoing.
     h.seed("ec2").start_instances(InstanceIds=[w["instance"]])
     undo = h.context()
@@ -667,9 +721,9 @@ def test_rollback_recreates_target_groups_that_were_deleted_since(h):
         assert tags_of(made_tags) == {**tags, ACTION_TAG: str(undo.action_id)}
     created = h.recorder.calls(operation="CreateTargetGroup")
     modified = h.recorder.calls(operation="ModifyTargetGroupAttributes")
-    assert len(created) == 2 and "" not in [v for c in created for v in c.params.values()]
+    assert len(created) == 3 and "" not in [v for c in created for v in c.params.values()]
     # moto enables health checks whatever is sent; AWS keeps a lambda group's choice
-    assert [c.params["HealthCheckEnabled"] for c in created] == [True, True]
+    assert [c.params["HealthCheckEnabled"] for c in created] == [True, True, True]
     assert modified and "" not in [a["Value"] for c in modified for a in c.params["Attributes"]]
     grpc_was, api_was = described["promo-grpc"][0], described["promo-api"][0]
     assert (grpc_was["TargetType"], grpc_was["IpAddressType"]) == ("ip", "ipv6")
@@ -697,6 +751,10 @@ def test_rollback_recreates_target_groups_that_were_deleted_since(h):
     http = next(x for x in listeners["Listeners"] if x["Port"] == 80)
     rules = elbv2.describe_rules(ListenerArn=http["ListenerArn"])["Rules"]
     assert any(a.get("TargetGroupArn") == new_api for r in rules for a in r["Actions"])
+    new_admin = outcome.response["target_groups"][w["admin"]]
+    assert new_admin != w["admin"]
+    [weighted] = [r["Actions"][0]["ForwardConfig"] for r in rules if r["Priority"] == "5"]
+    assert [g["TargetGroupArn"] for g in weighted["TargetGroups"]] == [new_admin]
     assert "promo-api was gone and was recreated" in outcome.note
 
 
@@ -1085,14 +1143,20 @@ def test_a_load_balancer_gone_before_prepare_is_not_recorded_nor_dry_run(h):
     w = _world(h)
     name = _classic(h)
     items = [h.item(DETECTOR, w["id"]), h.item(DETECTOR, name)]
+    # the permissions a dry run lists do not depend on whether the load balancer is still there
+    permissions = [ACTION.dry_run(h.context(), item, PARAMS).calls for item in items]
     h.seed("elbv2").delete_load_balancer(LoadBalancerArn=w["arn"])
     h.seed("elb").delete_load_balancer(LoadBalancerName=name)
 
-    for item, service, resource in ((items[0], "elbv2", w["arn"]), (items[1], "elb", name)):
+    for item, service, resource, calls in (
+        (items[0], "elbv2", w["arn"], permissions[0]),
+        (items[1], "elb", name, permissions[1]),
+    ):
         dry = ACTION.dry_run(h.context(), item, PARAMS)
         with pytest.raises(aws.AwsError) as raised:
             ACTION.prepare(h.context(), item, PARAMS, {})
         assert not dry.would_succeed and dry.message == f"{item.resource_id} no longer exists"
+        assert dry.calls == calls and "elasticloadbalancing:DeleteLoadBalancer" in calls
         assert raised.value.kind is aws.ErrorKind.NOT_FOUND
         assert str(raised.value) == (
             f"{service}:DescribeLoadBalancers in {REGION} failed (not-found, "
