@@ -521,6 +521,16 @@ def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
     assert create_https.params["MutualAuthentication"] == {"Mode": "passthrough"}
     [create_lb] = h.recorder.calls(operation="CreateLoadBalancer")
     assert create_lb.params["CustomerOwnedIpv4Pool"] == "ipv4pool-coip-0123456789abcdef0"
+    # the attributes set back, without those described with an empty value (the access-log
+    # bucket and prefix, unset): AWS refuses some keys with an empty value, moto does not
+    [attributes] = [
+        c.params["Attributes"] for c in h.recorder.calls(operation="ModifyLoadBalancerAttributes")
+    ]
+    assert {a["Key"]: a["Value"] for a in attributes} == {
+        "deletion_protection.enabled": "false",
+        "idle_timeout.timeout_seconds": "120",
+        "load_balancing.cross_zone.enabled": "false",
+    }
     listener_tags = h.seed("elbv2").describe_tags(
         ResourceArns=[got["listeners"][80]["ListenerArn"]]
     )
