@@ -765,7 +765,17 @@ def test_rollback_recreates_target_groups_that_were_deleted_since(h):
     assert new_admin != w["admin"]
     [weighted] = [r["Actions"][0]["ForwardConfig"] for r in rules if r["Priority"] == "5"]
     assert [g["TargetGroupArn"] for g in weighted["TargetGroups"]] == [new_admin]
-    assert "promo-api was gone and was recreated" in outcome.note
+    # one note per recreated group, in the order recorded, each after "; "
+    gone = (w["api"], grpc, w["admin"])
+    assert outcome.note.endswith(
+        "".join(
+            f"; target group {g['TargetGroupName']} was gone and was recreated as "
+            f"{outcome.response['target_groups'][g['TargetGroupArn']]}"
+            for g in data["target_groups"]
+            if g["TargetGroupArn"] in gone
+        )
+    )
+    assert outcome.note.count("; target group ") == 3
 
 
 def _rule_priorities(h: Harness, port: int) -> list[str]:
