@@ -251,6 +251,7 @@ def test_recheck_refuses_a_protection_tag_added_since_the_scan(h):
 def test_recheck_and_dry_run_refuse_deletion_protection(h):
     w = _world(h)
     item = h.item(DETECTOR, w["id"])
+    unprotected = ACTION.dry_run(h.context(), item, PARAMS)
     h.seed("elbv2").modify_load_balancer_attributes(
         LoadBalancerArn=w["arn"],
         Attributes=[{"Key": "deletion_protection.enabled", "Value": "true"}],
@@ -266,6 +267,8 @@ def test_recheck_and_dry_run_refuse_deletion_protection(h):
     assert result.facts == {"deletion_protection": True}
     assert not dry.would_succeed
     assert dry.message == f"DeleteLoadBalancer would fail: deletion protection is on for {w['id']}"
+    # the refusal still lists the permissions the action needs, as the dry run of it did before
+    assert unprotected.would_succeed and dry.calls == unprotected.calls
     assert h.mutating() == []
 
 
@@ -458,6 +461,14 @@ def _rebuilt(h: Harness, arn: str) -> dict[str, object]:
 def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
     w, data = _deleted(h)
     undo = h.context()
+    # AWS describes a path-pattern or host-header condition in both forms, the legacy Values
+    # beside its *Config (moto gives the *Config only), and refuses a CreateRule condition sent
+    # both (moto too, for path-pattern): the rules are recreated from the *Config alone
+    for listener in data["listeners"]:
+        for rule in listener["Rules"]:
+            for condition in rule["Conditions"]:
+                (config,) = [k for k in condition if k.endswith("Config")]
+                condition["Values"] = list(condition[config]["Values"])
     # AWS lists a listener's certificates in no set order: here the default one comes last
     (https,) = [x for x in data["listeners"] if x["Port"] == 443]
     https["Certificates"].sort(key=lambda c: bool(c["IsDefault"]))
@@ -467,6 +478,9 @@ def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
     # AWS describes an HTTP listener without SslPolicy (moto gives it one)
     (http,) = [x for x in data["listeners"] if x["Port"] == 80]
     http.pop("SslPolicy", None)
+    # an ALB on an Outpost with a customer-owned address pool, which moto neither keeps nor
+    # describes: recorded as AWS describes it (checked on the call sent)
+    data["load_balancer"]["CustomerOwnedIpv4Pool"] = "ipv4pool-coip-0123456789abcdef0"
 
     outcome = ACTION.rollback(undo, data, PARAMS)
 
@@ -505,6 +519,18 @@ def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
         c for c in h.recorder.calls(operation="CreateListener") if c.params["Port"] == 443
     ]
     assert create_https.params["MutualAuthentication"] == {"Mode": "passthrough"}
+    [create_lb] = h.recorder.calls(operation="CreateLoadBalancer")
+    assert create_lb.params["CustomerOwnedIpv4Pool"] == "ipv4pool-coip-0123456789abcdef0"
+    # the attributes set back, without those described with an empty value (the access-log
+    # bucket and prefix, unset): AWS refuses some keys with an empty value, moto does not
+    [attributes] = [
+        c.params["Attributes"] for c in h.recorder.calls(operation="ModifyLoadBalancerAttributes")
+    ]
+    assert {a["Key"]: a["Value"] for a in attributes} == {
+        "deletion_protection.enabled": "false",
+        "idle_timeout.timeout_seconds": "120",
+        "load_balancing.cross_zone.enabled": "false",
+    }
     listener_tags = h.seed("elbv2").describe_tags(
         ResourceArns=[got["listeners"][80]["ListenerArn"]]
     )
@@ -540,16 +566,47 @@ def test_rollback_recreates_a_working_load_balancer_and_is_idempotent(h):
     assert tags_of(rule_tags["TagDescriptions"][0]["Tags"]) == {"rule": "api"}
 
 
-def test_rollback_recreates_a_network_load_balancer_with_its_tls_listener(h):
-    """An NLB's TLS listener keeps its security policy and ALPN policy; its TCP listener gets
-    no security policy (AWS refuses one there)."""
+@pytest.mark.parametrize(
+    ("scheme", "address_type", "fixed"),
+    [
+        ("internal", "ipv4", "PrivateIPv4Address"),
+        ("internet-facing", "ipv4", "AllocationId"),
+        ("internet-facing", "dualstack", "IPv6Address"),
+    ],
+)
+def test_rollback_recreates_a_network_load_balancer_with_its_tls_listener(
+    h, scheme, address_type, fixed
+):
+    """An NLB comes back with its scheme and IP address type, and with the address it had in
+    each subnet (an internal one's fixed private IPv4 address, an internet-facing one's Elastic
+    IP, a dual-stack one's fixed IPv6 address: clients and allow-lists use them; each kind alone,
+    as any one of them must be kept); its TLS listener keeps its security policy and ALPN
+    policy; its TCP listener gets no security policy (AWS refuses one there)."""
     elbv2, ec2 = h.seed("elbv2"), h.seed("ec2")
     vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
     subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    addresses: dict[str, dict[str, str]] = {}  # subnet -> its mapping's address
+    described: dict[str, dict[str, str]] = {}  # subnet -> its address as AWS describes it
+    for i, subnet in enumerate(subnets):
+        if fixed == "PrivateIPv4Address":
+            ip = f"172.31.{16 * i}.10"
+            addresses[subnet] = {fixed: ip}
+            described[subnet] = {"IpAddress": ip, fixed: ip}
+        elif fixed == "AllocationId":
+            eip = ec2.allocate_address(Domain="vpc")
+            addresses[subnet] = {fixed: eip["AllocationId"]}
+            described[subnet] = {"IpAddress": eip["PublicIp"], fixed: eip["AllocationId"]}
+        else:
+            addresses[subnet] = {fixed: f"2600:1f18:4a0:{i}00::10"}
+            described[subnet] = dict(addresses[subnet])
     cert = h.seed("acm").request_certificate(DomainName="nlb.example.com")["CertificateArn"]
-    arn = elbv2.create_load_balancer(Name="edge-nlb", Subnets=subnets, Type="network")[
-        "LoadBalancers"
-    ][0]["LoadBalancerArn"]
+    arn = elbv2.create_load_balancer(
+        Name="edge-nlb",
+        SubnetMappings=[{"SubnetId": s, **a} for s, a in addresses.items()],
+        Type="network",
+        Scheme=scheme,
+        IpAddressType=address_type,
+    )["LoadBalancers"][0]["LoadBalancerArn"]
     group = elbv2.create_target_group(Name="edge-tcp", Protocol="TCP", Port=443, VpcId=vpc)[
         "TargetGroups"
     ][0]["TargetGroupArn"]
@@ -568,10 +625,24 @@ def test_rollback_recreates_a_network_load_balancer_with_its_tls_listener(h):
     ctx = h.context()
     data = ACTION.prepare(ctx, item, PARAMS, {})
     ACTION.execute(ctx, item, PARAMS, data)
+    # AWS describes an NLB made without security groups without the field (moto: an empty list)
+    assert not data["load_balancer"].pop("SecurityGroups", None)
+    # moto neither keeps nor describes an NLB's fixed addresses: recorded as AWS describes them
+    # (checked below on the call sent)
+    for zone in data["load_balancer"]["AvailabilityZones"]:
+        zone["LoadBalancerAddresses"] = [described[zone["SubnetId"]]]
 
     outcome = ACTION.rollback(h.context(), data, PARAMS)
 
-    made = elbv2.describe_listeners(LoadBalancerArn=outcome.response["load_balancer_arn"])
+    new_arn = outcome.response["load_balancer_arn"]
+    [lb] = elbv2.describe_load_balancers(LoadBalancerArns=[new_arn])["LoadBalancers"]
+    assert (lb["Type"], lb["Scheme"], lb["IpAddressType"]) == ("network", scheme, address_type)
+    [create] = h.recorder.calls(operation="CreateLoadBalancer")
+    assert "Subnets" not in create.params
+    assert sorted(create.params["SubnetMappings"], key=lambda m: m["SubnetId"]) == sorted(
+        ({"SubnetId": s, **a} for s, a in addresses.items()), key=lambda m: m["SubnetId"]
+    )
+    made = elbv2.describe_listeners(LoadBalancerArn=new_arn)
     listeners = {x["Port"]: x for x in made["Listeners"]}
     assert listeners[443]["Protocol"] == "TLS"
     assert listeners[443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -582,9 +653,9 @@ def test_rollback_recreates_a_network_load_balancer_with_its_tls_listener(h):
 
 
 def test_rollback_recreates_target_groups_that_were_deleted_since(h):
-    """Two recorded target groups deleted since: each is made again as it was described (its
+    """Three recorded target groups deleted since: each is made again as it was described (its
     health check, matcher, protocol version, target and address type, tags), with its
-    attributes and targets, and the rules point to it."""
+    attributes and targets, and the rules point to it, a weighted forward (ForwardConfig) too."""
     w = _world(h)
     elbv2 = h.seed("elbv2")
     elbv2.modify_target_group(
@@ -641,6 +712,7 @@ def test_rollback_recreates_target_groups_that_were_deleted_since(h):
     }
     elbv2.delete_target_group(TargetGroupArn=w["api"])
     elbv2.delete_target_group(TargetGroupArn=grpc)
+    elbv2.delete_target_group(TargetGroupArn=w["admin"])  # rule 5 forwards to it (ForwardConfig)
     # AWS (and moto) register only running instances: the owner starts it before undoing.
     h.seed("ec2").start_instances(InstanceIds=[w["instance"]])
     undo = h.context()
@@ -659,9 +731,9 @@ def test_rollback_recreates_target_groups_that_were_deleted_since(h):
         assert tags_of(made_tags) == {**tags, ACTION_TAG: str(undo.action_id)}
     created = h.recorder.calls(operation="CreateTargetGroup")
     modified = h.recorder.calls(operation="ModifyTargetGroupAttributes")
-    assert len(created) == 2 and "" not in [v for c in created for v in c.params.values()]
+    assert len(created) == 3 and "" not in [v for c in created for v in c.params.values()]
     # moto enables health checks whatever is sent; AWS keeps a lambda group's choice
-    assert [c.params["HealthCheckEnabled"] for c in created] == [True, True]
+    assert [c.params["HealthCheckEnabled"] for c in created] == [True, True, True]
     assert modified and "" not in [a["Value"] for c in modified for a in c.params["Attributes"]]
     grpc_was, api_was = described["promo-grpc"][0], described["promo-api"][0]
     assert (grpc_was["TargetType"], grpc_was["IpAddressType"]) == ("ip", "ipv6")
@@ -689,13 +761,39 @@ def test_rollback_recreates_target_groups_that_were_deleted_since(h):
     http = next(x for x in listeners["Listeners"] if x["Port"] == 80)
     rules = elbv2.describe_rules(ListenerArn=http["ListenerArn"])["Rules"]
     assert any(a.get("TargetGroupArn") == new_api for r in rules for a in r["Actions"])
-    assert "promo-api was gone and was recreated" in outcome.note
+    new_admin = outcome.response["target_groups"][w["admin"]]
+    assert new_admin != w["admin"]
+    [weighted] = [r["Actions"][0]["ForwardConfig"] for r in rules if r["Priority"] == "5"]
+    assert [g["TargetGroupArn"] for g in weighted["TargetGroups"]] == [new_admin]
+    # one note per recreated group, in the order recorded, each after "; "
+    gone = (w["api"], grpc, w["admin"])
+    assert outcome.note.endswith(
+        "".join(
+            f"; target group {g['TargetGroupName']} was gone and was recreated as "
+            f"{outcome.response['target_groups'][g['TargetGroupArn']]}"
+            for g in data["target_groups"]
+            if g["TargetGroupArn"] in gone
+        )
+    )
+    assert outcome.note.count("; target group ") == 3
 
 
-def test_a_rollback_stopped_after_recreating_a_target_group_sets_it_up_on_the_rerun(h):
+def _rule_priorities(h: Harness, port: int) -> list[str]:
+    """The priorities of the rules (default rule left out) of promo-alb's listener on ``port``."""
+    elbv2 = h.seed("elbv2")
+    [lb] = elbv2.describe_load_balancers(Names=["promo-alb"])["LoadBalancers"]
+    listeners = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    [listener] = [x for x in listeners if x["Port"] == port]
+    rules = elbv2.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]
+    return sorted((r["Priority"] for r in rules if not r["IsDefault"]), key=int)
+
+
+def test_a_rollback_stopped_midway_finishes_what_it_left_on_the_rerun(h):
     """A rollback that made the target group again and stopped before giving it its attributes
     and targets (here: the attributes call refused) finishes the group on the rerun, rather than
-    reusing a group with no targets behind the load balancer."""
+    reusing a group with no targets behind the load balancer; one stopped between two rules of a
+    listener makes the missing rule on the rerun (the one already there is skipped, not the
+    rest)."""
     w, data = _deleted(h)
     elbv2 = h.seed("elbv2")
     elbv2.delete_target_group(TargetGroupArn=w["api"])
@@ -714,8 +812,17 @@ def test_a_rollback_stopped_after_recreating_a_target_group_sets_it_up_on_the_re
         == []
     )
 
+    # the rerun stopped too, after the first of the HTTP listener's two rules (priorities 5, 10)
+    stopped_again = Harness(h.endpoint)
+    denied = _deny(stopped_again, "elbv2", "CreateRule", after=1)
+    with pytest.raises(aws.AwsError):
+        ACTION.rollback(stopped_again.context(rollback_id), data, PARAMS)
+    assert denied.hits == 1
+    assert _rule_priorities(h, 80) == ["5"]
+
     outcome = ACTION.rollback(h.context(rollback_id), data, PARAMS)
 
+    assert _rule_priorities(h, 80) == ["5", "10"]
     assert outcome.response["target_groups"][w["api"]] == made["TargetGroupArn"]
     attributes = {
         a["Key"]: a["Value"]
@@ -1056,14 +1163,20 @@ def test_a_load_balancer_gone_before_prepare_is_not_recorded_nor_dry_run(h):
     w = _world(h)
     name = _classic(h)
     items = [h.item(DETECTOR, w["id"]), h.item(DETECTOR, name)]
+    # the permissions a dry run lists do not depend on whether the load balancer is still there
+    permissions = [ACTION.dry_run(h.context(), item, PARAMS).calls for item in items]
     h.seed("elbv2").delete_load_balancer(LoadBalancerArn=w["arn"])
     h.seed("elb").delete_load_balancer(LoadBalancerName=name)
 
-    for item, service, resource in ((items[0], "elbv2", w["arn"]), (items[1], "elb", name)):
+    for item, service, resource, calls in (
+        (items[0], "elbv2", w["arn"], permissions[0]),
+        (items[1], "elb", name, permissions[1]),
+    ):
         dry = ACTION.dry_run(h.context(), item, PARAMS)
         with pytest.raises(aws.AwsError) as raised:
             ACTION.prepare(h.context(), item, PARAMS, {})
         assert not dry.would_succeed and dry.message == f"{item.resource_id} no longer exists"
+        assert dry.calls == calls and "elasticloadbalancing:DeleteLoadBalancer" in calls
         assert raised.value.kind is aws.ErrorKind.NOT_FOUND
         assert str(raised.value) == (
             f"{service}:DescribeLoadBalancers in {REGION} failed (not-found, "
