@@ -664,6 +664,8 @@ def test_a_rollback_waits_for_the_item_then_records_what_it_restored(
     )
     assert restored in helpers.live_volumes(volume)
     assert row["aws_response"]["note"] == note
+    # What the rollback made, checkpointed the moment it existed (a resumed rollback's record).
+    assert row["rollback_data"] == {"restored_volume_id": restored}
     assert row["aws_response"]["already_done"] is False
     assert row["aws_response"]["resumed"] is False
     assert (row["status"], row["action"], row["rollback_of"], row["run_id"]) == (
