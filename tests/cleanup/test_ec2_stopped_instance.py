@@ -808,3 +808,58 @@ def test_a_rerun_of_prepare_keeps_its_recorded_ami_and_records_a_replacement(h: 
     TERMINATE.prepare(h.ctx(ctx.action_id, older), item, params, dict(older))
 
     assert older == recorded
+
+
+def test_every_refusal_of_recheck_reports_the_instance_it_saw(h: Harness):
+    """A protected, grouped or grown instance is refused with the facts of the instance, which
+    the ledger records with the refusal."""
+    locked = _stopped(h)
+    locked_item = h.item("ec2-stopped-instance", locked)
+    h.ec2.modify_instance_attribute(InstanceId=locked, DisableApiTermination={"Value": True})
+    grouped = _stopped(h, tags={"aws:autoscaling:groupName": "batch"})
+    grouped_item = h.item("ec2-stopped-instance", grouped)
+    grown = _stopped(h)
+    grown_item = h.item("ec2-stopped-instance", grown)
+    (root,) = grown_item.resource_details["volume_ids"]
+    volume = h.ec2.create_volume(AvailabilityZone="us-east-1a", Size=5)["VolumeId"]
+    h.ec2.attach_volume(VolumeId=volume, InstanceId=grown, Device="/dev/sdg")
+    facts = {"state": "stopped", "instance_type": "t3.micro", "tags": {}}
+
+    protected = TERMINATE.recheck(h.ctx(), locked_item)
+    in_group = TERMINATE.recheck(h.ctx(), grouped_item)
+    changed = TERMINATE.recheck(h.ctx(), grown_item)
+
+    assert protected == Recheck(False, "termination protection is on", facts)
+    assert in_group == Recheck(
+        False,
+        in_group.reason,
+        {**facts, "tags": {"aws:autoscaling:groupName": "batch"}},
+    )
+    assert "Auto Scaling group batch" in in_group.reason
+    assert changed == Recheck(
+        False, f"volumes changed since the scan: {[root]} -> {sorted([root, volume])}", facts
+    )
+    assert {state(h, i) for i in (locked, grouped, grown)} == {"stopped"}
+
+
+def test_a_failing_rerun_of_prepare_leaves_the_record_of_the_attempt_that_made_the_ami(
+    h: Harness,
+):
+    """The record holds the AMI and the configuration of the instance it was made from. Someone
+    resizes the instance before a rerun, which finds the AMI failed: the rerun fails without
+    rewriting the record (a rerun that completes returns the configuration it sees)."""
+    instance_id = _stopped(h)
+    item = h.item("ec2-stopped-instance", instance_id)
+    ctx, params = h.ctx(), h.params(TERMINATE)
+    first = TERMINATE.prepare(ctx, item, params, {})
+    made = {k: v for k, v in first.items() if k != "snapshot_ids"}
+    assert h.checkpoints == made and made["instance_type"] == "t3.micro"
+    h.ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": "t3.large"})
+    assert instance(h, instance_id)["InstanceType"] == "t3.large"
+    _seen_as(h, "DescribeImages", "Images", State="failed")
+
+    with pytest.raises(aws.AwsError):
+        TERMINATE.prepare(ctx, item, params, dict(h.checkpoints))
+
+    assert h.checkpoints == made
+    assert state(h, instance_id) == "stopped"
