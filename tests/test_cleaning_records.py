@@ -740,8 +740,10 @@ def test_a_rollback_that_aws_refuses_is_recorded_failed(
     action = cleaned_volume(store, settings, database_url)
     ec2 = helpers.account_client(volume.endpoint, ACCOUNT, "ec2")
     ec2.delete_snapshot(SnapshotId=action["rollback_data"]["snapshot_id"])
-    failed = rollback(store, settings, action["id"])
+    clock = datetime.now(UTC) + timedelta(hours=1)  # the rollback's own clock
+    failed = rollback(store, settings, action["id"], now=lambda: clock)
     [row] = [r for r in rows(database_url, "cleanup_actions") if r["action_type"] == "rollback"]
+    assert (row["executed_at"], row["completed_at"]) == (clock, clock)
     assert (failed.action_id, failed.rollback_id, failed.outcome) == (
         action["id"],
         row["id"],
