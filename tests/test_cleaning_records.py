@@ -542,6 +542,51 @@ def test_an_attempt_whose_release_never_left_is_carried_on_by_the_next_run(
     )
 
 
+def test_a_resumed_attempt_applies_every_tag_rule_and_protection_of_its_run(
+    moto_endpoint: str, store: Store, settings: Settings, database_url: str
+) -> None:
+    """Three attempts interrupted before their release; before the rerun one address gets the
+    policy's excluded tag, one a protection tag only the rerun names, one a built-in protection
+    tag. The rerun refuses all three, each for its own reason as the action's re-check gives
+    it, and releases nothing."""
+    world = helpers.seed_small_world(
+        moto_endpoint, ACCOUNT, volumes=0, addresses=3, protected=False
+    )
+    helpers.scan_world(store, ORG, world, settings)
+    policy = helpers.address_policy(
+        rules={"minAgeDays": 0, "minConfidence": 50, "excludeTags": {"keep": "yes"}}
+    )
+    recorder = aws.CallRecorder()
+    first = helpers.run_cleanup(
+        store,
+        ORG,
+        [policy],
+        settings,
+        recorder,
+        session_factory=failing_before_send("ReleaseAddress", times=3),
+    )
+    assert [r.outcome for r in first.results] == ["interrupted"] * 3
+    excluded, held, protected = sorted(r.resource_id for r in first.results)
+    ec2 = helpers.account_client(moto_endpoint, ACCOUNT, "ec2")
+    for resource, key, value in (
+        (excluded, "keep", "yes"),
+        (held, "hold-me", "yes"),
+        (protected, "do-not-delete", "true"),
+    ):
+        ec2.create_tags(Resources=[resource], Tags=[{"Key": key, "Value": value}])
+    rerun = helpers.run_cleanup(
+        store, ORG, [policy], settings, recorder, protection_tags=("hold-me",)
+    )
+    resumed = "resumed an interrupted attempt: "
+    assert {r.resource_id: (r.outcome, r.message) for r in rerun.results} == {
+        excluded: ("refused", f"{resumed}now has the policy's excluded tags keep"),
+        held: ("refused", f"{resumed}address is now protected by tag hold-me=yes"),
+        protected: ("refused", f"{resumed}address is now protected by tag do-not-delete=true"),
+    }
+    assert released(recorder) == []
+    assert helpers.live_addresses(world) >= {excluded, held, protected}
+
+
 def test_an_attempt_whose_policy_left_the_run_is_refused_with_its_undo_data(
     addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
 ) -> None:
