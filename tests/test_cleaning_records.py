@@ -622,6 +622,97 @@ def test_an_attempt_whose_policy_left_the_run_is_refused_with_its_undo_data(
     assert lost.resource_id in helpers.live_addresses(addresses) and released(recorder) == []
 
 
+def test_an_attempt_recorded_without_its_policys_name_is_refused_and_named_unknown(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    """An interrupted attempt whose record has no policy name (as rows from before the ledger
+    kept it): no policy of the run can be its own, so it is refused, and the report says its
+    policy is unknown ("?") rather than naming one."""
+    recorder = aws.CallRecorder()
+    one = helpers.address_policy(maxItemsPerRun=1)
+    first = helpers.run_cleanup(
+        store, ORG, [one], settings, recorder, session_factory=failing_before_send("ReleaseAddress")
+    )
+    [lost] = first.results
+    with get_engine(database_url).begin() as conn:
+        conn.execute(
+            sa.text("UPDATE cleanup_actions SET policy_name = NULL WHERE id = :id"),
+            {"id": lost.action_id},
+        )
+    rerun = helpers.run_cleanup(store, ORG, [one], settings, recorder)
+    [refused] = [r for r in rerun.results if r.action_id == lost.action_id]
+    assert (refused.policy, refused.action, refused.outcome, refused.message) == (
+        "?",
+        "release",
+        "refused",
+        "interrupted; its policy is not in this run",
+    )
+    assert lost.resource_id in helpers.live_addresses(addresses)
+    assert lost.resource_id not in released(recorder)
+
+
+def lost_while_the_snapshot_completes() -> cleaning.SessionFactory:
+    """Sessions on which CreateSnapshot answers ``pending``, as AWS does (moto's snapshots are
+    complete at once), and the wait for it then ends in a read time-out: a worker lost in the
+    middle of its prepare, after it made the snapshot."""
+
+    def factory(*args: Any, **kwargs: Any) -> aws.AccountSession:
+        session = aws.AccountSession(*args, **kwargs)
+        made: list[bool] = []
+
+        def pending(parsed: dict[str, Any], **_: Any) -> None:
+            parsed["State"] = "pending"
+            made.append(True)
+
+        def lost(**_: Any) -> None:
+            if made:  # the lookup of an earlier snapshot before it goes through
+                raise ReadTimeoutError(endpoint_url="injected://never-sent")
+
+        session.events.register("after-call.ec2.CreateSnapshot", pending)
+        session.events.register("before-call.ec2.DescribeSnapshots", lost)
+        return session
+
+    return factory
+
+
+def test_a_resumed_attempt_checkpoints_what_it_makes_before_it_finishes_the_step(
+    volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    """The first attempt stops before its snapshot; the rerun that resumes it makes the snapshot
+    and is lost while waiting for it to complete: the snapshot is in the attempt's record
+    already (its checkpoint), so the next run finds it there."""
+    policy = helpers.volume_policy()
+    recorder = aws.CallRecorder()
+    first = helpers.run_cleanup(
+        store,
+        ORG,
+        [policy],
+        settings,
+        recorder,
+        session_factory=failing_before_send("CreateSnapshot"),
+    )
+    [lost] = first.results
+    assert lost.outcome == "interrupted"
+    second = helpers.run_cleanup(
+        store,
+        ORG,
+        [policy],
+        settings,
+        recorder,
+        session_factory=lost_while_the_snapshot_completes(),
+    )
+    [again] = [r for r in second.results if r.action_id == lost.action_id]
+    assert again.outcome == "interrupted"
+    ec2 = helpers.account_client(volume.endpoint, ACCOUNT, "ec2")
+    [made] = ec2.describe_snapshots(
+        Filters=[{"Name": f"tag:{helpers.ACTION_TAG}", "Values": [str(lost.action_id)]}]
+    )["Snapshots"]
+    [row] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == lost.action_id]
+    assert row["status"] == "started"
+    assert row["rollback_data"]["snapshot_id"] == made["SnapshotId"]
+    assert lost.resource_id in helpers.live_volumes(volume)
+
+
 def test_a_live_workers_attempt_is_not_taken_over_before_the_grace_period(
     addresses: helpers.SmallWorld, store: Store, moto_endpoint: str, database_url: str
 ) -> None:
@@ -866,6 +957,26 @@ def test_a_rollback_refuses_a_record_without_undo_and_an_item_deleted_meanwhile(
     assert str(refused.value) == f"the finding of action {action['id']} no longer exists"
     assert recorder.calls() == []
     assert helpers.live_volumes(volume) == volumes
+
+
+def test_a_rollback_whose_outcome_another_worker_recorded_says_so(
+    volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    """Two workers that both finish one rollback (one took it over while the other was still in
+    its call): the one that comes second records nothing and reports the outcome reconciled."""
+    action = cleaned_volume(store, settings, database_url)
+
+    class RecordedByAnother(Store):
+        def finish(self, action_id: uuid.UUID, **kwargs: Any) -> bool:
+            assert super().finish(action_id, **kwargs)  # the other worker, first
+            return super().finish(action_id, **kwargs)
+
+    result = rollback(RecordedByAnother(database_url), settings, action["id"])
+    [row] = [r for r in rows(database_url, "cleanup_actions") if r["action_type"] == "rollback"]
+    assert result == cleaning.RollbackResult(
+        action["id"], row["id"], "reconciled", "another worker recorded this rollback's outcome"
+    )
+    assert row["status"] == "succeeded"
 
 
 def test_a_rollbacks_calls_take_from_the_shared_request_budget(
