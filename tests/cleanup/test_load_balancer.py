@@ -216,6 +216,24 @@ def test_recheck_refuses_when_a_target_is_registered_or_healthy_again(h):
     assert result.facts["healthy_targets"] == 1 and result.facts["registered_targets"] == 2
 
 
+def test_an_older_finding_without_healthy_targets_counts_none_as_seen(h):
+    """A finding stored before the detector recorded ``healthy_targets`` saw no healthy target
+    (it was judged "nothing healthy behind it"): one healthy target now refuses, as such."""
+    w = _world(h)
+    item = _without(h.item(DETECTOR, w["id"]), "healthy_targets")
+    fresh = h.seed("ec2").run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)[
+        "Instances"
+    ][0]["InstanceId"]
+    h.seed("elbv2").register_targets(TargetGroupArn=w["web"], Targets=[{"Id": fresh}])
+
+    result = ACTION.recheck(h.context(), item)
+
+    assert (result.still_waste, result.reason) == (
+        False,
+        "1 target(s) are healthy now (the scan saw 0)",
+    )
+
+
 def test_recheck_refuses_a_new_registration_even_if_unhealthy(h):
     w = _world(h)
     item = h.item(DETECTOR, w["id"])
