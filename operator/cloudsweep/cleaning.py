@@ -80,9 +80,6 @@ class RunReport:
     results: list[ItemResult] = field(default_factory=list)
     interrupted_found: int = 0
 
-    def count(self, outcome: str) -> int:
-        return sum(1 for r in self.results if r.outcome == outcome)
-
 
 @dataclass
 class CleanupOptions:
