@@ -817,11 +817,12 @@ def test_a_rollback_waits_for_the_item_then_records_what_it_restored(
     assert row["estimated_monthly_savings"] is None
 
 
-def test_a_rollback_whose_answer_was_lost_is_resumed_under_the_same_id(
-    volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
-) -> None:
+def interrupted_rollback(
+    store: Store, settings: Settings, database_url: str, recorder: aws.CallRecorder
+) -> tuple[dict[str, Any], cleaning.RollbackResult]:
+    """A cleaned volume and a rollback of it whose CreateVolume took effect, then lost its
+    answer: the action's row and the rollback's (interrupted) result."""
     action = cleaned_volume(store, settings, database_url)
-    recorder = aws.CallRecorder()
     first = rollback(
         store,
         settings,
@@ -829,6 +830,14 @@ def test_a_rollback_whose_answer_was_lost_is_resumed_under_the_same_id(
         recorder=recorder,
         session_factory=losing_response("ec2", "CreateVolume"),
     )
+    return action, first
+
+
+def test_a_rollback_whose_answer_was_lost_is_resumed_under_the_same_id(
+    volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    recorder = aws.CallRecorder()
+    action, first = interrupted_rollback(store, settings, database_url, recorder)
     assert (first.action_id, first.outcome) == (action["id"], "interrupted")
     assert first.message.startswith("outcome unknown, rerun the rollback to resume it: ")
     [started] = [r for r in rows(database_url, "cleanup_actions") if r["action_type"] == "rollback"]
@@ -849,15 +858,8 @@ def test_a_live_rollback_is_not_taken_over_before_the_grace_period(
     a sign of life less than ``cleanup_takeover_seconds`` ago: a second rollback then is refused;
     after the grace period it resumes the first, and the volume is made once."""
     patient = helpers.settings_for(moto_endpoint, takeover_seconds=600)
-    action = cleaned_volume(store, patient, database_url)
     recorder = aws.CallRecorder()
-    first = rollback(
-        store,
-        patient,
-        action["id"],
-        recorder=recorder,
-        session_factory=losing_response("ec2", "CreateVolume"),
-    )
+    action, first = interrupted_rollback(store, patient, database_url, recorder)
     assert first.outcome == "interrupted"
 
     soon = domain.utcnow() + timedelta(seconds=590)

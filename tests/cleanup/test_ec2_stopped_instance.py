@@ -12,7 +12,7 @@ import pytest
 
 from cloudsweep import aws, cleanup
 from cloudsweep.cleanup import ec2_stopped_instance
-from cloudsweep.cleanup.base import ACTION_TAG, Outcome, Recheck
+from cloudsweep.cleanup.base import ACTION_TAG, CleanupItem, Outcome, Recheck
 from cloudsweep.domain import ActionType
 from tests import faults
 
@@ -263,14 +263,21 @@ def _seen_as(h: Harness, operation: str, key: str, **fields: object) -> None:
     h.events.register(f"after-call.ec2.{operation}", report)
 
 
-def test_recheck_says_why_in_full(h: Harness):
-    ok = _stopped(h, tags={"team": "batch"})
-    item = h.item("ec2-stopped-instance", ok)
+def _grown(h: Harness) -> tuple[str, CleanupItem, str, str]:
+    """A stopped instance given a second volume after its scan: its ID, the item the scan
+    stored, the scanned root volume and the new one."""
     grown = _stopped(h)
     grown_item = h.item("ec2-stopped-instance", grown)
     (root,) = grown_item.resource_details["volume_ids"]
     volume = h.ec2.create_volume(AvailabilityZone="us-east-1a", Size=5)["VolumeId"]
     h.ec2.attach_volume(VolumeId=volume, InstanceId=grown, Device="/dev/sdg")
+    return grown, grown_item, root, volume
+
+
+def test_recheck_says_why_in_full(h: Harness):
+    ok = _stopped(h, tags={"team": "batch"})
+    item = h.item("ec2-stopped-instance", ok)
+    _, grown_item, root, volume = _grown(h)
     missing = dataclasses.replace(item, resource_id="i-0123456789abcdef0")
     facts = {"state": "stopped", "instance_type": "t3.micro", "tags": {"team": "batch"}}
 
@@ -818,11 +825,7 @@ def test_every_refusal_of_recheck_reports_the_instance_it_saw(h: Harness):
     h.ec2.modify_instance_attribute(InstanceId=locked, DisableApiTermination={"Value": True})
     grouped = _stopped(h, tags={"aws:autoscaling:groupName": "batch"})
     grouped_item = h.item("ec2-stopped-instance", grouped)
-    grown = _stopped(h)
-    grown_item = h.item("ec2-stopped-instance", grown)
-    (root,) = grown_item.resource_details["volume_ids"]
-    volume = h.ec2.create_volume(AvailabilityZone="us-east-1a", Size=5)["VolumeId"]
-    h.ec2.attach_volume(VolumeId=volume, InstanceId=grown, Device="/dev/sdg")
+    grown, grown_item, root, volume = _grown(h)
     facts = {"state": "stopped", "instance_type": "t3.micro", "tags": {}}
 
     protected = TERMINATE.recheck(h.ctx(), locked_item)
