@@ -342,11 +342,29 @@ def test_a_bucket_at_s3s_rule_limit_is_refused_one_below_it_is_not(h):
     refused = ADD_RULE.recheck(h.ctx(), h.item("s3-incomplete-multipart", at_limit))
     passed = ADD_RULE.recheck(h.ctx(), h.item("s3-incomplete-multipart", below))
 
-    assert (refused.still_waste, refused.reason) == (
+    assert (refused.still_waste, refused.reason, refused.facts) == (
         False,
         "the bucket has 1000 rules, S3's maximum",
+        {"lifecycle_rules": 1000, "tags": {}},
     )
     assert passed.still_waste, passed.reason
+
+
+def test_a_protection_tag_without_a_value_protects_and_is_recorded_as_set(h):
+    # The S3 console saves a tag with an empty value, and moto then leaves ``Value`` out of
+    # GetBucketTagging's answer: the key alone must protect, recorded as the empty value it holds.
+    name = bucket(h, "key-only-tag-bucket")
+    h.client("s3").put_bucket_tagging(
+        Bucket=name, Tagging={"TagSet": [{"Key": "do-not-delete", "Value": ""}]}
+    )
+
+    refused = ADD_RULE.recheck(h.ctx(), h.item("s3-incomplete-multipart", name))
+
+    assert (refused.still_waste, refused.reason, refused.facts) == (
+        False,
+        "bucket is now protected by tag do-not-delete=",
+        {"lifecycle_rules": None, "tags": {"do-not-delete": ""}},
+    )
 
 
 @pytest.mark.parametrize(
