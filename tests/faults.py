@@ -140,3 +140,60 @@ def on_call(events: Any, service: str, operation: str, action: Callable[[], None
         action()
 
     events.register(f"before-call.{service}.{operation}", handler)
+
+
+def one_entry_a_page(
+    events: Any,
+    service: str,
+    operation: str,
+    key: str,
+    *,
+    marker: str = "Marker",
+    next_marker: str = "NextMarker",
+    most_calls: int = 200,
+) -> Injected:
+    """Answer ``operation`` one entry of ``key`` a page, as AWS does past its page size (moto
+    answers everything at once). The first page is the server's answer cut to its first entry;
+    each later page is served from the rest of that answer, by the marker it was given. A caller
+    that does not send the marker back starts over and gets the first page again: past
+    ``most_calls`` pages this raises rather than loop forever. ``hits``: the pages served."""
+    injected = Injected()
+    rest_by_token: dict[str, list[Any]] = {}
+
+    def token_for(entries: list[Any]) -> str:
+        with injected.lock:
+            injected.hits += 1
+            if injected.hits > most_calls:
+                raise AssertionError(f"{operation}: {most_calls} pages and no end")
+            token = f"injected-page-{injected.hits}"
+        rest_by_token[token] = entries
+        return token
+
+    def remember_marker(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["injected_marker"] = params.get(marker)
+
+    def serve_later_page(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, Any] | None:
+        token = context.get("injected_marker")
+        if token is None:
+            return None  # a first page: the server answers
+        if token not in rest_by_token:
+            raise AssertionError(f"{operation}: a marker it never gave ({token!r})")
+        rest = rest_by_token.pop(token)
+        page: dict[str, Any] = {key: rest[:1], "ResponseMetadata": {"HTTPStatusCode": 200}}
+        if len(rest) > 1:
+            page[next_marker] = token_for(rest[1:])
+        context["injected_page"] = True
+        return AWSResponse("injected://page", 200, {}, _Raw(b"")), page
+
+    def cut_first_page(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        entries = parsed.get(key) or []
+        if context.get("injected_page") or len(entries) < 2:
+            return
+        assert not parsed.get(next_marker), f"{operation}: the server paged by itself"
+        parsed[key] = entries[:1]
+        parsed[next_marker] = token_for(entries[1:])
+
+    events.register(f"before-parameter-build.{service}.{operation}", remember_marker)
+    events.register(f"before-call.{service}.{operation}", serve_later_page)
+    events.register(f"after-call.{service}.{operation}", cut_first_page)
+    return injected

@@ -78,9 +78,12 @@ def as_json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def failing_before_send(operation: str, *, times: int = 1) -> cleaning.SessionFactory:
+def failing_before_send(
+    operation: str, *, times: int = 1, service: str = "ec2"
+) -> cleaning.SessionFactory:
     """Sessions whose first ``times`` calls of ``operation`` end in a read time-out before the
-    request leaves: the outcome is unknown to CloudSweep, and nothing happened in AWS."""
+    request leaves: the outcome is unknown to CloudSweep, and nothing happened in AWS.
+    ``service`` is botocore's event name of the service ("cloudwatch-logs")."""
 
     def factory(*args: Any, **kwargs: Any) -> aws.AccountSession:
         session = aws.AccountSession(*args, **kwargs)
@@ -91,7 +94,7 @@ def failing_before_send(operation: str, *, times: int = 1) -> cleaning.SessionFa
                 left[0] -= 1
                 raise ReadTimeoutError(endpoint_url="injected://never-sent")
 
-        session.events.register(f"before-call.ec2.{operation}", lost)
+        session.events.register(f"before-call.{service}.{operation}", lost)
         return session
 
     return factory
@@ -540,6 +543,86 @@ def test_an_attempt_whose_release_never_left_is_carried_on_by_the_next_run(
         "succeeded",
         f"released {public_ip} ({lost.resource_id})",
     )
+
+
+def test_a_run_and_a_resumed_attempt_act_with_the_policys_parameters(
+    moto_endpoint: str, store: Store, settings: Settings
+) -> None:
+    """A policy asking for 7 days of retention: the first run sets 7 on one log group and is
+    interrupted before its PutRetentionPolicy of the other leaves; the next run carries that
+    attempt on, with 7 days too. AWS ends with 7 on both, never the action's default of 30."""
+    world = worlds.WORLDS[("cloudwatch-log-group", "set-retention")]
+    seeded = world.seed(moto_endpoint, ACCOUNT)
+    worlds.scan(store, ORG, world, moto_endpoint, ACCOUNT, settings)
+    policy = world.document(parameters={"retention_days": 7})
+    recorder = aws.CallRecorder()
+    lose = failing_before_send("PutRetentionPolicy", service="cloudwatch-logs")
+
+    first = helpers.run_cleanup(store, ORG, [policy], settings, recorder, session_factory=lose)
+    outcomes = {r.resource_id: r.outcome for r in first.results}
+    assert sorted(outcomes.values()) == ["interrupted", "succeeded"], first.results
+    [lost] = [r for r in first.results if r.outcome == "interrupted"]
+    second = helpers.run_cleanup(store, ORG, [policy], settings, recorder)
+
+    [again] = [r for r in second.results if r.item_id == lost.item_id]
+    assert (again.outcome, again.action_id) == ("succeeded", lost.action_id), again.message
+    assert again.message.startswith("resumed an interrupted attempt: "), again.message
+    logs = helpers.account_client(moto_endpoint, ACCOUNT, "logs")
+    retention = {
+        name: [
+            g.get("retentionInDays")
+            for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+        ]
+        for name in seeded
+    }
+    assert retention == {name: [7] for name in seeded}
+
+
+def test_a_run_refuses_what_a_protection_tag_only_it_names_holds(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings
+) -> None:
+    """The run's own protection tags (a ScanSchedule's, ``--protect-tag``) hold an address
+    tagged after the scan, as the built-in ones do; the other address is released."""
+    held, free = sorted(addresses.addresses)
+    ec2 = helpers.account_client(addresses.endpoint, ACCOUNT, "ec2")
+    ec2.create_tags(Resources=[held], Tags=[{"Key": "hold-me", "Value": "yes"}])
+    recorder = aws.CallRecorder()
+
+    report = helpers.run_cleanup(
+        store, ORG, [helpers.address_policy()], settings, recorder, protection_tags=("hold-me",)
+    )
+
+    outcomes = {r.resource_id: (r.outcome, r.message) for r in report.results}
+    assert outcomes[held] == ("refused", "address is now protected by tag hold-me=yes")
+    assert outcomes[free][0] == "succeeded", outcomes
+    assert released(recorder) == [free]
+    assert held in helpers.live_addresses(addresses)
+
+
+def test_an_item_another_worker_holds_is_skipped_and_left_alone(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    """While another worker holds an item's lock, a run skips it, records no attempt for it,
+    and makes no call on it."""
+    recorder = aws.CallRecorder()
+    [busy_item, _] = sorted(
+        store.findings(FindingFilter(ORG, resource_type="elastic-ip")), key=lambda f: f.id
+    )
+    with store.item_lock(busy_item.id) as held:
+        assert held is not None
+        report = helpers.run_cleanup(store, ORG, [helpers.address_policy()], settings, recorder)
+
+    [skipped] = [r for r in report.results if r.item_id == busy_item.id]
+    assert (skipped.outcome, skipped.message, skipped.action_id) == (
+        "skipped",
+        "another worker is acting on this item",
+        None,
+    )
+    assert busy_item.resource_id not in released(recorder)
+    assert busy_item.resource_id in helpers.live_addresses(addresses)
+    assert [
+        r for r in rows(database_url, "cleanup_actions") if r["waste_item_id"] == busy_item.id
+    ] == []
 
 
 def test_a_resumed_attempt_applies_every_tag_rule_and_protection_of_its_run(

@@ -248,6 +248,7 @@ def test_recheck_refuses_a_new_registration_even_if_unhealthy(h):
 
     assert not result.still_waste
     assert "registered since the scan (2 now, 1 then)" in result.reason
+    assert (result.facts["registered_targets"], result.facts["healthy_targets"]) == (2, 0)
 
 
 def test_recheck_refuses_a_protection_tag_added_since_the_scan(h):
@@ -373,6 +374,59 @@ def test_prepare_records_the_full_configuration(h):
     # A rerun after a crash keeps what was recorded, even once the load balancer is gone.
     h.seed("elbv2").delete_load_balancer(LoadBalancerArn=w["arn"])
     assert ACTION.prepare(h.context(), item, PARAMS, data) == data
+
+
+def test_the_record_keeps_every_group_a_listener_forwards_to_if_the_lookup_misses_it(h):
+    """The rollback rebuilds the target groups the record names. Each group is found twice: from
+    the listeners' and rules' actions (a plain ``TargetGroupArn``, a ``ForwardConfig``) and by
+    DescribeTargetGroups(LoadBalancerArn=...). With the second answering none, the first alone
+    must still name all three."""
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+
+    def by_load_balancer(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["by_load_balancer"] = "LoadBalancerArn" in params
+
+    def answer_none(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if context.get("by_load_balancer"):
+            parsed["TargetGroups"] = []
+
+    events = h.session.events
+    events.register(f"before-parameter-build.{ELBV2_EVENTS}.DescribeTargetGroups", by_load_balancer)
+    events.register(f"after-call.{ELBV2_EVENTS}.DescribeTargetGroups", answer_none)
+
+    data = ACTION.prepare(h.context(), item, PARAMS, {})
+
+    recorded = {g["TargetGroupArn"] for g in data["target_groups"]}
+    assert recorded == {w["web"], w["api"], w["admin"]}
+
+
+def test_the_record_reads_every_page_of_listeners_certificates_and_rules(h):
+    """AWS pages its answers; moto does not. With one listener, certificate and rule a page, the
+    record is the same as read in one go (the rollback rebuilds from it)."""
+    w = _world(h)
+    item = h.item(DETECTOR, w["id"])
+    whole = ACTION.prepare(h.context(), item, PARAMS, {})
+    # A session of its own: a botocore client keeps the event handlers it was created with.
+    pager = Harness(h.endpoint)
+    paged = {
+        operation: faults.one_entry_a_page(pager.session.events, ELBV2_EVENTS, operation, key)
+        for operation, key in (
+            ("DescribeListeners", "Listeners"),
+            ("DescribeListenerCertificates", "Certificates"),
+            ("DescribeRules", "Rules"),
+        )
+    }
+
+    again = ACTION.prepare(pager.context(), item, PARAMS, {})
+
+    # 2 listeners; 2 certificates on HTTPS; the HTTP listener's 2 rules and its default rule
+    assert {operation: injected.hits for operation, injected in paged.items()} == {
+        "DescribeListeners": 1,
+        "DescribeListenerCertificates": 1,
+        "DescribeRules": 2,
+    }
+    assert {**again, "recorded_at": None} == {**whole, "recorded_at": None}
 
 
 def test_execute_deletes_and_keeps_the_target_groups(h):
@@ -1131,6 +1185,8 @@ def test_a_load_balancer_judged_idle_by_traffic_is_refused_once_traffic_returns(
     )
     busy = ACTION.recheck(h.context(), item)
     assert not busy.still_waste and busy.reason == "it has traffic again: 1 in the last day"
+    # the refusal keeps what it read, for the history
+    assert (busy.facts["traffic_last_day"], busy.facts["healthy_targets"]) == (1, 1)
     assert h.mutating() == []
 
 

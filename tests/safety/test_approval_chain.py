@@ -219,3 +219,46 @@ def test_an_approval_at_the_instant_of_the_rejection_does_not_reopen_it(
     recorder = run(store, settings, strict(), when=t0 + timedelta(hours=2))
     assert helpers.recorded_mutations(recorder, "ReleaseAddress") == []
     assert target in helpers.live_addresses(world)
+
+
+def test_an_approval_that_lapses_between_the_decision_and_the_claim_is_not_acted_on(
+    world: helpers.SmallWorld,
+    store: Store,
+    settings: Settings,
+    t0: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run decided on the approved item; before it claims the item, the approval lapses
+    (another worker saw the resource change). The claim admits only an approved item: the run
+    skips it and AWS is not touched."""
+    target = world.addresses[0]
+    decide(store, target, decided_at=t0)
+    target_id = item(store, target).id
+    claim = store.claim
+
+    def claim_after_a_lapse(*args: Any, **kwargs: Any) -> Any:
+        store.lapse_approval(target_id, "the resource changed", t0)
+        return claim(*args, **kwargs)
+
+    monkeypatch.setattr(store, "claim", claim_after_a_lapse)
+    recorder = aws.CallRecorder()
+    report = helpers.run_cleanup(
+        store,
+        ORG,
+        [strict()],
+        settings,
+        recorder,
+        now=lambda: t0 + timedelta(minutes=1),
+        actor_email=None,
+        method=domain.ExecutionMethod.AUTOMATED,
+    )
+
+    [result] = [r for r in report.results if r.resource_id == target]
+    assert (result.outcome, result.message, result.action_id) == (
+        "skipped",
+        "the item changed state or was taken by another run",
+        None,
+    )
+    assert helpers.recorded_mutations(recorder, "ReleaseAddress") == []
+    assert target in helpers.live_addresses(world)
+    assert item(store, target).cleanup_status == "pending"

@@ -112,7 +112,7 @@ def test_policy_switched_to_dry_run_after_the_intent(
     report, recorder = rerun(store, settings, helpers.address_policy(dryRun=True))
     assert report.interrupted_found == 1
     [recovered] = [r for r in report.results if r.action_id and r.outcome == "refused"]
-    assert "its policy is a dry run" in recovered.message
+    assert recovered.message == "interrupted; its policy is a dry run"
     assert_refused_untouched(database_url, world, target, recorder, "its policy is a dry run")
 
 
