@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from botocore.exceptions import ReadTimeoutError
 
-from cloudsweep import aws, cleaning, domain
+from cloudsweep import aws, cleaning, domain, scanning
 from cloudsweep.settings import Settings
 from cloudsweep.store import FindingFilter, Store
 from cloudsweep.store.engine import get_engine
@@ -597,6 +597,33 @@ def test_a_run_refuses_what_a_protection_tag_only_it_names_holds(
     assert outcomes[free][0] == "succeeded", outcomes
     assert released(recorder) == [free]
     assert held in helpers.live_addresses(addresses)
+
+
+def test_a_run_hands_the_action_the_protection_tags_its_scan_named(
+    moto_endpoint: str, store: Store, settings: Settings
+) -> None:
+    """A protection tag only the scan's parameters name, put on an address after the scan: the
+    action's own re-check refuses it, in its own words (the executor's check of the scan's tags
+    stands behind it, in other words)."""
+    world = helpers.seed_small_world(
+        moto_endpoint, ACCOUNT, volumes=0, addresses=1, protected=False
+    )
+    only_the_scan = scanning.ScanOptions(
+        detectors=["elastic-ip"],
+        parameters={"elastic-ip": {"protection_tags": ["cloudsweep.io/protect", "finops/keep"]}},
+    )
+    helpers.scan_world(store, ORG, world, settings, options=only_the_scan)
+    [address] = world.addresses
+    ec2 = helpers.account_client(moto_endpoint, ACCOUNT, "ec2")
+    ec2.create_tags(Resources=[address], Tags=[{"Key": "finops/keep", "Value": "yes"}])
+    recorder = aws.CallRecorder()
+
+    report = helpers.run_cleanup(store, ORG, [helpers.address_policy()], settings, recorder)
+
+    assert [(r.outcome, r.message) for r in report.results] == [
+        ("refused", "address is now protected by tag finops/keep=yes")
+    ]
+    assert released(recorder) == []
 
 
 def test_an_item_another_worker_holds_is_skipped_and_left_alone(

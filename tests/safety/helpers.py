@@ -161,8 +161,10 @@ def scan_world(
     session_factory: Any = aws.AccountSession,
     recorder: aws.CallRecorder | None = None,
     regions: Iterable[str] = (REGION,),
+    options: scanning.ScanOptions | None = None,
 ) -> AccountRecord:
-    """Register the world's account in ``org_slug`` and scan it (volumes and addresses only)."""
+    """Register the world's account in ``org_slug`` and scan it (volumes and addresses only,
+    unless ``options`` say otherwise)."""
     org = store.ensure_organization(org_slug)
     record = store.register_account(
         org.id,
@@ -174,7 +176,7 @@ def scan_world(
     outcome = scanning.run_scan(
         store,
         record,
-        scan_options(),
+        options or scan_options(),
         settings=settings,
         session_factory=session_factory,
         recorder=recorder,

@@ -541,7 +541,12 @@ def test_an_attempts_one_outcome_moves_its_item_on(store: Store, make_account) -
     allowed = [domain.CleanupStatus.APPROVED.value]
     removal = store.claim(intent, allowed=allowed, now=T0)
     assert removal is not None
-    store.checkpoint(removal, {"volume_id": "vol-1", "snapshot_id": "snap-early"})
+    # Checkpoints merge, as progress comes: the second keeps the first's keys.
+    store.checkpoint(removal, {"volume_id": "vol-1"})
+    store.checkpoint(removal, {"snapshot_id": "snap-early"})
+    checkpointed = store.action(removal)
+    assert checkpointed is not None
+    assert checkpointed.rollback_data == {"volume_id": "vol-1", "snapshot_id": "snap-early"}
     done_at = T0 + timedelta(minutes=1)
     assert store.finish(
         removal,
