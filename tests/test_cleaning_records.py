@@ -785,6 +785,31 @@ def lost_while_the_snapshot_completes() -> cleaning.SessionFactory:
     return factory
 
 
+def test_an_attempt_checkpoints_what_it_makes_before_it_finishes_the_step(
+    volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    """A first attempt lost while waiting for its snapshot to complete: the snapshot is in the
+    attempt's record already (its checkpoint), so the next run finds it there and makes none."""
+    recorder = aws.CallRecorder()
+    first = helpers.run_cleanup(
+        store,
+        ORG,
+        [helpers.volume_policy()],
+        settings,
+        recorder,
+        session_factory=lost_while_the_snapshot_completes(),
+    )
+    [lost] = first.results
+    assert lost.outcome == "interrupted"
+    ec2 = helpers.account_client(volume.endpoint, ACCOUNT, "ec2")
+    [made] = ec2.describe_snapshots(
+        Filters=[{"Name": f"tag:{helpers.ACTION_TAG}", "Values": [str(lost.action_id)]}]
+    )["Snapshots"]
+    [row] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == lost.action_id]
+    assert (row["status"], row["rollback_data"]["snapshot_id"]) == ("started", made["SnapshotId"])
+    assert lost.resource_id in helpers.live_volumes(volume)
+
+
 def test_a_resumed_attempt_checkpoints_what_it_makes_before_it_finishes_the_step(
     volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
 ) -> None:

@@ -154,6 +154,15 @@ def test_a_second_organization_never_gets_anything_of_the_first(
     )
     [refused] = [r for r in report.results if r.account_id == A]
     assert refused.outcome == "refused" and "not held by this organization" in refused.message
+    # The ledger keeps the refusal, with its reason, and the item stays as it was.
+    [row] = [r for r in helpers.ledger(database_url, "tenant-b") if r["id"] == refused.action_id]
+    assert (row["status"], row["dry_run"], row["aws_response"], row["cleanup_status"]) == (
+        "refused",
+        False,
+        {"code": "AccountNotHeld"},
+        "pending",
+    )
+    assert row["error_message"] == f"refused: {refused.message}"
     # B's dry run says it would refuse, and records why, with no call either.
     dry = helpers.run_cleanup(
         store, "tenant-b", [helpers.address_policy()], settings, aws.CallRecorder(), dry_run=True
