@@ -12,10 +12,13 @@ import calendar
 import time
 from typing import Any
 
+import kopf
 import pytest
 
 from cloudsweep import policies
-from cloudsweep.handlers import cleanuppolicies
+from cloudsweep.handlers import cleanuppolicies, runtime
+from cloudsweep.settings import Settings
+from cloudsweep.store import Store
 
 from .conftest import Cluster, condition, wait_for
 
@@ -137,3 +140,30 @@ FIGURES = (
     "savingsMonthly",
     "pendingApprovals",
 )
+
+
+def test_a_policy_evaluated_before_its_namespace_has_an_organization_has_no_findings_yet(
+    database_url: str, operator_settings: Settings
+) -> None:
+    """The evaluation timer can come before ``register`` made the namespace's organization: an
+    operator restarted on a new database (kopf does not run the create handler again for an
+    object it handled). The policy is Ready with nothing found yet, and no organization is made."""
+    rt = runtime.Runtime(settings=operator_settings, store=Store(database_url))
+    runtime.configure(rt)
+    body = {"metadata": {"name": "all", "namespace": "new-team", "generation": 3}}
+    patch = kopf.Patch()
+    try:
+        policy, selected = cleanuppolicies._policy(
+            policy_object(accounts=["prod"]), "all", NS, ACCOUNTS
+        )
+        cleanuppolicies._evaluate(body, patch, "new-team", "all", policy, selected, False)
+    finally:
+        runtime.configure(None)
+        rt.shutdown()
+
+    assert [
+        (c["type"], c["status"], c["reason"], c["message"]) for c in patch.status["conditions"]
+    ] == [("Ready", "True", "Evaluated", "no findings yet")]
+    assert patch.status["observedGeneration"] == 3
+    assert "matched" not in patch.status
+    assert rt.store.organization("new-team") is None
