@@ -429,6 +429,74 @@ def test_the_record_reads_every_page_of_listeners_certificates_and_rules(h):
     assert {**again, "recorded_at": None} == {**whole, "recorded_at": None}
 
 
+def test_the_record_keeps_every_group_of_a_load_balancer_with_more_than_twenty(h):
+    """DescribeTargetGroups takes at most 20 ARNs a call: 23 groups (the world's 3 and 20 more,
+    each behind a rule of its own) are read in two calls, and each is recorded once."""
+    w = _world(h)
+    elbv2 = h.seed("elbv2")
+    listener = elbv2.describe_listeners(LoadBalancerArn=w["arn"])["Listeners"][0]["ListenerArn"]
+    more = []
+    for n in range(20):
+        group = elbv2.create_target_group(
+            Name=f"promo-extra-{n}", Protocol="HTTP", Port=80, VpcId=w["vpc"]
+        )["TargetGroups"][0]["TargetGroupArn"]
+        elbv2.create_rule(
+            ListenerArn=listener,
+            Priority=100 + n,
+            Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": [f"/x{n}/*"]}}],
+            Actions=[{"Type": "forward", "TargetGroupArn": group}],
+        )
+        more.append(group)
+    item = h.item(DETECTOR, w["id"])
+
+    data = ACTION.prepare(h.context(), item, PARAMS, {})
+
+    recorded = [g["TargetGroupArn"] for g in data["target_groups"]]
+    assert sorted(recorded) == sorted([w["web"], w["api"], w["admin"], *more])
+    described = h.recorder.calls(operation="DescribeTargetGroups")
+    assert [
+        len(c.params["TargetGroupArns"]) for c in described if "TargetGroupArns" in c.params
+    ] == [
+        20,
+        3,
+    ]
+
+
+def test_the_record_keeps_the_zone_of_an_ip_target_outside_the_vpc(h):
+    """An IP target outside the load balancer's VPC is registered with ``AvailabilityZone``
+    "all", and the rollback must register it so again. AWS's DescribeTargetHealth answers the
+    zone; moto leaves it out, so an ``after-call`` handler puts it back as AWS has it."""
+    w = _world(h)
+    elbv2 = h.seed("elbv2")
+    group = elbv2.create_target_group(
+        Name="promo-onprem", Protocol="HTTP", Port=80, VpcId=w["vpc"], TargetType="ip"
+    )["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.register_targets(
+        TargetGroupArn=group,
+        Targets=[{"Id": "192.168.7.10", "Port": 80, "AvailabilityZone": "all"}],
+    )
+    listener = elbv2.describe_listeners(LoadBalancerArn=w["arn"])["Listeners"][0]["ListenerArn"]
+    elbv2.create_rule(
+        ListenerArn=listener,
+        Priority=99,
+        Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/onprem/*"]}}],
+        Actions=[{"Type": "forward", "TargetGroupArn": group}],
+    )
+    item = h.item(DETECTOR, w["id"])
+
+    def as_aws_answers(parsed: dict[str, Any], **_: Any) -> None:
+        for health in parsed.get("TargetHealthDescriptions") or []:
+            if health["Target"]["Id"] == "192.168.7.10":
+                health["Target"]["AvailabilityZone"] = "all"
+
+    h.session.events.register(f"after-call.{ELBV2_EVENTS}.DescribeTargetHealth", as_aws_answers)
+
+    data = ACTION.prepare(h.context(), item, PARAMS, {})
+
+    [onprem] = [g for g in data["target_groups"] if g["TargetGroupArn"] == group]
+    assert onprem["Targets"] == [{"Id": "192.168.7.10", "Port": 80, "AvailabilityZone": "all"}]
+
+
 def test_execute_deletes_and_keeps_the_target_groups(h):
     w = _world(h)
     item = h.item(DETECTOR, w["id"])
