@@ -530,6 +530,10 @@ def test_lost_response_then_retry_is_one_delete(h):
 
     assert lost.hits == 1
     assert outcome.already_done
+    assert (outcome.response, outcome.note) == (
+        {"load_balancer_arn": w["arn"]},
+        f"load balancer {w['id']} is already gone",
+    )
     assert not _exists(h, w["arn"])
     assert h.recorder.count(operation="DeleteLoadBalancer") == 1
 
@@ -1416,7 +1420,11 @@ def test_classic_execute_of_a_load_balancer_already_gone_is_done_without_a_delet
 
     outcome = ACTION.execute(ctx, item, PARAMS, data)
 
-    assert outcome.already_done and "already gone" in outcome.note
+    assert outcome.already_done
+    assert (outcome.response, outcome.note) == (
+        {"load_balancer_name": name},
+        f"classic load balancer {name} is already gone",
+    )
     assert h.recorder.count(service="elb", operation="DeleteLoadBalancer") == 0
 
 
