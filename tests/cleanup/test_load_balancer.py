@@ -13,6 +13,7 @@ not exercised.
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -343,6 +344,7 @@ def test_prepare_records_the_full_configuration(h):
     assert h.checkpoints == data  # checkpointed before returning
     assert h.mutating() == []
     assert data["kind"] == "elbv2" and data["config_complete"]
+    assert "ResponseMetadata" not in json.dumps(data)  # request IDs are not configuration
     recorded_at = datetime.fromisoformat(data["recorded_at"])
     assert abs((recorded_at - utcnow()).total_seconds()) < 60
     lb = data["load_balancer"]
@@ -514,6 +516,23 @@ def test_execute_deletes_and_keeps_the_target_groups(h):
     kept = ", ".join(g["TargetGroupName"] for g in data["target_groups"])
     assert sorted(kept.split(", ")) == sorted(names)
     assert outcome.note == f"deleted load balancer {w['id']}; target groups kept: {kept}"
+
+
+def test_the_note_of_a_load_balancer_without_target_groups_names_none_kept(h):
+    ec2, elbv2 = h.seed("ec2"), h.seed("elbv2")
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    arn = elbv2.create_load_balancer(Name="bare-alb", Subnets=subnets)["LoadBalancers"][0][
+        "LoadBalancerArn"
+    ]
+    resource_id = arn.split(":loadbalancer/", 1)[1]
+    item = h.item(DETECTOR, resource_id)
+    ctx = h.context()
+    data = ACTION.prepare(ctx, item, PARAMS, {})
+
+    outcome = ACTION.execute(ctx, item, PARAMS, data)
+
+    assert (outcome.already_done, outcome.note) == (False, f"deleted load balancer {resource_id}")
+    assert not _exists(h, arn)
 
 
 def test_lost_response_then_retry_is_one_delete(h):
@@ -1095,6 +1114,7 @@ def test_classic_dry_run_prepare_execute_lost_response_and_rollback(h):
 
     data = ACTION.prepare(ctx, item, PARAMS, {})
     assert data["kind"] == "classic" and h.checkpoints == data
+    assert "ResponseMetadata" not in json.dumps(data)
     recorded = data["load_balancer"]
     assert recorded["HealthCheck"]["Target"] == "HTTP:8080/ping"
     assert recorded["ListenerDescriptions"][0]["PolicyNames"] == ["sticky"]
