@@ -579,7 +579,7 @@ def test_a_run_and_a_resumed_attempt_act_with_the_policys_parameters(
 
 
 def test_a_run_refuses_what_a_protection_tag_only_it_names_holds(
-    addresses: helpers.SmallWorld, store: Store, settings: Settings
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
 ) -> None:
     """The run's own protection tags (a ScanSchedule's, ``--protect-tag``) hold an address
     tagged after the scan, as the built-in ones do; the other address is released."""
@@ -594,6 +594,13 @@ def test_a_run_refuses_what_a_protection_tag_only_it_names_holds(
 
     outcomes = {r.resource_id: (r.outcome, r.message) for r in report.results}
     assert outcomes[held] == ("refused", "address is now protected by tag hold-me=yes")
+    # the refusal names its ledger row
+    [refused] = [r for r in report.results if r.resource_id == held]
+    [row] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == refused.action_id]
+    assert (row["status"], row["error_message"]) == (
+        "refused",
+        "refused: address is now protected by tag hold-me=yes",
+    )
     assert outcomes[free][0] == "succeeded", outcomes
     assert released(recorder) == [free]
     assert held in helpers.live_addresses(addresses)
