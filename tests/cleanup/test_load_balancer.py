@@ -434,13 +434,20 @@ def test_the_record_reads_every_page_of_listeners_certificates_and_rules(h):
 def test_the_record_keeps_every_group_of_a_load_balancer_with_more_than_twenty(h):
     """DescribeTargetGroups takes at most 20 ARNs a call: 23 groups (the world's 3 and 20 more,
     each behind a rule of its own) are read in two calls, and each is recorded once."""
-    w = _world(h)
     elbv2 = h.seed("elbv2")
+    # another load balancer in the account, made first: only the item's is described
+    subnets = [s["SubnetId"] for s in h.seed("ec2").describe_subnets()["Subnets"]][:2]
+    elbv2.create_load_balancer(Name="promo-other", Subnets=subnets)
+    w = _world(h)
     listener = elbv2.describe_listeners(LoadBalancerArn=w["arn"])["Listeners"][0]["ListenerArn"]
     more = []
     for n in range(20):
         group = elbv2.create_target_group(
-            Name=f"promo-extra-{n}", Protocol="HTTP", Port=80, VpcId=w["vpc"]
+            Name=f"promo-extra-{n}",
+            Protocol="HTTP",
+            Port=80,
+            VpcId=w["vpc"],
+            Tags=[{"Key": "n", "Value": str(n)}],
         )["TargetGroups"][0]["TargetGroupArn"]
         elbv2.create_rule(
             ListenerArn=listener,
@@ -453,8 +460,16 @@ def test_the_record_keeps_every_group_of_a_load_balancer_with_more_than_twenty(h
 
     data = ACTION.prepare(h.context(), item, PARAMS, {})
 
+    assert data["load_balancer"]["LoadBalancerArn"] == w["arn"]
     recorded = [g["TargetGroupArn"] for g in data["target_groups"]]
     assert sorted(recorded) == sorted([w["web"], w["api"], w["admin"], *more])
+    tags = {g["TargetGroupArn"]: tags_of(g["Tags"]) for g in data["target_groups"]}
+    assert [tags[group] for group in more] == [{"n": str(n)} for n in range(20)]
+    # DescribeTags takes at most 20 ARNs a call: each ARN is asked for once
+    asked = [c.params["ResourceArns"] for c in h.recorder.calls(operation="DescribeTags")]
+    assert all(len(arns) <= 20 for arns in asked), [len(arns) for arns in asked]
+    flat = [arn for arns in asked for arn in arns]
+    assert len(flat) == len(set(flat)) and set(more) <= set(flat)
     described = h.recorder.calls(operation="DescribeTargetGroups")
     assert [
         len(c.params["TargetGroupArns"]) for c in described if "TargetGroupArns" in c.params

@@ -250,6 +250,13 @@ def test_no_cleanup_runs_in_an_account_whose_role_ignores_the_external_id(
     assert helpers.live_addresses(world) == addresses
     rows = helpers.real_rows(database_url, "tenant-a")
     assert rows and {r["status"] for r in rows} == {"refused"}
+    # each row says why, and what kind of error refused it
+    assert all(
+        r["error_message"].startswith("refused: ")
+        and "without the ExternalId" in r["error_message"]
+        for r in rows
+    ), rows
+    assert {r["aws_response"]["code"] for r in rows} == {"ExternalIdNotEnforced"}, rows
 
 
 def test_with_shared_accounts_allowed_b_still_needs_its_own_external_id(
