@@ -792,6 +792,21 @@ def lost_while_the_snapshot_completes() -> cleaning.SessionFactory:
     return factory
 
 
+def assert_snapshot_checkpointed(
+    volume: helpers.SmallWorld, database_url: str, lost: cleaning.ItemResult
+) -> None:
+    """The one snapshot tagged with the lost attempt's ID is in its record, which is still
+    ``started``, and the volume is still there."""
+    ec2 = helpers.account_client(volume.endpoint, ACCOUNT, "ec2")
+    [made] = ec2.describe_snapshots(
+        Filters=[{"Name": f"tag:{helpers.ACTION_TAG}", "Values": [str(lost.action_id)]}]
+    )["Snapshots"]
+    [row] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == lost.action_id]
+    assert row["status"] == "started"
+    assert row["rollback_data"]["snapshot_id"] == made["SnapshotId"]
+    assert lost.resource_id in helpers.live_volumes(volume)
+
+
 def test_an_attempt_checkpoints_what_it_makes_before_it_finishes_the_step(
     volume: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
 ) -> None:
@@ -808,13 +823,7 @@ def test_an_attempt_checkpoints_what_it_makes_before_it_finishes_the_step(
     )
     [lost] = first.results
     assert lost.outcome == "interrupted"
-    ec2 = helpers.account_client(volume.endpoint, ACCOUNT, "ec2")
-    [made] = ec2.describe_snapshots(
-        Filters=[{"Name": f"tag:{helpers.ACTION_TAG}", "Values": [str(lost.action_id)]}]
-    )["Snapshots"]
-    [row] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == lost.action_id]
-    assert (row["status"], row["rollback_data"]["snapshot_id"]) == ("started", made["SnapshotId"])
-    assert lost.resource_id in helpers.live_volumes(volume)
+    assert_snapshot_checkpointed(volume, database_url, lost)
 
 
 def test_a_resumed_attempt_checkpoints_what_it_makes_before_it_finishes_the_step(
@@ -845,14 +854,7 @@ def test_a_resumed_attempt_checkpoints_what_it_makes_before_it_finishes_the_step
     )
     [again] = [r for r in second.results if r.action_id == lost.action_id]
     assert again.outcome == "interrupted"
-    ec2 = helpers.account_client(volume.endpoint, ACCOUNT, "ec2")
-    [made] = ec2.describe_snapshots(
-        Filters=[{"Name": f"tag:{helpers.ACTION_TAG}", "Values": [str(lost.action_id)]}]
-    )["Snapshots"]
-    [row] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == lost.action_id]
-    assert row["status"] == "started"
-    assert row["rollback_data"]["snapshot_id"] == made["SnapshotId"]
-    assert lost.resource_id in helpers.live_volumes(volume)
+    assert_snapshot_checkpointed(volume, database_url, lost)
 
 
 def test_a_live_workers_attempt_is_not_taken_over_before_the_grace_period(
