@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import calendar
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
 import pytest
 
-from cloudsweep import policies
+from cloudsweep import crds, domain, policies
 from cloudsweep.handlers import cleanuppolicies, runtime
 from cloudsweep.settings import Settings
-from cloudsweep.store import Store
+from cloudsweep.store import FindingFilter, Store
+from tests.store.conftest import finding
 
 from .conftest import Cluster, condition, wait_for
 
@@ -167,3 +169,70 @@ def test_a_policy_evaluated_before_its_namespace_has_an_organization_has_no_find
     assert patch.status["observedGeneration"] == 3
     assert "matched" not in patch.status
     assert rt.store.organization("new-team") is None
+
+
+def test_a_pending_approvals_reason_is_cut_to_what_the_crd_holds(
+    database_url: str, operator_settings: Settings
+) -> None:
+    """A waiting item's reason can outgrow the 256 characters the CRD allows a
+    ``pendingApprovals[].reason``: here the note of an approval that lapsed, by a Kubernetes user
+    with a long name. A real API server refuses the whole status patch over one long reason, and
+    every figure with it, so the status carries the reason's first 256 characters."""
+    store = Store(database_url)
+    org = store.ensure_organization(NS)
+    record = store.register_account(
+        org.id,
+        account_id="111111111111",
+        role_arn="arn:aws:iam::111111111111:role/cloudsweep-scanner",
+        external_id="ext-1",
+        regions=["us-east-1"],
+    )
+    now = datetime.now(UTC)
+    scan = store.open_scan(
+        record.id,
+        scan_type=domain.ScanType.FULL,
+        regions=["us-east-1"],
+        started_at=now - timedelta(days=8),
+    )
+    address = finding("eipalloc-0a1b", resource_type="elastic-ip", cost="3.60")
+    store.upsert_findings(scan, [address], seen_at=now - timedelta(days=8))
+    store.close_scan(
+        scan,
+        status=domain.ScanStatus.COMPLETED,
+        completed_at=now - timedelta(days=8),
+        resources_scanned=1,
+    )
+    [item] = store.findings(FindingFilter(NS))
+    approver = "system:serviceaccount:payments-approvals:" + "release-bot-" * 17
+    assert store.decide_items(
+        org.id,
+        [item.id],
+        approve=True,
+        approver_email=approver,
+        now=now - timedelta(hours=2),
+        expires_at=now - timedelta(hours=1),
+    )
+    spec = {"accounts": ["prod"], "requireApprovalAbove": "1.00", "maxMonthlyCost": "1.00"}
+    rt = runtime.Runtime(settings=operator_settings, store=store)
+    runtime.configure(rt)
+    body = {"metadata": {"name": "ips", "namespace": NS, "generation": 1}}
+    patch = kopf.Patch()
+    try:
+        policy, selected = cleanuppolicies._policy(policy_object(**spec), "ips", NS, ACCOUNTS)
+        cleanuppolicies._evaluate(body, patch, NS, "ips", policy, selected, False)
+    finally:
+        runtime.configure(None)
+        rt.shutdown()
+
+    [pending] = patch.status["pendingApprovals"]
+    assert pending["resourceId"] == "eipalloc-0a1b"
+    expected = f"costs 3.60/month, above requireApprovalAbove 1.00 (the approval by {approver}"
+    assert len(pending["reason"]) == 256 and expected.startswith(pending["reason"])
+    stored = {
+        "apiVersion": "cloudsweep.io/v1alpha1",
+        "kind": "CleanupPolicy",
+        "metadata": body["metadata"],
+        "spec": {**policy_object(**spec)["spec"]},
+        "status": dict(patch.status),
+    }
+    assert crds.validate("CleanupPolicy", stored) == []
