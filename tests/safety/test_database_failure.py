@@ -11,6 +11,7 @@ a committed ``started`` intent for its target must exist.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any
 
@@ -231,6 +232,7 @@ def test_a_lost_lock_stops_the_run_before_the_destructive_call(
     database_url: str,
     store: Store,
     settings: Settings,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Guards: both ``lock.alive()`` checks in ``_carry_out``. The database connection is cut
     (a restart: every backend; or only the lock's connection) between the re-check and the
@@ -288,6 +290,10 @@ def test_a_lost_lock_stops_the_run_before_the_destructive_call(
         "interrupted",
         message,
     )
+    # The operator's log names what stopped, and why: the intent is left for the next run.
+    assert (logging.ERROR, f"cleanup of {resource_id} stopped: {message}") in [
+        (r.levelno, r.getMessage()) for r in caplog.records if r.name == "cloudsweep.cleaning"
+    ]
     assert helpers.recorded_mutations(recorder, target.operation) == []
     if message.endswith("re-check"):
         rechecks = [c for c in recorder.records if c.operation.startswith("Describe")]

@@ -250,13 +250,29 @@ def test_no_cleanup_runs_in_an_account_whose_role_ignores_the_external_id(
     assert helpers.live_addresses(world) == addresses
     rows = helpers.real_rows(database_url, "tenant-a")
     assert rows and {r["status"] for r in rows} == {"refused"}
-    # each row says why, and what kind of error refused it
+    # each row says why, and what kind of error refused it; the run's report names the rows
     assert all(
         r["error_message"].startswith("refused: ")
         and "without the ExternalId" in r["error_message"]
         for r in rows
     ), rows
-    assert {r["aws_response"]["code"] for r in rows} == {"ExternalIdNotEnforced"}, rows
+    assert all(
+        r["aws_response"] == {"error_kind": "access-denied", "code": "ExternalIdNotEnforced"}
+        for r in rows
+    ), rows
+    assert {r.action_id for r in report.results} == {r["id"] for r in rows}
+    # The refusal holds nothing: each item waits, and is acted on once the role enforces the
+    # ExternalId again (a refused attempt that left its item claimed would strand it).
+    assert {r["cleanup_status"] for r in rows} == {"pending"}, rows
+    sts.lax_roles.clear()
+    sts.pinned[helpers.role_arn(A)] = EXTERNAL[A]
+    fixed = helpers.run_cleanup(
+        store, "tenant-a", [helpers.address_policy()], settings, aws.CallRecorder(), dry_run=False
+    )
+    released = {r.resource_id for r in fixed.results}
+    assert released == {r["resource_id"] for r in rows}
+    assert {r.outcome for r in fixed.results} == {"succeeded"}, fixed.results
+    assert helpers.live_addresses(world) == addresses - released
 
 
 def test_with_shared_accounts_allowed_b_still_needs_its_own_external_id(

@@ -541,12 +541,17 @@ def test_an_attempts_one_outcome_moves_its_item_on(store: Store, make_account) -
     allowed = [domain.CleanupStatus.APPROVED.value]
     removal = store.claim(intent, allowed=allowed, now=T0)
     assert removal is not None
-    # Checkpoints merge, as progress comes: the second keeps the first's keys.
+    # Checkpoints merge, as progress comes: the second keeps the first's keys. A value JSON has
+    # no type for (a datetime, as boto3 returns times) is kept as its text, as ``finish`` does.
     store.checkpoint(removal, {"volume_id": "vol-1"})
-    store.checkpoint(removal, {"snapshot_id": "snap-early"})
+    store.checkpoint(removal, {"snapshot_id": "snap-early", "snapshot_started": T0})
     checkpointed = store.action(removal)
     assert checkpointed is not None
-    assert checkpointed.rollback_data == {"volume_id": "vol-1", "snapshot_id": "snap-early"}
+    assert checkpointed.rollback_data == {
+        "volume_id": "vol-1",
+        "snapshot_id": "snap-early",
+        "snapshot_started": str(T0),
+    }
     done_at = T0 + timedelta(minutes=1)
     assert store.finish(
         removal,
@@ -560,7 +565,11 @@ def test_an_attempts_one_outcome_moves_its_item_on(store: Store, make_account) -
     assert record is not None
     assert (record.status, record.success, record.error_message) == ("succeeded", True, None)
     assert (record.completed_at, record.aws_response) == (done_at, {"deleted_at": str(T0)})
-    assert record.rollback_data == {"volume_id": "vol-1", "snapshot_id": "snap-1"}
+    assert record.rollback_data == {
+        "volume_id": "vol-1",
+        "snapshot_id": "snap-1",
+        "snapshot_started": str(T0),
+    }
     row = _item_row(store, cleaned)
     assert (row["cleanup_status"], row["cleanup_executed_at"]) == ("cleaned", done_at)
     assert (row["cleanup_error"], row["updated_at"]) == (None, done_at)
