@@ -12,6 +12,7 @@ call recorder.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -436,7 +437,11 @@ def test_a_failed_run_of_several_policies_is_rerun_policy_by_policy(
 
 
 def test_an_attempt_whose_release_took_effect_is_recorded_done_once(
-    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+    addresses: helpers.SmallWorld,
+    store: Store,
+    settings: Settings,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     recorder = aws.CallRecorder()
     one = helpers.address_policy(maxItemsPerRun=1)
@@ -452,6 +457,13 @@ def test_an_attempt_whose_release_took_effect_is_recorded_done_once(
     assert lost.outcome == "interrupted"
     assert lost.message.startswith("outcome unknown, will be reconciled: ")
     assert lost.resource_id not in helpers.live_addresses(addresses)
+    # The operator's log names the resource and the error, and says it is left, not failed.
+    error = lost.message.removeprefix("outcome unknown, will be reconciled: ")
+    assert "ReleaseAddress" in error
+    assert (
+        logging.WARNING,
+        f"cleanup of {lost.resource_id}: outcome unknown ({error}); left for reconciliation",
+    ) in [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "cloudsweep.cleaning"]
 
     # A worker still holds the item: its attempt is left alone.
     with store.item_lock(lost.item_id) as held:
