@@ -339,6 +339,12 @@ def test_throttling_on_release_fails_cleanly_and_bounded(
     assert len(rows) == len(report.results) and all(
         r["status"] == "failed" and r["error_message"] for r in rows
     )
+    # Each item's one row holds the error its result reports, and what kind of error it was.
+    by_id = {r["id"]: r for r in rows}
+    for result in report.results:
+        row = by_id[result.action_id]
+        assert (row["resource_id"], row["error_message"]) == (result.resource_id, result.message)
+        assert row["aws_response"] == {"error_kind": "throttled", "code": "RequestLimitExceeded"}
     assert {
         i.cleanup_status
         for i in store.findings(FindingFilter(ORG, resource_type="elastic-ip"))

@@ -433,6 +433,85 @@ def test_a_failed_run_of_several_policies_is_rerun_policy_by_policy(
         cleaning.run_cleanup_isolated(store, "nobody", helpers.parse(documents), options)
 
 
+def test_an_attempt_whose_outcome_another_worker_recorded_says_so(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    """Two workers that both finish one attempt (one took it over while the other was still in
+    its call): the one that comes second records nothing and reports the outcome reconciled."""
+
+    class RecordedByAnother(Store):
+        def finish(self, action_id: uuid.UUID, **kwargs: Any) -> bool:
+            assert super().finish(action_id, **kwargs)  # the other worker, first
+            return super().finish(action_id, **kwargs)
+
+    recorder = aws.CallRecorder()
+    report = helpers.run_cleanup(
+        RecordedByAnother(database_url),
+        ORG,
+        [helpers.address_policy(maxItemsPerRun=1)],
+        settings,
+        recorder,
+    )
+    [result] = report.results
+    [row] = rows(database_url, "cleanup_actions")
+    assert (result.outcome, result.message, result.action_id) == (
+        "reconciled",
+        "another worker recorded this attempt's outcome",
+        row["id"],
+    )
+    assert (row["waste_item_id"], row["status"]) == (result.item_id, "succeeded")
+    assert released(recorder) == [result.resource_id]
+
+
+def test_an_action_that_raises_is_recorded_failed_and_logged(
+    addresses: helpers.SmallWorld,
+    store: Store,
+    settings: Settings,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A defect (not an AWS error) inside the action: the attempt gets its one outcome, failed,
+    with the error's type and text; the item is failed, not left claimed; the log has the
+    traceback and names the resource. Nothing was released."""
+
+    def raising(*args: Any, **kwargs: Any) -> aws.AccountSession:
+        session = aws.AccountSession(*args, **kwargs)
+
+        def boom() -> None:
+            raise ValueError("a defect in the action")
+
+        faults.on_call(session.events, "ec2", "ReleaseAddress", boom)
+        return session
+
+    recorder = aws.CallRecorder()
+    report = helpers.run_cleanup(
+        store,
+        ORG,
+        [helpers.address_policy(maxItemsPerRun=1)],
+        settings,
+        recorder,
+        session_factory=raising,
+    )
+    [result] = report.results
+    message = "internal error: ValueError: a defect in the action"
+    [row] = rows(database_url, "cleanup_actions")
+    assert (result.outcome, result.message, result.action_id) == ("failed", message, row["id"])
+    assert (row["status"], row["error_message"], row["aws_response"]) == ("failed", message, None)
+    with get_engine(database_url).connect() as conn:
+        item = conn.execute(
+            sa.text("SELECT cleanup_status, cleanup_error FROM waste_items WHERE id = :id"),
+            {"id": result.item_id},
+        ).one()
+    assert tuple(item) == ("failed", message)
+    [logged] = [
+        r for r in caplog.records if r.name == "cloudsweep.cleaning" and r.levelno == logging.ERROR
+    ]
+    assert logged.getMessage() == f"cleanup of {result.resource_id} raised"
+    assert logged.exc_info is not None and logged.exc_info[0] is ValueError
+    assert released(recorder) == []
+    assert result.resource_id in helpers.live_addresses(addresses)
+
+
 # --- interrupted attempts, reconciled by the next real run ---------------------------------------
 
 
