@@ -299,7 +299,8 @@ def test_a_lost_lock_stops_the_run_before_the_destructive_call(
         rechecks = [c for c in recorder.records if c.operation.startswith("Describe")]
         assert rechecks == [], "the re-check ran after the lock was lost"
     assert resource_id in target.live()
-    assert [r["status"] for r in helpers.real_rows(database_url, ORG)] == ["started"]
+    [intent] = helpers.real_rows(database_url, ORG)
+    assert (intent["status"], intent["id"]) == ("started", result.action_id)
 
     second = aws.CallRecorder()
     report = helpers.run_cleanup(store, ORG, [target.document], settings, second)
