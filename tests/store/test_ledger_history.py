@@ -1061,3 +1061,141 @@ def test_the_history_lists_the_newest_attempt_first_whatever_its_id(
         assert len(recorded) < 64, "no later ID above the oldest in 63 tries"
 
     assert [a.id for a in store.actions(ORG)] == recorded[::-1]
+
+
+def _removed(
+    store: Store, item_id: uuid.UUID, at: datetime, savings: str | None = "10.00"
+) -> uuid.UUID:
+    """A real removal of ``item_id``: its intent at ``at``, succeeded a minute later."""
+    intent = dataclasses.replace(
+        _intent(item_id, None, dry_run=False),
+        estimated_monthly_savings=None if savings is None else Decimal(savings),
+    )
+    action_id = store.claim(intent, allowed=list(ledger.ACTIONABLE), now=at)
+    assert action_id is not None
+    assert store.finish(
+        action_id,
+        status=domain.AttemptStatus.SUCCEEDED,
+        now=at + timedelta(minutes=1),
+        item_status=domain.CleanupStatus.CLEANED,
+    )
+    return action_id
+
+
+def _seen(
+    store: Store, item_id: uuid.UUID, *, gone_at: datetime | None, last_seen: datetime
+) -> None:
+    """What the scans saw of the item since: gone at ``gone_at``, or still there."""
+    with get_engine(store.url).begin() as conn:
+        conn.execute(
+            sa.text("UPDATE waste_items SET gone_at = :gone, last_seen_at = :seen WHERE id = :id"),
+            {"gone": gone_at, "seen": last_seen, "id": item_id},
+        )
+
+
+def _actual(store: Store, action_id: uuid.UUID) -> Decimal | None:
+    action = store.action(action_id)
+    assert action is not None
+    return action.actual_monthly_savings
+
+
+def test_savings_are_confirmed_only_for_real_removals_a_later_scan_saw_gone(
+    store: Store, make_account
+) -> None:
+    """``confirm_savings``: a succeeded real removal whose resource a scan saw gone after it
+    saves its estimate (0 without one); one whose resource was seen again saves 0 (rolled back,
+    or recreated). Dry runs, failures, rollbacks themselves, removals the scans have not judged
+    yet, savings already confirmed and other accounts' removals are left as they are."""
+    names = (
+        "gone", "no-estimate", "dry", "failed", "gone-before", "confirmed", "seen-again",
+        "not-seen-since", "rolled-back", "dry-seen-again", "failed-seen-again", "back-then-gone",
+        "rolled-back-then-gone", "gone-at-the-removal", "seen-as-it-finished",
+    )  # fmt: skip
+    _, ids = _items(store, make_account, *names)
+    item = dict(zip(names, ids, strict=True))
+    later, after = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    removed = ("gone", "no-estimate", "gone-before", "confirmed", "seen-again", "not-seen-since")
+    removed += ("back-then-gone", "gone-at-the-removal", "seen-as-it-finished")
+    removal = {
+        name: _removed(store, item[name], T0, None if name == "no-estimate" else "10.00")
+        for name in (*removed, "rolled-back", "rolled-back-then-gone")
+    }
+    for name in ("dry", "dry-seen-again"):
+        removal[name] = store.record_dry_run(
+            _intent(item[name], None, dry_run=True),
+            would_succeed=True,
+            message="would delete",
+            response={},
+            now=T0,
+        )
+    for name in ("failed", "failed-seen-again"):
+        removal[name] = _attempt(store, item[name], domain.AttemptStatus.FAILED, T0)
+    undone = {}
+    for name in ("rolled-back", "rolled-back-then-gone"):
+        undo = store.start_rollback(_undo(item[name], removal[name]), later)
+        assert undo is not None
+        assert store.finish(undo.id, status=domain.AttemptStatus.SUCCEEDED, now=later)
+        undone[name] = undo.id
+    with get_engine(store.url).begin() as conn:
+        conn.execute(
+            sa.text("UPDATE cleanup_actions SET actual_monthly_savings = 3 WHERE id = :id"),
+            {"id": removal["confirmed"]},
+        )
+    for name in ("gone", "no-estimate", "dry", "failed", "confirmed"):
+        _seen(store, item[name], gone_at=later, last_seen=T0)
+    _seen(store, item["gone-before"], gone_at=T0 - timedelta(hours=1), last_seen=T0)
+    for name in ("seen-again", "rolled-back", "dry-seen-again", "failed-seen-again"):
+        _seen(store, item[name], gone_at=None, last_seen=after)
+    _seen(store, item["not-seen-since"], gone_at=None, last_seen=T0)
+    # Seen after the removal, then gone (recreated, then removed by hand): gone is what counts.
+    _seen(store, item["back-then-gone"], gone_at=after, last_seen=later)
+    _seen(store, item["rolled-back-then-gone"], gone_at=after, last_seen=later)
+    # The bounds: gone from the moment of the intent on; seen again only after the outcome.
+    _seen(store, item["gone-at-the-removal"], gone_at=T0, last_seen=T0)
+    _seen(store, item["seen-as-it-finished"], gone_at=None, last_seen=T0 + timedelta(minutes=1))
+    # Another account's removal, gone and seen again alike: not this account's to confirm.
+    other = make_account(ORG, "222222222222")
+    scan = store.open_scan(
+        other.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.upsert_findings(scan, [finding("vol-other-gone"), finding("vol-other-back")])
+    theirs = {
+        i.resource_id: i.id
+        for i in store.findings(FindingFilter(ORG))
+        if i.resource_id.startswith("vol-other")
+    }
+    their_removals = {r: _removed(store, i, T0) for r, i in theirs.items()}
+    _seen(store, theirs["vol-other-gone"], gone_at=later, last_seen=T0)
+    _seen(store, theirs["vol-other-back"], gone_at=None, last_seen=after)
+
+    account = make_account(ORG, "111111111111")
+    assert store.confirm_savings(account.id) == 7
+    assert {name: _actual(store, action) for name, action in removal.items()} == {
+        "gone": Decimal("10.00"),
+        "no-estimate": Decimal("0"),
+        "dry": None,
+        "failed": None,
+        "gone-before": None,
+        "confirmed": Decimal("3.00"),
+        "seen-again": Decimal("0"),
+        "not-seen-since": None,
+        "rolled-back": Decimal("0"),
+        "dry-seen-again": None,
+        "failed-seen-again": None,
+        "back-then-gone": Decimal("10.00"),
+        "rolled-back-then-gone": Decimal("10.00"),
+        "gone-at-the-removal": Decimal("10.00"),
+        "seen-as-it-finished": None,
+    }
+    # A rollback itself saves nothing, whether its resource is there or gone since.
+    assert {name: _actual(store, undo) for name, undo in undone.items()} == {
+        "rolled-back": None,
+        "rolled-back-then-gone": None,
+    }
+    assert {r: _actual(store, a) for r, a in their_removals.items()} == {
+        "vol-other-gone": None,
+        "vol-other-back": None,
+    }
+    # Again: what was confirmed gone stays; what was seen again is counted again, still 0.
+    assert store.confirm_savings(account.id) == 2
+    assert _actual(store, removal["gone"]) == Decimal("10.00")
