@@ -541,6 +541,16 @@ def test_an_attempts_one_outcome_moves_its_item_on(store: Store, make_account) -
     allowed = [domain.CleanupStatus.APPROVED.value]
     removal = store.claim(intent, allowed=allowed, now=T0)
     assert removal is not None
+    # The intent, before any outcome: what is about to be done, not yet a success.
+    with get_engine(store.url).connect() as conn:
+        started = conn.execute(
+            sa.text(
+                "SELECT action_description, status, success, completed_at FROM cleanup_actions "
+                "WHERE id = :id"
+            ),
+            {"id": removal},
+        ).one()
+    assert tuple(started) == (intent.description, "started", False, None)
     # Checkpoints merge, as progress comes: the second keeps the first's keys. A value JSON has
     # no type for (a datetime, as boto3 returns times) is kept as its text, as ``finish`` does.
     store.checkpoint(removal, {"volume_id": "vol-1"})
@@ -1199,3 +1209,63 @@ def test_savings_are_confirmed_only_for_real_removals_a_later_scan_saw_gone(
     # Again: what was confirmed gone stays; what was seen again is counted again, still 0.
     assert store.confirm_savings(account.id) == 2
     assert _actual(store, removal["gone"]) == Decimal("10.00")
+
+
+def test_two_workers_finishing_one_attempt_record_one_outcome(store: Store, make_account) -> None:
+    """Two workers finish one attempt at once (one took it over while the other was still in its
+    call). ``finish`` reads the attempt under its row lock, so the second waits for the first's
+    transaction, then finds the outcome recorded and changes nothing: one outcome, the first."""
+    _, [item_id] = _items(store, make_account, "vol-1")
+    action_id = store.claim(
+        _intent(item_id, None, dry_run=False), allowed=list(ledger.ACTIONABLE), now=T0
+    )
+    assert action_id is not None
+    done_at = T0 + timedelta(minutes=1)
+    second: list[bool] = []
+    with sa.orm.Session(get_engine(store.url)) as first:
+        assert ledger.finish(
+            first,
+            action_id,
+            status=domain.AttemptStatus.SUCCEEDED,
+            now=done_at,
+            item_status=domain.CleanupStatus.CLEANED,
+        )
+        first.flush()  # the first worker's outcome, written, not committed yet
+        late = threading.Thread(
+            target=lambda: second.append(
+                store.finish(
+                    action_id,
+                    status=domain.AttemptStatus.FAILED,
+                    now=done_at + timedelta(minutes=1),
+                    error="late",
+                    item_status=domain.CleanupStatus.FAILED,
+                )
+            ),
+            daemon=True,
+        )
+        late.start()
+        with get_engine(store.url).connect() as watcher:
+            for _ in range(300):  # the second finish is blocked on the attempt's row lock
+                waiting = watcher.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database()"
+                    )
+                ).scalar_one()
+                if waiting:
+                    break
+                watcher.rollback()
+                threading.Event().wait(0.1)
+            assert waiting, "the second finish never waited for the first's row lock"
+        first.commit()
+    late.join(timeout=30)
+    assert not late.is_alive()
+    assert second == [False]
+    record = store.action(action_id)
+    assert record is not None
+    assert (record.status, record.error_message, record.completed_at) == (
+        "succeeded",
+        None,
+        done_at,
+    )
+    assert _item_row(store, item_id)["cleanup_status"] == "cleaned"
