@@ -1269,3 +1269,62 @@ def test_two_workers_finishing_one_attempt_record_one_outcome(store: Store, make
         done_at,
     )
     assert _item_row(store, item_id)["cleanup_status"] == "cleaned"
+
+
+_FOR = {
+    "resource_arn": "arn:aws:ec2:us-east-1:111111111111:volume/vol-1",
+    "risk_level": "low",
+    "safety_checks_passed": True,
+    "details": {
+        "tags": {"team": "payments", "env": "prod"},
+        "safety_checks": [
+            {"name": "protection-tag", "passed": True, "detail": "no protection tag"},
+            {"name": "attached", "passed": False, "detail": "not attached"},
+        ],
+        "evidence": ["unattached for 95 days"],
+    },
+}
+
+
+def _changed(**changes: Any) -> dict[str, Any]:
+    return {**_FOR, **changes}
+
+
+def _details(**changes: Any) -> dict[str, Any]:
+    return _changed(details={**_FOR["details"], **changes})
+
+
+def test_an_approvals_fingerprint_changes_with_what_was_approved_and_nothing_else() -> None:
+    """What an approval binds to: the resource, its risk, its safety checks and its tags. A
+    change to any voids the approval; evidence text that changes daily, and the order AWS lists
+    tags or checks in, must not."""
+    approved = ledger.fingerprint(**_FOR)
+    # Pinned: every approval in a ledger carries the fingerprint it was given for, so a release
+    # that computed another value for the same facts would void all of them at once. A change
+    # here must be deliberate, with a migration of the recorded approvals.
+    assert approved == "c8b070c4f3186070ab0f6966a6afd0d0"
+    checks = _FOR["details"]["safety_checks"]
+    same = [
+        _details(evidence=["unattached for 96 days"]),
+        _details(tags={"env": "prod", "team": "payments"}),
+        _details(safety_checks=list(reversed(checks))),
+        _details(safety_checks=[{**c, "detail": "reworded"} for c in checks]),
+    ]
+    for facts in same:
+        assert ledger.fingerprint(**facts) == approved, facts
+    changed = {
+        "another resource": _changed(resource_arn=_FOR["resource_arn"].replace("vol-1", "vol-2")),
+        "risk": _changed(risk_level="medium"),
+        "safety verdict": _changed(safety_checks_passed=False),
+        "a tag added": _details(tags={**_FOR["details"]["tags"], "do-not-delete": "true"}),
+        "a tag's value": _details(tags={"team": "payments", "env": "staging"}),
+        "a tag removed": _details(tags={"team": "payments"}),
+        "no tags": _details(tags=None),
+        "a check now passes": _details(safety_checks=[{**c, "passed": True} for c in checks]),
+        "a check renamed": _details(safety_checks=[{**checks[0], "name": "tagged"}, checks[1]]),
+        "a check added": _details(safety_checks=[*checks, {"name": "in-use", "passed": True}]),
+        "no checks": _details(safety_checks=None),
+    }
+    prints = {what: ledger.fingerprint(**facts) for what, facts in changed.items()}
+    assert all(p != approved for p in prints.values()), prints
+    assert len(set(prints.values())) == len(prints)
