@@ -1328,3 +1328,48 @@ def test_an_approvals_fingerprint_changes_with_what_was_approved_and_nothing_els
     prints = {what: ledger.fingerprint(**facts) for what, facts in changed.items()}
     assert all(p != approved for p in prints.values()), prints
     assert len(set(prints.values())) == len(prints)
+
+
+def test_an_approval_reads_back_as_it_was_given(store: Store, make_account) -> None:
+    """What the executor decides by is the approval as recorded: who (their user and address,
+    as given, lower-cased), when, until when, at what cost, for which state of the resource and,
+    for a CleanupApproval, under which policy's spec. The CLI's approval holds under any policy."""
+    org_id, [bound, anyone] = _items(store, make_account, "vol-1", "vol-2")
+    decided_at = T0 - timedelta(hours=1)
+    expires = T0 + timedelta(days=3)
+    assert _approve(
+        store,
+        org_id,
+        [bound],
+        approver_email="Maria@Team-A.example",
+        decided_at=decided_at,
+        expires_at=expires,
+        approved_cost=Decimal("12.50"),
+        policy_name="idle-volumes",
+        policy_hash="3f2a",
+    )
+    assert _approve(store, org_id, [anyone], decided_at=decided_at, ttl=timedelta(days=2))
+    user = store.ensure_user(org_id, APPROVER)
+    candidates = {item_id: store.candidate(item_id) for item_id in (bound, anyone)}
+    # The fingerprint is the item's own as it was approved (nothing changed since).
+    now = {i: c.fingerprint for i, c in candidates.items() if c is not None}
+    assert {i: c.approval for i, c in candidates.items() if c is not None} == {
+        bound: ledger.Approval(
+            approved_by=user,
+            approver_email=APPROVER,
+            approved_at=decided_at,
+            expires_at=expires,
+            monthly_cost=Decimal("12.50"),
+            fingerprint=now[bound],
+            policy_name="idle-volumes",
+            policy_hash="3f2a",
+        ),
+        anyone: ledger.Approval(
+            approved_by=user,
+            approver_email=APPROVER,
+            approved_at=decided_at,
+            expires_at=decided_at + timedelta(days=2),
+            monthly_cost=Decimal("10.00"),
+            fingerprint=now[anyone],
+        ),
+    }
