@@ -1373,3 +1373,66 @@ def test_an_approval_reads_back_as_it_was_given(store: Store, make_account) -> N
             fingerprint=now[anyone],
         ),
     }
+
+
+def test_a_candidate_carries_its_finding_and_what_gates_it(store: Store) -> None:
+    """What a policy decides by and the executor acts with, read back whole, alike one by one
+    and streamed: the finding, its account's role and ExternalId (the session is assumed with
+    them), and the account's and organization's auto-cleanup switches."""
+    org = store.ensure_organization(ORG)
+    assert store.set_organization_auto_cleanup(ORG, True)
+    account = store.register_account(
+        org.id,
+        account_id="111111111111",
+        role_arn="arn:aws:iam::111111111111:role/CloudSweepCleaner",
+        external_id="ext-7",
+        regions=["us-east-1"],
+        auto_cleanup_enabled=False,
+    )
+    scan = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    found = dataclasses.replace(
+        finding("vol-1", cost="42.10", confidence=85),
+        resource_arn="arn:aws:ec2:us-east-1:111111111111:volume/vol-1",
+        risk=domain.RiskLevel.MEDIUM,
+    )
+    store.upsert_findings(scan, [found], seen_at=T0)
+    [item] = store.findings(FindingFilter(ORG))
+    with get_engine(store.url).connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT resource_details, discovered_at FROM waste_items WHERE id = :id"),
+            {"id": item.id},
+        ).one()
+    assert stored.resource_details["tags"] == {"team": "payments"}
+    expected = ledger.Candidate(
+        id=item.id,
+        organization_id=org.id,
+        account_uuid=account.id,
+        account_id="111111111111",
+        role_arn="arn:aws:iam::111111111111:role/CloudSweepCleaner",
+        external_id="ext-7",
+        region="us-east-1",
+        resource_type="ebs-volume",
+        resource_id="vol-1",
+        resource_arn="arn:aws:ec2:us-east-1:111111111111:volume/vol-1",
+        availability_zone="us-east-1a",
+        monthly_cost=Decimal("42.10"),
+        confidence_score=85,
+        risk_level="medium",
+        safety_checks_passed=True,
+        cleanup_status="pending",
+        resource_details=stored.resource_details,
+        discovered_at=stored.discovered_at,
+        account_auto_cleanup=False,
+        organization_auto_cleanup=True,
+        approval=None,
+        fingerprint=ledger.fingerprint(
+            "arn:aws:ec2:us-east-1:111111111111:volume/vol-1",
+            "medium",
+            True,
+            stored.resource_details,
+        ),
+    )
+    assert store.candidate(item.id) == expected
+    assert list(store.candidates(org.id, resource_type="ebs-volume")) == [expected]
