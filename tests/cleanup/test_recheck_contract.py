@@ -518,7 +518,7 @@ def test_an_action_whose_recheck_reports_no_tags_is_refused(
         rollback_note = "none"
 
         def recheck(self, ctx: Any, item: Any) -> cleanup.Recheck:
-            return cleanup.Recheck(True, "looks fine", {})
+            return cleanup.Recheck(True, "looks fine", {"public_ip": "203.0.113.7"})
 
         def dry_run(self, *args: Any) -> Any:
             raise AssertionError
@@ -542,4 +542,10 @@ def test_an_action_whose_recheck_reports_no_tags_is_refused(
         resource_details={},
     )
     recheck = cleaning.recheck_item(Forgetful(), h.context(), item)
-    assert not recheck.still_waste and "no current tags" in recheck.reason
+    # The refusal says why, and keeps the facts the action did report (the ledger records them).
+    assert recheck == cleanup.Recheck(
+        False,
+        "the re-check of elastic-ip forgetful reported no current tags, so the rules that "
+        "selected the item cannot be checked",
+        {"public_ip": "203.0.113.7"},
+    )
