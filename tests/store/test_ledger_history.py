@@ -568,7 +568,7 @@ def test_an_attempts_one_outcome_moves_its_item_on(store: Store, make_account) -
         status=domain.AttemptStatus.SUCCEEDED,
         now=done_at,
         response={"deleted_at": T0},
-        rollback_data={"snapshot_id": "snap-1"},
+        rollback_data={"snapshot_id": "snap-1", "snapshot_completed": done_at},
         item_status=domain.CleanupStatus.CLEANED,
     )
     record = store.action(removal)
@@ -579,6 +579,7 @@ def test_an_attempts_one_outcome_moves_its_item_on(store: Store, make_account) -
         "volume_id": "vol-1",
         "snapshot_id": "snap-1",
         "snapshot_started": str(T0),
+        "snapshot_completed": str(done_at),
     }
     row = _item_row(store, cleaned)
     assert (row["cleanup_status"], row["cleanup_executed_at"]) == ("cleaned", done_at)
