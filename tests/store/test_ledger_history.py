@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from cloudsweep import domain, policies
@@ -1437,3 +1438,83 @@ def test_a_candidate_carries_its_finding_and_what_gates_it(store: Store) -> None
     )
     assert store.candidate(item.id) == expected
     assert list(store.candidates(org.id, resource_type="ebs-volume")) == [expected]
+
+
+def test_a_cleanup_run_is_recorded_as_opened_then_closed(store: Store, make_account) -> None:
+    """The run's audit row: who ran it, how, for real or not, under which policies and plan, and
+    when; closed with its outcome and summary. Closing one run leaves the others open."""
+    org_id, _ = _items(store, make_account, "vol-1")
+    runner = store.ensure_user(org_id, RUNNER)
+    opened = {
+        "dry_run": False,
+        "method": domain.ExecutionMethod.MANUAL,
+        "executed_by": runner,
+        "policies": [{"name": "idle-volumes", "resourceType": "ebs-volume"}],
+        "plan": {"actionable": ["vol-1"]},
+    }
+    run_id = store.open_cleanup_run(org_id, now=T0, **opened)
+    other = store.open_cleanup_run(
+        org_id, now=T0, **{**opened, "dry_run": True, "executed_by": None}
+    )
+
+    def run(run: uuid.UUID) -> dict[str, Any]:
+        with get_engine(store.url).connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT organization_id, dry_run, execution_method, executed_by, policies, "
+                    "plan, started_at, status, summary, completed_at FROM cleanup_runs "
+                    "WHERE id = :id"
+                ),
+                {"id": run},
+            ).mappings()
+            return dict(row.one())
+
+    started = {
+        "organization_id": org_id,
+        "dry_run": False,
+        "execution_method": "manual",
+        "executed_by": runner,
+        "policies": opened["policies"],
+        "plan": opened["plan"],
+        "started_at": T0,
+    }
+    assert {k: v for k, v in run(run_id).items() if k in started} == started
+    assert run(run_id)["completed_at"] is None
+    summary = {"outcomes": {"succeeded": 1}, "interrupted_found": 0}
+    store.close_cleanup_run(
+        run_id, status=domain.RunStatus.FAILED, summary=summary, now=T0 + timedelta(minutes=2)
+    )
+    closed = run(run_id)
+    assert (closed["status"], closed["summary"], closed["completed_at"]) == (
+        "failed",
+        summary,
+        T0 + timedelta(minutes=2),
+    )
+    assert {k: v for k, v in closed.items() if k in started} == started
+    assert run(other)["completed_at"] is None and run(other)["dry_run"] is True
+
+
+def test_a_person_is_one_user_per_organization_whatever_the_spelling(
+    store: Store, make_account
+) -> None:
+    """``ensure_user``: an address (or a Kubernetes user name) is trimmed and lower-cased, made
+    once, and found again; the same person in another organization is another user there. What
+    is not an identity is refused, naming the value."""
+    org_id, _ = _items(store, make_account, "vol-1")
+    other = make_account("team-b", "222222222222").organization_id
+    first = store.ensure_user(org_id, "  Maria@Team-A.example ")
+    assert store.ensure_user(org_id, "maria@team-a.example") == first
+    assert store.ensure_user(other, "maria@team-a.example") != first
+    with get_engine(store.url).connect() as conn:
+        users = conn.execute(
+            sa.text("SELECT organization_id, email, role FROM users WHERE id = :id"), {"id": first}
+        ).one()
+    assert tuple(users) == (org_id, "maria@team-a.example", "member")
+    longest = "a" * 243 + "@example.com"
+    assert store.ensure_user(org_id, longest) != first
+    for bad in ("", "   ", longest + "x"):
+        with pytest.raises(domain.InvalidInput) as refused:
+            store.ensure_user(org_id, bad)
+        assert str(refused.value) == (
+            f"{bad.strip().lower()!r} is not an identity; pass --as you@example.com"
+        )
