@@ -15,6 +15,7 @@ import json
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ from .safety import helpers, worlds
 
 ORG = "records-org"
 ACCOUNT = "123456789012"
+SCANNED = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)  # long enough ago for any minAgeDays
 
 
 @pytest.fixture
@@ -1286,3 +1288,50 @@ def test_a_dry_run_applies_the_policys_tag_rules_to_the_live_tags(
     assert result.outcome == "dry-run-fail" and result.message.startswith("would refuse: ")
     [row] = [r for r in rows(database_url, "cleanup_actions") if r["id"] == result.action_id]
     assert row["aws_response"]["recheck"]["tags"]["env"] == "prod"
+
+
+def test_an_account_scanned_on_your_own_credentials_is_never_cleaned(
+    store: Store, settings: Settings, database_url: str
+) -> None:
+    """An account scanned without a role (``cloudsweep scan`` on the user's own credentials)
+    has findings, but CloudSweep never cleans with those credentials: a real run refuses each
+    item before any AWS call, saying how to register the account's role."""
+    org = store.ensure_organization(ORG)
+    account = store.register_account(
+        org.id, account_id=ACCOUNT, role_arn=None, external_id=None, regions=[helpers.REGION]
+    )
+    scan = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=[helpers.REGION], started_at=SCANNED
+    )
+    address = domain.Finding(
+        resource_type="elastic-ip",
+        resource_id="eipalloc-0own",
+        region=helpers.REGION,
+        monthly_cost=Decimal("3.60"),
+        confidence=95,
+        risk=domain.RiskLevel.LOW,
+        tags={"team": "net"},
+    )
+    store.upsert_findings(scan, [address], seen_at=SCANNED)
+    why = (
+        f"sts:AssumeRole failed (access-denied, NoRole): account {ACCOUNT} was scanned on your "
+        "own credentials, which CloudSweep never cleans with; scan it with --role-arn to "
+        "register its role"
+    )
+    recorder = aws.CallRecorder()
+    for _ in range(2):  # and again: the item waits, refused each time, never stuck
+        report = helpers.run_cleanup(store, ORG, [helpers.address_policy()], settings, recorder)
+        [result] = report.results
+        assert (result.resource_id, result.outcome, result.message) == (
+            "eipalloc-0own",
+            "refused",
+            why,
+        )
+    assert recorder.calls() == []
+    attempts = rows(database_url, "cleanup_actions")
+    assert [(r["status"], r["error_message"], r["aws_response"]) for r in attempts] == [
+        ("refused", f"refused: {why}", {"error_kind": "access-denied", "code": "NoRole"})
+    ] * 2
+    assert [r["status"] for r in rows(database_url, "cleanup_runs")] == ["completed"] * 2
+    [item] = store.findings(FindingFilter(ORG))
+    assert item.cleanup_status == "pending"

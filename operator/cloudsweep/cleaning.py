@@ -513,6 +513,18 @@ def _act_on_item(
                 item_status=domain.CleanupStatus.PENDING,
             )
             return _result(decision, "refused", str(error), action_id)
+        except aws.AwsError as error:
+            # No session for the account before any AWS call (it was scanned without a role):
+            # nothing was done; the item waits, and the run goes on with the others.
+            store.finish(
+                action_id,
+                status=domain.AttemptStatus.REFUSED,
+                now=options.now(),
+                error=f"refused: {error}",
+                response={"error_kind": error.kind.value, "code": error.code},
+                item_status=domain.CleanupStatus.PENDING,
+            )
+            return _result(decision, "refused", str(error), action_id)
         return _carry_out(store, decision, action, params, item, ctx, lock, action_id, recorded={})
 
 
