@@ -997,6 +997,24 @@ def test_a_rejection_drops_the_approval_and_records_who_and_when(
     assert candidate is not None and candidate.approval is None
 
 
+def _waits_for_a_lock(store: Store) -> bool:
+    """Whether a session of the test database is (or, within 30 s, comes to be) waiting for a
+    lock: the moment a concurrent writer is blocked behind the test's open transaction."""
+    with get_engine(store.url).connect() as watcher:
+        for _ in range(300):
+            waiting = watcher.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+            ).scalar_one()
+            if waiting:
+                return True
+            watcher.rollback()
+            threading.Event().wait(0.1)
+    return False
+
+
 def test_a_lapse_waits_for_a_rejection_being_written_and_leaves_it(
     store: Store, make_account
 ) -> None:
@@ -1024,19 +1042,8 @@ def test_a_lapse_waits_for_a_rejection_being_written_and_leaves_it(
             daemon=True,
         )
         lapse.start()
-        with engine.connect() as watcher:
-            for _ in range(300):  # the lapse is blocked on the row lock (reading or writing)
-                waiting = watcher.execute(
-                    sa.text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND datname = current_database()"
-                    )
-                ).scalar_one()
-                if waiting:
-                    break
-                watcher.rollback()
-                threading.Event().wait(0.1)
-            assert waiting, "the lapse never waited for the rejection's row lock"
+        # The lapse is blocked on the row lock (reading or writing).
+        assert _waits_for_a_lock(store), "the lapse never waited for the rejection's row lock"
         rejection.commit()
     lapse.join(timeout=30)
     assert not lapse.is_alive()
@@ -1246,19 +1253,8 @@ def test_two_workers_finishing_one_attempt_record_one_outcome(store: Store, make
             daemon=True,
         )
         late.start()
-        with get_engine(store.url).connect() as watcher:
-            for _ in range(300):  # the second finish is blocked on the attempt's row lock
-                waiting = watcher.execute(
-                    sa.text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND datname = current_database()"
-                    )
-                ).scalar_one()
-                if waiting:
-                    break
-                watcher.rollback()
-                threading.Event().wait(0.1)
-            assert waiting, "the second finish never waited for the first's row lock"
+        # The second finish is blocked on the attempt's row lock.
+        assert _waits_for_a_lock(store), "the second finish never waited for the first's row lock"
         first.commit()
     late.join(timeout=30)
     assert not late.is_alive()
