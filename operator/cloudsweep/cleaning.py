@@ -434,6 +434,32 @@ def _result(
     )
 
 
+def _refuse(
+    store: Store,
+    decision: Decision,
+    action_id: uuid.UUID,
+    now: datetime,
+    why: str,
+    response: Mapping[str, Any],
+) -> ItemResult:
+    """Record a started attempt as refused: no destructive call was made, and the item goes back
+    to pending (its approval, if any, is void) until what refused it changes."""
+    store.finish(
+        action_id,
+        status=domain.AttemptStatus.REFUSED,
+        now=now,
+        error=f"refused: {why}",
+        response=dict(response),
+        item_status=domain.CleanupStatus.PENDING,
+    )
+    return _result(decision, "refused", why, action_id)
+
+
+def _error_response(error: aws.AwsError) -> dict[str, str]:
+    """What the ledger keeps of an AWS error besides its message."""
+    return {"error_kind": error.kind.value, "code": error.code}
+
+
 def _dry_run_item(
     store: Store,
     decision: Decision,
@@ -504,27 +530,15 @@ def _act_on_item(
                 store, decision.candidate, sessions, options, action_id, persist=True, item=item
             )
         except AccountNotHeld as error:
-            store.finish(
-                action_id,
-                status=domain.AttemptStatus.REFUSED,
-                now=options.now(),
-                error=f"refused: {error}",
-                response={"code": "AccountNotHeld"},
-                item_status=domain.CleanupStatus.PENDING,
+            return _refuse(
+                store, decision, action_id, options.now(), str(error), {"code": "AccountNotHeld"}
             )
-            return _result(decision, "refused", str(error), action_id)
         except aws.AwsError as error:
             # No session for the account before any AWS call (it was scanned without a role):
-            # nothing was done; the item waits, and the run goes on with the others.
-            store.finish(
-                action_id,
-                status=domain.AttemptStatus.REFUSED,
-                now=options.now(),
-                error=f"refused: {error}",
-                response={"error_kind": error.kind.value, "code": error.code},
-                item_status=domain.CleanupStatus.PENDING,
+            # the run goes on with the others.
+            return _refuse(
+                store, decision, action_id, options.now(), str(error), _error_response(error)
             )
-            return _result(decision, "refused", str(error), action_id)
         return _carry_out(store, decision, action, params, item, ctx, lock, action_id, recorded={})
 
 
@@ -548,15 +562,9 @@ def _carry_out(
         store.heartbeat(action_id, now())
         recheck = recheck_item(action, ctx, item)
         if not recheck.still_waste:
-            store.finish(
-                action_id,
-                status=domain.AttemptStatus.REFUSED,
-                now=now(),
-                error=f"refused: {recheck.reason}",
-                response={"recheck": dict(recheck.facts)},
-                item_status=domain.CleanupStatus.PENDING,
+            return _refuse(
+                store, decision, action_id, now(), recheck.reason, {"recheck": dict(recheck.facts)}
             )
-            return _result(decision, "refused", recheck.reason, action_id)
         rollback_data = dict(action.prepare(ctx, item, params, recorded))
         store.checkpoint(action_id, rollback_data)
         if not lock.alive():
@@ -566,17 +574,8 @@ def _carry_out(
         store.heartbeat(action_id, now())
         outcome = action.execute(ctx, item, params, rollback_data)
     except aws.ExternalIdNotEnforced as error:
-        # Refused before any call beyond STS: nothing was done; the item waits for the trust
-        # policy to be fixed.
-        store.finish(
-            action_id,
-            status=domain.AttemptStatus.REFUSED,
-            now=now(),
-            error=f"refused: {error}",
-            response={"error_kind": error.kind.value, "code": error.code},
-            item_status=domain.CleanupStatus.PENDING,
-        )
-        return _result(decision, "refused", str(error), action_id)
+        # Refused before any call beyond STS: the item waits for the trust policy to be fixed.
+        return _refuse(store, decision, action_id, now(), str(error), _error_response(error))
     except LostLock as error:
         # No outcome can be written; the intent stays and the next real run reconciles it.
         log.error("cleanup of %s stopped: %s", item.resource_id, error)
@@ -598,7 +597,7 @@ def _carry_out(
             status=domain.AttemptStatus.FAILED,
             now=now(),
             error=str(error),
-            response={"error_kind": error.kind.value, "code": error.code},
+            response=_error_response(error),
             item_status=domain.CleanupStatus.FAILED,
         )
         return _result(decision, "failed", str(error), action_id)
@@ -616,12 +615,14 @@ def _carry_out(
     note = outcome.note or (
         "already done by an earlier attempt" if outcome.already_done else "done"
     )
+    # The undo data is in the ledger already: checkpointed after ``prepare``, and by ``execute``
+    # as it went. Writing ``prepare``'s dict again here would put back a value ``execute`` had
+    # replaced (a resumed attempt's ``modify_requested_at``).
     recorded_here = store.finish(
         action_id,
         status=domain.AttemptStatus.SUCCEEDED,
         now=now(),
         response={**dict(outcome.response), "already_done": outcome.already_done, "note": note},
-        rollback_data=rollback_data,
         item_status=domain.CleanupStatus.CLEANED,
     )
     if not recorded_here:

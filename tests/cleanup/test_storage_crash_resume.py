@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from botocore.exceptions import ReadTimeoutError
 
 from cloudsweep import aws, cleaning, policies, scanning
 from cloudsweep.cleanup import s3_multipart
@@ -186,3 +188,65 @@ def test_a_lost_answer_is_resumed_once_without_a_second_call(
     rows = _rows(store, result.resource_id)
     assert [r["status"] for r in rows] == ["succeeded"]
     assert rows[0]["rollback_data"], "the undo data recorded before the call is kept"
+
+
+def test_a_resumed_modification_records_when_its_own_call_was_made(
+    store: Store, settings: Settings, world: demo_world.DemoWorld, moto_endpoint: str
+) -> None:
+    """The first attempt records ``modify_requested_at`` and its ModifyVolume never leaves (a
+    read time-out before the request is sent). The rerun makes the call: the ledger must say when
+    that call was made, since the rollback's six-hour cooldown counts from it, not from the first
+    attempt's time."""
+    case = CASES[0]
+    recorder = aws.CallRecorder()
+    policy = _policy(case)
+    first_at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    rerun_at = first_at + timedelta(hours=2)
+
+    def never_sent(*args: Any, **kwargs: Any) -> aws.AccountSession:
+        session = aws.AccountSession(*args, **kwargs)
+
+        def lost(**_: Any) -> None:  # every try, retries included
+            raise ReadTimeoutError(endpoint_url="injected://never-sent")
+
+        session.events.register("before-call.ec2.ModifyVolume", lost)
+        return session
+
+    def options(at: datetime, **extra: Any) -> cleaning.CleanupOptions:
+        return cleaning.CleanupOptions(
+            settings=settings,
+            recorder=recorder,
+            dry_run=False,
+            actor_email=ACTOR,
+            now=lambda: at,
+            **extra,
+        )
+
+    first = cleaning.run_cleanup(
+        store, ORG, [policy], options(first_at, session_factory=never_sent)
+    )
+    [result] = first.results
+    assert result.outcome == "interrupted", result.message
+    account = Account(moto_endpoint, world.account_id)
+    assert not case.done(account, result.resource_id), "the call never left"
+    [intent] = _rows(store, result.resource_id)
+    assert intent["rollback_data"]["modify_requested_at"] == first_at.isoformat()
+
+    second = cleaning.run_cleanup(store, ORG, [policy], options(rerun_at))
+
+    [again] = [r for r in second.results if r.item_id == result.item_id]
+    assert again.outcome == "succeeded", again.message
+    assert case.done(account, result.resource_id)
+    [row] = _rows(store, result.resource_id)
+    assert row["status"] == "succeeded"
+    assert row["rollback_data"]["modify_requested_at"] == rerun_at.isoformat()
+    assert (
+        row["rollback_data"]["original_volume_type"]
+        == intent["rollback_data"]["original_volume_type"]
+    )
+    modified = [
+        c
+        for c in recorder.calls(operation="ModifyVolume")
+        if c.outcome == "ok" and result.resource_id in c.params.values()
+    ]
+    assert len(modified) == 1, modified

@@ -569,19 +569,14 @@ def test_an_attempts_one_outcome_moves_its_item_on(store: Store, make_account) -
         status=domain.AttemptStatus.SUCCEEDED,
         now=done_at,
         response={"deleted_at": T0},
-        rollback_data={"snapshot_id": "snap-1", "snapshot_completed": done_at},
         item_status=domain.CleanupStatus.CLEANED,
     )
     record = store.action(removal)
     assert record is not None
     assert (record.status, record.success, record.error_message) == ("succeeded", True, None)
     assert (record.completed_at, record.aws_response) == (done_at, {"deleted_at": str(T0)})
-    assert record.rollback_data == {
-        "volume_id": "vol-1",
-        "snapshot_id": "snap-1",
-        "snapshot_started": str(T0),
-        "snapshot_completed": str(done_at),
-    }
+    # The outcome leaves the undo data as the checkpoints made it.
+    assert record.rollback_data == checkpointed.rollback_data
     row = _item_row(store, cleaned)
     assert (row["cleanup_status"], row["cleanup_executed_at"]) == ("cleaned", done_at)
     assert (row["cleanup_error"], row["updated_at"]) == (None, done_at)

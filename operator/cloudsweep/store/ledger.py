@@ -609,12 +609,13 @@ def finish(
     now: datetime,
     error: str | None = None,
     response: Mapping[str, Any] | None = None,
-    rollback_data: Mapping[str, Any] | None = None,
     item_status: domain.CleanupStatus | None = None,
 ) -> bool:
     """Record the one outcome of a started attempt, and move its item on.
 
     False when the attempt already has an outcome (another worker recorded it): nothing changes.
+    The undo data is not written here: ``checkpoint`` records it as it is made, so an outcome
+    never puts back an older value of it.
     """
     action = session.get(CleanupAction, action_id, with_for_update=True)
     if action is None:
@@ -628,12 +629,6 @@ def finish(
     action.completed_at = now
     if response is not None:
         action.aws_response = json.loads(json.dumps(dict(response), default=str))
-    if rollback_data is not None:
-        merged = {
-            **(action.rollback_data or {}),
-            **json.loads(json.dumps(dict(rollback_data), default=str)),
-        }
-        action.rollback_data = merged
     if action.action_type == domain.ActionType.ROLLBACK.value:
         if status is domain.AttemptStatus.SUCCEEDED and action.rollback_of is not None:
             original = session.get(CleanupAction, action.rollback_of, with_for_update=True)
