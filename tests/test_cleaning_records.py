@@ -23,6 +23,8 @@ import sqlalchemy as sa
 from botocore.exceptions import ReadTimeoutError
 
 from cloudsweep import aws, cleaning, domain, scanning
+from cloudsweep.cleanup import elastic_ip
+from cloudsweep.cleanup.base import Outcome
 from cloudsweep.settings import Settings
 from cloudsweep.store import FindingFilter, Store
 from cloudsweep.store.engine import get_engine
@@ -516,6 +518,38 @@ def test_an_action_that_raises_is_recorded_failed_and_logged(
     assert "ValueError: a defect in the action" in traceback_text
     assert released(recorder) == []
     assert result.resource_id in helpers.live_addresses(addresses)
+
+
+@pytest.mark.parametrize(
+    ("already_done", "note"), [(False, "done"), (True, "already done by an earlier attempt")]
+)
+def test_an_outcome_without_a_note_is_reported_with_what_happened(
+    addresses: helpers.SmallWorld,
+    store: Store,
+    settings: Settings,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    already_done: bool,
+    note: str,
+) -> None:
+    """An action whose outcome carries no note (a new action, written to the base contract
+    alone): the report and the ledger still say whether this attempt did it or found it done."""
+    released_by = elastic_ip.ReleaseAddress.execute
+
+    def without_note(self: Any, *args: Any) -> Outcome:
+        outcome = released_by(self, *args)
+        return Outcome(outcome.response, already_done=already_done)
+
+    monkeypatch.setattr(elastic_ip.ReleaseAddress, "execute", without_note)
+    recorder = aws.CallRecorder()
+    report = helpers.run_cleanup(
+        store, ORG, [helpers.address_policy(maxItemsPerRun=1)], settings, recorder
+    )
+    [result] = report.results
+    [row] = rows(database_url, "cleanup_actions")
+    assert (result.outcome, result.message) == ("succeeded", note)
+    assert (row["status"], row["aws_response"]["note"]) == ("succeeded", note)
+    assert row["aws_response"]["already_done"] is already_done
 
 
 # --- interrupted attempts, reconciled by the next real run ---------------------------------------
