@@ -389,14 +389,19 @@ def run(
             # A first call generates the mutants and maps tests to functions, then stops on a
             # filter that matches nothing. (mutmut 3.8's very first run in a fresh tree failed its
             # stats pass here, seen twice; a second call always got through: this is that call.)
+            known = _mapped_functions(where)
+            first = [sys.executable, "-m", "mutmut", "run", "cloudsweep.none.x_nothing"]
             subprocess.run(
-                [sys.executable, "-m", "mutmut", "run", "cloudsweep.none.x_nothing"],
-                cwd=where,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                check=False,
+                first, cwd=where, env=env, stdout=output, stderr=subprocess.STDOUT, check=False
             )
+            if known is not None and (_mapped_functions(where) or set()) - known:
+                # A function new since the last run: mutmut's incremental stats map only new
+                # tests, so no test would be found for it and its mutants would be recorded
+                # "no tests". Map every test again (results stay: they follow function hashes).
+                (where / "mutants" / "mutmut-stats.json").unlink()
+                subprocess.run(
+                    first, cwd=where, env=env, stdout=output, stderr=subprocess.STDOUT, check=False
+                )
         # A report from a fresh tree (a new checkout) shows the record against today's mutants;
         # an existing tree is not written to here, as a run may be using it.
         fresh = report_only and recorded and not _metas(where)
@@ -461,6 +466,14 @@ def run(
 
 def _record_path(target: Target) -> Path:
     return RESULTS / f"{target.name}.json"
+
+
+def _mapped_functions(where: Path) -> set[str] | None:
+    """The functions mutmut's stats know (by their hashes), or None before any stats pass."""
+    stats = where / "mutants" / "mutmut-stats.json"
+    if not stats.exists():
+        return None
+    return set(json.loads(stats.read_text()).get("function_hashes", {}))
 
 
 def _metas(where: Path) -> list[Path]:
