@@ -79,3 +79,58 @@ def test_an_approved_volume_tagged_after_approval_is_not_deleted(
     sent = [r for r in sts.calls(account=ACCOUNT) if r.action in ("DeleteVolume", "CreateSnapshot")]
     assert sent == []
     assert {r["status"] for r in helpers.real_rows(database_url, "team-a")} == {"refused"}
+
+
+def test_a_volume_that_lost_the_policys_included_tag_after_approval_is_not_deleted(
+    sts: StsGate, moto_endpoint: str, store: Store, settings: Settings, database_url: str
+) -> None:
+    """A policy that takes only ``team: data`` volumes: both were tagged so when scanned and
+    approved; one is re-tagged ``team: web`` afterwards. The run deletes the other one and
+    refuses this one, naming the tag: the include rule holds at execution, not only at planning."""
+    world = helpers.seed_small_world(moto_endpoint, ACCOUNT, protected=False)
+    ec2 = helpers.account_client(moto_endpoint, ACCOUNT, "ec2")
+    ec2.create_tags(Resources=list(world.volumes), Tags=[{"Key": "team", "Value": "data"}])
+    org = store.ensure_organization("team-a")
+    account = store.register_account(
+        org.id,
+        account_id=ACCOUNT,
+        role_arn=world.role_arn,
+        external_id=world.external_id,
+        regions=[helpers.REGION],
+    )
+    options = scanning.ScanOptions(
+        detectors=["ebs-volume"], parameters={"ebs-volume": {"min_age_days": 0}}
+    )
+    assert scanning.run_scan(store, account, options, settings=settings).scan.status == "completed"
+    items = store.findings(FindingFilter("team-a"))
+    assert {i.resource_id for i in items} == set(world.volumes)
+    store.decide_items(
+        org.id,
+        [i.id for i in items],
+        approve=True,
+        approver_email=helpers.ACTOR,
+        now=domain.utcnow(),
+    )
+    moved, kept = world.volumes
+    ec2.create_tags(Resources=[moved], Tags=[{"Key": "team", "Value": "web"}])
+
+    policy = helpers.volume_policy(
+        requireApprovalAbove="0.00",
+        rules={
+            "minAgeDays": 0,
+            "minConfidence": 50,
+            "maxRiskLevel": "medium",
+            "includeTags": {"team": "data"},
+        },
+    )
+    report = helpers.run_cleanup(store, "team-a", [policy], settings, aws.CallRecorder())
+
+    outcomes = {r.resource_id: r for r in report.results}
+    assert outcomes[moved].outcome == "refused", outcomes[moved].message
+    assert outcomes[moved].message.endswith("no longer has the policy's included tags team")
+    assert outcomes[kept].outcome == "succeeded", outcomes[kept].message
+    assert helpers.live_volumes(world) == {moved}
+    deleted = [
+        r.params.get("VolumeId") for r in sts.calls(account=ACCOUNT) if r.action == "DeleteVolume"
+    ]
+    assert deleted == [kept]
