@@ -76,9 +76,13 @@ def test_more_than_one_batch(store: Store, make_account) -> None:
         account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
     )
     count = BATCH_SIZE * 2 + 7
-    result = store.upsert_findings(scan, [finding(f"vol-{i:05d}") for i in range(count)])
-    assert result.inserted == count
+    batch = [finding(f"vol-{i:05d}") for i in range(count)]
+    result = store.upsert_findings(scan, batch)
+    assert (result.inserted, result.updated) == (count, 0)
     assert _count(store.url, "SELECT count(*) FROM waste_items") == count
+    # Seen again: every batch's updates are counted, not the last batch's alone.
+    again = store.upsert_findings(scan, batch)
+    assert (again.inserted, again.updated) == (0, count)
 
 
 def test_close_scan_computes_totals_from_what_it_saw(store: Store, make_account) -> None:

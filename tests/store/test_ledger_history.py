@@ -776,11 +776,12 @@ def test_interrupted_attempts_are_the_silent_real_cleanups_of_the_organization(
     """What a cleanup run reconciles: the organization's real cleanup attempts still started
     whose last sign of life (intent or heartbeat) is before ``quiet_since``, oldest first; not
     one that beat since (or at that very moment), not finished attempts, not an interrupted
-    rollback (its own rollback resumes it), not another organization's."""
+    rollback (its own rollback resumes it), not a dry run (no run leaves one started today; one
+    that did must never be resumed as a real attempt), not another organization's."""
     org_id, items = _items(
-        store, make_account, "vol-1", "vol-2", "vol-3", "vol-4", "vol-5", "vol-6"
+        store, make_account, "vol-1", "vol-2", "vol-3", "vol-4", "vol-5", "vol-6", "vol-7"
     )
-    newer, older, beating, at_edge, finished, restoring = items
+    newer, older, beating, at_edge, finished, restoring, rehearsed = items
     quiet_since = T0 + timedelta(minutes=30)
     anything = list(ledger.ACTIONABLE)
 
@@ -796,6 +797,8 @@ def test_interrupted_attempts_are_the_silent_real_cleanups_of_the_organization(
     beating_id = started(beating, T0 + timedelta(minutes=1))
     store.heartbeat(beating_id, quiet_since + timedelta(minutes=1))
     older_id = started(older, T0)
+    dry = store.claim(_intent(rehearsed, None, dry_run=True), allowed=anything, now=T0)
+    assert dry is not None
     _attempt(store, finished, domain.AttemptStatus.FAILED, T0)
     removal = _attempt(store, restoring, domain.AttemptStatus.SUCCEEDED, T0)
     assert store.start_rollback(_undo(restoring, removal), T0) is not None
