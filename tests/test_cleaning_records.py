@@ -552,6 +552,28 @@ def test_an_outcome_without_a_note_is_reported_with_what_happened(
     assert row["aws_response"]["already_done"] is already_done
 
 
+def test_a_policy_acts_only_in_the_accounts_it_selects(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, moto_endpoint: str
+) -> None:
+    """Two accounts of one organization, each with idle addresses; the policy selects the first
+    (``accounts``, as its CRD's account selector resolves it). The run plans and releases the
+    first account's addresses only; the other's stay, seen in moto."""
+    other = helpers.seed_small_world(
+        moto_endpoint, "210987654321", volumes=0, addresses=2, protected=False
+    )
+    helpers.scan_world(store, ORG, other, settings)
+    recorder = aws.CallRecorder()
+    report = helpers.run_cleanup(
+        store, ORG, [helpers.address_policy(accounts=[ACCOUNT])], settings, recorder
+    )
+    assert {d.candidate.account_id for d in report.plan.decisions} == {ACCOUNT}
+    assert sorted(r.resource_id for r in report.results if r.outcome == "succeeded") == sorted(
+        addresses.addresses
+    )
+    assert helpers.live_addresses(addresses) == set()
+    assert helpers.live_addresses(other) == set(other.addresses)
+
+
 # --- interrupted attempts, reconciled by the next real run ---------------------------------------
 
 

@@ -40,7 +40,6 @@ from cloudsweep.store import Candidate, Intent, Store, rate_budget
 log = logging.getLogger(__name__)
 
 SessionFactory = Callable[..., aws.AccountSession]
-ACTIONABLE_STATUSES = (domain.CleanupStatus.PENDING.value, domain.CleanupStatus.APPROVED.value)
 
 
 class LostLock(RuntimeError):
@@ -206,16 +205,12 @@ def plan_cleanup(
     *,
     mode: RunMode,
     now: datetime,
-    statuses: Sequence[str] = ACTIONABLE_STATUSES,
 ) -> Plan:
-    """Decide every open finding the policies cover; nothing is written."""
+    """Decide every open finding (pending or approved) the policies cover; nothing is written."""
 
     def candidates_for(policy: CleanupPolicy) -> Iterator[Candidate]:
         return store.candidates(
-            organization_id,
-            resource_type=policy.resource_type,
-            account_ids=policy.accounts,
-            statuses=statuses,
+            organization_id, resource_type=policy.resource_type, account_ids=policy.accounts
         )
 
     return evaluate(policies, candidates_for, mode=mode, now=now)
