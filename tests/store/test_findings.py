@@ -309,3 +309,26 @@ def test_an_organizations_scans_since_a_moment_count_all_its_accounts_and_no_oth
     assert store.scans_since(b.organization_id, since) == 1
     assert store.scans_since(a1.organization_id, T0) == 4
     assert store.scans_since(b.organization_id, T0 + timedelta(hours=4)) == 0
+
+
+def test_an_account_is_registered_to_be_scanned_and_a_scan_names_who_started_it(
+    store: Store, make_account
+) -> None:
+    """Registered without saying (as ``cloudsweep scan`` registers its account), an account is
+    one that ScanSchedules and ``cloudsweep scan --account-id`` scan; a scan keeps its starter."""
+    account = make_account()
+    assert account.scan_enabled is True
+    assert store.account(account.organization_id, account.account_id) == account
+    starter = store.ensure_user(account.organization_id, "ops@example.com")
+    scan = store.open_scan(
+        account.id,
+        scan_type=domain.ScanType.MANUAL,
+        regions=["us-east-1"],
+        started_at=T0,
+        created_by=starter,
+    )
+    with get_engine(store.url).connect() as conn:
+        created_by = conn.execute(
+            sa.text("SELECT created_by FROM scan_results WHERE id = :id"), {"id": scan.id}
+        ).scalar_one()
+    assert created_by == starter
