@@ -4,14 +4,23 @@ organization's count since a moment)."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 
 from cloudsweep import domain
-from cloudsweep.store import BATCH_SIZE, AccountRecord, FindingFilter, ScanRecord, Store
+from cloudsweep.store import (
+    BATCH_SIZE,
+    AccountClaimed,
+    AccountRecord,
+    FindingFilter,
+    ScanRecord,
+    Store,
+)
 from cloudsweep.store.engine import get_engine
 
 from .conftest import T0, finding
@@ -332,3 +341,67 @@ def test_an_account_is_registered_to_be_scanned_and_a_scan_names_who_started_it(
             sa.text("SELECT created_by FROM scan_results WHERE id = :id"), {"id": scan.id}
         ).scalar_one()
     assert created_by == starter
+
+
+def test_an_organization_and_an_account_keep_what_they_were_registered_with(
+    store: Store,
+) -> None:
+    """Every field the operator's handlers pass reaches the row, read back whole; a namespace
+    recreated under its name (another UID) is refused, so its UID was stored."""
+    org = store.ensure_organization(
+        "team-z",
+        name="Team Z",
+        namespace_uid="uid-team-z",
+        monthly_scan_limit=40,
+        auto_cleanup_enabled=True,
+    )
+    assert store.organization("team-z") == org
+    assert (org.slug, org.name, org.monthly_scan_limit, org.auto_cleanup_enabled) == (
+        "team-z",
+        "Team Z",
+        40,
+        True,
+    )
+    with pytest.raises(domain.InvalidInput, match="was recreated"):
+        store.ensure_organization("team-z", namespace_uid="uid-other")
+    account = store.register_account(
+        org.id,
+        account_id="999999999999",
+        role_arn="arn:aws:iam::999999999999:role/CloudSweepScanner",
+        external_id="ext-z",
+        regions=["eu-west-1"],
+        account_name="Data (prod)",
+        scan_enabled=False,
+        auto_cleanup_enabled=True,
+        allow_shared=True,
+    )
+    assert store.account(org.id, "999999999999") == account
+    assert dataclasses.astuple(account)[2:10] == (
+        "999999999999",
+        "Data (prod)",
+        "arn:aws:iam::999999999999:role/CloudSweepScanner",
+        "ext-z",
+        ("eu-west-1",),
+        False,
+        True,
+        "pending",
+    )
+    # Held by team-z: another organization registers it only by saying it is shared.
+    other = store.ensure_organization("team-y")
+    with pytest.raises(AccountClaimed):
+        store.register_account(
+            other.id,
+            account_id="999999999999",
+            role_arn=None,
+            external_id=None,
+            regions=["eu-west-1"],
+        )
+    shared = store.register_account(
+        other.id,
+        account_id="999999999999",
+        role_arn=None,
+        external_id=None,
+        regions=["eu-west-1"],
+        allow_shared=True,
+    )
+    assert (shared.organization_id, shared.auto_cleanup_enabled) == (other.id, False)
