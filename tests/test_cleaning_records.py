@@ -574,6 +574,45 @@ def test_a_policy_acts_only_in_the_accounts_it_selects(
     assert helpers.live_addresses(other) == set(other.addresses)
 
 
+def test_a_manual_run_that_acts_needs_who_runs_it(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    """A manual run (the CLI's) that would act names nobody: refused before anything is planned
+    or recorded, saying how to name the person."""
+    options = cleaning.CleanupOptions(
+        settings=settings, method=domain.ExecutionMethod.MANUAL, dry_run=False
+    )
+    with pytest.raises(cleaning.CleanupRefused) as refused:
+        cleaning.run_cleanup(store, ORG, helpers.parse([helpers.address_policy()]), options)
+    assert str(refused.value) == (
+        "a manual cleanup that acts needs the identity of who runs it (--as EMAIL)"
+    )
+    assert rows(database_url, "cleanup_runs") == []
+    assert helpers.live_addresses(addresses) == set(addresses.addresses)
+
+
+def test_a_run_is_dated_by_its_clock_and_its_calls_share_the_request_budget(
+    addresses: helpers.SmallWorld, store: Store, settings: Settings, database_url: str
+) -> None:
+    """The run's record starts at the run's own clock (the operator's, not the database's), and
+    its AWS calls take from the request budget every process shares."""
+    assert settings.aws_rate_budget
+    with get_engine(database_url).begin() as conn:
+        conn.execute(sa.text("DELETE FROM aws_request_budgets"))
+    at = domain.utcnow().replace(microsecond=0) + timedelta(hours=1)  # not the database's now
+    report = helpers.run_cleanup(
+        store, ORG, [helpers.address_policy()], settings, aws.CallRecorder(), now=lambda: at
+    )
+    assert {r.outcome for r in report.results} == {"succeeded"}
+    [run] = rows(database_url, "cleanup_runs")
+    assert (run["id"], run["started_at"], run["completed_at"]) == (report.run_id, at, at)
+    with get_engine(database_url).connect() as conn:
+        budgets = set(
+            conn.execute(sa.text("SELECT account_id, region, service FROM aws_request_budgets"))
+        )
+    assert (ACCOUNT, helpers.REGION, "ec2") in budgets
+
+
 # --- interrupted attempts, reconciled by the next real run ---------------------------------------
 
 
