@@ -9,6 +9,8 @@ every registered action is ``tests/cleanup/test_recheck_contract.py``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from cloudsweep import aws, domain, scanning
 from cloudsweep.settings import Settings
 from cloudsweep.store import FindingFilter, Store
@@ -20,10 +22,11 @@ ACCOUNT = "111111111111"
 SCAN_PROTECTION = "finops/keep"
 
 
-def test_an_approved_volume_tagged_after_approval_is_not_deleted(
-    sts: StsGate, moto_endpoint: str, store: Store, settings: Settings, database_url: str
+def _scan_and_approve(
+    store: Store, world: helpers.SmallWorld, settings: Settings, **detector: Any
 ) -> None:
-    world = helpers.seed_small_world(moto_endpoint, ACCOUNT, protected=False)
+    """Register the world's account in ``team-a``, scan its volumes (any age, and ``detector``'s
+    parameters), and approve every finding, as a person would before the tags change."""
     org = store.ensure_organization("team-a")
     account = store.register_account(
         org.id,
@@ -33,13 +36,7 @@ def test_an_approved_volume_tagged_after_approval_is_not_deleted(
         regions=[helpers.REGION],
     )
     options = scanning.ScanOptions(
-        detectors=["ebs-volume"],
-        parameters={
-            "ebs-volume": {
-                "min_age_days": 0,
-                "protection_tags": ["cloudsweep.io/protect", SCAN_PROTECTION],
-            }
-        },
+        detectors=["ebs-volume"], parameters={"ebs-volume": {"min_age_days": 0, **detector}}
     )
     assert scanning.run_scan(store, account, options, settings=settings).scan.status == "completed"
     items = store.findings(FindingFilter("team-a"))
@@ -50,6 +47,15 @@ def test_an_approved_volume_tagged_after_approval_is_not_deleted(
         approve=True,
         approver_email=helpers.ACTOR,
         now=domain.utcnow(),
+    )
+
+
+def test_an_approved_volume_tagged_after_approval_is_not_deleted(
+    sts: StsGate, moto_endpoint: str, store: Store, settings: Settings, database_url: str
+) -> None:
+    world = helpers.seed_small_world(moto_endpoint, ACCOUNT, protected=False)
+    _scan_and_approve(
+        store, world, settings, protection_tags=["cloudsweep.io/protect", SCAN_PROTECTION]
     )
 
     # After the approval, in AWS: one volume gets the schedule's protection tag, the other a tag
@@ -90,27 +96,7 @@ def test_a_volume_that_lost_the_policys_included_tag_after_approval_is_not_delet
     world = helpers.seed_small_world(moto_endpoint, ACCOUNT, protected=False)
     ec2 = helpers.account_client(moto_endpoint, ACCOUNT, "ec2")
     ec2.create_tags(Resources=list(world.volumes), Tags=[{"Key": "team", "Value": "data"}])
-    org = store.ensure_organization("team-a")
-    account = store.register_account(
-        org.id,
-        account_id=ACCOUNT,
-        role_arn=world.role_arn,
-        external_id=world.external_id,
-        regions=[helpers.REGION],
-    )
-    options = scanning.ScanOptions(
-        detectors=["ebs-volume"], parameters={"ebs-volume": {"min_age_days": 0}}
-    )
-    assert scanning.run_scan(store, account, options, settings=settings).scan.status == "completed"
-    items = store.findings(FindingFilter("team-a"))
-    assert {i.resource_id for i in items} == set(world.volumes)
-    store.decide_items(
-        org.id,
-        [i.id for i in items],
-        approve=True,
-        approver_email=helpers.ACTOR,
-        now=domain.utcnow(),
-    )
+    _scan_and_approve(store, world, settings)
     moved, kept = world.volumes
     ec2.create_tags(Resources=[moved], Tags=[{"Key": "team", "Value": "web"}])
 
