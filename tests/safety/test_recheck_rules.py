@@ -22,6 +22,14 @@ ACCOUNT = "111111111111"
 SCAN_PROTECTION = "finops/keep"
 
 
+def _policy_on_approval(**tag_rule: Any) -> dict[str, Any]:
+    """A volume policy that acts on every approved finding, with one tag rule."""
+    return helpers.volume_policy(
+        requireApprovalAbove="0.00",
+        rules={"minAgeDays": 0, "minConfidence": 50, "maxRiskLevel": "medium", **tag_rule},
+    )
+
+
 def _scan_and_approve(
     store: Store, world: helpers.SmallWorld, settings: Settings, **detector: Any
 ) -> None:
@@ -65,15 +73,7 @@ def test_an_approved_volume_tagged_after_approval_is_not_deleted(
     ec2.create_tags(Resources=[protected], Tags=[{"Key": SCAN_PROTECTION, "Value": "yes"}])
     ec2.create_tags(Resources=[excluded], Tags=[{"Key": "env", "Value": "prod"}])
 
-    policy = helpers.volume_policy(
-        requireApprovalAbove="0.00",
-        rules={
-            "minAgeDays": 0,
-            "minConfidence": 50,
-            "maxRiskLevel": "medium",
-            "excludeTags": {"env": "prod"},
-        },
-    )
+    policy = _policy_on_approval(excludeTags={"env": "prod"})
     report = helpers.run_cleanup(store, "team-a", [policy], settings, aws.CallRecorder())
 
     outcomes = {r.resource_id: r for r in report.results}
@@ -100,15 +100,7 @@ def test_a_volume_that_lost_the_policys_included_tag_after_approval_is_not_delet
     moved, kept = world.volumes
     ec2.create_tags(Resources=[moved], Tags=[{"Key": "team", "Value": "web"}])
 
-    policy = helpers.volume_policy(
-        requireApprovalAbove="0.00",
-        rules={
-            "minAgeDays": 0,
-            "minConfidence": 50,
-            "maxRiskLevel": "medium",
-            "includeTags": {"team": "data"},
-        },
-    )
+    policy = _policy_on_approval(includeTags={"team": "data"})
     report = helpers.run_cleanup(store, "team-a", [policy], settings, aws.CallRecorder())
 
     outcomes = {r.resource_id: r for r in report.results}
