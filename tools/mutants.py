@@ -363,6 +363,7 @@ def run(
     build: Path = BUILD,
     survivors_only: bool = False,
     save: bool = False,
+    equivalent: Allowlist | None = None,
 ) -> dict[str, object]:
     where = stage(target, build)
     recorded = build == BUILD
@@ -414,10 +415,13 @@ def run(
         if survivors_only and not report_only:
             # Again, with the tests as they are now (mutmut copies them afresh and maps the new
             # ones): what a new test kills is counted. A mutant killed before stays killed, as
-            # tests are only added, so the result is that of a full run. Mutants no test reached
-            # go again too: a test added to the target's list may reach them now.
-            again = ("survived", "no tests")
-            names = sorted(n for n, s in _results(where, None).items() if s in again)
+            # tests are only added. Mutants no test reached go again too: a test added to the
+            # target's list may reach them now. Listed equivalents keep their verdict
+            # (``to_run_again``), so the result is a full run's, or fewer kills than one's.
+            listed = equivalent if equivalent is not None else equivalents()
+            results = _results(where, None)
+            survived = [n for n, s in results.items() if s == "survived"]
+            names = to_run_again(results, _diffs(where, survived) if survived else {}, listed)
             if not names:
                 names = ["cloudsweep.none.x_nothing"]
         if sample is not None and not report_only:
@@ -561,6 +565,18 @@ def _keep_results_for_added_tests(where: Path, target: Target) -> None:
     stats.write_text(json.dumps(data, indent=4))
 
 
+def to_run_again(results: dict[str, str], diffs: dict[str, str], known: Allowlist) -> list[str]:
+    """What ``--survivors`` runs: the survivors not listed as equivalent, and mutants no test reached.
+
+    A listed equivalent keeps its verdict: it changes no behaviour, so it survives every test of
+    its function, and running them all again costs minutes a mutant (the listed ``ledger`` ones,
+    five each). Counting it survived is the conservative side. ``--clean``, or any edit of its
+    function, runs it again.
+    """
+    again = sorted(n for n, s in results.items() if s in ("survived", "no tests"))
+    return [n for n in again if results[n] == "no tests" or not known.allows(n, diffs.get(n))]
+
+
 def equivalents() -> Allowlist:
     """The checked-in list of mutants known to be equivalent (``docs/testing.md`` says why)."""
     return mutants_allowlist.parse(EQUIVALENTS.read_text() if EQUIVALENTS.exists() else "")
@@ -677,7 +693,8 @@ def main() -> int:
     parser.add_argument(
         "--survivors",
         action="store_true",
-        help="run only the last survivors (and mutants no test reached), with today's tests",
+        help="run again, with today's tests, the last survivors not listed as equivalent "
+        "and the mutants no test reached",
     )
     parser.add_argument(
         "--save",
@@ -735,6 +752,7 @@ def _run_targets(
             build=build,
             survivors_only=args.survivors,
             save=args.save,
+            equivalent=known,
         )
         survivors: list[str] = report["survivors"]  # type: ignore[assignment]
         print(

@@ -175,3 +175,23 @@ def test_the_core_line_says_which_targets_it_does_not_cover(
 
     assert line.startswith("== core: score 90.0% (720 killed of 800 checked")
     assert line.endswith(expected_tail)
+
+
+def test_survivors_runs_again_what_is_unjudged_and_what_no_test_reached() -> None:
+    listed = "cloudsweep.notify.urls.x__parse__mutmut_94"
+    unjudged = "cloudsweep.notify.urls.x__parse__mutmut_95"
+    unreached = "cloudsweep.notify.urls.x__parse__mutmut_96"
+    results = {
+        listed: "survived",
+        unjudged: "survived",
+        unreached: "no tests",
+        "cloudsweep.notify.urls.x__parse__mutmut_97": "killed",
+        "cloudsweep.notify.urls.x__parse__mutmut_98": "caught by type check",
+    }
+    diffs = {listed: PARSE_94, unjudged: PARSE_94.replace('"IDNA"', '"idnA"')}
+    known = mutants_allowlist.parse(LISTED)
+
+    assert mutants.to_run_again(results, diffs, known) == [unjudged, unreached]
+    # With nothing listed, every survivor goes again.
+    empty = mutants_allowlist.parse("")
+    assert mutants.to_run_again(results, diffs, empty) == [listed, unjudged, unreached]
