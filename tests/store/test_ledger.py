@@ -92,6 +92,36 @@ def test_candidates_are_the_organizations_own(store: Store, make_account) -> Non
     )
 
 
+def test_candidates_are_open_findings_of_live_accounts(store: Store, make_account) -> None:
+    """Guards: ``WasteItem.gone_at IS NULL`` and ``AwsAccount.deleted_at IS NULL`` in the
+    candidate query. A resource the last full scan no longer saw is not planned (the run would
+    act on an ID that may name nothing, or something else now), and neither is any finding of an
+    AwsAccount that was deleted (its role may be gone, and nobody asked CloudSweep to act there)."""
+    kept = make_account("team-a", SHARED)
+    deleted = make_account("team-a", SIBLING)
+    for account in (kept, deleted):
+        scan = store.open_scan(
+            account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+        )
+        store.upsert_findings(scan, [finding("vol-stays"), finding("vol-goes")])
+    later = store.open_scan(
+        kept.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.upsert_findings(later, [finding("vol-stays")])
+    assert store.close_unseen(later, regions=["us-east-1"], resource_types=["ebs-volume"], now=T0)
+
+    def planned() -> set[tuple[str, str]]:
+        return {
+            (c.account_id, c.resource_id)
+            for c in store.candidates(kept.organization_id, resource_type="ebs-volume")
+        }
+
+    # Before the deletion: both of the deleted account's findings are candidates (the set-up).
+    assert planned() == {(SHARED, "vol-stays"), (SIBLING, "vol-stays"), (SIBLING, "vol-goes")}
+    store.mark_account_deleted(deleted.id, T0 + timedelta(minutes=1))
+    assert planned() == {(SHARED, "vol-stays")}
+
+
 STATUSES = tuple(s.value for s in domain.CleanupStatus)
 
 
