@@ -558,7 +558,8 @@ def evaluate(
     """Decide every candidate of every policy; an item matched by several policies is decided by
     the first (in name order) that would act on it, else the first that matches it at all.
 
-    ``candidates_for(policy)`` yields the policy's candidates, most expensive first.
+    ``candidates_for(policy)`` yields the policy's candidates, in any order: the plan is
+    ordered here, most expensive first.
     """
     chosen: dict[Any, Decision] = {}
     for policy in sorted(policies, key=lambda p: p.name):

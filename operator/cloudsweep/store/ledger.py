@@ -219,13 +219,16 @@ def iter_candidates(
     statuses: Sequence[str] = ACTIONABLE,
     batch: int = 1_000,
 ) -> Iterator[Candidate]:
-    """Open findings of one type that a policy could act on, streamed (100k items stay bounded)."""
+    """Open findings of one type that a policy could act on, streamed (100k items stay bounded).
+
+    In no particular order: ``policies.evaluate`` orders the plan itself (most expensive first),
+    so an ORDER BY here only made the database sort the rows a second time.
+    """
     query = _candidate_query(organization_id).where(
         WasteItem.resource_type == resource_type, WasteItem.cleanup_status.in_(list(statuses))
     )
     if account_ids:
         query = query.where(AwsAccount.account_id.in_(list(account_ids)))
-    query = query.order_by(WasteItem.monthly_cost.desc(), WasteItem.id)
     for item, account, org_auto in session.execute(query.execution_options(yield_per=batch)):
         yield _to_candidate(item, account, org_auto)
 
