@@ -10,8 +10,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
+import sqlalchemy as sa
+
 from cloudsweep import domain
-from cloudsweep.store import AccountRecord, FindingFilter, Store
+from cloudsweep.store import AccountRecord, FindingFilter, Store, ledger
+from cloudsweep.store.engine import session_scope
 
 from .conftest import T0, finding
 from .test_ledger_history import _attempt, _intent
@@ -120,6 +123,27 @@ def test_candidates_are_open_findings_of_live_accounts(store: Store, make_accoun
     assert planned() == {(SHARED, "vol-stays"), (SIBLING, "vol-stays"), (SIBLING, "vol-goes")}
     store.mark_account_deleted(deleted.id, T0 + timedelta(minutes=1))
     assert planned() == {(SHARED, "vol-stays")}
+
+
+def test_candidates_stream_through_a_server_side_cursor(store: Store, make_account) -> None:
+    """Guard: ``yield_per`` on the candidate query. A policy over 100k findings must not load
+    them all into the operator's memory: the rows come through a server-side cursor, in batches,
+    which PostgreSQL lists in ``pg_cursors`` while the stream is open (a buffered query has
+    fetched every row and holds no cursor)."""
+    account = make_account("team-a", SHARED)
+    scan = store.open_scan(
+        account.id, scan_type=domain.ScanType.FULL, regions=["us-east-1"], started_at=T0
+    )
+    store.upsert_findings(scan, [finding(f"vol-{n}") for n in range(5)])
+    with session_scope(store.url) as session:
+        stream = ledger.iter_candidates(
+            session, account.organization_id, resource_type="ebs-volume", batch=2
+        )
+        first = next(stream)
+        open_cursors = session.execute(sa.text("SELECT count(*) FROM pg_cursors")).scalar_one()
+        rest = list(stream)
+    assert open_cursors == 1
+    assert len({first.resource_id, *(c.resource_id for c in rest)}) == 5
 
 
 STATUSES = tuple(s.value for s in domain.CleanupStatus)
