@@ -577,6 +577,14 @@ def to_run_again(results: dict[str, str], diffs: dict[str, str], known: Allowlis
     return [n for n in again if results[n] == "no tests" or not known.allows(n, diffs.get(n))]
 
 
+def unmatched_entries(known: Allowlist, survivor_diffs: dict[str, str]) -> list[str]:
+    """The allow-list's entries that match none of the survivors (``survivor_diffs``: each one's
+    diff): a test or mypy kills their mutant now, or its line changed. They are judgments about
+    nothing, and would quietly excuse a new mutant that happened to share the line: remove them."""
+    used = {mutants_allowlist.key(name, diff) for name, diff in survivor_diffs.items()}
+    return sorted((known.keys - used) | (known.names - set(survivor_diffs)))
+
+
 def equivalents() -> Allowlist:
     """The checked-in list of mutants known to be equivalent (``docs/testing.md`` says why)."""
     return mutants_allowlist.parse(EQUIVALENTS.read_text() if EQUIVALENTS.exists() else "")
@@ -739,6 +747,7 @@ def _run_targets(
     failed = False
     totals = [0, 0, 0]
     incomplete: list[str] = []  # targets whose figures are not a full run's
+    survivor_diffs: dict[str, str] = {}  # every target's survivors, for the allow-list's check
     for target in chosen:
         if args.clean or (args.ci and not args.report):
             # The sample is small: always measured afresh, never resumed from older code.
@@ -764,6 +773,7 @@ def _run_targets(
             flush=True,
         )
         diffs = _diffs(build / target.name, survivors) if survivors else {}
+        survivor_diffs.update(diffs)
         unjudged = [n for n in survivors if not known.allows(n, diffs.get(n))]
         for name in survivors:
             mark = "" if name in unjudged else "  (equivalent: docs/testing.md)"
@@ -797,6 +807,12 @@ def _run_targets(
             failed = True
     if len(chosen) > 1 and not args.ci:
         print("\n" + core_line(totals, incomplete, whole=len(chosen) == len(TARGETS)))
+    if len(chosen) == len(TARGETS) and not args.ci and not incomplete:
+        # Only over a whole result: an entry of a target not run would look unused.
+        for entry in unmatched_entries(known, survivor_diffs):
+            print(
+                f"   listed, but no survivor matches it (killed now, or its line changed): {entry}"
+            )
     return 1 if failed else 0
 
 

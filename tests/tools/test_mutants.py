@@ -195,3 +195,16 @@ def test_survivors_runs_again_what_is_unjudged_and_what_no_test_reached() -> Non
     # With nothing listed, every survivor goes again.
     empty = mutants_allowlist.parse("")
     assert mutants.to_run_again(results, diffs, empty) == [listed, unjudged, unreached]
+
+
+def test_entries_that_no_survivor_matches_are_reported() -> None:
+    known = mutants_allowlist.parse(
+        LISTED
+        + "# a bare name, of a mutant killed since\ncloudsweep.notify.urls.x__parse__mutmut_3\n"
+    )
+    listed = "cloudsweep.notify.urls.x__parse__mutmut_94"
+
+    assert mutants.unmatched_entries(known, {listed: PARSE_94}) == [
+        "cloudsweep.notify.urls.x__parse__mutmut_3"
+    ]
+    assert mutants.unmatched_entries(known, {}) == sorted(known.keys | known.names)
