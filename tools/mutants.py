@@ -566,7 +566,7 @@ def _keep_results_for_added_tests(where: Path, target: Target) -> None:
 
 
 def to_run_again(results: dict[str, str], diffs: dict[str, str], known: Allowlist) -> list[str]:
-    """What ``--survivors`` runs: the survivors not listed as equivalent, and mutants no test reached.
+    """What ``--survivors`` runs: unlisted survivors, and the mutants no test reached.
 
     A listed equivalent keeps its verdict: it changes no behaviour, so it survives every test of
     its function, and running them all again costs minutes a mutant (the listed ``ledger`` ones,
